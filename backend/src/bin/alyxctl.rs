@@ -1,0 +1,416 @@
+//! `alyxctl`, the ALYX command-line client: generate, import, inspect, verify, export and query
+//! local datasets. Errors are one line on stderr with what to do, and a non-zero exit code.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use alyx_shared::datasets;
+use alyx_shared::generator::{Centrality, GeneratorConfig, ResonanceRates};
+use alyx_shared::import::root::Mapping;
+use alyx_shared::query::{self, OutputFormat};
+use alyx_shared::store::{DataStore, Dataset, Table};
+use alyx_shared::{CollisionSystem, default_data_dir};
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(name = "alyxctl", version, about = "ALYX command-line client: generate, import, query and verify collision data")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate collision events with the ALICE-like barrel simulation.
+    Generate {
+        /// Collision system: pp or pbpb.
+        #[arg(long, default_value = "pp")]
+        system: String,
+        /// Pb–Pb centrality class: central (0–5 %), peripheral (70–80 %) or minbias.
+        #[arg(long, default_value = "central")]
+        centrality: String,
+        #[arg(long)]
+        events: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Data directory to write the dataset into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Dataset name (default: <system>-seed<seed>).
+        #[arg(long)]
+        name: Option<String>,
+        /// Mean resonances per event, e.g. `k0s=1,lambda=0.5,jpsi=0.1,z=0.02`.
+        #[arg(long)]
+        rates: Option<String>,
+    },
+    /// Import ROOT (TTree) or Phoenix JSON files into a new dataset.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+        /// The TTree to read.
+        #[arg(long)]
+        tree: Option<String>,
+        /// A TOML file naming the branches for each field (see README).
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Print the branch mapping used (a starting point for --mapping).
+        #[arg(long)]
+        show_mapping: bool,
+    },
+    /// Datasets, tables, columns with types, counts.
+    Info {
+        dir: PathBuf,
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+    /// Recompute checksums and report missing, truncated or altered files.
+    Verify {
+        dir: PathBuf,
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+    /// Write one event as Phoenix event-display JSON.
+    ExportPhoenix {
+        dir: PathBuf,
+        #[arg(long)]
+        event: u64,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+    /// Run SQL over a dataset's tables (events, tracks, hits, muons, ...; see README).
+    Query {
+        dir: PathBuf,
+        #[arg(long)]
+        sql: String,
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Write to a file instead of stdout (required for parquet).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Rows shown in table format.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+    /// The embedded default: make the demo datasets in the local data directory (if missing)
+    /// and show the resonance peaks found in them.
+    Demo {
+        /// Data directory (default: $ALYX_DATA_DIR or ~/.local/share/alyx).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+            eprintln!("error: {}", chain.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let bar = if std::io::stderr().is_terminal() { ProgressBar::new(len) } else { ProgressBar::hidden() };
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
+fn parse_rates(text: &str, mut rates: ResonanceRates) -> Result<ResonanceRates> {
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        let (key, value) = part.split_once('=').with_context(|| format!("--rates: `{part}` is not NAME=VALUE"))?;
+        let value: f64 = value.trim().parse().with_context(|| format!("--rates: `{value}` is not a number"))?;
+        if !(value >= 0.0 && value.is_finite()) {
+            bail!("--rates: {key} must be a non-negative number of resonances per event");
+        }
+        match key.trim() {
+            "k0s" => rates.k0s = value,
+            "lambda" => rates.lambda = value,
+            "jpsi" => rates.jpsi = value,
+            "z" => rates.z = value,
+            other => bail!("--rates: unknown resonance `{other}`; use k0s, lambda, jpsi or z"),
+        }
+    }
+    Ok(rates)
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Generate { system, centrality, events, seed, out, name, rates } => {
+            let system = CollisionSystem::parse(&system)
+                .filter(|s| *s != CollisionSystem::Unknown)
+                .with_context(|| format!("unknown --system `{system}`; use pp or pbpb"))?;
+            let centrality = Centrality::parse(&centrality)
+                .with_context(|| format!("unknown --centrality `{centrality}`; use central, peripheral or minbias"))?;
+            let mut config = match system {
+                CollisionSystem::PbPb => GeneratorConfig::pbpb(seed, centrality),
+                _ => GeneratorConfig::pp(seed),
+            };
+            if let Some(r) = rates {
+                config.rates = parse_rates(&r, config.rates)?;
+            }
+            let name = name.unwrap_or_else(|| format!("{}-seed{seed}", system.as_str().to_lowercase()));
+            let store = DataStore::open(&out)?;
+            let progress = bar(events, "generating");
+            let start = Instant::now();
+            let dataset = datasets::generate(&store, &name, config, events, &mut |done| progress.set_position(done))?;
+            progress.finish_and_clear();
+            let secs = start.elapsed().as_secs_f64();
+            let m = dataset.manifest();
+            println!(
+                "generated {} events ({} tracks, {} hits) into {} in {secs:.1} s ({:.0} events/s)",
+                m.event_count(),
+                m.rows(Table::Tracks),
+                m.rows(Table::Hits),
+                dataset.dir().display(),
+                m.event_count() as f64 / secs
+            );
+        }
+        Command::Import { files, out, name, tree, mapping, show_mapping } => {
+            for f in &files {
+                if !f.is_file() {
+                    bail!("{}: no such file", f.display());
+                }
+            }
+            let mapping = match mapping {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+                    Some(Mapping::from_toml(&text).with_context(|| format!("{}", path.display()))?)
+                }
+                None => None,
+            };
+            let name = name.unwrap_or_else(|| datasets::name_from_path(&files[0]));
+            let store = DataStore::open(&out)?;
+            let progress = bar(files.len() as u64, "importing");
+            let start = Instant::now();
+            let (dataset, reports) =
+                datasets::import_files(&store, &name, &files, tree.as_deref(), mapping.as_ref(), &mut |_| {
+                    progress.inc(1)
+                })?;
+            progress.finish_and_clear();
+            let m = dataset.manifest();
+            println!(
+                "imported {} events from {} file(s) into {} in {:.2} s",
+                m.event_count(),
+                files.len(),
+                dataset.dir().display(),
+                start.elapsed().as_secs_f64()
+            );
+            if m.flagged_count() > 0 {
+                println!(
+                    "{} events broke a validation rule and are flagged (see the `flags` column of `events`)",
+                    m.flagged_count()
+                );
+            }
+            for (file, report) in files.iter().zip(&reports) {
+                if show_mapping {
+                    println!("{}:", file.display());
+                    for line in &report.mapped {
+                        println!("  mapped  {line}");
+                    }
+                }
+                for line in &report.skipped {
+                    println!("  skipped {line}");
+                }
+            }
+        }
+        Command::Info { dir, dataset } => info(&dir, dataset.as_deref())?,
+        Command::Verify { dir, dataset } => {
+            let datasets = select(&dir, dataset.as_deref())?;
+            let mut bad = 0;
+            for d in datasets {
+                let report = d.verify();
+                let status = if report.is_ok() { "ok" } else { "DAMAGED" };
+                println!(
+                    "{}: {status} — {} files, {:.1} MB checked",
+                    d.name(),
+                    report.files_checked,
+                    report.bytes_checked as f64 / 1e6
+                );
+                for p in &report.problems {
+                    println!("  {}: {}", p.path.display(), p.what);
+                }
+                for p in &report.unreferenced {
+                    println!("  {}: not in the manifest (left by an interrupted write; safe to delete)", p.display());
+                }
+                bad += report.problems.len();
+            }
+            if bad > 0 {
+                bail!("{bad} damaged file(s); restore them from a backup or re-import the dataset");
+            }
+        }
+        Command::ExportPhoenix { dir, event, out, dataset } => {
+            let dataset = Dataset::resolve(&dir, dataset.as_deref())?;
+            let e = dataset.read_event(event)?;
+            let doc = alyx_shared::import::phoenix::export(std::slice::from_ref(&e));
+            let text = serde_json::to_string(&doc)?;
+            std::fs::write(&out, text).with_context(|| format!("{}", out.display()))?;
+            println!(
+                "wrote event {event} (run {}, event {}: {} tracks, {} hits) to {}",
+                e.header.run,
+                e.header.event_number,
+                e.tracks.len(),
+                e.hits.len(),
+                out.display()
+            );
+        }
+        Command::Query { dir, sql, format, out, limit, dataset } => {
+            let format = OutputFormat::parse(&format)
+                .with_context(|| format!("unknown --format `{format}`; use table, csv, json or parquet"))?;
+            let dataset = Dataset::resolve(&dir, dataset.as_deref())?;
+            let mut df = query::sql(&dataset, &sql)?;
+            match out {
+                Some(path) => {
+                    let mut file = std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?;
+                    query::write(&mut df, format, limit, &mut file)?;
+                    eprintln!("wrote {} rows to {}", df.height(), path.display());
+                }
+                None if format == OutputFormat::Parquet => bail!("--format parquet needs --out FILE"),
+                None => {
+                    let mut stdout = std::io::stdout().lock();
+                    query::write(&mut df, format, limit, &mut stdout)?;
+                    stdout.flush()?;
+                }
+            }
+        }
+        Command::Demo { data_dir } => demo(data_dir.unwrap_or_else(default_data_dir))?,
+    }
+    Ok(())
+}
+
+fn select(dir: &Path, name: Option<&str>) -> Result<Vec<Dataset>> {
+    if name.is_some() || dir.join("manifest.json").is_file() {
+        return Ok(vec![Dataset::resolve(dir, name)?]);
+    }
+    if !dir.is_dir() {
+        bail!("{}: no such directory", dir.display());
+    }
+    let store = DataStore::open(dir)?;
+    let names = store.dataset_names()?;
+    if names.is_empty() {
+        bail!("{}: holds no dataset", dir.display());
+    }
+    names.iter().map(|n| Ok(store.dataset(n)?)).collect()
+}
+
+fn info(dir: &Path, name: Option<&str>) -> Result<()> {
+    for d in select(dir, name)? {
+        let m = d.manifest();
+        println!("dataset {} ({})", m.name, d.dir().display());
+        println!("  source:  {}", m.source);
+        println!(
+            "  events:  {} in {} chunk(s), {:.2} MB; {} flagged by validation",
+            m.event_count(),
+            m.chunks.len(),
+            m.bytes() as f64 / 1e6,
+            m.flagged_count()
+        );
+        if let Some((lo, hi)) = m.run_range() {
+            println!("  runs:    {lo}–{hi}");
+        }
+        if let Some((lo, hi)) = m.time_range_ns().filter(|(lo, _)| *lo > 0) {
+            println!("  time:    {} – {}", utc(lo), utc(hi));
+        }
+        println!("  tables:");
+        for table in Table::ALL {
+            let rows = m.rows(table);
+            let schema = d.scan(table)?.collect_schema()?;
+            let cols: Vec<String> = schema.iter().map(|(n, t)| format!("{n}:{}", t.to_string().replace("String", "str"))).collect();
+            println!("    {:<13}{rows:>10} rows  {}", table.name(), cols.join(" "));
+        }
+    }
+    Ok(())
+}
+
+/// A UTC timestamp from ns since the epoch, as YYYY-MM-DD hh:mm:ss.
+fn utc(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn demo(data_dir: PathBuf) -> Result<()> {
+    let store = DataStore::open(&data_dir)?;
+    println!("ALYX demo — local data directory {}", data_dir.display());
+    let start = Instant::now();
+    let made = datasets::ensure_demo(&store, &mut |name, done, n| {
+        if done == n {
+            eprintln!("  generated {name}: {n} events");
+        }
+    })?;
+    for d in &made {
+        let m = d.manifest();
+        println!(
+            "  {:<10} {:>5} events {:>8} tracks {:>9} hits",
+            d.name(),
+            m.event_count(),
+            m.rows(Table::Tracks),
+            m.rows(Table::Hits)
+        );
+    }
+    let pp = &made[0];
+    println!("\nResonance peaks in {} (opposite-charge pairs from a common vertex):", pp.name());
+    for (label, pdg_mass, sql) in demo_queries() {
+        let df = query::sql(pp, &sql)?;
+        let get = |c: &str| df.column(c).ok().and_then(|s| s.get(0).ok()).and_then(|v| v.extract::<f64>());
+        match (get("n"), get("mean"), get("sigma")) {
+            (Some(n), Some(mean), Some(sigma)) if n > 0.0 => println!(
+                "  {label:<12} {n:>5.0} candidates, mean mass {mean:.4} GeV (PDG {pdg_mass:.4}), spread {:.1} MeV",
+                sigma * 1000.0
+            ),
+            _ => println!("  {label:<12} no candidates"),
+        }
+    }
+    println!("\n({:.1} s) Next: alyxctl query {} --sql \"SELECT * FROM events LIMIT 5\"", start.elapsed().as_secs_f64(), pp.dir().display());
+    Ok(())
+}
+
+/// Pair queries for the demo: daughters share their production vertex, so the pair is selected
+/// by equal (vx, vy, vz) — a perfect V0 finder.
+fn demo_queries() -> Vec<(&'static str, f64, String)> {
+    let pair = |pid_a: &str, pid_b: &str, m_a: f64, m_b: f64, lo: f64, hi: f64| {
+        format!(
+            "WITH p AS (SELECT SQRT(POW(SQRT(a.px*a.px + a.py*a.py + a.pz*a.pz + {ma2}) + SQRT(b.px*b.px + b.py*b.py + b.pz*b.pz + {mb2}), 2) \
+               - POW(a.px + b.px, 2) - POW(a.py + b.py, 2) - POW(a.pz + b.pz, 2)) AS m \
+             FROM tracks a JOIN tracks b ON a.event_id = b.event_id AND a.vx = b.vx AND a.vy = b.vy AND a.vz = b.vz \
+             WHERE a.pid = {pid_a} AND b.pid = {pid_b} AND a.track_id <> b.track_id) \
+             SELECT COUNT(*) AS n, AVG(m) AS mean, STDDEV(m) AS sigma FROM p WHERE m BETWEEN {lo} AND {hi}",
+            ma2 = m_a * m_a,
+            mb2 = m_b * m_b
+        )
+    };
+    use alyx_shared::physics::mass;
+    vec![
+        ("K0s → π+π−", mass::K0S, pair("211", "-211", mass::PION, mass::PION, 0.45, 0.55)),
+        ("Λ → pπ−", mass::LAMBDA, pair("2212", "-211", mass::PROTON, mass::PION, 1.09, 1.14)),
+        ("J/ψ → μ+μ−", mass::JPSI, pair("-13", "13", mass::MUON, mass::MUON, 2.9, 3.3)),
+        ("Z → μ+μ−", mass::Z, pair("-13", "13", mass::MUON, mass::MUON, 70.0, 110.0)),
+    ]
+}

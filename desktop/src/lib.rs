@@ -1,0 +1,88 @@
+//! The ALYX desktop workstation. This crate holds the embedded default's data access — what
+//! `alyx --open PATH` and File ▸ Open do — on which the Bevy app (event display, browser,
+//! histograms) is built.
+//!
+//! A dataset directory opens in place. A ROOT or Phoenix file is imported once into the local
+//! data directory, under a name derived from its content hash, so reopening it is instant and
+//! a changed file is imported afresh.
+
+use std::io::Read;
+use std::path::Path;
+
+use alyx_shared::datasets;
+use alyx_shared::store::{DataStore, Dataset};
+use alyx_shared::{Error, import};
+use sha2::{Digest, Sha256};
+
+/// Opens `path` — a dataset, a data directory with one dataset, a ROOT file or a Phoenix JSON
+/// file — importing files into `store` the first time they are seen.
+pub fn open(path: &Path, store: &DataStore) -> Result<Dataset, Error> {
+    if path.is_dir() {
+        return Dataset::resolve(path, None);
+    }
+    import::detect_format(path)?;
+    let name = format!("{}-{}", datasets::name_from_path(path), &content_hash(path)?[..12]);
+    match store.dataset(&name) {
+        Ok(d) => Ok(d),
+        Err(Error::NotADataset { .. }) => {
+            let (d, _) = datasets::import_files(store, &name, &[path.to_path_buf()], None, None, &mut |_| {})?;
+            Ok(d)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn content_hash(path: &Path) -> Result<String, Error> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data_file(name: &str) -> std::path::PathBuf {
+        let root = std::env::var_os("ALYX_TEST_DATA")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+        root.join(name)
+    }
+
+    #[test]
+    fn a_phoenix_file_is_imported_once_then_reopened_in_place() {
+        let path = data_file("phoenix/ATLAS_atlaseventdump2.json");
+        if !path.exists() {
+            assert!(std::env::var_os("CI").is_none(), "test data missing under CI: {}", path.display());
+            eprintln!("skipping: {} not found (set ALYX_TEST_DATA)", path.display());
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DataStore::open(dir.path()).expect("store");
+        let first = open(&path, &store).expect("imports");
+        assert_eq!(first.manifest().event_count(), 4);
+        let again = open(&path, &store).expect("reopens");
+        assert_eq!(again.dir(), first.dir());
+        assert_eq!(store.dataset_names().expect("names").len(), 1, "not imported twice");
+        // A dataset directory opens in place.
+        assert_eq!(open(first.dir(), &store).expect("dataset").name(), first.name());
+    }
+
+    #[test]
+    fn a_file_of_unknown_format_is_refused_with_a_reason() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let junk = dir.path().join("notes.txt");
+        std::fs::write(&junk, "hello").expect("write");
+        let store = DataStore::open(dir.path().join("store")).expect("store");
+        let err = open(&junk, &store).expect_err("unknown format");
+        assert!(err.to_string().contains("not a ROOT file or Phoenix JSON"), "{err}");
+    }
+}

@@ -1,0 +1,313 @@
+//! `alyx-proto`: the generated protobuf types of package `alyx.v1` and their conversions to and
+//! from the domain model in `alyx-shared`. Nothing else in ALYX names generated types: code
+//! converts at the edge with `From` / `TryFrom` and works with the model.
+
+use alyx_shared::helix::HelixParams;
+use alyx_shared::model as m;
+use alyx_shared::physics::FourMomentum;
+
+/// Generated code for `alyx.v1`.
+#[allow(clippy::all, clippy::unwrap_used)]
+pub mod v1 {
+    tonic::include_proto!("alyx.v1");
+}
+
+/// A message that does not describe a valid event.
+#[derive(Debug, thiserror::Error)]
+pub enum ConversionError {
+    /// A required sub-message is absent.
+    #[error("malformed event message: `{0}` is missing")]
+    Missing(&'static str),
+    /// A repeated field has the wrong shape.
+    #[error("malformed event message: {0}")]
+    Shape(String),
+}
+
+fn system_to(s: m::CollisionSystem) -> v1::CollisionSystem {
+    match s {
+        m::CollisionSystem::Pp => v1::CollisionSystem::Pp,
+        m::CollisionSystem::PbPb => v1::CollisionSystem::Pbpb,
+        m::CollisionSystem::Unknown => v1::CollisionSystem::Unspecified,
+    }
+}
+
+fn system_from(s: i32) -> m::CollisionSystem {
+    match v1::CollisionSystem::try_from(s) {
+        Ok(v1::CollisionSystem::Pp) => m::CollisionSystem::Pp,
+        Ok(v1::CollisionSystem::Pbpb) => m::CollisionSystem::PbPb,
+        _ => m::CollisionSystem::Unknown,
+    }
+}
+
+fn detector_to(d: m::Detector) -> v1::Detector {
+    match d {
+        m::Detector::Its => v1::Detector::Its,
+        m::Detector::Tpc => v1::Detector::Tpc,
+        m::Detector::Tof => v1::Detector::Tof,
+        m::Detector::Other => v1::Detector::Unspecified,
+    }
+}
+
+fn detector_from(d: i32) -> m::Detector {
+    match v1::Detector::try_from(d) {
+        Ok(v1::Detector::Its) => m::Detector::Its,
+        Ok(v1::Detector::Tpc) => m::Detector::Tpc,
+        Ok(v1::Detector::Tof) => m::Detector::Tof,
+        _ => m::Detector::Other,
+    }
+}
+
+fn object_to(o: &m::PhysicsObject) -> v1::PhysicsObject {
+    v1::PhysicsObject {
+        pt_gev: o.pt_gev,
+        eta: o.eta,
+        phi: o.phi,
+        mass_gev: o.mass_gev,
+        px_gev: o.px_gev,
+        py_gev: o.py_gev,
+        pz_gev: o.pz_gev,
+        e_gev: o.e_gev,
+        charge: o.charge,
+        isolation: o.isolation,
+        btag: o.btag,
+        cone_r: o.cone_r,
+        track: o.track,
+        collection: o.collection.clone(),
+    }
+}
+
+fn object_from(o: v1::PhysicsObject) -> m::PhysicsObject {
+    m::PhysicsObject {
+        pt_gev: o.pt_gev,
+        eta: o.eta,
+        phi: o.phi,
+        mass_gev: o.mass_gev,
+        px_gev: o.px_gev,
+        py_gev: o.py_gev,
+        pz_gev: o.pz_gev,
+        e_gev: o.e_gev,
+        charge: o.charge,
+        isolation: o.isolation,
+        btag: o.btag,
+        cone_r: o.cone_r,
+        track: o.track,
+        collection: o.collection,
+    }
+}
+
+impl From<&m::CollisionEvent> for v1::CollisionEvent {
+    fn from(e: &m::CollisionEvent) -> Self {
+        let h = &e.header;
+        v1::CollisionEvent {
+            header: Some(v1::EventHeader {
+                run: h.run,
+                event_number: h.event_number,
+                timestamp_ns: h.timestamp_ns,
+                system: system_to(h.system).into(),
+                sqrt_s_gev: h.sqrt_s_gev,
+                vertex_x_cm: h.vertex_cm[0],
+                vertex_y_cm: h.vertex_cm[1],
+                vertex_z_cm: h.vertex_cm[2],
+                trigger_bits: h.trigger_bits,
+                weight: h.weight,
+                hit_collections: h.hit_collections.clone(),
+            }),
+            tracks: e
+                .tracks
+                .iter()
+                .map(|t| v1::Track {
+                    charge: t.charge,
+                    px_gev: t.momentum[0],
+                    py_gev: t.momentum[1],
+                    pz_gev: t.momentum[2],
+                    origin_x_cm: t.origin_cm[0],
+                    origin_y_cm: t.origin_cm[1],
+                    origin_z_cm: t.origin_cm[2],
+                    helix: Some(v1::HelixParams {
+                        d0_cm: t.helix.d0_cm,
+                        z0_cm: t.helix.z0_cm,
+                        phi0: t.helix.phi0,
+                        tan_lambda: t.helix.tan_lambda,
+                        q_over_pt: t.helix.q_over_pt,
+                    }),
+                    pid: t.pid,
+                    chi2_ndf: t.chi2_ndf,
+                    n_hits: t.n_hits,
+                    polyline_cm: t.polyline_cm.iter().flatten().copied().collect(),
+                    collection: t.collection.clone(),
+                })
+                .collect(),
+            hits: e
+                .hits
+                .iter()
+                .map(|h| v1::Hit {
+                    detector: detector_to(h.detector).into(),
+                    layer: h.layer,
+                    x_cm: h.position_cm[0],
+                    y_cm: h.position_cm[1],
+                    z_cm: h.position_cm[2],
+                    time_ns: h.time_ns,
+                    edep_kev: h.edep_kev,
+                    track: h.track,
+                })
+                .collect(),
+            muons: e.muons.iter().map(object_to).collect(),
+            electrons: e.electrons.iter().map(object_to).collect(),
+            photons: e.photons.iter().map(object_to).collect(),
+            jets: e.jets.iter().map(object_to).collect(),
+            clusters: e
+                .clusters
+                .iter()
+                .map(|c| v1::CaloCluster {
+                    energy_gev: c.energy_gev,
+                    eta: c.eta,
+                    phi: c.phi,
+                    collection: c.collection.clone(),
+                })
+                .collect(),
+            vertices: e
+                .vertices
+                .iter()
+                .map(|v| v1::Vertex {
+                    x_cm: v.position_cm[0],
+                    y_cm: v.position_cm[1],
+                    z_cm: v.position_cm[2],
+                    n_tracks: v.n_tracks,
+                    collection: v.collection.clone(),
+                })
+                .collect(),
+            met: e.met.map(|x| v1::MissingEnergy { px_gev: x.px_gev, py_gev: x.py_gev, pt_gev: x.pt_gev, phi: x.phi }),
+            truth: e
+                .truth
+                .iter()
+                .map(|p| v1::TruthParticle {
+                    pdg: p.pdg,
+                    px_gev: p.p4.px,
+                    py_gev: p.p4.py,
+                    pz_gev: p.p4.pz,
+                    e_gev: p.p4.e,
+                    vertex_x_cm: p.vertex_cm[0],
+                    vertex_y_cm: p.vertex_cm[1],
+                    vertex_z_cm: p.vertex_cm[2],
+                    mother: p.mother,
+                    track: p.track,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<v1::CollisionEvent> for m::CollisionEvent {
+    type Error = ConversionError;
+
+    fn try_from(e: v1::CollisionEvent) -> Result<Self, ConversionError> {
+        let h = e.header.ok_or(ConversionError::Missing("header"))?;
+        let mut out = m::CollisionEvent::new(m::EventHeader {
+            run: h.run,
+            event_number: h.event_number,
+            timestamp_ns: h.timestamp_ns,
+            system: system_from(h.system),
+            sqrt_s_gev: h.sqrt_s_gev,
+            vertex_cm: [h.vertex_x_cm, h.vertex_y_cm, h.vertex_z_cm],
+            trigger_bits: h.trigger_bits,
+            weight: h.weight,
+            hit_collections: h.hit_collections,
+        });
+        for (i, t) in e.tracks.into_iter().enumerate() {
+            if t.polyline_cm.len() % 3 != 0 {
+                return Err(ConversionError::Shape(format!(
+                    "track {i}: polyline has {} floats, not x,y,z triplets",
+                    t.polyline_cm.len()
+                )));
+            }
+            let helix = t.helix.ok_or(ConversionError::Missing("track.helix"))?;
+            out.tracks.push(m::ParticleTrack {
+                charge: t.charge,
+                momentum: [t.px_gev, t.py_gev, t.pz_gev],
+                origin_cm: [t.origin_x_cm, t.origin_y_cm, t.origin_z_cm],
+                helix: HelixParams {
+                    d0_cm: helix.d0_cm,
+                    z0_cm: helix.z0_cm,
+                    phi0: helix.phi0,
+                    tan_lambda: helix.tan_lambda,
+                    q_over_pt: helix.q_over_pt,
+                },
+                pid: t.pid,
+                chi2_ndf: t.chi2_ndf,
+                n_hits: t.n_hits,
+                polyline_cm: t.polyline_cm.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect(),
+                collection: t.collection,
+            });
+        }
+        out.hits = e
+            .hits
+            .into_iter()
+            .map(|h| m::DetectorHit {
+                detector: detector_from(h.detector),
+                layer: h.layer,
+                position_cm: [h.x_cm, h.y_cm, h.z_cm],
+                time_ns: h.time_ns,
+                edep_kev: h.edep_kev,
+                track: h.track,
+            })
+            .collect();
+        out.muons = e.muons.into_iter().map(object_from).collect();
+        out.electrons = e.electrons.into_iter().map(object_from).collect();
+        out.photons = e.photons.into_iter().map(object_from).collect();
+        out.jets = e.jets.into_iter().map(object_from).collect();
+        out.clusters = e
+            .clusters
+            .into_iter()
+            .map(|c| m::CaloCluster { energy_gev: c.energy_gev, eta: c.eta, phi: c.phi, collection: c.collection })
+            .collect();
+        out.vertices = e
+            .vertices
+            .into_iter()
+            .map(|v| m::Vertex { position_cm: [v.x_cm, v.y_cm, v.z_cm], n_tracks: v.n_tracks, collection: v.collection })
+            .collect();
+        out.met = e.met.map(|x| m::MissingEnergy { px_gev: x.px_gev, py_gev: x.py_gev, pt_gev: x.pt_gev, phi: x.phi });
+        out.truth = e
+            .truth
+            .into_iter()
+            .map(|p| m::TruthParticle {
+                pdg: p.pdg,
+                p4: FourMomentum::new(p.px_gev, p.py_gev, p.pz_gev, p.e_gev),
+                vertex_cm: [p.vertex_x_cm, p.vertex_y_cm, p.vertex_z_cm],
+                mother: p.mother,
+                track: p.track,
+            })
+            .collect();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alyx_shared::generator::{EventGenerator, GeneratorConfig};
+    use prost::Message;
+
+    #[test]
+    fn generated_event_survives_the_wire_unchanged() {
+        let g = EventGenerator::new(GeneratorConfig::pp(3), alyx_shared::DetectorGeometry::alice_barrel());
+        for i in 0..20 {
+            let event = g.event(i);
+            let bytes = v1::CollisionEvent::from(&event).encode_to_vec();
+            let decoded = v1::CollisionEvent::decode(bytes.as_slice()).expect("decodes");
+            let back = m::CollisionEvent::try_from(decoded).expect("valid");
+            assert!(back.same_as(&event), "round trip changed event {i}");
+        }
+    }
+
+    #[test]
+    fn message_without_header_is_refused_with_a_reason() {
+        let err = m::CollisionEvent::try_from(v1::CollisionEvent::default()).expect_err("no header");
+        assert!(err.to_string().contains("header"), "{err}");
+        let bad = v1::CollisionEvent {
+            header: Some(v1::EventHeader::default()),
+            tracks: vec![v1::Track { helix: Some(v1::HelixParams::default()), polyline_cm: vec![1.0, 2.0], ..Default::default() }],
+            ..Default::default()
+        };
+        assert!(m::CollisionEvent::try_from(bad).is_err());
+    }
+}

@@ -1,0 +1,67 @@
+//! The one error type of `alyx-shared`. Messages are lowercase, say what was wrong and, where
+//! there is one, what to do about it.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+
+    /// The geometry description is malformed.
+    #[error("{0}")]
+    Geometry(String),
+
+    /// A path that should hold a dataset or a data directory does not.
+    #[error("{}: {reason}", path.display())]
+    NotADataset { path: PathBuf, reason: String },
+
+    /// A dataset's manifest is unreadable or inconsistent.
+    #[error("{}: corrupt manifest: {reason}", path.display())]
+    Manifest { path: PathBuf, reason: String },
+
+    /// A data file's content does not match the checksum the manifest recorded for it.
+    #[error("{}: {reason}; run `alyxctl verify` on the dataset and restore the file from a backup or re-import it", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+
+    /// Another process holds the dataset's write lock.
+    #[error("{}: the dataset is being written by another process (lock file present); wait for it or remove the stale lock", path.display())]
+    Locked { path: PathBuf },
+
+    /// No event with this id in the dataset.
+    #[error("no event with id {0} in the dataset")]
+    NoSuchEvent(u64),
+
+    /// A named thing (dataset, table, tree, branch, column) does not exist.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// An input file's format is not supported (ZSTD baskets, RNTuple, unknown format).
+    #[error("{0}")]
+    Unsupported(String),
+
+    /// An input file is malformed.
+    #[error("{}: {reason}", path.display())]
+    Malformed { path: PathBuf, reason: String },
+
+    /// A user-supplied mapping, option or query is invalid.
+    #[error("{0}")]
+    Invalid(String),
+
+    /// The columnar engine failed.
+    #[error("{0}")]
+    Engine(#[from] polars::error::PolarsError),
+}
+
+impl Error {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io { path: path.to_path_buf(), source }
+    }
+
+    pub fn malformed(path: &Path, reason: impl Into<String>) -> Self {
+        Self::Malformed { path: path.to_path_buf(), reason: reason.into() }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,60 @@
+//! The one way in for files written by others: ROOT TTrees (`root`) and Phoenix event-display
+//! JSON (`phoenix`). Each importer turns a file into `CollisionEvent`s and a short report of
+//! what it mapped and what it skipped; the caller appends them to a dataset.
+
+pub mod phoenix;
+pub mod root;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::model::CollisionEvent;
+
+/// What an import produced and what it could not use.
+#[derive(Clone, Debug, Default)]
+pub struct ImportReport {
+    /// Human-readable lines: which source fields went where.
+    pub mapped: Vec<String>,
+    /// Source fields left out, with the reason.
+    pub skipped: Vec<String>,
+}
+
+/// The formats ALYX reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Root,
+    PhoenixJson,
+}
+
+/// Recognises a file by its first bytes (not its name).
+pub fn detect_format(path: &Path) -> Result<Format> {
+    use std::io::Read;
+    let mut head = [0u8; 64];
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let n = file.read(&mut head).map_err(|e| Error::io(path, e))?;
+    let head = &head[..n];
+    if head.starts_with(b"root") {
+        return Ok(Format::Root);
+    }
+    if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return Ok(Format::PhoenixJson);
+    }
+    if head.starts_with(b"PK") {
+        return Err(Error::Unsupported(format!(
+            "{}: a zip archive (CMS iSpy .ig?) is not a format ALYX imports; convert it to Phoenix JSON",
+            path.display()
+        )));
+    }
+    Err(Error::Unsupported(format!(
+        "{}: not a ROOT file or Phoenix JSON (unrecognised first bytes)",
+        path.display()
+    )))
+}
+
+/// Imports any supported file with automatic mapping (ROOT: `tree` picks the TTree).
+pub fn import_file(path: &Path, tree: Option<&str>, mapping: Option<&root::Mapping>) -> Result<(Vec<CollisionEvent>, ImportReport)> {
+    match detect_format(path)? {
+        Format::Root => root::import(path, tree, mapping),
+        Format::PhoenixJson => phoenix::import(path),
+    }
+}

@@ -1,0 +1,425 @@
+//! Phoenix event-data JSON (the HSF event display's format): import and export.
+//!
+//! A file maps event names to events; an event has `run number`, `event number` and, per object
+//! type (Tracks, Hits, CaloClusters, Jets, Vertices, MissingEnergy, Muons, Electrons, Photons),
+//! a map from collection name to a list of objects. Phoenix files are in mm and MeV; ALYX is in
+//! cm and GeV, so lengths are divided by 10 and energies by 1000 on the way in (and multiplied
+//! back on the way out). Track parameters are `dparams` = [d0, z0, φ, θ, q/p].
+
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+use super::ImportReport;
+use crate::error::{Error, Result};
+use crate::helix::HelixParams;
+use crate::model::{
+    CaloCluster, CollisionEvent, CollisionSystem, Detector, DetectorHit, EventHeader, MissingEnergy, ParticleTrack,
+    PhysicsObject, Vertex,
+};
+
+const MM_PER_CM: f64 = 10.0;
+const MEV_PER_GEV: f64 = 1000.0;
+
+pub fn import(path: &Path) -> Result<(Vec<CollisionEvent>, ImportReport)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let root: Value = serde_json::from_str(&text).map_err(|e| Error::malformed(path, format!("invalid JSON: {e}")))?;
+    let Value::Object(events) = root else {
+        return Err(Error::malformed(path, "a Phoenix file is a JSON object mapping event names to events"));
+    };
+    let mut report = ImportReport::default();
+    let mut out = Vec::new();
+    for (name, event) in &events {
+        let Value::Object(event) = event else {
+            return Err(Error::malformed(path, format!("event `{name}` is not a JSON object")));
+        };
+        out.push(import_event(path, name, event, &mut report)?);
+    }
+    Ok((out, report))
+}
+
+fn num(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+/// A field looked up case-insensitively (Phoenix writers disagree: `eta`/`Eta`).
+fn field<'a>(o: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    o.get(name).or_else(|| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+}
+
+fn fnum(o: &Map<String, Value>, name: &str) -> f64 {
+    field(o, name).and_then(num).unwrap_or(f64::NAN)
+}
+
+fn point(v: &Value) -> Option<[f64; 3]> {
+    let a = v.as_array()?;
+    match a.as_slice() {
+        [x, y, z, ..] => Some([num(x)?, num(y)?, num(z)?]),
+        _ => None,
+    }
+}
+
+fn collections<'a>(event: &'a Map<String, Value>, kind: &str) -> Vec<(&'a String, &'a Vec<Value>)> {
+    match event.get(kind) {
+        Some(Value::Object(cols)) => cols.iter().filter_map(|(n, v)| v.as_array().map(|a| (n, a))).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn import_event(path: &Path, name: &str, ev: &Map<String, Value>, report: &mut ImportReport) -> Result<CollisionEvent> {
+    let int = |keys: &[&str]| keys.iter().find_map(|k| ev.get(*k).and_then(Value::as_u64));
+    // ALYX's own exports carry the rest of the header as plain scalars, which Phoenix ignores.
+    let mut event = CollisionEvent::new(EventHeader {
+        run: int(&["run number", "runNumber", "run"]).unwrap_or(0) as u32,
+        event_number: int(&["event number", "eventNumber", "event"]).unwrap_or(0),
+        timestamp_ns: ev.get("timestamp_ns").and_then(Value::as_i64).unwrap_or(0),
+        system: ev.get("system").and_then(Value::as_str).and_then(CollisionSystem::parse).unwrap_or(CollisionSystem::Unknown),
+        sqrt_s_gev: fnum(ev, "sqrt_s_gev"),
+        vertex_cm: [fnum(ev, "vx_cm"), fnum(ev, "vy_cm"), fnum(ev, "vz_cm")],
+        trigger_bits: int(&["trigger_bits"]).unwrap_or(0),
+        weight: ev.get("weight").and_then(num).unwrap_or(1.0),
+        hit_collections: Vec::new(),
+    });
+    let known = ["Tracks", "Hits", "CaloClusters", "Jets", "Vertices", "MissingEnergy", "Muons", "Electrons", "Photons"];
+    for key in ev.keys() {
+        let header = [
+            "run number", "event number", "runNumber", "eventNumber", "run", "event", "time", "ls", "lumiBlock",
+            "timestamp_ns", "system", "sqrt_s_gev", "vx_cm", "vy_cm", "vz_cm", "trigger_bits", "weight",
+        ];
+        if !known.contains(&key.as_str()) && !header.contains(&key.as_str()) {
+            report.skipped.push(format!("event `{name}`: object type `{key}` has no ALYX collection"));
+        }
+    }
+
+    // Tracks first: muons and electrons may link to them as "Collection:index".
+    let mut track_offsets: Vec<(String, u32)> = Vec::new();
+    for (coll, tracks) in collections(ev, "Tracks") {
+        track_offsets.push((coll.clone(), event.tracks.len() as u32));
+        for (i, t) in tracks.iter().enumerate() {
+            let Value::Object(t) = t else {
+                return Err(Error::malformed(path, format!("event `{name}`: track {i} of `{coll}` is not an object")));
+            };
+            event.tracks.push(track_from_phoenix(t, coll));
+        }
+    }
+    let linked_track = |o: &Map<String, Value>| -> Option<u32> {
+        let link = field(o, "LinkedTracks")?.as_array()?.first()?.as_str()?;
+        let (coll, index) = link.rsplit_once(':')?;
+        let (_, offset) = track_offsets.iter().find(|(c, _)| c == coll)?;
+        Some(offset + index.parse::<u32>().ok()?)
+    };
+
+    for (coll, hits) in collections(ev, "Hits") {
+        // ALYX's own detectors come back as themselves; any other collection is `Other`, its
+        // name kept in the header and its index in `layer`.
+        let detector = Detector::parse(coll).filter(|d| *d != Detector::Other);
+        let index = event.header.hit_collections.len() as u32;
+        if detector.is_none() {
+            event.header.hit_collections.push(coll.clone());
+        }
+        let n_tracks = event.tracks.len();
+        let mut push = |p: [f64; 3], o: Option<&Map<String, Value>>| {
+            let time = o.map_or(f64::NAN, |o| fnum(o, "time"));
+            let energy = o.map_or(f64::NAN, |o| fnum(o, "energy"));
+            let layer = o.and_then(|o| field(o, "layer")).and_then(Value::as_u64);
+            let track = o.and_then(|o| field(o, "track")).and_then(Value::as_u64).filter(|t| (*t as usize) < n_tracks);
+            event.hits.push(DetectorHit {
+                detector: detector.unwrap_or(Detector::Other),
+                layer: if detector.is_some() { layer.unwrap_or(0) as u32 } else { index },
+                position_cm: p.map(|v| (v / MM_PER_CM) as f32),
+                time_ns: time as f32,
+                edep_kev: (energy * 1000.0) as f32,
+                track: track.map(|t| t as u32),
+            });
+        };
+        for h in hits {
+            match h {
+                Value::Object(o) => match field(o, "pos").and_then(point) {
+                    Some(p) => push(p, Some(o)),
+                    None => report.skipped.push(format!("event `{name}`: a hit of `{coll}` without `pos`")),
+                },
+                Value::Array(a) if a.first().is_some_and(Value::is_array) => {
+                    // A group of points (a hit "line" in Phoenix terms).
+                    a.iter().filter_map(point).for_each(|p| push(p, None));
+                }
+                other => match point(other) {
+                    Some(p) => push(p, None),
+                    None => report.skipped.push(format!("event `{name}`: unreadable hit in `{coll}`")),
+                },
+            }
+        }
+    }
+
+    for (i, hits) in event.hits_by_track().into_iter().enumerate() {
+        let track = &mut event.tracks[i];
+        track.n_hits = hits.len() as u32;
+        // A polyline that just repeats the track's own hits (ALYX's export) is redundant.
+        let same = track.polyline_cm.len() == hits.len()
+            && track.polyline_cm.iter().zip(&hits).all(|(p, &h)| *p == event.hits[h as usize].position_cm);
+        if same && !hits.is_empty() {
+            track.polyline_cm.clear();
+        }
+    }
+
+    for (coll, clusters) in collections(ev, "CaloClusters") {
+        for c in clusters.iter().filter_map(Value::as_object) {
+            event.clusters.push(CaloCluster {
+                energy_gev: fnum(c, "energy") / MEV_PER_GEV,
+                eta: fnum(c, "eta"),
+                phi: fnum(c, "phi"),
+                collection: coll.clone(),
+            });
+        }
+    }
+    for (coll, jets) in collections(ev, "Jets") {
+        for j in jets.iter().filter_map(Value::as_object) {
+            // Phoenix gives a jet's energy and direction; it is treated as massless.
+            let (e, eta, phi) = (fnum(j, "energy") / MEV_PER_GEV, fnum(j, "eta"), fnum(j, "phi"));
+            let mut jet = PhysicsObject::from_pt_eta_phi_m(e / eta.cosh(), eta, phi, 0.0, 0);
+            jet.cone_r = fnum(j, "coneR");
+            jet.collection = coll.clone();
+            event.jets.push(jet);
+        }
+    }
+    for (coll, vertices) in collections(ev, "Vertices") {
+        for v in vertices.iter().filter_map(Value::as_object) {
+            let p = field(v, "pos").and_then(point).unwrap_or([fnum(v, "x"), fnum(v, "y"), fnum(v, "z")]);
+            event.vertices.push(Vertex {
+                position_cm: p.map(|c| c / MM_PER_CM),
+                n_tracks: field(v, "nTracks").and_then(Value::as_u64).unwrap_or(0) as u32,
+                collection: coll.clone(),
+            });
+        }
+    }
+    if let Some((_, list)) = collections(ev, "MissingEnergy").into_iter().next()
+        && let Some(m) = list.first().and_then(Value::as_object)
+    {
+        event.met = Some(MissingEnergy::from_xy(fnum(m, "etx") / MEV_PER_GEV, fnum(m, "ety") / MEV_PER_GEV));
+    }
+    for (kind, mass_gev) in [("Muons", crate::physics::mass::MUON), ("Electrons", crate::physics::mass::ELECTRON), ("Photons", 0.0)] {
+        for (coll, objects) in collections(ev, kind) {
+            for o in objects.iter().filter_map(Value::as_object) {
+                let track = linked_track(o);
+                let (eta, phi) = (fnum(o, "eta"), fnum(o, "phi"));
+                let mut pt = fnum(o, "pt") / MEV_PER_GEV;
+                let mut charge = field(o, "charge").and_then(num).map_or(0, |q| q as i32);
+                if let Some(t) = track.and_then(|t| event.tracks.get(t as usize)) {
+                    // ATLAS muons carry only a direction; momentum and charge come from the track.
+                    if pt.is_nan() {
+                        pt = t.pt();
+                    }
+                    if charge == 0 {
+                        charge = t.charge;
+                    }
+                }
+                if pt.is_nan() {
+                    let e = fnum(o, "energy") / MEV_PER_GEV;
+                    pt = e / eta.cosh();
+                }
+                let mut obj = PhysicsObject::from_pt_eta_phi_m(pt, eta, phi, mass_gev, charge);
+                obj.isolation = fnum(o, "iso");
+                obj.track = track;
+                obj.collection = coll.clone();
+                match kind {
+                    "Muons" => event.muons.push(obj),
+                    "Electrons" => event.electrons.push(obj),
+                    _ => event.photons.push(obj),
+                }
+            }
+        }
+    }
+    Ok(event)
+}
+
+fn track_from_phoenix(t: &Map<String, Value>, collection: &str) -> ParticleTrack {
+    let polyline_cm: Vec<[f32; 3]> = field(t, "pos")
+        .and_then(Value::as_array)
+        .map(|pts| pts.iter().filter_map(point).map(|p| p.map(|v| (v / MM_PER_CM) as f32)).collect())
+        .unwrap_or_default();
+    let dof = fnum(t, "dof");
+    let chi2_ndf = if dof > 0.0 { fnum(t, "chi2") / dof } else { f64::NAN };
+    let dparams: Option<Vec<f64>> =
+        field(t, "dparams").and_then(Value::as_array).map(|a| a.iter().map(|v| num(v).unwrap_or(f64::NAN)).collect());
+    let (charge, momentum, helix) = match dparams.as_deref() {
+        Some([d0, z0, phi, theta, qop, ..]) => {
+            let charge = if *qop > 0.0 {
+                1
+            } else if *qop < 0.0 {
+                -1
+            } else {
+                0
+            };
+            // q/p = 0 means infinite momentum (a straight calibration track): kept as ∞ and
+            // flagged by validation, never invented.
+            let p_gev = 1.0 / qop.abs() / MEV_PER_GEV;
+            let momentum = [p_gev * theta.sin() * phi.cos(), p_gev * theta.sin() * phi.sin(), p_gev * theta.cos()];
+            let pt = p_gev * theta.sin();
+            let helix = HelixParams {
+                d0_cm: d0 / MM_PER_CM,
+                z0_cm: z0 / MM_PER_CM,
+                phi0: *phi,
+                tan_lambda: 1.0 / theta.tan(),
+                q_over_pt: if pt.is_finite() && pt > 0.0 { f64::from(charge) / pt } else { 0.0 },
+            };
+            (charge, momentum, helix)
+        }
+        _ => (0, [f64::NAN; 3], HelixParams::default()),
+    };
+    let origin_cm = [-helix.d0_cm * helix.phi0.sin(), helix.d0_cm * helix.phi0.cos(), helix.z0_cm];
+    ParticleTrack {
+        charge,
+        momentum,
+        origin_cm,
+        helix,
+        pid: field(t, "pid").and_then(Value::as_i64).unwrap_or(0) as i32,
+        chi2_ndf,
+        n_hits: 0,
+        polyline_cm,
+        collection: collection.to_owned(),
+    }
+}
+
+/// Writes events as a Phoenix JSON document (mm, MeV), one entry per event named
+/// `run R event E`. Importing it gives back the same events.
+pub fn export(events: &[CollisionEvent]) -> Value {
+    let mut doc = Map::new();
+    for e in events {
+        doc.insert(format!("run {} event {}", e.header.run, e.header.event_number), export_event(e));
+    }
+    Value::Object(doc)
+}
+
+fn coll_name(name: &str, default: &str) -> String {
+    if name.is_empty() { default.to_owned() } else { name.to_owned() }
+}
+
+fn group<T>(items: &[T], key: impl Fn(&T) -> String, to_json: impl Fn(usize, &T) -> Value) -> Map<String, Value> {
+    let mut out: Map<String, Value> = Map::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Value::Array(list) = out.entry(key(item)).or_insert_with(|| Value::Array(Vec::new())) {
+            list.push(to_json(i, item));
+        }
+    }
+    out
+}
+
+/// JSON has no NaN or ∞: those become null.
+fn j(v: f64) -> Value {
+    if v.is_finite() { json!(v) } else { Value::Null }
+}
+
+fn export_event(e: &CollisionEvent) -> Value {
+    let mut ev = Map::new();
+    ev.insert("run number".into(), json!(e.header.run));
+    ev.insert("event number".into(), json!(e.header.event_number));
+    let h = &e.header;
+    ev.insert("timestamp_ns".into(), json!(h.timestamp_ns));
+    ev.insert("system".into(), json!(h.system.as_str()));
+    for (key, v) in [("sqrt_s_gev", h.sqrt_s_gev), ("vx_cm", h.vertex_cm[0]), ("vy_cm", h.vertex_cm[1]), ("vz_cm", h.vertex_cm[2])] {
+        ev.insert(key.into(), j(v));
+    }
+    ev.insert("trigger_bits".into(), json!(h.trigger_bits));
+    ev.insert("weight".into(), j(h.weight));
+    let by_track = e.hits_by_track();
+    // Track links are "Collection:index within collection".
+    let mut link_of = Vec::with_capacity(e.tracks.len());
+    let mut seen: Vec<(String, u32)> = Vec::new();
+    for t in &e.tracks {
+        let name = coll_name(&t.collection, "Tracks");
+        let slot = match seen.iter_mut().find(|(n, _)| *n == name) {
+            Some(s) => s,
+            None => {
+                seen.push((name.clone(), 0));
+                seen.last_mut().expect("just pushed")
+            }
+        };
+        link_of.push(format!("{name}:{}", slot.1));
+        slot.1 += 1;
+    }
+    let tracks = group(&e.tracks, |t| coll_name(&t.collection, "Tracks"), |i, t| {
+        let h = &t.helix;
+        let theta = (1.0 / h.tan_lambda).atan().rem_euclid(std::f64::consts::PI);
+        let p_mev = (t.momentum[0].powi(2) + t.momentum[1].powi(2) + t.momentum[2].powi(2)).sqrt() * MEV_PER_GEV;
+        let qop = if t.charge == 0 { 0.0 } else { f64::from(t.charge) / p_mev };
+        let pos: Vec<Value> = if t.polyline_cm.is_empty() {
+            by_track[i].iter().map(|&k| {
+                let p = e.hits[k as usize].position_cm;
+                json!([f64::from(p[0]) * MM_PER_CM, f64::from(p[1]) * MM_PER_CM, f64::from(p[2]) * MM_PER_CM])
+            }).collect()
+        } else {
+            t.polyline_cm.iter().map(|p| json!([f64::from(p[0]) * MM_PER_CM, f64::from(p[1]) * MM_PER_CM, f64::from(p[2]) * MM_PER_CM])).collect()
+        };
+        let (chi2, dof) = if t.chi2_ndf.is_nan() { (Value::Null, json!(0)) } else { (j(t.chi2_ndf), json!(1)) };
+        json!({
+            "dparams": [j(h.d0_cm * MM_PER_CM), j(h.z0_cm * MM_PER_CM), j(h.phi0), j(theta), j(qop)],
+            "pos": pos, "chi2": chi2, "dof": dof, "pT": j(t.pt() * MEV_PER_GEV), "charge": t.charge, "pid": t.pid,
+        })
+    });
+    if !tracks.is_empty() {
+        ev.insert("Tracks".into(), Value::Object(tracks));
+    }
+    let mut hits: Map<String, Value> = Map::new();
+    for h in &e.hits {
+        let name = match h.detector {
+            Detector::Other => e.header.hit_collections.get(h.layer as usize).cloned().unwrap_or_else(|| "Hits".into()),
+            d => d.as_str().to_owned(),
+        };
+        let p = h.position_cm.map(|v| f64::from(v) * MM_PER_CM);
+        let mut o = json!({ "pos": p, "time": j(f64::from(h.time_ns)), "energy": j(f64::from(h.edep_kev) / 1000.0) });
+        if let Value::Object(m) = &mut o {
+            if h.detector != Detector::Other {
+                m.insert("layer".into(), json!(h.layer));
+            }
+            if let Some(t) = h.track {
+                m.insert("track".into(), json!(t));
+            }
+        }
+        if let Value::Array(list) = hits.entry(name).or_insert_with(|| Value::Array(Vec::new())) {
+            list.push(o);
+        }
+    }
+    if !hits.is_empty() {
+        ev.insert("Hits".into(), Value::Object(hits));
+    }
+    let clusters = group(&e.clusters, |c| coll_name(&c.collection, "CaloClusters"), |_, c| {
+        json!({ "energy": j(c.energy_gev * MEV_PER_GEV), "eta": j(c.eta), "phi": j(c.phi) })
+    });
+    if !clusters.is_empty() {
+        ev.insert("CaloClusters".into(), Value::Object(clusters));
+    }
+    let jets = group(&e.jets, |o| coll_name(&o.collection, "Jets"), |_, o| {
+        json!({ "energy": j(o.e_gev * MEV_PER_GEV), "eta": j(o.eta), "phi": j(o.phi), "coneR": j(o.cone_r) })
+    });
+    if !jets.is_empty() {
+        ev.insert("Jets".into(), Value::Object(jets));
+    }
+    let vertices = group(&e.vertices, |v| coll_name(&v.collection, "Vertices"), |_, v| {
+        let p = v.position_cm.map(|c| c * MM_PER_CM);
+        json!({ "x": j(p[0]), "y": j(p[1]), "z": j(p[2]), "nTracks": v.n_tracks })
+    });
+    if !vertices.is_empty() {
+        ev.insert("Vertices".into(), Value::Object(vertices));
+    }
+    if let Some(m) = e.met {
+        ev.insert(
+            "MissingEnergy".into(),
+            json!({ "MET": [{ "etx": j(m.px_gev * MEV_PER_GEV), "ety": j(m.py_gev * MEV_PER_GEV) }] }),
+        );
+    }
+    for (kind, list) in [("Muons", &e.muons), ("Electrons", &e.electrons), ("Photons", &e.photons)] {
+        let objects = group(list, |o| coll_name(&o.collection, kind), |_, o| {
+            let mut v = json!({ "pt": j(o.pt_gev * MEV_PER_GEV), "eta": j(o.eta), "phi": j(o.phi), "charge": o.charge,
+                                "energy": j(o.e_gev * MEV_PER_GEV), "iso": j(o.isolation) });
+            if let (Some(t), Value::Object(m)) = (o.track, &mut v)
+                && let Some(link) = link_of.get(t as usize)
+            {
+                m.insert("LinkedTracks".into(), json!([link]));
+            }
+            v
+        });
+        if !objects.is_empty() {
+            ev.insert(kind.into(), Value::Object(objects));
+        }
+    }
+    Value::Object(ev)
+}

@@ -1,0 +1,584 @@
+//! ROOT TTree import through the `oxyroot` crate.
+//!
+//! Branches map into the event model automatically where their names follow the common
+//! conventions — `Muon_Px`/`Muon_pt`... jagged collections (CMS NanoAOD and similar), `MET_px`,
+//! `Run`/`Event`, `EventWeight`, `trigger*`/`HLT_*` booleans, and flat numbered objects such as
+//! `px1`, `eta2`, `Q1` (taken as muons) — or through an explicit [`Mapping`] (a TOML file).
+//! Values are copied unchanged (f32 widened to f64 exactly); quantities the file lacks are
+//! derived when the others determine them, else left unmeasured (NaN / null).
+//!
+//! oxyroot panics on what it cannot read (ZSTD baskets, RNTuple anchors, unexpected streamers),
+//! so unsupported features are detected from the file header before it is opened, and every
+//! call into it runs under `catch_unwind`: a bad file is an error, never a crash.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+use oxyroot::{RootFile, Slice};
+use serde::{Deserialize, Serialize};
+
+use super::ImportReport;
+use crate::error::{Error, Result};
+use crate::model::{CollisionEvent, CollisionSystem, EventHeader, MissingEnergy, PhysicsObject};
+use crate::physics::FourMomentum;
+
+/// Which branches feed which fields. Every entry names a branch; absent entries are unmapped.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    /// The TTree to read (default: the only one, or `events`/`Events`/`tree`).
+    pub tree: Option<String>,
+    #[serde(default)]
+    pub event: EventMapping,
+    /// Each entry is one source of objects: jagged branches give a list per event, scalar
+    /// branches give one object per event (e.g. `px1`, `px2` as two entries).
+    #[serde(default)]
+    pub muons: Vec<ObjectMapping>,
+    #[serde(default)]
+    pub electrons: Vec<ObjectMapping>,
+    #[serde(default)]
+    pub photons: Vec<ObjectMapping>,
+    #[serde(default)]
+    pub jets: Vec<ObjectMapping>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EventMapping {
+    pub run: Option<String>,
+    pub event_number: Option<String>,
+    pub timestamp_ns: Option<String>,
+    pub weight: Option<String>,
+    pub met_px: Option<String>,
+    pub met_py: Option<String>,
+    pub met_pt: Option<String>,
+    pub met_phi: Option<String>,
+    /// Boolean branches that become trigger bits 0, 1, 2... in this order.
+    #[serde(default)]
+    pub trigger: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectMapping {
+    pub px: Option<String>,
+    pub py: Option<String>,
+    pub pz: Option<String>,
+    pub e: Option<String>,
+    pub pt: Option<String>,
+    pub eta: Option<String>,
+    pub phi: Option<String>,
+    pub mass: Option<String>,
+    pub charge: Option<String>,
+    pub iso: Option<String>,
+    pub btag: Option<String>,
+}
+
+impl ObjectMapping {
+    fn fields(&self) -> [(&'static str, &Option<String>); 11] {
+        [
+            ("px", &self.px),
+            ("py", &self.py),
+            ("pz", &self.pz),
+            ("e", &self.e),
+            ("pt", &self.pt),
+            ("eta", &self.eta),
+            ("phi", &self.phi),
+            ("mass", &self.mass),
+            ("charge", &self.charge),
+            ("iso", &self.iso),
+            ("btag", &self.btag),
+        ]
+    }
+
+    fn field_mut(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            "px" => &mut self.px,
+            "py" => &mut self.py,
+            "pz" => &mut self.pz,
+            "e" => &mut self.e,
+            "pt" => &mut self.pt,
+            "eta" => &mut self.eta,
+            "phi" => &mut self.phi,
+            "mass" => &mut self.mass,
+            "charge" => &mut self.charge,
+            "iso" => &mut self.iso,
+            "btag" => &mut self.btag,
+            _ => return None,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.fields().iter().all(|(_, b)| b.is_none())
+    }
+}
+
+impl Mapping {
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::Invalid(format!("invalid mapping file: {e}")))
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    fn collections(&self) -> [(&'static str, &Vec<ObjectMapping>); 4] {
+        [("muons", &self.muons), ("electrons", &self.electrons), ("photons", &self.photons), ("jets", &self.jets)]
+    }
+
+    fn branches(&self) -> BTreeSet<&str> {
+        let e = &self.event;
+        let mut out: BTreeSet<&str> = [&e.run, &e.event_number, &e.timestamp_ns, &e.weight, &e.met_px, &e.met_py, &e.met_pt, &e.met_phi]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        out.extend(e.trigger.iter().map(String::as_str));
+        for (_, list) in self.collections() {
+            for m in list {
+                out.extend(m.fields().into_iter().filter_map(|(_, b)| b.as_deref()));
+            }
+        }
+        out
+    }
+
+    /// The mapping the naming conventions give for these branch names.
+    pub fn automatic(branches: &[(String, String)]) -> Self {
+        let find = |candidates: &[&str]| {
+            branches.iter().find(|(n, _)| candidates.iter().any(|c| n.eq_ignore_ascii_case(c))).map(|(n, _)| n.clone())
+        };
+        let mut m = Mapping {
+            event: EventMapping {
+                run: find(&["run", "runNumber", "run_number"]),
+                event_number: find(&["event", "eventNumber", "event_number", "evt"]),
+                timestamp_ns: find(&["timestamp_ns"]),
+                weight: find(&["EventWeight", "genWeight", "weight"]),
+                met_px: find(&["MET_px", "met_px", "MET_x"]),
+                met_py: find(&["MET_py", "met_py", "MET_y"]),
+                met_pt: find(&["MET_pt", "met_pt", "MET_et"]),
+                met_phi: find(&["MET_phi", "met_phi"]),
+                trigger: branches
+                    .iter()
+                    .filter(|(n, ty)| ty == "bool" && (n.starts_with("trigger") || n.starts_with("HLT_")))
+                    .map(|(n, _)| n.clone())
+                    .take(64)
+                    .collect(),
+            },
+            ..Default::default()
+        };
+        let field_of = |suffix: &str| -> Option<&'static str> {
+            Some(match suffix.to_ascii_lowercase().as_str() {
+                "px" => "px",
+                "py" => "py",
+                "pz" => "pz",
+                "e" | "energy" => "e",
+                "pt" => "pt",
+                "eta" => "eta",
+                "phi" => "phi",
+                "mass" | "m" => "mass",
+                "charge" | "q" => "charge",
+                "iso" | "reliso" | "pfreliso03_all" => "iso",
+                "btag" | "btagdeepb" | "btagcsvv2" => "btag",
+                _ => return None,
+            })
+        };
+        for (collection, prefixes) in [
+            ("muons", ["muon_", "muons_"]),
+            ("electrons", ["electron_", "electrons_"]),
+            ("photons", ["photon_", "photons_"]),
+            ("jets", ["jet_", "jets_"]),
+        ] {
+            let mut om = ObjectMapping::default();
+            for (name, ty) in branches {
+                let lower = name.to_ascii_lowercase();
+                let Some(suffix) = prefixes.iter().find_map(|p| lower.strip_prefix(p)) else { continue };
+                let jagged = ty.ends_with("[]") || ty.starts_with("vector<");
+                if let (true, Some(field)) = (jagged, field_of(suffix))
+                    && let Some(slot) = om.field_mut(field)
+                    && slot.is_none()
+                {
+                    *slot = Some(name.clone());
+                }
+            }
+            if !om.is_empty() {
+                m.collection_mut(collection).push(om);
+            }
+        }
+        // Flat numbered objects (px1, eta2, Q1...): one object per event per number.
+        let mut numbered: BTreeMap<char, ObjectMapping> = BTreeMap::new();
+        for (name, ty) in branches {
+            let Some(digit) = name.chars().last().filter(char::is_ascii_digit) else { continue };
+            let stem = &name[..name.len() - 1];
+            if ty.ends_with("[]") || stem.contains('_') {
+                continue;
+            }
+            if let Some(slot) = field_of(stem).and_then(|f| numbered.entry(digit).or_default().field_mut(f)) {
+                *slot = Some(name.clone());
+            }
+        }
+        m.muons.extend(numbered.into_values().filter(|o| o.pt.is_some() || o.px.is_some()));
+        m
+    }
+
+    fn collection_mut(&mut self, name: &str) -> &mut Vec<ObjectMapping> {
+        match name {
+            "electrons" => &mut self.electrons,
+            "photons" => &mut self.photons,
+            "jets" => &mut self.jets,
+            _ => &mut self.muons,
+        }
+    }
+}
+
+/// A branch's values: one number per event, or a list per event. Every numeric type is widened
+/// to f64, which is exact for the 32-bit types and for integers below 2⁵³.
+enum Values {
+    Scalar(Vec<f64>),
+    Jagged(Vec<Vec<f64>>),
+}
+
+/// ROOT's compression algorithm number for ZSTD (fCompress / 100).
+const ZSTD: i32 = 5;
+
+/// Reads the file header's compression setting without oxyroot (which aborts on ZSTD).
+fn header_compression(path: &Path, bytes: &[u8]) -> Result<i32> {
+    let be_i32 = |at: usize| -> Option<i32> { Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?)) };
+    if !bytes.starts_with(b"root") {
+        return Err(Error::malformed(path, "not a ROOT file (no `root` magic)"));
+    }
+    let version = be_i32(4).ok_or_else(|| Error::malformed(path, "truncated ROOT header"))?;
+    // Large files (version ≥ 1 000 000) store 64-bit seek pointers.
+    let at = if version >= 1_000_000 { 41 } else { 33 };
+    be_i32(at).ok_or_else(|| Error::malformed(path, "truncated ROOT header"))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "unknown failure".into())
+}
+
+/// Runs `f` (which calls into oxyroot), turning a panic into an error about `what`.
+fn guarded<T>(path: &Path, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        Err(Error::Unsupported(format!(
+            "{}: the ROOT reader cannot read {what}: {} (a compression codec or streamer it does not support)",
+            path.display(),
+            panic_message(payload)
+        )))
+    })
+}
+
+/// Imports every entry of a TTree.
+pub fn import(path: &Path, tree: Option<&str>, mapping: Option<&Mapping>) -> Result<(Vec<CollisionEvent>, ImportReport)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let compression = header_compression(path, &bytes)?;
+    let is_rntuple = contains(&bytes, b"ROOT::RNTuple") || contains(&bytes, b"ROOT::Experimental::RNTuple");
+    if is_rntuple && tree.is_none() && mapping.and_then(|m| m.tree.as_ref()).is_none() {
+        return Err(Error::Unsupported(format!(
+            "{}: holds an RNTuple, which ALYX cannot read yet (only TTrees); convert it to a TTree, \
+             e.g. with uproot or ROOT's RNTupleImporter in reverse",
+            path.display()
+        )));
+    }
+    if compression / 100 == ZSTD {
+        return Err(Error::Unsupported(format!(
+            "{}: ZSTD-compressed baskets (compression setting {compression}) are not supported by the ROOT \
+             reader; rewrite the file with zlib, LZMA or LZ4 (e.g. `hadd -f101 out.root in.root`)",
+            path.display()
+        )));
+    }
+    drop(bytes);
+    guarded(path, "the file", || import_tree(path, tree, mapping))
+}
+
+fn import_tree(path: &Path, tree: Option<&str>, mapping: Option<&Mapping>) -> Result<(Vec<CollisionEvent>, ImportReport)> {
+    let mut file = RootFile::open(path).map_err(|e| Error::malformed(path, format!("cannot open: {e}")))?;
+    let keys: Vec<(String, String)> =
+        file.keys().iter().map(|k| (k.name().to_owned(), k.class_name().to_owned())).collect();
+    let wanted = tree.or(mapping.and_then(|m| m.tree.as_deref()));
+    let tree_name = match wanted {
+        Some(name) => {
+            let Some((_, class)) = keys.iter().find(|(n, _)| n == name) else {
+                let names: Vec<_> = keys.iter().map(|(n, c)| format!("{n} ({c})")).collect();
+                return Err(Error::NotFound(format!(
+                    "{}: no object `{name}`; the file holds: {}",
+                    path.display(),
+                    names.join(", ")
+                )));
+            };
+            if class != "TTree" {
+                return Err(Error::Unsupported(format!(
+                    "{}: `{name}` is a {class}, not a TTree; ALYX imports TTrees only",
+                    path.display()
+                )));
+            }
+            name.to_owned()
+        }
+        None => {
+            let trees: Vec<&String> = keys.iter().filter(|(_, c)| c == "TTree").map(|(n, _)| n).collect();
+            match trees.as_slice() {
+                [one] => (*one).clone(),
+                [] => {
+                    return Err(Error::NotFound(format!("{}: holds no TTree", path.display())));
+                }
+                many => {
+                    let preferred = many.iter().find(|n| ["events", "Events", "tree"].contains(&n.as_str()));
+                    match preferred {
+                        Some(n) => (*n).clone(),
+                        None => {
+                            let list: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
+                            return Err(Error::Invalid(format!(
+                                "{}: several TTrees ({}); pick one with --tree NAME",
+                                path.display(),
+                                list.join(", ")
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let tree = file.get_tree(&tree_name).map_err(|e| Error::malformed(path, format!("cannot read tree `{tree_name}`: {e}")))?;
+    let entries = usize::try_from(tree.entries()).unwrap_or(0);
+    let branch_types: Vec<(String, String)> =
+        tree.branches().map(|b| (b.name().to_owned(), b.item_type_name())).collect();
+    let auto;
+    let mapping = match mapping {
+        Some(m) => m,
+        None => {
+            auto = Mapping::automatic(&branch_types);
+            &auto
+        }
+    };
+
+    let mut report = ImportReport::default();
+    let used = mapping.branches();
+    let mut values: BTreeMap<&str, Values> = BTreeMap::new();
+    for name in &used {
+        let Some(branch) = tree.branch(name) else {
+            return Err(Error::NotFound(format!(
+                "{}: tree `{tree_name}` has no branch `{name}` (named in the mapping)",
+                path.display()
+            )));
+        };
+        let ty = branch.item_type_name();
+        let v = guarded(path, &format!("branch `{name}` ({ty})"), || read_branch(path, branch, &ty))?;
+        let len = match &v {
+            Values::Scalar(x) => x.len(),
+            Values::Jagged(x) => x.len(),
+        };
+        if len != entries {
+            return Err(Error::malformed(path, format!("branch `{name}` has {len} entries, the tree {entries}")));
+        }
+        values.insert(name, v);
+    }
+    for (name, ty) in &branch_types {
+        if !used.contains(name.as_str()) {
+            report.skipped.push(format!("{name} ({ty}): no ALYX field; name it in a --mapping file to import it"));
+        }
+    }
+    describe(mapping, &branch_types, &mut report);
+
+    let scalar = |name: &Option<String>, i: usize| -> Option<f64> {
+        match values.get(name.as_deref()?)? {
+            Values::Scalar(v) => v.get(i).copied(),
+            Values::Jagged(v) => v.get(i).and_then(|l| l.first().copied()),
+        }
+    };
+    let mut events = Vec::with_capacity(entries);
+    for i in 0..entries {
+        let e = &mapping.event;
+        let mut trigger_bits = 0u64;
+        for (bit, name) in e.trigger.iter().enumerate().take(64) {
+            if scalar(&Some(name.clone()), i).is_some_and(|v| v != 0.0) {
+                trigger_bits |= 1 << bit;
+            }
+        }
+        let mut event = CollisionEvent::new(EventHeader {
+            run: scalar(&e.run, i).map_or(0, |v| v as u32),
+            event_number: scalar(&e.event_number, i).map_or(i as u64, |v| v as u64),
+            timestamp_ns: scalar(&e.timestamp_ns, i).map_or(0, |v| v as i64),
+            system: CollisionSystem::Unknown,
+            sqrt_s_gev: f64::NAN,
+            vertex_cm: [f64::NAN; 3],
+            trigger_bits,
+            weight: scalar(&e.weight, i).unwrap_or(1.0),
+            hit_collections: Vec::new(),
+        });
+        event.met = match (scalar(&e.met_px, i), scalar(&e.met_py, i), scalar(&e.met_pt, i), scalar(&e.met_phi, i)) {
+            (Some(x), Some(y), pt, phi) => {
+                let mut m = MissingEnergy::from_xy(x, y);
+                m.pt_gev = pt.unwrap_or(m.pt_gev);
+                m.phi = phi.unwrap_or(m.phi);
+                Some(m)
+            }
+            (_, _, Some(pt), Some(phi)) => Some(MissingEnergy::from_pt_phi(pt, phi)),
+            (_, _, Some(pt), None) => Some(MissingEnergy { px_gev: f64::NAN, py_gev: f64::NAN, pt_gev: pt, phi: f64::NAN }),
+            _ => None,
+        };
+        for (collection, list) in mapping.collections() {
+            for om in list {
+                let objects = build_objects(path, om, &values, i)?;
+                match collection {
+                    "muons" => event.muons.extend(objects),
+                    "electrons" => event.electrons.extend(objects),
+                    "photons" => event.photons.extend(objects),
+                    _ => event.jets.extend(objects),
+                }
+            }
+        }
+        events.push(event);
+    }
+    Ok((events, report))
+}
+
+fn describe(mapping: &Mapping, types: &[(String, String)], report: &mut ImportReport) {
+    let ty = |b: &str| types.iter().find(|(n, _)| n == b).map_or("?", |(_, t)| t.as_str()).to_owned();
+    let e = &mapping.event;
+    for (field, b) in [
+        ("run", &e.run),
+        ("event_number", &e.event_number),
+        ("timestamp_ns", &e.timestamp_ns),
+        ("weight", &e.weight),
+        ("met_px", &e.met_px),
+        ("met_py", &e.met_py),
+        ("met_pt", &e.met_pt),
+        ("met_phi", &e.met_phi),
+    ] {
+        if let Some(b) = b {
+            report.mapped.push(format!("events.{field} ← {b} ({})", ty(b)));
+        }
+    }
+    for (bit, b) in e.trigger.iter().enumerate() {
+        report.mapped.push(format!("events.trigger bit {bit} ← {b} ({})", ty(b)));
+    }
+    for (collection, list) in mapping.collections() {
+        for om in list {
+            let fields: Vec<String> =
+                om.fields().iter().filter_map(|(f, b)| b.as_ref().map(|b| format!("{f} ← {b}"))).collect();
+            report.mapped.push(format!("{collection}: {}", fields.join(", ")));
+        }
+    }
+}
+
+/// The objects one mapping entry gives in event `i`, with missing quantities derived.
+fn build_objects(path: &Path, om: &ObjectMapping, values: &BTreeMap<&str, Values>, i: usize) -> Result<Vec<PhysicsObject>> {
+    let mut columns: Vec<(&str, Vec<f64>)> = Vec::new();
+    for (field, branch) in om.fields() {
+        let Some(branch) = branch else { continue };
+        let Some(v) = values.get(branch.as_str()) else { continue };
+        let list = match v {
+            Values::Scalar(x) => vec![x[i]],
+            Values::Jagged(x) => x[i].clone(),
+        };
+        columns.push((field, list));
+    }
+    let n = columns.first().map_or(0, |(_, l)| l.len());
+    if let Some((field, l)) = columns.iter().find(|(_, l)| l.len() != n) {
+        return Err(Error::malformed(
+            path,
+            format!("entry {i}: `{field}` has {} values but the first field has {n}; the branches are not one collection", l.len()),
+        ));
+    }
+    let get = |name: &str, k: usize| columns.iter().find(|(f, _)| *f == name).map_or(f64::NAN, |(_, l)| l[k]);
+    Ok((0..n)
+        .map(|k| {
+            let mut o = PhysicsObject::from_pt_eta_phi_m(f64::NAN, f64::NAN, f64::NAN, f64::NAN, 0);
+            (o.px_gev, o.py_gev, o.pz_gev, o.e_gev) = (get("px", k), get("py", k), get("pz", k), get("e", k));
+            (o.pt_gev, o.eta, o.phi, o.mass_gev) = (get("pt", k), get("eta", k), get("phi", k), get("mass", k));
+            let charge = get("charge", k);
+            o.charge = if charge.is_nan() { 0 } else { charge as i32 };
+            (o.isolation, o.btag) = (get("iso", k), get("btag", k));
+            complete(&mut o);
+            o
+        })
+        .collect())
+}
+
+/// Derives the coordinates a file left out from those it gave: never overwrites a value.
+fn complete(o: &mut PhysicsObject) {
+    let cartesian = [o.px_gev, o.py_gev, o.pz_gev, o.e_gev].iter().all(|v| v.is_finite());
+    if cartesian {
+        let p = FourMomentum::new(o.px_gev, o.py_gev, o.pz_gev, o.e_gev);
+        for (slot, v) in [(&mut o.pt_gev, p.pt()), (&mut o.eta, p.eta()), (&mut o.phi, p.phi()), (&mut o.mass_gev, p.mass())] {
+            if slot.is_nan() {
+                *slot = v;
+            }
+        }
+    } else if [o.pt_gev, o.eta, o.phi].iter().all(|v| v.is_finite()) {
+        let m = if o.mass_gev.is_nan() { 0.0 } else { o.mass_gev };
+        let p = FourMomentum::from_pt_eta_phi_m(o.pt_gev, o.eta, o.phi, m);
+        for (slot, v) in [(&mut o.px_gev, p.px), (&mut o.py_gev, p.py), (&mut o.pz_gev, p.pz), (&mut o.e_gev, p.e)] {
+            if slot.is_nan() {
+                *slot = v;
+            }
+        }
+    }
+}
+
+fn read_branch(path: &Path, branch: &oxyroot::Branch, ty: &str) -> Result<Values> {
+    fn scalar<T: oxyroot::UnmarshalerInto<Item = T> + Into<f64>>(b: &oxyroot::Branch) -> oxyroot::Result<Values> {
+        Ok(Values::Scalar(b.as_iter::<T>()?.map(Into::into).collect()))
+    }
+    fn sliced<T>(b: &oxyroot::Branch) -> oxyroot::Result<Values>
+    where
+        T: oxyroot::UnmarshalerInto<Item = T> + Into<f64> + std::fmt::Debug,
+        Slice<T>: oxyroot::UnmarshalerInto<Item = Slice<T>>,
+    {
+        Ok(Values::Jagged(b.as_iter::<Slice<T>>()?.map(|s| s.into_vec().into_iter().map(Into::into).collect()).collect()))
+    }
+    fn vector<T>(b: &oxyroot::Branch) -> oxyroot::Result<Values>
+    where
+        T: Into<f64>,
+        Vec<T>: oxyroot::UnmarshalerInto<Item = Vec<T>>,
+    {
+        Ok(Values::Jagged(b.as_iter::<Vec<T>>()?.map(|v| v.into_iter().map(Into::into).collect()).collect()))
+    }
+    fn bools(b: &oxyroot::Branch) -> oxyroot::Result<Values> {
+        Ok(Values::Scalar(b.as_iter::<bool>()?.map(|v| if v { 1.0 } else { 0.0 }).collect()))
+    }
+    fn wide(b: &oxyroot::Branch, signed: bool) -> oxyroot::Result<Values> {
+        Ok(Values::Scalar(if signed {
+            b.as_iter::<i64>()?.map(|v| v as f64).collect()
+        } else {
+            b.as_iter::<u64>()?.map(|v| v as f64).collect()
+        }))
+    }
+    let result = match ty {
+        "float" => scalar::<f32>(branch),
+        "double" => scalar::<f64>(branch),
+        "int32_t" => scalar::<i32>(branch),
+        "uint32_t" => scalar::<u32>(branch),
+        "int16_t" => scalar::<i16>(branch),
+        "uint16_t" => scalar::<u16>(branch),
+        "int8_t" => scalar::<i8>(branch),
+        "uint8_t" => scalar::<u8>(branch),
+        "int64_t" => wide(branch, true),
+        "uint64_t" => wide(branch, false),
+        "bool" => bools(branch),
+        "float[]" => sliced::<f32>(branch),
+        "double[]" => sliced::<f64>(branch),
+        "int32_t[]" => sliced::<i32>(branch),
+        "uint32_t[]" => sliced::<u32>(branch),
+        "int16_t[]" => sliced::<i16>(branch),
+        "vector<float>" => vector::<f32>(branch),
+        "vector<double>" => vector::<f64>(branch),
+        "vector<int32_t>" => vector::<i32>(branch),
+        other => {
+            return Err(Error::Unsupported(format!(
+                "{}: branch `{}` has type `{other}`, which ALYX cannot map to a number",
+                path.display(),
+                branch.name()
+            )));
+        }
+    };
+    result.map_err(|e| Error::malformed(path, format!("branch `{}`: {e}", branch.name())))
+}
