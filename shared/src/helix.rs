@@ -111,6 +111,10 @@ impl Helix {
     /// `r_cm` (a barrel layer), or `None` if it never does (a looper curling up inside it).
     pub fn intersect_cylinder(&self, r_cm: f64) -> Option<f64> {
         let [ox, oy, _] = self.origin_cm;
+        if !self.tan_lambda.is_finite() {
+            // No transverse momentum: the particle runs along the beam axis.
+            return None;
+        }
         if self.is_straight() {
             let (ux, uy) = (self.phi0.cos(), self.phi0.sin());
             let b = ox * ux + oy * uy;

@@ -33,7 +33,7 @@ impl OutputFormat {
 
 /// A SQL context with every table of `dataset` registered.
 pub fn context(dataset: &Dataset) -> Result<SQLContext> {
-    let mut ctx = SQLContext::new();
+    let ctx = SQLContext::new();
     for table in Table::ALL {
         ctx.register(table.name(), dataset.scan(table)?);
     }

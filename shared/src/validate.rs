@@ -188,8 +188,9 @@ pub fn validate(event: &CollisionEvent) -> Vec<Violation> {
             c.push(
                 Rule::MomentumConservation,
                 format!(
-                    "decay of truth particle {i} (pdg {}): daughters' four-momentum differs from the mother's by {diff:.3e} GeV",
-                    mother.pdg
+                    "decay of truth particle {i} (pdg {}): daughters' four-momentum differs from the mother's by up to {:.3e} GeV",
+                    mother.pdg,
+                    diff.iter().fold(0.0f64, |a, d| a.max(d.abs()))
                 ),
             );
         }

@@ -7,12 +7,13 @@ use alyx_shared::physics::mass;
 use alyx_shared::query;
 use alyx_shared::store::DataStore;
 
-fn peak(ds: &alyx_shared::Dataset, pid_a: i32, pid_b: i32, ma: f64, mb: f64, lo: f64, hi: f64) -> (f64, f64, f64) {
+/// Opposite-charge pairs from a common production vertex, at least √r2 cm from the beam line.
+fn peak(ds: &alyx_shared::Dataset, (pid_a, pid_b): (i32, i32), (ma, mb): (f64, f64), (lo, hi): (f64, f64), r2: f64) -> (f64, f64, f64) {
     let sql = format!(
         "WITH p AS (SELECT SQRT(POW(SQRT(a.px*a.px + a.py*a.py + a.pz*a.pz + {ma2}) + SQRT(b.px*b.px + b.py*b.py + b.pz*b.pz + {mb2}), 2) \
            - POW(a.px + b.px, 2) - POW(a.py + b.py, 2) - POW(a.pz + b.pz, 2)) AS m \
          FROM tracks a JOIN tracks b ON a.event_id = b.event_id AND a.vx = b.vx AND a.vy = b.vy AND a.vz = b.vz \
-         WHERE a.pid = {pid_a} AND b.pid = {pid_b} AND a.track_id <> b.track_id) \
+         WHERE a.pid = {pid_a} AND b.pid = {pid_b} AND a.track_id <> b.track_id AND a.vx * a.vx + a.vy * a.vy >= {r2}) \
          SELECT COUNT(*) AS n, AVG(m) AS mean, STDDEV(m) AS sigma FROM p WHERE m BETWEEN {lo} AND {hi}",
         ma2 = ma * ma,
         mb2 = mb * mb
@@ -28,16 +29,16 @@ fn generated_pp_shows_k0s_lambda_and_jpsi_at_the_pdg_masses() {
     let store = DataStore::open(dir.path()).expect("store");
     let ds = datasets::generate(&store, "pp", GeneratorConfig::pp(42), 1500, &mut |_| {}).expect("generate");
 
-    let (n, mean, sigma) = peak(&ds, 211, -211, mass::PION, mass::PION, 0.45, 0.55);
+    let (n, mean, sigma) = peak(&ds, (211, -211), (mass::PION, mass::PION), (0.45, 0.55), 0.01);
     assert!(n > 300.0, "{n} K0s candidates");
     assert!((mean - mass::K0S).abs() < 0.003, "K0s peak at {mean}");
     assert!(sigma < 0.02, "K0s width {sigma}");
 
-    let (n, mean, _) = peak(&ds, 2212, -211, mass::PROTON, mass::PION, 1.09, 1.14);
+    let (n, mean, _) = peak(&ds, (2212, -211), (mass::PROTON, mass::PION), (1.09, 1.14), 0.01);
     assert!(n > 50.0, "{n} Λ candidates");
     assert!((mean - mass::LAMBDA).abs() < 0.003, "Λ peak at {mean}");
 
-    let (n, mean, _) = peak(&ds, -13, 13, mass::MUON, mass::MUON, 2.9, 3.3);
+    let (n, mean, _) = peak(&ds, (-13, 13), (mass::MUON, mass::MUON), (2.9, 3.3), 0.0);
     assert!(n > 30.0, "{n} J/ψ candidates");
     assert!((mean - mass::JPSI).abs() < 0.02, "J/ψ peak at {mean}");
 }

@@ -392,15 +392,16 @@ fn demo(data_dir: PathBuf) -> Result<()> {
     Ok(())
 }
 
-/// Pair queries for the demo: daughters share their production vertex, so the pair is selected
-/// by equal (vx, vy, vz) — a perfect V0 finder.
+/// Pair queries for the demo: daughters share their production vertex, so pairs are tracks with
+/// equal (vx, vy, vz) — a perfect vertex finder — and V0s (K⁰s, Λ) must decay at least 1 mm
+/// from the beam line.
 fn demo_queries() -> Vec<(&'static str, f64, String)> {
-    let pair = |pid_a: &str, pid_b: &str, m_a: f64, m_b: f64, lo: f64, hi: f64| {
+    let pair = |pid_a: &str, pid_b: &str, m_a: f64, m_b: f64, lo: f64, hi: f64, r2: f64| {
         format!(
             "WITH p AS (SELECT SQRT(POW(SQRT(a.px*a.px + a.py*a.py + a.pz*a.pz + {ma2}) + SQRT(b.px*b.px + b.py*b.py + b.pz*b.pz + {mb2}), 2) \
                - POW(a.px + b.px, 2) - POW(a.py + b.py, 2) - POW(a.pz + b.pz, 2)) AS m \
              FROM tracks a JOIN tracks b ON a.event_id = b.event_id AND a.vx = b.vx AND a.vy = b.vy AND a.vz = b.vz \
-             WHERE a.pid = {pid_a} AND b.pid = {pid_b} AND a.track_id <> b.track_id) \
+             WHERE a.pid = {pid_a} AND b.pid = {pid_b} AND a.track_id <> b.track_id AND a.vx * a.vx + a.vy * a.vy >= {r2}) \
              SELECT COUNT(*) AS n, AVG(m) AS mean, STDDEV(m) AS sigma FROM p WHERE m BETWEEN {lo} AND {hi}",
             ma2 = m_a * m_a,
             mb2 = m_b * m_b
@@ -408,9 +409,9 @@ fn demo_queries() -> Vec<(&'static str, f64, String)> {
     };
     use alyx_shared::physics::mass;
     vec![
-        ("K0s → π+π−", mass::K0S, pair("211", "-211", mass::PION, mass::PION, 0.45, 0.55)),
-        ("Λ → pπ−", mass::LAMBDA, pair("2212", "-211", mass::PROTON, mass::PION, 1.09, 1.14)),
-        ("J/ψ → μ+μ−", mass::JPSI, pair("-13", "13", mass::MUON, mass::MUON, 2.9, 3.3)),
-        ("Z → μ+μ−", mass::Z, pair("-13", "13", mass::MUON, mass::MUON, 70.0, 110.0)),
+        ("K0s → π+π−", mass::K0S, pair("211", "-211", mass::PION, mass::PION, 0.45, 0.55, 0.01)),
+        ("Λ → pπ−", mass::LAMBDA, pair("2212", "-211", mass::PROTON, mass::PION, 1.09, 1.14, 0.01)),
+        ("J/ψ → μ+μ−", mass::JPSI, pair("-13", "13", mass::MUON, mass::MUON, 2.9, 3.3, 0.0)),
+        ("Z → μ+μ−", mass::Z, pair("-13", "13", mass::MUON, mass::MUON, 70.0, 110.0, 0.0)),
     ]
 }

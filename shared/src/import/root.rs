@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use oxyroot::{RootFile, Slice};
+use oxyroot::{Named, RootFile, Slice};
 use serde::{Deserialize, Serialize};
 
 use super::ImportReport;

@@ -363,17 +363,17 @@ fn column<'a>(df: &'a DataFrame, table: Table, name: &str) -> Result<&'a Series>
 
 fn f64s(df: &DataFrame, table: Table, name: &str) -> Result<Vec<f64>> {
     let s = column(df, table, name)?.cast(&DataType::Float64)?;
-    Ok(s.f64()?.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    Ok(s.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
 fn f32s(df: &DataFrame, table: Table, name: &str) -> Result<Vec<f32>> {
     let s = column(df, table, name)?.cast(&DataType::Float32)?;
-    Ok(s.f32()?.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect())
+    Ok(s.f32()?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
 }
 
 fn opt_u32s(df: &DataFrame, table: Table, name: &str) -> Result<Vec<Option<u32>>> {
     let s = column(df, table, name)?.cast(&DataType::UInt32)?;
-    Ok(s.u32()?.into_iter().collect())
+    Ok(s.u32()?.iter().collect())
 }
 
 fn u32s(df: &DataFrame, table: Table, name: &str) -> Result<Vec<u32>> {
@@ -382,22 +382,22 @@ fn u32s(df: &DataFrame, table: Table, name: &str) -> Result<Vec<u32>> {
 
 fn i32s(df: &DataFrame, table: Table, name: &str) -> Result<Vec<i32>> {
     let s = column(df, table, name)?.cast(&DataType::Int32)?;
-    Ok(s.i32()?.into_iter().map(Option::unwrap_or_default).collect())
+    Ok(s.i32()?.iter().map(Option::unwrap_or_default).collect())
 }
 
 fn u64s(df: &DataFrame, table: Table, name: &str) -> Result<Vec<u64>> {
     let s = column(df, table, name)?.cast(&DataType::UInt64)?;
-    Ok(s.u64()?.into_iter().map(Option::unwrap_or_default).collect())
+    Ok(s.u64()?.iter().map(Option::unwrap_or_default).collect())
 }
 
 fn i64s(df: &DataFrame, table: Table, name: &str) -> Result<Vec<i64>> {
     let s = column(df, table, name)?.cast(&DataType::Int64)?;
-    Ok(s.i64()?.into_iter().map(Option::unwrap_or_default).collect())
+    Ok(s.i64()?.iter().map(Option::unwrap_or_default).collect())
 }
 
 fn strings(df: &DataFrame, table: Table, name: &str) -> Result<Vec<String>> {
     let s = column(df, table, name)?;
-    Ok(s.str()?.into_iter().map(|v| v.unwrap_or_default().to_owned()).collect())
+    Ok(s.str()?.iter().map(|v| v.unwrap_or_default().to_owned()).collect())
 }
 
 fn corrupt(table: Table, what: impl Into<String>) -> Error {
@@ -417,7 +417,7 @@ pub fn frames_to_events(frames: &HashMap<Table, DataFrame>) -> Result<Vec<(u64, 
     let (vx, vy, vz) = (f64s(ev, e, "vx")?, f64s(ev, e, "vy")?, f64s(ev, e, "vz")?);
     let (trigger, weight) = (u64s(ev, e, "trigger")?, f64s(ev, e, "weight")?);
     let met: Vec<Vec<f64>> = ["met_px", "met_py", "met_pt", "met_phi"].iter().map(|c| f64s(ev, e, c)).collect::<Result<_>>()?;
-    let has_met: Vec<bool> = column(ev, e, "has_met")?.bool()?.into_iter().map(|v| v == Some(true)).collect();
+    let has_met: Vec<bool> = column(ev, e, "has_met")?.bool()?.iter().map(|v| v == Some(true)).collect();
     let hit_collections = strings(ev, e, "hit_collections")?;
 
     let mut out: Vec<(u64, CollisionEvent)> = Vec::with_capacity(ids.len());
