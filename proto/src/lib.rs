@@ -295,7 +295,7 @@ mod tests {
             let bytes = v1::CollisionEvent::from(&event).encode_to_vec();
             let decoded = v1::CollisionEvent::decode(bytes.as_slice()).expect("decodes");
             let back = m::CollisionEvent::try_from(decoded).expect("valid");
-            assert!(back.same_as(&event), "round trip changed event {i}");
+            assert!(back.same_as(&event), "round trip changed event {i}:\n{back:?}\n{event:?}");
         }
     }
 

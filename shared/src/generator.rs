@@ -482,8 +482,8 @@ impl EventGenerator {
                 .iter()
                 .enumerate()
                 .filter(|(j, (_, e, f))| *j != i && delta_r(eta, phi, *e, *f) < 0.3)
-                .map(|(_, (p, _, _))| p)
-                .sum();
+                // fold from +0.0: an empty `sum()` of floats is −0.0.
+                .fold(0.0, |acc, (_, (p, _, _))| acc + p);
             let mut muon = PhysicsObject::from_p4(t.p4(), t.charge);
             muon.isolation = cone / pt;
             muon.track = Some(i as u32);

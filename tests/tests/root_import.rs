@@ -18,7 +18,7 @@ fn import(rel: &str) -> Option<(tempfile::TempDir, Dataset)> {
 
 fn scalar(ds: &Dataset, sql: &str) -> f64 {
     let df = query::sql(ds, sql).expect("query");
-    let v = df.get_columns()[0].get(0).expect("one row");
+    let v = df.columns()[0].get(0).expect("one row");
     v.extract::<f64>().unwrap_or_else(|| panic!("not a number: {v:?}"))
 }
 

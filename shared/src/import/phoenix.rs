@@ -265,7 +265,14 @@ fn track_from_phoenix(t: &Map<String, Value>, collection: &str) -> ParticleTrack
         }
         _ => (0, [f64::NAN; 3], HelixParams::default()),
     };
-    let origin_cm = [-helix.d0_cm * helix.phi0.sin(), helix.d0_cm * helix.phi0.cos(), helix.z0_cm];
+    // The perigee is the production point unless the file says otherwise (ALYX's exports carry
+    // the momentum at the production point, `p` in MeV, and the point, `origin` in mm).
+    let mut origin_cm = [-helix.d0_cm * helix.phi0.sin(), helix.d0_cm * helix.phi0.cos(), helix.z0_cm];
+    let mut momentum = momentum;
+    if let (Some(p), Some(o)) = (field(t, "p").and_then(point), field(t, "origin").and_then(point)) {
+        momentum = p.map(|v| v / MEV_PER_GEV);
+        origin_cm = o.map(|v| v / MM_PER_CM);
+    }
     ParticleTrack {
         charge,
         momentum,
@@ -280,11 +287,17 @@ fn track_from_phoenix(t: &Map<String, Value>, collection: &str) -> ParticleTrack
 }
 
 /// Writes events as a Phoenix JSON document (mm, MeV), one entry per event named
-/// `run R event E`. Importing it gives back the same events.
+/// `run R event E`. Importing it gives back the same events, with hits grouped by collection
+/// (each track's hits keep their order) and unnamed collections under Phoenix's default names
+/// (`Tracks`, `Jets`, …). MC truth has no place in Phoenix and is not written.
 pub fn export(events: &[CollisionEvent]) -> Value {
     let mut doc = Map::new();
-    for e in events {
-        doc.insert(format!("run {} event {}", e.header.run, e.header.event_number), export_event(e));
+    for (i, e) in events.iter().enumerate() {
+        let mut name = format!("run {} event {}", e.header.run, e.header.event_number);
+        if doc.contains_key(&name) {
+            name = format!("{name} #{i}");
+        }
+        doc.insert(name, export_event(e));
     }
     Value::Object(doc)
 }
@@ -353,6 +366,7 @@ fn export_event(e: &CollisionEvent) -> Value {
         json!({
             "dparams": [j(h.d0_cm * MM_PER_CM), j(h.z0_cm * MM_PER_CM), j(h.phi0), j(theta), j(qop)],
             "pos": pos, "chi2": chi2, "dof": dof, "pT": j(t.pt() * MEV_PER_GEV), "charge": t.charge, "pid": t.pid,
+            "p": t.momentum.map(|v| j(v * MEV_PER_GEV)), "origin": t.origin_cm.map(|v| j(v * MM_PER_CM)),
         })
     });
     if !tracks.is_empty() {

@@ -99,7 +99,7 @@ fn generate(name: &str, g: &EventGenerator, n: u64) -> Vec<CollisionEvent> {
 }
 
 /// The same branches ALYX's automatic mapping reads, read `repeats` times by uproot.
-fn uproot_rate(file: &Path, repeats: usize) -> Result<f64, String> {
+fn uproot_rate(file: &Path, repeats: u64) -> Result<f64, String> {
     let venv = std::env::var_os("ALYX_VENV").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/alyx/venv")
     });
