@@ -135,6 +135,15 @@ pub fn validate(event: &CollisionEvent) -> Vec<Violation> {
         }
     }
     for (i, hit) in event.hits.iter().enumerate() {
+        // Hits are the bulk of an event: check cheaply, describe only what fails.
+        let fine = hit.position_cm.iter().all(|v| v.is_finite())
+            && !hit.time_ns.is_infinite()
+            && hit.edep_kev.is_finite() | hit.edep_kev.is_nan()
+            && !(hit.edep_kev < 0.0)
+            && hit.track.is_none_or(|t| (t as usize) < n_tracks);
+        if fine {
+            continue;
+        }
         let what = format!("hit {i}");
         let [x, y, z] = hit.position_cm.map(f64::from);
         c.finite(&what, &[x, y, z]);

@@ -16,6 +16,19 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// `println!` that ends the program quietly when stdout is closed (`alyxctl info | head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            return Err(e.into());
+        }
+    }};
+}
+
 #[derive(Parser)]
 #[command(name = "alyxctl", version, about = "ALYX command-line client: generate, import, query and verify collision data")]
 struct Cli {
@@ -174,7 +187,7 @@ fn run(command: Command) -> Result<()> {
             progress.finish_and_clear();
             let secs = start.elapsed().as_secs_f64();
             let m = dataset.manifest();
-            println!(
+            out!(
                 "generated {} events ({} tracks, {} hits) into {} in {secs:.1} s ({:.0} events/s)",
                 m.event_count(),
                 m.rows(Table::Tracks),
@@ -206,7 +219,7 @@ fn run(command: Command) -> Result<()> {
                 })?;
             progress.finish_and_clear();
             let m = dataset.manifest();
-            println!(
+            out!(
                 "imported {} events from {} file(s) into {} in {:.2} s",
                 m.event_count(),
                 files.len(),
@@ -214,20 +227,20 @@ fn run(command: Command) -> Result<()> {
                 start.elapsed().as_secs_f64()
             );
             if m.flagged_count() > 0 {
-                println!(
+                out!(
                     "{} events broke a validation rule and are flagged (see the `flags` column of `events`)",
                     m.flagged_count()
                 );
             }
             for (file, report) in files.iter().zip(&reports) {
                 if show_mapping {
-                    println!("{}:", file.display());
+                    out!("{}:", file.display());
                     for line in &report.mapped {
-                        println!("  mapped  {line}");
+                        out!("  mapped  {line}");
                     }
                 }
                 for line in &report.skipped {
-                    println!("  skipped {line}");
+                    out!("  skipped {line}");
                 }
             }
         }
@@ -238,17 +251,17 @@ fn run(command: Command) -> Result<()> {
             for d in datasets {
                 let report = d.verify();
                 let status = if report.is_ok() { "ok" } else { "DAMAGED" };
-                println!(
+                out!(
                     "{}: {status} — {} files, {:.1} MB checked",
                     d.name(),
                     report.files_checked,
                     report.bytes_checked as f64 / 1e6
                 );
                 for p in &report.problems {
-                    println!("  {}: {}", p.path.display(), p.what);
+                    out!("  {}: {}", p.path.display(), p.what);
                 }
                 for p in &report.unreferenced {
-                    println!("  {}: not in the manifest (left by an interrupted write; safe to delete)", p.display());
+                    out!("  {}: not in the manifest (left by an interrupted write; safe to delete)", p.display());
                 }
                 bad += report.problems.len();
             }
@@ -262,7 +275,7 @@ fn run(command: Command) -> Result<()> {
             let doc = alyx_shared::import::phoenix::export(std::slice::from_ref(&e));
             let text = serde_json::to_string(&doc)?;
             std::fs::write(&out, text).with_context(|| format!("{}", out.display()))?;
-            println!(
+            out!(
                 "wrote event {event} (run {}, event {}: {} tracks, {} hits) to {}",
                 e.header.run,
                 e.header.event_number,
@@ -285,8 +298,13 @@ fn run(command: Command) -> Result<()> {
                 None if format == OutputFormat::Parquet => bail!("--format parquet needs --out FILE"),
                 None => {
                     let mut stdout = std::io::stdout().lock();
-                    query::write(&mut df, format, limit, &mut stdout)?;
-                    stdout.flush()?;
+                    let written = query::write(&mut df, format, limit, &mut stdout).map_err(anyhow::Error::from);
+                    if let Err(e) = written.and_then(|()| Ok(stdout.flush()?)) {
+                        if e.to_string().contains("Broken pipe") {
+                            return Ok(());
+                        }
+                        return Err(e);
+                    }
                 }
             }
         }
@@ -313,9 +331,9 @@ fn select(dir: &Path, name: Option<&str>) -> Result<Vec<Dataset>> {
 fn info(dir: &Path, name: Option<&str>) -> Result<()> {
     for d in select(dir, name)? {
         let m = d.manifest();
-        println!("dataset {} ({})", m.name, d.dir().display());
-        println!("  source:  {}", m.source);
-        println!(
+        out!("dataset {} ({})", m.name, d.dir().display());
+        out!("  source:  {}", m.source);
+        out!(
             "  events:  {} in {} chunk(s), {:.2} MB; {} flagged by validation",
             m.event_count(),
             m.chunks.len(),
@@ -323,17 +341,17 @@ fn info(dir: &Path, name: Option<&str>) -> Result<()> {
             m.flagged_count()
         );
         if let Some((lo, hi)) = m.run_range() {
-            println!("  runs:    {lo}–{hi}");
+            out!("  runs:    {lo}–{hi}");
         }
         if let Some((lo, hi)) = m.time_range_ns().filter(|(lo, _)| *lo > 0) {
-            println!("  time:    {} – {}", utc(lo), utc(hi));
+            out!("  time:    {} – {}", utc(lo), utc(hi));
         }
-        println!("  tables:");
+        out!("  tables:");
         for table in Table::ALL {
             let rows = m.rows(table);
             let schema = d.scan(table)?.collect_schema()?;
             let cols: Vec<String> = schema.iter().map(|(n, t)| format!("{n}:{}", t.to_string().replace("String", "str"))).collect();
-            println!("    {:<13}{rows:>10} rows  {}", table.name(), cols.join(" "));
+            out!("    {:<13}{rows:>10} rows  {}", table.name(), cols.join(" "));
         }
     }
     Ok(())
@@ -353,21 +371,22 @@ fn utc(ns: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+    let ms = ns.rem_euclid(1_000_000_000) / 1_000_000;
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{ms:03} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 fn demo(data_dir: PathBuf) -> Result<()> {
     let store = DataStore::open(&data_dir)?;
-    println!("ALYX demo — local data directory {}", data_dir.display());
+    out!("ALYX demo — local data directory {}", data_dir.display());
     let start = Instant::now();
     let made = datasets::ensure_demo(&store, &mut |name, done, n| {
         if done == n {
-            eprintln!("  generated {name}: {n} events");
+            println!("  generated {name}: {n} events");
         }
     })?;
     for d in &made {
         let m = d.manifest();
-        println!(
+        out!(
             "  {:<10} {:>5} events {:>8} tracks {:>9} hits",
             d.name(),
             m.event_count(),
@@ -376,19 +395,19 @@ fn demo(data_dir: PathBuf) -> Result<()> {
         );
     }
     let pp = &made[0];
-    println!("\nResonance peaks in {} (opposite-charge pairs from a common vertex):", pp.name());
+    out!("\nResonance peaks in {} (opposite-charge pairs from a common vertex):", pp.name());
     for (label, pdg_mass, sql) in demo_queries() {
         let df = query::sql(pp, &sql)?;
         let get = |c: &str| df.column(c).ok().and_then(|s| s.get(0).ok()).and_then(|v| v.extract::<f64>());
         match (get("n"), get("mean"), get("sigma")) {
-            (Some(n), Some(mean), Some(sigma)) if n > 0.0 => println!(
+            (Some(n), Some(mean), Some(sigma)) if n > 0.0 => out!(
                 "  {label:<12} {n:>5.0} candidates, mean mass {mean:.4} GeV (PDG {pdg_mass:.4}), spread {:.1} MeV",
                 sigma * 1000.0
             ),
-            _ => println!("  {label:<12} no candidates"),
+            _ => out!("  {label:<12} no candidates"),
         }
     }
-    println!("\n({:.1} s) Next: alyxctl query {} --sql \"SELECT * FROM events LIMIT 5\"", start.elapsed().as_secs_f64(), pp.dir().display());
+    out!("\n({:.1} s) Next: alyxctl query {} --sql \"SELECT * FROM events LIMIT 5\"", start.elapsed().as_secs_f64(), pp.dir().display());
     Ok(())
 }
 

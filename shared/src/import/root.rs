@@ -283,8 +283,8 @@ pub fn import(path: &Path, tree: Option<&str>, mapping: Option<&Mapping>) -> Res
     let is_rntuple = contains(&bytes, b"ROOT::RNTuple") || contains(&bytes, b"ROOT::Experimental::RNTuple");
     if is_rntuple && tree.is_none() && mapping.and_then(|m| m.tree.as_ref()).is_none() {
         return Err(Error::Unsupported(format!(
-            "{}: holds an RNTuple, which ALYX cannot read yet (only TTrees); convert it to a TTree, \
-             e.g. with uproot or ROOT's RNTupleImporter in reverse",
+            "{}: holds an RNTuple, which ALYX cannot read yet (only TTrees); convert it to a TTree \
+             first (for example read it with uproot and write the arrays back as a TTree)",
             path.display()
         )));
     }

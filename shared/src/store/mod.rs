@@ -263,7 +263,12 @@ impl Dataset {
         let frames = tables::events_to_frames(events, first_id)?;
         let id = self.manifest.chunks.iter().map(|c| c.id).max().map_or(1, |m| m + 1);
         let mut files = BTreeMap::new();
+        let mut flagged_events = 0;
         for (table, mut df) in frames {
+            if table == Table::Events {
+                let flags = df.column("flags")?.str()?.iter().filter(|f| f.is_some_and(|f| !f.is_empty())).count();
+                flagged_events = flags as u64;
+            }
             let rel = format!("{}/chunk-{id:06}.parquet", table.name());
             let mut buf = Vec::new();
             ParquetWriter::new(&mut buf)
@@ -291,7 +296,7 @@ impl Dataset {
             run_max: headers.clone().map(|h| h.run).max().unwrap_or(0),
             time_min_ns: headers.clone().map(|h| h.timestamp_ns).min().unwrap_or(0),
             time_max_ns: headers.map(|h| h.timestamp_ns).max().unwrap_or(0),
-            flagged_events: events.iter().filter(|e| !crate::validate::validate(e).is_empty()).count() as u64,
+            flagged_events,
             files,
         };
         let mut manifest = self.manifest.clone();

@@ -481,14 +481,18 @@ pub fn frames_to_events(frames: &HashMap<Table, DataFrame>) -> Result<Vec<(u64, 
 
     let t = Table::Hits;
     let df = get(t)?;
-    let (eid, track, det, layer) =
-        (u64s(df, t, "event_id")?, opt_u32s(df, t, "track_id")?, strings(df, t, "detector")?, u32s(df, t, "layer")?);
+    let (eid, track, layer) = (u64s(df, t, "event_id")?, opt_u32s(df, t, "track_id")?, u32s(df, t, "layer")?);
+    let det: Vec<Detector> = column(df, t, "detector")?
+        .str()?
+        .iter()
+        .map(|d| Detector::parse(d.unwrap_or_default()).ok_or_else(|| corrupt(t, format!("unknown detector `{d:?}`"))))
+        .collect::<Result<_>>()?;
     let (x, y, z, time, edep) =
         (f32s(df, t, "x")?, f32s(df, t, "y")?, f32s(df, t, "z")?, f32s(df, t, "t_ns")?, f32s(df, t, "edep_kev")?);
     for i in 0..eid.len() {
         let ev = &mut out[slot(t, eid[i])?].1;
         ev.hits.push(DetectorHit {
-            detector: Detector::parse(&det[i]).ok_or_else(|| corrupt(t, format!("unknown detector `{}`", det[i])))?,
+            detector: det[i],
             layer: layer[i],
             position_cm: [x[i], y[i], z[i]],
             time_ns: time[i],
