@@ -1,15 +1,23 @@
 //! alyxctl as a user runs it: real files in, readable output and one-line errors out.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use alyx_tests::data_file;
+
 fn alyxctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_alyxctl")).args(args).output().expect("runs")
+    Command::new(env!("CARGO_BIN_EXE_alyxctl"))
+        .args(args)
+        .output()
+        .expect("runs")
 }
 
 fn ok(args: &[&str]) -> String {
     let out = alyxctl(args);
-    assert!(out.status.success(), "alyxctl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "alyxctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -23,24 +31,13 @@ fn fails(args: &[&str]) -> String {
     err
 }
 
-fn data_file(rel: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("ALYX_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
-    let path = root.join(rel);
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(std::env::var("CI").is_err(), "test data missing under CI: {}", path.display());
-    eprintln!("skipping: {} not found", path.display());
-    None
-}
-
 #[test]
 fn generate_info_query_verify_and_export() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().to_str().expect("utf8");
-    let text = ok(&["generate", "--system", "pp", "--events", "300", "--seed", "9", "--out", out]);
+    let text = ok(&[
+        "generate", "--system", "pp", "--events", "300", "--seed", "9", "--out", out,
+    ]);
     assert!(text.contains("generated 300 events"), "{text}");
 
     let info = ok(&["info", out]);
@@ -48,34 +45,85 @@ fn generate_info_query_verify_and_export() {
     assert!(info.contains("events:  300"), "{info}");
     assert!(info.contains("pt:f64"), "columns with types: {info}");
 
-    let csv = ok(&["query", out, "--sql", "SELECT COUNT(*) AS n FROM events", "--format", "csv"]);
+    let csv = ok(&[
+        "query",
+        out,
+        "--sql",
+        "SELECT COUNT(*) AS n FROM events",
+        "--format",
+        "csv",
+    ]);
     assert_eq!(csv.trim(), "n\n300");
-    let json = ok(&["query", out, "--sql", "SELECT event_id FROM events ORDER BY event_id LIMIT 2", "--format", "json"]);
+    let json = ok(&[
+        "query",
+        out,
+        "--sql",
+        "SELECT event_id FROM events ORDER BY event_id LIMIT 2",
+        "--format",
+        "json",
+    ]);
     let rows: serde_json::Value = serde_json::from_str(&json).expect("json");
-    assert_eq!(rows, serde_json::json!([{ "event_id": 0 }, { "event_id": 1 }]));
-    let table = ok(&["query", out, "--sql", "SELECT run, COUNT(*) AS n FROM events GROUP BY run"]);
+    assert_eq!(
+        rows,
+        serde_json::json!([{ "event_id": 0 }, { "event_id": 1 }])
+    );
+    let table = ok(&[
+        "query",
+        out,
+        "--sql",
+        "SELECT run, COUNT(*) AS n FROM events GROUP BY run",
+    ]);
     assert!(table.contains("545100") && table.contains("300"), "{table}");
 
     let verify = ok(&["verify", out]);
     assert!(verify.contains("pp-seed9: ok"), "{verify}");
 
     let phoenix = dir.path().join("event.json");
-    ok(&["export-phoenix", out, "--event", "3", "--out", phoenix.to_str().expect("utf8")]);
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&phoenix).expect("file")).expect("json");
-    let (_, event) = doc.as_object().and_then(|m| m.iter().next()).expect("one event");
+    ok(&[
+        "export-phoenix",
+        out,
+        "--event",
+        "3",
+        "--out",
+        phoenix.to_str().expect("utf8"),
+    ]);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&phoenix).expect("file")).expect("json");
+    let (_, event) = doc
+        .as_object()
+        .and_then(|m| m.iter().next())
+        .expect("one event");
     assert_eq!(event["event number"], 3);
-    assert!(event["Hits"]["TPC"].as_array().is_some_and(|h| !h.is_empty()));
+    assert!(
+        event["Hits"]["TPC"]
+            .as_array()
+            .is_some_and(|h| !h.is_empty())
+    );
     // Phoenix units: mm. TPC hits sit between 852 and 2457 mm.
     let r = |p: &serde_json::Value| p[0].as_f64().expect("x").hypot(p[1].as_f64().expect("y"));
-    assert!(event["Hits"]["TPC"].as_array().expect("hits").iter().all(|h| (850.0..2460.0).contains(&r(&h["pos"]))));
+    assert!(
+        event["Hits"]["TPC"]
+            .as_array()
+            .expect("hits")
+            .iter()
+            .all(|h| (850.0..2460.0).contains(&r(&h["pos"])))
+    );
 }
 
 #[test]
 fn import_hzz_and_count_opposite_charge_dimuons() {
-    let Some(hzz) = data_file("root/uproot-HZZ.root") else { return };
+    let Some(hzz) = data_file("root/uproot-HZZ.root") else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().to_str().expect("utf8");
-    let text = ok(&["import", hzz.to_str().expect("utf8"), "--out", out, "--show-mapping"]);
+    let text = ok(&[
+        "import",
+        hzz.to_str().expect("utf8"),
+        "--out",
+        out,
+        "--show-mapping",
+    ]);
     assert!(text.contains("imported 2421 events"), "{text}");
     assert!(text.contains("muons: px ← Muon_Px"), "{text}");
     let n = ok(&[
@@ -100,14 +148,28 @@ fn user_mistakes_get_one_clear_line_and_a_failure_code() {
     assert!(err.contains("no such directory"), "{err}");
     ok(&["generate", "--events", "20", "--out", out]);
     let err = fails(&["query", out, "--sql", "SELECT nonsense_column FROM events"]);
-    assert!(err.contains("nonsense_column"), "names the unknown column: {err}");
+    assert!(
+        err.contains("nonsense_column"),
+        "names the unknown column: {err}"
+    );
     let err = fails(&["query", out, "--sql", "SELEC * FROM events"]);
     assert!(err.contains("invalid query"), "{err}");
-    let err = fails(&["generate", "--system", "xenon", "--events", "1", "--out", out]);
+    let err = fails(&[
+        "generate", "--system", "xenon", "--events", "1", "--out", out,
+    ]);
     assert!(err.contains("pp or pbpb"), "{err}");
-    let err = fails(&["generate", "--events", "1", "--out", out, "--rates", "k0s=-1"]);
+    let err = fails(&[
+        "generate", "--events", "1", "--out", out, "--rates", "k0s=-1",
+    ]);
     assert!(err.contains("non-negative"), "{err}");
-    let err = fails(&["export-phoenix", out, "--event", "999", "--out", "/tmp/x.json"]);
+    let err = fails(&[
+        "export-phoenix",
+        out,
+        "--event",
+        "999",
+        "--out",
+        "/tmp/x.json",
+    ]);
     assert!(err.contains("no event with id 999"), "{err}");
     if let Some(zstd) = data_file("root/uproot-HZZ-zstd.root") {
         let err = fails(&["import", zstd.to_str().expect("utf8"), "--out", out]);
@@ -128,7 +190,10 @@ fn verify_reports_an_altered_file_and_fails() {
     let out_verify = alyxctl(&["verify", out]);
     assert!(!out_verify.status.success());
     let stdout = String::from_utf8_lossy(&out_verify.stdout);
-    assert!(stdout.contains("DAMAGED") && stdout.contains("checksum mismatch"), "{stdout}");
+    assert!(
+        stdout.contains("DAMAGED") && stdout.contains("checksum mismatch"),
+        "{stdout}"
+    );
     let err = fails(&["query", out, "--sql", "SELECT COUNT(*) FROM tracks"]);
     assert!(err.contains("checksum mismatch"), "{err}");
 }
@@ -137,8 +202,14 @@ fn verify_reports_an_altered_file_and_fails() {
 fn demo_makes_the_embedded_default_and_finds_the_peaks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let text = ok(&["demo", "--data-dir", dir.path().to_str().expect("utf8")]);
-    assert!(text.contains("demo-pp") && text.contains("demo-pbpb"), "{text}");
-    assert!(text.contains("K0s → π+π−") && text.contains("PDG 0.4976"), "{text}");
+    assert!(
+        text.contains("demo-pp") && text.contains("demo-pbpb"),
+        "{text}"
+    );
+    assert!(
+        text.contains("K0s → π+π−") && text.contains("PDG 0.4976"),
+        "{text}"
+    );
     // A second run reuses the data.
     let again = ok(&["demo", "--data-dir", dir.path().to_str().expect("utf8")]);
     assert!(again.contains("demo-pp"), "{again}");

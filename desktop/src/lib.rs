@@ -21,11 +21,22 @@ pub fn open(path: &Path, store: &DataStore) -> Result<Dataset, Error> {
         return Dataset::resolve(path, None);
     }
     import::detect_format(path)?;
-    let name = format!("{}-{}", datasets::name_from_path(path), &content_hash(path)?[..12]);
+    let name = format!(
+        "{}-{}",
+        datasets::name_from_path(path),
+        &content_hash(path)?[..12]
+    );
     match store.dataset(&name) {
         Ok(d) => Ok(d),
         Err(Error::NotADataset { .. }) => {
-            let (d, _) = datasets::import_files(store, &name, &[path.to_path_buf()], None, None, &mut |_| {})?;
+            let (d, _) = datasets::import_files(
+                store,
+                &name,
+                &[path.to_path_buf()],
+                None,
+                None,
+                &mut |_| {},
+            )?;
             Ok(d)
         }
         Err(e) => Err(e),
@@ -43,37 +54,38 @@ fn content_hash(path: &Path) -> Result<String, Error> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn data_file(name: &str) -> std::path::PathBuf {
-        let root = std::env::var_os("ALYX_TEST_DATA")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
-        root.join(name)
-    }
-
     #[test]
     fn a_phoenix_file_is_imported_once_then_reopened_in_place() {
-        let path = data_file("phoenix/ATLAS_atlaseventdump2.json");
-        if !path.exists() {
-            assert!(std::env::var_os("CI").is_none(), "test data missing under CI: {}", path.display());
-            eprintln!("skipping: {} not found (set ALYX_TEST_DATA)", path.display());
+        let Some(path) = alyx_tests::data_file("phoenix/ATLAS_atlaseventdump2.json") else {
             return;
-        }
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let store = DataStore::open(dir.path()).expect("store");
         let first = open(&path, &store).expect("imports");
         assert_eq!(first.manifest().event_count(), 4);
         let again = open(&path, &store).expect("reopens");
         assert_eq!(again.dir(), first.dir());
-        assert_eq!(store.dataset_names().expect("names").len(), 1, "not imported twice");
+        assert_eq!(
+            store.dataset_names().expect("names").len(),
+            1,
+            "not imported twice"
+        );
         // A dataset directory opens in place.
-        assert_eq!(open(first.dir(), &store).expect("dataset").name(), first.name());
+        assert_eq!(
+            open(first.dir(), &store).expect("dataset").name(),
+            first.name()
+        );
     }
 
     #[test]
@@ -83,6 +95,9 @@ mod tests {
         std::fs::write(&junk, "hello").expect("write");
         let store = DataStore::open(dir.path().join("store")).expect("store");
         let err = open(&junk, &store).expect_err("unknown format");
-        assert!(err.to_string().contains("not a ROOT file or Phoenix JSON"), "{err}");
+        assert!(
+            err.to_string().contains("not a ROOT file or Phoenix JSON"),
+            "{err}"
+        );
     }
 }

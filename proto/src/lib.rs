@@ -176,7 +176,12 @@ impl From<&m::CollisionEvent> for v1::CollisionEvent {
                     collection: v.collection.clone(),
                 })
                 .collect(),
-            met: e.met.map(|x| v1::MissingEnergy { px_gev: x.px_gev, py_gev: x.py_gev, pt_gev: x.pt_gev, phi: x.phi }),
+            met: e.met.map(|x| v1::MissingEnergy {
+                px_gev: x.px_gev,
+                py_gev: x.py_gev,
+                pt_gev: x.pt_gev,
+                phi: x.phi,
+            }),
             truth: e
                 .truth
                 .iter()
@@ -235,7 +240,11 @@ impl TryFrom<v1::CollisionEvent> for m::CollisionEvent {
                 pid: t.pid,
                 chi2_ndf: t.chi2_ndf,
                 n_hits: t.n_hits,
-                polyline_cm: t.polyline_cm.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect(),
+                polyline_cm: t
+                    .polyline_cm
+                    .chunks_exact(3)
+                    .map(|c| [c[0], c[1], c[2]])
+                    .collect(),
                 collection: t.collection,
             });
         }
@@ -258,14 +267,28 @@ impl TryFrom<v1::CollisionEvent> for m::CollisionEvent {
         out.clusters = e
             .clusters
             .into_iter()
-            .map(|c| m::CaloCluster { energy_gev: c.energy_gev, eta: c.eta, phi: c.phi, collection: c.collection })
+            .map(|c| m::CaloCluster {
+                energy_gev: c.energy_gev,
+                eta: c.eta,
+                phi: c.phi,
+                collection: c.collection,
+            })
             .collect();
         out.vertices = e
             .vertices
             .into_iter()
-            .map(|v| m::Vertex { position_cm: [v.x_cm, v.y_cm, v.z_cm], n_tracks: v.n_tracks, collection: v.collection })
+            .map(|v| m::Vertex {
+                position_cm: [v.x_cm, v.y_cm, v.z_cm],
+                n_tracks: v.n_tracks,
+                collection: v.collection,
+            })
             .collect();
-        out.met = e.met.map(|x| m::MissingEnergy { px_gev: x.px_gev, py_gev: x.py_gev, pt_gev: x.pt_gev, phi: x.phi });
+        out.met = e.met.map(|x| m::MissingEnergy {
+            px_gev: x.px_gev,
+            py_gev: x.py_gev,
+            pt_gev: x.pt_gev,
+            phi: x.phi,
+        });
         out.truth = e
             .truth
             .into_iter()
@@ -289,23 +312,34 @@ mod tests {
 
     #[test]
     fn generated_event_survives_the_wire_unchanged() {
-        let g = EventGenerator::new(GeneratorConfig::pp(3), alyx_shared::DetectorGeometry::alice_barrel());
+        let g = EventGenerator::new(
+            GeneratorConfig::pp(3),
+            alyx_shared::DetectorGeometry::alice_barrel(),
+        );
         for i in 0..20 {
             let event = g.event(i);
             let bytes = v1::CollisionEvent::from(&event).encode_to_vec();
             let decoded = v1::CollisionEvent::decode(bytes.as_slice()).expect("decodes");
             let back = m::CollisionEvent::try_from(decoded).expect("valid");
-            assert!(back.same_as(&event), "round trip changed event {i}:\n{back:?}\n{event:?}");
+            assert!(
+                back.same_as(&event),
+                "round trip changed event {i}:\n{back:?}\n{event:?}"
+            );
         }
     }
 
     #[test]
     fn message_without_header_is_refused_with_a_reason() {
-        let err = m::CollisionEvent::try_from(v1::CollisionEvent::default()).expect_err("no header");
+        let err =
+            m::CollisionEvent::try_from(v1::CollisionEvent::default()).expect_err("no header");
         assert!(err.to_string().contains("header"), "{err}");
         let bad = v1::CollisionEvent {
             header: Some(v1::EventHeader::default()),
-            tracks: vec![v1::Track { helix: Some(v1::HelixParams::default()), polyline_cm: vec![1.0, 2.0], ..Default::default() }],
+            tracks: vec![v1::Track {
+                helix: Some(v1::HelixParams::default()),
+                polyline_cm: vec![1.0, 2.0],
+                ..Default::default()
+            }],
             ..Default::default()
         };
         assert!(m::CollisionEvent::try_from(bad).is_err());

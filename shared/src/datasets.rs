@@ -49,7 +49,12 @@ pub fn generate(
     Ok(dataset)
 }
 
-/// Imports `files` into a new dataset `name` (one chunk per file), calling `progress(file)`.
+/// Entries per chunk when importing: bounds memory for files of any size.
+pub const IMPORT_BATCH: usize = 100_000;
+
+/// Imports `files` into a new dataset `name`, in chunks of at most `IMPORT_BATCH` events,
+/// calling `progress(file)` as each file starts. If any file fails, the new dataset is removed:
+/// nothing half-made is left behind, and nothing that existed is touched.
 pub fn import_files(
     store: &DataStore,
     name: &str,
@@ -58,26 +63,44 @@ pub fn import_files(
     mapping: Option<&Mapping>,
     progress: &mut dyn FnMut(&Path),
 ) -> Result<(Dataset, Vec<ImportReport>)> {
-    // Read everything first: a bad file must not leave a half-made dataset behind.
-    let mut batches = Vec::with_capacity(files.len());
+    // Catch what can be caught before creating anything.
     for file in files {
-        progress(file);
-        batches.push(import::import_file(file, tree, mapping)?);
+        import::detect_format(file)?;
     }
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     let mut dataset = store.create_dataset(name, &format!("imported from {}", names.join(", ")))?;
-    let mut reports = Vec::with_capacity(batches.len());
-    for (events, report) in batches {
-        dataset.append(&events)?;
-        reports.push(report);
+    let mut reports = Vec::with_capacity(files.len());
+    for file in files {
+        progress(file);
+        let result =
+            import::import_file_batches(file, tree, mapping, IMPORT_BATCH, &mut |events| {
+                dataset.append(&events).map(|_| ())
+            });
+        match result {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(dataset.dir());
+                return Err(e);
+            }
+        }
     }
     Ok((dataset, reports))
 }
 
 /// A dataset name from a file name (`uproot-HZZ.root` → `uproot-HZZ`).
 pub fn name_from_path(path: &Path) -> String {
-    let stem = path.file_stem().map_or_else(|| "dataset".into(), |s| s.to_string_lossy().into_owned());
-    stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "dataset".into(), |s| s.to_string_lossy().into_owned());
+    stem.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 pub const DEMO_PP: &str = "demo-pp";
@@ -85,14 +108,26 @@ pub const DEMO_PBPB: &str = "demo-pbpb";
 
 /// The embedded default's demo data, generated on first use: 500 pp events with resonances
 /// and 3 central Pb–Pb events.
-pub fn ensure_demo(store: &DataStore, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<Vec<Dataset>> {
-    let specs = [(DEMO_PP, GeneratorConfig::pp(2026), 500), (DEMO_PBPB, GeneratorConfig::pbpb(2026, Centrality::Central), 3)];
+pub fn ensure_demo(
+    store: &DataStore,
+    progress: &mut dyn FnMut(&str, u64, u64),
+) -> Result<Vec<Dataset>> {
+    let specs = [
+        (DEMO_PP, GeneratorConfig::pp(2026), 500),
+        (
+            DEMO_PBPB,
+            GeneratorConfig::pbpb(2026, Centrality::Central),
+            3,
+        ),
+    ];
     let mut out = Vec::new();
     for (name, config, n) in specs {
         let existing = store.dataset(name);
         let dataset = match existing {
             Ok(d) => d,
-            Err(Error::NotADataset { .. }) => generate(store, name, config, n, &mut |done| progress(name, done, n))?,
+            Err(Error::NotADataset { .. }) => {
+                generate(store, name, config, n, &mut |done| progress(name, done, n))?
+            }
             Err(e) => return Err(e),
         };
         out.push(dataset);

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 pub enum Error {
     /// A file or directory could not be read or written.
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     /// The geometry description is malformed.
     #[error("{0}")]
@@ -56,11 +59,17 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.to_path_buf(), source }
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     pub fn malformed(path: &Path, reason: impl Into<String>) -> Self {
-        Self::Malformed { path: path.to_path_buf(), reason: reason.into() }
+        Self::Malformed {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
     }
 }
 

@@ -25,8 +25,8 @@ use rayon::prelude::*;
 use crate::geometry::{DetectorGeometry, SensitiveLayer};
 use crate::helix::{C_CM_PER_NS, Helix};
 use crate::model::{
-    CollisionEvent, CollisionSystem, Detector, DetectorHit, EventHeader, ParticleTrack, PdgCode, PhysicsObject,
-    TruthParticle, pid_mass, trigger,
+    CollisionEvent, CollisionSystem, Detector, DetectorHit, EventHeader, ParticleTrack, PdgCode,
+    PhysicsObject, TruthParticle, pid_mass, trigger,
 };
 use crate::physics::{FourMomentum, delta_r, mass, two_body_decay};
 
@@ -99,7 +99,12 @@ impl GeneratorConfig {
             sqrt_s_gev: 13_600.0,
             first_timestamp_ns: DEFAULT_FIRST_TIMESTAMP_NS,
             event_rate_hz: 1_000.0,
-            rates: ResonanceRates { k0s: 1.0, lambda: 0.5, jpsi: 0.1, z: 0.02 },
+            rates: ResonanceRates {
+                k0s: 1.0,
+                lambda: 0.5,
+                jpsi: 0.1,
+                z: 0.02,
+            },
             background_muons: 0.3,
         }
     }
@@ -112,7 +117,12 @@ impl GeneratorConfig {
             run: 545_300,
             sqrt_s_gev: 5_360.0,
             event_rate_hz: 50.0,
-            rates: ResonanceRates { k0s: 20.0, lambda: 8.0, jpsi: 0.2, z: 0.01 },
+            rates: ResonanceRates {
+                k0s: 20.0,
+                lambda: 8.0,
+                jpsi: 0.2,
+                z: 0.01,
+            },
             background_muons: 3.0,
             ..Self::pp(seed)
         }
@@ -138,7 +148,9 @@ impl Spectrum {
     fn tabulate(density: impl Fn(f64) -> f64) -> Self {
         const N: usize = 4000;
         let (lo, hi) = (0.05f64.ln(), 100f64.ln());
-        let pt: Vec<f64> = (0..N).map(|i| (lo + (hi - lo) * i as f64 / (N - 1) as f64).exp()).collect();
+        let pt: Vec<f64> = (0..N)
+            .map(|i| (lo + (hi - lo) * i as f64 / (N - 1) as f64).exp())
+            .collect();
         let mut cdf = Vec::with_capacity(N);
         let mut acc = 0.0;
         cdf.push(0.0);
@@ -152,7 +164,10 @@ impl Spectrum {
 
     fn sample(&self, rng: &mut impl Rng) -> f64 {
         let u: f64 = rng.random();
-        let i = self.cdf.partition_point(|c| *c < u).clamp(1, self.cdf.len() - 1);
+        let i = self
+            .cdf
+            .partition_point(|c| *c < u)
+            .clamp(1, self.cdf.len() - 1);
         let (c0, c1) = (self.cdf[i - 1], self.cdf[i]);
         let t = if c1 > c0 { (u - c0) / (c1 - c0) } else { 0.0 };
         self.pt[i - 1] + t * (self.pt[i] - self.pt[i - 1])
@@ -187,7 +202,11 @@ const MIN_HITS: usize = 4;
 
 impl EventGenerator {
     pub fn new(config: GeneratorConfig, geometry: DetectorGeometry) -> Self {
-        let temperature = if config.system == CollisionSystem::PbPb { 0.18 } else { 0.145 };
+        let temperature = if config.system == CollisionSystem::PbPb {
+            0.18
+        } else {
+            0.145
+        };
         Self {
             field_tesla: geometry.field_tesla,
             eta_max: geometry.acceptance_eta,
@@ -219,11 +238,17 @@ impl EventGenerator {
 
     /// Event number `index`: the same for the same seed, whatever else was generated.
     pub fn event(&self, index: u64) -> CollisionEvent {
-        let mut rng = Pcg64Mcg::seed_from_u64(splitmix(self.config.seed ^ splitmix(index.wrapping_add(1))));
+        let mut rng =
+            Pcg64Mcg::seed_from_u64(splitmix(self.config.seed ^ splitmix(index.wrapping_add(1))));
         let cfg = &self.config;
         let spacing = 1e9 / cfg.event_rate_hz;
-        let timestamp_ns = cfg.first_timestamp_ns + ((index as f64 + rng.random::<f64>()) * spacing) as i64;
-        let vertex = [gauss(&mut rng, 0.005), gauss(&mut rng, 0.005), gauss(&mut rng, 5.0)];
+        let timestamp_ns =
+            cfg.first_timestamp_ns + ((index as f64 + rng.random::<f64>()) * spacing) as i64;
+        let vertex = [
+            gauss(&mut rng, 0.005),
+            gauss(&mut rng, 0.005),
+            gauss(&mut rng, 5.0),
+        ];
 
         let mut truth = Vec::new();
         let mut emitted = Vec::new();
@@ -237,13 +262,25 @@ impl EventGenerator {
             let pdg = if rng.random_bool(0.5) { pdg } else { -pdg };
             let pt = spectrum.sample(&mut rng);
             let p4 = self.random_direction(&mut rng, pt, pid_mass(pdg));
-            emitted.push(Emitted { pdg, p4, origin_cm: vertex, time_ns: 0.0, truth_index: None });
+            emitted.push(Emitted {
+                pdg,
+                p4,
+                origin_cm: vertex,
+                time_ns: 0.0,
+                truth_index: None,
+            });
         }
         for _ in 0..poisson(&mut rng, cfg.background_muons) {
             let pt = 0.5 + Exp::new(1.0 / 1.5).map_or(1.5, |d| d.sample(&mut rng));
             let pdg = if rng.random_bool(0.5) { 13 } else { -13 };
             let p4 = self.random_direction(&mut rng, pt, mass::MUON);
-            emitted.push(Emitted { pdg, p4, origin_cm: vertex, time_ns: 0.0, truth_index: None });
+            emitted.push(Emitted {
+                pdg,
+                p4,
+                origin_cm: vertex,
+                time_ns: 0.0,
+                truth_index: None,
+            });
         }
         self.inject_resonances(&mut rng, vertex, &mut truth, &mut emitted);
 
@@ -265,7 +302,11 @@ impl EventGenerator {
         self.fill_muons(&mut event);
 
         let mut bits = trigger::MINIMUM_BIAS;
-        let high_mult = if cfg.system == CollisionSystem::PbPb { 1500 } else { 50 };
+        let high_mult = if cfg.system == CollisionSystem::PbPb {
+            1500
+        } else {
+            50
+        };
         if event.tracks.len() > high_mult {
             bits |= trigger::HIGH_MULTIPLICITY;
         }
@@ -355,19 +396,34 @@ impl EventGenerator {
             let (decay_vertex, decay_time) = if c_tau_cm > 0.0 {
                 let beta_gamma = parent.p() / parent.mass();
                 let length = beta_gamma * c_tau_cm * Exp::new(1.0).map_or(1.0, |d| d.sample(rng));
-                let dir = [parent.px / parent.p(), parent.py / parent.p(), parent.pz / parent.p()];
-                let v = [vertex[0] + length * dir[0], vertex[1] + length * dir[1], vertex[2] + length * dir[2]];
+                let dir = [
+                    parent.px / parent.p(),
+                    parent.py / parent.p(),
+                    parent.pz / parent.p(),
+                ];
+                let v = [
+                    vertex[0] + length * dir[0],
+                    vertex[1] + length * dir[1],
+                    vertex[2] + length * dir[2],
+                ];
                 (v, length / (parent.beta() * C_CM_PER_NS))
             } else {
                 (vertex, 0.0)
             };
             let cos_theta: f64 = rng.random_range(-1.0..1.0);
             let phi: f64 = rng.random_range(-PI..PI);
-            let Some((p1, p2)) = two_body_decay(parent, pid_mass(d1), pid_mass(d2), cos_theta, phi) else {
+            let Some((p1, p2)) = two_body_decay(parent, pid_mass(d1), pid_mass(d2), cos_theta, phi)
+            else {
                 continue;
             };
             let mother = truth.len();
-            truth.push(TruthParticle { pdg, p4: parent, vertex_cm: vertex, mother: None, track: None });
+            truth.push(TruthParticle {
+                pdg,
+                p4: parent,
+                vertex_cm: vertex,
+                mother: None,
+                track: None,
+            });
             for (d, p) in [(d1, p1), (d2, p2)] {
                 let index = truth.len();
                 truth.push(TruthParticle {
@@ -399,7 +455,12 @@ impl EventGenerator {
     ) {
         let charge = pdg_charge(particle.pdg);
         let p = particle.p4;
-        let helix = Helix::new(particle.origin_cm, [p.px, p.py, p.pz], charge, self.field_tesla);
+        let helix = Helix::new(
+            particle.origin_cm,
+            [p.px, p.py, p.pz],
+            charge,
+            self.field_tesla,
+        );
         let track_index = event.tracks.len() as u32;
         let first_hit = event.hits.len();
         let start_radius = particle.origin_cm[0].hypot(particle.origin_cm[1]);
@@ -409,7 +470,9 @@ impl EventGenerator {
             if layer.radius_cm <= start_radius {
                 continue;
             }
-            let Some(s) = helix.intersect_cylinder(layer.radius_cm) else { break };
+            let Some(s) = helix.intersect_cylinder(layer.radius_cm) else {
+                break;
+            };
             let [x, y, z] = helix.at(s);
             if z.abs() > layer.half_length_cm {
                 break;
@@ -420,7 +483,11 @@ impl EventGenerator {
             let landau = (0.25 * rng.sample::<f64, _>(StandardNormal)).exp();
             event.hits.push(DetectorHit {
                 detector: layer.detector,
-                layer: if layer.detector == Detector::Tof { self.geometry.tof_sector(phi) } else { layer.layer },
+                layer: if layer.detector == Detector::Tof {
+                    self.geometry.tof_sector(phi)
+                } else {
+                    layer.layer
+                },
                 position_cm: [
                     (layer.radius_cm * phi_m.cos()) as f32,
                     (layer.radius_cm * phi_m.sin()) as f32,
@@ -443,7 +510,11 @@ impl EventGenerator {
         let pt_reco = pt * (1.0 + gauss(rng, rel)).max(0.05);
         let phi = p.phi() + gauss(rng, 0.001);
         let theta = (p.theta() + gauss(rng, 0.001)).clamp(1e-3, PI - 1e-3);
-        let momentum = [pt_reco * phi.cos(), pt_reco * phi.sin(), pt_reco / theta.tan()];
+        let momentum = [
+            pt_reco * phi.cos(),
+            pt_reco * phi.sin(),
+            pt_reco / theta.tan(),
+        ];
         let reco_helix = Helix::new(particle.origin_cm, momentum, charge, self.field_tesla);
         let ndf = (2 * n_hits).saturating_sub(5).max(1) as f64;
         let chi2 = Gamma::new(ndf / 2.0, 2.0).map_or(ndf, |g| g.sample(rng));
@@ -562,31 +633,53 @@ mod tests {
 
     #[test]
     fn central_pbpb_has_thousands_of_tracks_and_hundreds_of_thousands_of_hits() {
-        let g = EventGenerator::new(GeneratorConfig::pbpb(1, Centrality::Central), DetectorGeometry::alice_barrel());
+        let g = EventGenerator::new(
+            GeneratorConfig::pbpb(1, Centrality::Central),
+            DetectorGeometry::alice_barrel(),
+        );
         let e = g.event(0);
         assert!(e.tracks.len() > 2000, "{} tracks", e.tracks.len());
         assert!(e.hits.len() > 200_000, "{} hits", e.hits.len());
-        let peripheral =
-            EventGenerator::new(GeneratorConfig::pbpb(1, Centrality::Peripheral), DetectorGeometry::alice_barrel());
+        let peripheral = EventGenerator::new(
+            GeneratorConfig::pbpb(1, Centrality::Peripheral),
+            DetectorGeometry::alice_barrel(),
+        );
         let p = peripheral.event(0);
-        assert!((10..400).contains(&p.tracks.len()), "{} peripheral tracks", p.tracks.len());
+        assert!(
+            (10..400).contains(&p.tracks.len()),
+            "{} peripheral tracks",
+            p.tracks.len()
+        );
     }
 
     #[test]
     fn hits_of_a_track_are_in_time_order_from_the_inside_out() {
         let e = pp().event(3);
         for (i, _) in e.tracks.iter().enumerate() {
-            let radii: Vec<f32> = e.track_hits(i as u32).map(|h| h.position_cm[0].hypot(h.position_cm[1])).collect();
-            assert!(radii.windows(2).all(|w| w[0] < w[1]), "track {i}: {radii:?}");
+            let radii: Vec<f32> = e
+                .track_hits(i as u32)
+                .map(|h| h.position_cm[0].hypot(h.position_cm[1]))
+                .collect();
+            assert!(
+                radii.windows(2).all(|w| w[0] < w[1]),
+                "track {i}: {radii:?}"
+            );
         }
     }
 
     #[test]
     fn every_resonance_decay_conserves_four_momentum_and_a_broken_one_is_flagged() {
         let events = pp().events(0..100);
-        let decays = events.iter().flat_map(|e| &e.truth).filter(|t| t.mother.is_some()).count();
+        let decays = events
+            .iter()
+            .flat_map(|e| &e.truth)
+            .filter(|t| t.mother.is_some())
+            .count();
         assert!(decays > 100, "{decays} daughters");
-        let mut broken = events.into_iter().find(|e| !e.truth.is_empty()).expect("a resonance");
+        let mut broken = events
+            .into_iter()
+            .find(|e| !e.truth.is_empty())
+            .expect("a resonance");
         assert!(validate(&broken).is_empty());
         broken.truth[1].p4.px += 0.01;
         let v = validate(&broken);

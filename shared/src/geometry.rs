@@ -105,8 +105,8 @@ impl DetectorGeometry {
     }
 
     pub fn from_toml(text: &str) -> Result<Self, Error> {
-        let geometry: Self =
-            toml::from_str(text).map_err(|e| Error::Geometry(format!("invalid geometry file: {e}")))?;
+        let geometry: Self = toml::from_str(text)
+            .map_err(|e| Error::Geometry(format!("invalid geometry file: {e}")))?;
         geometry.check()?;
         Ok(geometry)
     }
@@ -119,10 +119,13 @@ impl DetectorGeometry {
     fn check(&self) -> Result<(), Error> {
         let layers = self.sensitive_layers();
         let sorted = layers.windows(2).all(|w| w[0].radius_cm < w[1].radius_cm);
-        let positive = layers.iter().all(|l| l.radius_cm > 0.0 && l.half_length_cm > 0.0);
+        let positive = layers
+            .iter()
+            .all(|l| l.radius_cm > 0.0 && l.half_length_cm > 0.0);
         if !(sorted && positive && self.tpc.pad_rows >= 2 && self.tof.sectors > 0) {
             return Err(Error::Geometry(
-                "layers must have positive sizes and increase in radius from the ITS to the TOF".into(),
+                "layers must have positive sizes and increase in radius from the ITS to the TOF"
+                    .into(),
             ));
         }
         Ok(())
@@ -131,7 +134,8 @@ impl DetectorGeometry {
     /// Radius of TPC pad row `row` (rows are evenly spaced from the inner to the outer radius).
     pub fn tpc_row_radius_cm(&self, row: u32) -> f64 {
         let t = &self.tpc;
-        t.inner_radius_cm + (t.outer_radius_cm - t.inner_radius_cm) * f64::from(row) / f64::from(t.pad_rows - 1)
+        t.inner_radius_cm
+            + (t.outer_radius_cm - t.inner_radius_cm) * f64::from(row) / f64::from(t.pad_rows - 1)
     }
 
     /// The TOF sector (0–17) at azimuth `phi`.
@@ -143,16 +147,21 @@ impl DetectorGeometry {
 
     /// Every sensitive surface, innermost first: 7 ITS layers, the TPC pad rows, the TOF.
     pub fn sensitive_layers(&self) -> Vec<SensitiveLayer> {
-        let its = self.its.layers.iter().enumerate().map(|(i, c)| SensitiveLayer {
-            detector: Detector::Its,
-            layer: i as u32,
-            radius_cm: c.radius_cm,
-            half_length_cm: c.half_length_cm,
-            sigma_rphi_cm: self.its.sigma_rphi_cm,
-            sigma_z_cm: self.its.sigma_z_cm,
-            sigma_t_ns: self.its.sigma_t_ns,
-            edep_mpv_kev: self.its.edep_mpv_kev,
-        });
+        let its = self
+            .its
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| SensitiveLayer {
+                detector: Detector::Its,
+                layer: i as u32,
+                radius_cm: c.radius_cm,
+                half_length_cm: c.half_length_cm,
+                sigma_rphi_cm: self.its.sigma_rphi_cm,
+                sigma_z_cm: self.its.sigma_z_cm,
+                sigma_t_ns: self.its.sigma_t_ns,
+                edep_mpv_kev: self.its.edep_mpv_kev,
+            });
         let tpc = (0..self.tpc.pad_rows).map(|row| SensitiveLayer {
             detector: Detector::Tpc,
             layer: row,
@@ -189,9 +198,15 @@ mod tests {
         assert_eq!(radii, [2.24, 3.01, 3.78, 19.6, 24.55, 34.39, 39.34]);
         let layers = g.sensitive_layers();
         assert_eq!(layers.len(), 7 + 159 + 1);
-        let rows: Vec<_> = layers.iter().filter(|l| l.detector == Detector::Tpc).collect();
+        let rows: Vec<_> = layers
+            .iter()
+            .filter(|l| l.detector == Detector::Tpc)
+            .collect();
         assert_eq!(rows.first().map(|l| l.radius_cm), Some(85.2));
-        assert!(rows.last().is_some_and(|l| (l.radius_cm - 245.7).abs() < 1e-9));
+        assert!(
+            rows.last()
+                .is_some_and(|l| (l.radius_cm - 245.7).abs() < 1e-9)
+        );
         assert_eq!(g.tof.sectors, 18);
         assert!(g.tof.inner_radius_cm == 371.0 && g.tof.outer_radius_cm == 400.0);
     }

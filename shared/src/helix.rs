@@ -15,7 +15,11 @@ pub const C_CM_PER_NS: f64 = 29.979_245_8;
 /// R[cm] = 100 · pT / (0.299792458 · B · |q|). Infinite for neutral particles or no field.
 pub fn curvature_radius_cm(pt_gev: f64, charge: i32, b_tesla: f64) -> f64 {
     let k = 0.299_792_458 * b_tesla.abs() * f64::from(charge.unsigned_abs());
-    if k == 0.0 { f64::INFINITY } else { 100.0 * pt_gev / k }
+    if k == 0.0 {
+        f64::INFINITY
+    } else {
+        100.0 * pt_gev / k
+    }
 }
 
 /// Perigee parameters of a track at its point of closest approach to the beam (z) axis, in the
@@ -50,21 +54,45 @@ impl Helix {
     pub fn new(origin_cm: [f64; 3], p_gev: [f64; 3], charge: i32, b_tesla: f64) -> Self {
         let pt = p_gev[0].hypot(p_gev[1]);
         let radius_cm = curvature_radius_cm(pt, charge, b_tesla);
-        let sense = if radius_cm.is_finite() { f64::from(charge.signum()) * b_tesla.signum() } else { 0.0 };
-        Self { origin_cm, phi0: p_gev[1].atan2(p_gev[0]), tan_lambda: p_gev[2] / pt, radius_cm, sense }
+        let sense = if radius_cm.is_finite() {
+            f64::from(charge.signum()) * b_tesla.signum()
+        } else {
+            0.0
+        };
+        Self {
+            origin_cm,
+            phi0: p_gev[1].atan2(p_gev[0]),
+            tan_lambda: p_gev[2] / pt,
+            radius_cm,
+            sense,
+        }
     }
 
     /// The trajectory described by perigee parameters, for a particle of `charge` in `b_tesla`.
     pub fn from_params(params: &HelixParams, charge: i32, b_tesla: f64) -> Self {
-        let origin_cm = [-params.d0_cm * params.phi0.sin(), params.d0_cm * params.phi0.cos(), params.z0_cm];
+        let origin_cm = [
+            -params.d0_cm * params.phi0.sin(),
+            params.d0_cm * params.phi0.cos(),
+            params.z0_cm,
+        ];
         let pt = if params.q_over_pt == 0.0 {
             f64::INFINITY
         } else {
             f64::from(charge.unsigned_abs().max(1)) / params.q_over_pt.abs()
         };
         let radius_cm = curvature_radius_cm(pt, charge, b_tesla);
-        let sense = if radius_cm.is_finite() { f64::from(charge.signum()) * b_tesla.signum() } else { 0.0 };
-        Self { origin_cm, phi0: params.phi0, tan_lambda: params.tan_lambda, radius_cm, sense }
+        let sense = if radius_cm.is_finite() {
+            f64::from(charge.signum()) * b_tesla.signum()
+        } else {
+            0.0
+        };
+        Self {
+            origin_cm,
+            phi0: params.phi0,
+            tan_lambda: params.tan_lambda,
+            radius_cm,
+            sense,
+        }
     }
 
     fn is_straight(&self) -> bool {
@@ -87,11 +115,19 @@ impl Helix {
     pub fn at(&self, s_cm: f64) -> [f64; 3] {
         let z = self.origin_cm[2] + s_cm * self.tan_lambda;
         if self.is_straight() {
-            return [self.origin_cm[0] + s_cm * self.phi0.cos(), self.origin_cm[1] + s_cm * self.phi0.sin(), z];
+            return [
+                self.origin_cm[0] + s_cm * self.phi0.cos(),
+                self.origin_cm[1] + s_cm * self.phi0.sin(),
+                z,
+            ];
         }
         let [cx, cy] = self.center_cm();
         let alpha = self.origin_angle() - self.sense * s_cm / self.radius_cm;
-        [cx + self.radius_cm * alpha.cos(), cy + self.radius_cm * alpha.sin(), z]
+        [
+            cx + self.radius_cm * alpha.cos(),
+            cy + self.radius_cm * alpha.sin(),
+            z,
+        ]
     }
 
     /// Direction of the transverse momentum after arc length `s_cm`.
@@ -160,7 +196,11 @@ impl Helix {
     /// Perigee parameters (the point of closest approach to the z axis) for a particle of
     /// `charge` and transverse momentum `pt_gev`.
     pub fn perigee(&self, charge: i32, pt_gev: f64) -> HelixParams {
-        let q_over_pt = if pt_gev > 0.0 && pt_gev.is_finite() { f64::from(charge) / pt_gev } else { 0.0 };
+        let q_over_pt = if pt_gev > 0.0 && pt_gev.is_finite() {
+            f64::from(charge) / pt_gev
+        } else {
+            0.0
+        };
         let s = if self.is_straight() {
             -(self.origin_cm[0] * self.phi0.cos() + self.origin_cm[1] * self.phi0.sin())
         } else {
@@ -175,7 +215,13 @@ impl Helix {
         };
         let [x, y, z] = self.at(s);
         let phi0 = self.phi_at(s);
-        HelixParams { d0_cm: -x * phi0.sin() + y * phi0.cos(), z0_cm: z, phi0, tan_lambda: self.tan_lambda, q_over_pt }
+        HelixParams {
+            d0_cm: -x * phi0.sin() + y * phi0.cos(),
+            z0_cm: z,
+            phi0,
+            tan_lambda: self.tan_lambda,
+            q_over_pt,
+        }
     }
 }
 
@@ -196,7 +242,11 @@ mod tests {
 
     /// Radius of the circle through three points.
     fn circumradius(a: [f64; 3], b: [f64; 3], c: [f64; 3]) -> f64 {
-        let (ab, bc, ca) = (dist2([a[0], a[1]], [b[0], b[1]]), dist2([b[0], b[1]], [c[0], c[1]]), dist2([c[0], c[1]], [a[0], a[1]]));
+        let (ab, bc, ca) = (
+            dist2([a[0], a[1]], [b[0], b[1]]),
+            dist2([b[0], b[1]], [c[0], c[1]]),
+            dist2([c[0], c[1]], [a[0], a[1]]),
+        );
         let cross = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]);
         ab * bc * ca / (2.0 * cross.abs())
     }
@@ -212,7 +262,10 @@ mod tests {
     fn positive_track_turns_clockwise_in_positive_field() {
         let h = Helix::new([0.0; 3], [1.0, 0.0, 0.0], 1, 0.5);
         let p = h.at(10.0);
-        assert!(p[1] < 0.0, "a positive track along +x bends to −y, got {p:?}");
+        assert!(
+            p[1] < 0.0,
+            "a positive track along +x bends to −y, got {p:?}"
+        );
         let n = Helix::new([0.0; 3], [1.0, 0.0, 0.0], -1, 0.5);
         assert!(n.at(10.0)[1] > 0.0);
     }

@@ -237,9 +237,21 @@ impl PhysicsObject {
 
     /// From collider coordinates: cartesian ones derived where η and φ are known.
     pub fn from_pt_eta_phi_m(pt: f64, eta: f64, phi: f64, mass_gev: f64, charge: i32) -> Self {
-        let mut o = Self { pt_gev: pt, eta, phi, mass_gev, charge, ..Self::empty() };
+        let mut o = Self {
+            pt_gev: pt,
+            eta,
+            phi,
+            mass_gev,
+            charge,
+            ..Self::empty()
+        };
         if eta.is_finite() && phi.is_finite() {
-            let p = FourMomentum::from_pt_eta_phi_m(pt, eta, phi, if mass_gev.is_nan() { 0.0 } else { mass_gev });
+            let p = FourMomentum::from_pt_eta_phi_m(
+                pt,
+                eta,
+                phi,
+                if mass_gev.is_nan() { 0.0 } else { mass_gev },
+            );
             (o.px_gev, o.py_gev, o.pz_gev, o.e_gev) = (p.px, p.py, p.pz, p.e);
         }
         o
@@ -250,7 +262,11 @@ impl PhysicsObject {
         if self.px_gev.is_finite() && self.e_gev.is_finite() {
             FourMomentum::new(self.px_gev, self.py_gev, self.pz_gev, self.e_gev)
         } else {
-            let m = if self.mass_gev.is_nan() { 0.0 } else { self.mass_gev };
+            let m = if self.mass_gev.is_nan() {
+                0.0
+            } else {
+                self.mass_gev
+            };
             FourMomentum::from_pt_eta_phi_m(self.pt_gev, self.eta, self.phi, m)
         }
     }
@@ -285,11 +301,21 @@ pub struct MissingEnergy {
 
 impl MissingEnergy {
     pub fn from_xy(px_gev: f64, py_gev: f64) -> Self {
-        Self { px_gev, py_gev, pt_gev: px_gev.hypot(py_gev), phi: py_gev.atan2(px_gev) }
+        Self {
+            px_gev,
+            py_gev,
+            pt_gev: px_gev.hypot(py_gev),
+            phi: py_gev.atan2(px_gev),
+        }
     }
 
     pub fn from_pt_phi(pt_gev: f64, phi: f64) -> Self {
-        Self { px_gev: pt_gev * phi.cos(), py_gev: pt_gev * phi.sin(), pt_gev, phi }
+        Self {
+            px_gev: pt_gev * phi.cos(),
+            py_gev: pt_gev * phi.sin(),
+            pt_gev,
+            phi,
+        }
     }
 }
 

@@ -48,7 +48,12 @@ impl FourMomentum {
 
     /// From (pT, η, φ, E), as calorimeter objects and jets are often given.
     pub fn from_pt_eta_phi_e(pt: f64, eta: f64, phi: f64, e: f64) -> Self {
-        Self { px: pt * phi.cos(), py: pt * phi.sin(), pz: pt * eta.sinh(), e }
+        Self {
+            px: pt * phi.cos(),
+            py: pt * phi.sin(),
+            pz: pt * eta.sinh(),
+            e,
+        }
     }
 
     pub fn pt(&self) -> f64 {
@@ -68,7 +73,11 @@ impl FourMomentum {
     pub fn eta(&self) -> f64 {
         let pt = self.pt();
         if pt == 0.0 {
-            return if self.pz >= 0.0 { f64::INFINITY } else { f64::NEG_INFINITY };
+            return if self.pz >= 0.0 {
+                f64::INFINITY
+            } else {
+                f64::NEG_INFINITY
+            };
         }
         (self.pz / pt).asinh()
     }
@@ -182,7 +191,9 @@ pub fn delta_r(eta1: f64, phi1: f64, eta2: f64, phi2: f64) -> f64 {
 /// Transverse mass of a visible object and missing transverse momentum (e.g. W → ℓν):
 /// mT = √(2 pT,ℓ · MET · (1 − cos Δφ)).
 pub fn transverse_mass(pt1: f64, phi1: f64, pt2: f64, phi2: f64) -> f64 {
-    (2.0 * pt1 * pt2 * (1.0 - delta_phi(phi1, phi2).cos())).max(0.0).sqrt()
+    (2.0 * pt1 * pt2 * (1.0 - delta_phi(phi1, phi2).cos()))
+        .max(0.0)
+        .sqrt()
 }
 
 /// Two-body decay of `parent` (mass M) into daughters of masses `m1`, `m2`, emitted along the
@@ -206,7 +217,10 @@ pub fn two_body_decay(
     let d1 = FourMomentum::from_p3_mass(p_star * dx, p_star * dy, p_star * dz, m1);
     let d2 = FourMomentum::from_p3_mass(-p_star * dx, -p_star * dy, -p_star * dz, m2);
     let (beta, gamma) = (parent.boost_vector(), parent.e / big_m);
-    Some((d1.boost_with_gamma(beta, gamma), d2.boost_with_gamma(beta, gamma)))
+    Some((
+        d1.boost_with_gamma(beta, gamma),
+        d2.boost_with_gamma(beta, gamma),
+    ))
 }
 
 #[cfg(test)]
@@ -234,7 +248,8 @@ mod tests {
     #[test]
     fn z_boson_at_rest_decays_back_to_back_muons_of_half_its_mass() {
         let z = FourMomentum::new(0.0, 0.0, 0.0, mass::Z);
-        let (m1, m2) = two_body_decay(z, mass::MUON, mass::MUON, 0.0, 0.3).expect("above threshold");
+        let (m1, m2) =
+            two_body_decay(z, mass::MUON, mass::MUON, 0.0, 0.3).expect("above threshold");
         assert!(close(m1.e, mass::Z / 2.0, 1e-12, 0.0));
         assert!(close(m1.pt(), m2.pt(), 1e-12, 0.0));
         assert!(close(invariant_mass(&[m1, m2]), mass::Z, 1e-12, 0.0));
@@ -254,8 +269,18 @@ mod tests {
         assert_eq!(p.eta(), 0.0);
         assert!(close(p.phi(), (4.0f64).atan2(3.0), 1e-15, 0.0));
         assert_eq!(FourMomentum::new(0.0, 0.0, 1.0, 2.0).eta(), f64::INFINITY);
-        assert!(close(transverse_mass(40.0, 0.0, 40.0, PI), 80.0, 1e-12, 0.0));
-        assert!(close(delta_r(0.0, 3.0, 0.0, -3.0), 2.0 * PI - 6.0, 1e-12, 0.0));
+        assert!(close(
+            transverse_mass(40.0, 0.0, 40.0, PI),
+            80.0,
+            1e-12,
+            0.0
+        ));
+        assert!(close(
+            delta_r(0.0, 3.0, 0.0, -3.0),
+            2.0 * PI - 6.0,
+            1e-12,
+            0.0
+        ));
     }
 
     proptest! {
@@ -270,10 +295,16 @@ mod tests {
         }
 
         #[test]
-        fn invariant_mass_is_lorentz_invariant(a in particle(), b in particle(), beta in velocity()) {
-            let m = invariant_mass(&[a, b]);
-            let boosted = invariant_mass(&[a.boost(beta), b.boost(beta)]);
-            prop_assert!(close(m, boosted, 1e-7, 1e-6), "{m} vs {boosted}");
+        fn invariant_mass_of_n_objects_is_lorentz_invariant(objects in prop::collection::vec(particle(), 1..6), beta in velocity()) {
+            let m = invariant_mass(&objects);
+            let boosted: Vec<FourMomentum> = objects.iter().map(|p| p.boost(beta)).collect();
+            let mb = invariant_mass(&boosted);
+            let e: f64 = objects.iter().map(|p| p.e).sum();
+            // m² is invariant to rounding relative to the total energy squared.
+            prop_assert!((m * m.abs() - mb * mb.abs()).abs() <= 1e-9 * e * e, "{m} vs {mb}");
+            // And it does not depend on the order of the objects.
+            let reversed: Vec<FourMomentum> = objects.iter().rev().copied().collect();
+            prop_assert!(close(invariant_mass(&reversed), m, 1e-9, 1e-9));
         }
 
         #[test]

@@ -35,7 +35,11 @@ impl fmt::Display for Violation {
 
 /// The reasons joined into the one-line form stored in the `flags` column ("" when valid).
 pub fn flags(violations: &[Violation]) -> String {
-    violations.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join("; ")
+    violations
+        .iter()
+        .map(|v| v.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Relative tolerance on four-momentum conservation (floating-point rounding of a boost).
@@ -54,53 +58,79 @@ impl Checker {
 
     fn finite(&mut self, what: &str, values: &[f64]) {
         if values.iter().any(|v| !v.is_finite()) {
-            self.push(Rule::NonFinite, format!("{what}: non-finite value in {values:?}"));
+            self.push(
+                Rule::NonFinite,
+                format!("{what}: non-finite value in {values:?}"),
+            );
         }
     }
 
     /// NaN (not measured) is fine, infinity is not.
     fn not_infinite(&mut self, what: &str, values: &[f64]) {
         if values.iter().any(|v| v.is_infinite()) {
-            self.push(Rule::NonFinite, format!("{what}: infinite value in {values:?}"));
+            self.push(
+                Rule::NonFinite,
+                format!("{what}: infinite value in {values:?}"),
+            );
         }
     }
 
     fn charge(&mut self, what: &str, q: i32) {
         if q.abs() > 2 {
-            self.push(Rule::OutOfRange, format!("{what}: charge {q} outside [-2, 2]"));
+            self.push(
+                Rule::OutOfRange,
+                format!("{what}: charge {q} outside [-2, 2]"),
+            );
         }
     }
 
     fn reference(&mut self, what: &str, index: Option<u32>, len: usize) {
         if let Some(i) = index.filter(|i| *i as usize >= len) {
-            self.push(Rule::DanglingReference, format!("{what}: refers to track {i} of {len}"));
+            self.push(
+                Rule::DanglingReference,
+                format!("{what}: refers to track {i} of {len}"),
+            );
         }
     }
 
     fn four_momentum(&mut self, what: &str, p: FourMomentum) {
         self.finite(what, &[p.px, p.py, p.pz, p.e]);
         if p.e.is_finite() && p.e > MAX_ENERGY_GEV {
-            self.push(Rule::OutOfRange, format!("{what}: energy {:.1} GeV above the LHC's reach", p.e));
+            self.push(
+                Rule::OutOfRange,
+                format!("{what}: energy {:.1} GeV above the LHC's reach", p.e),
+            );
         }
         let pm = p.p();
         if p.e < pm * (1.0 - 1e-6) - 1e-9 {
-            self.push(Rule::OutOfRange, format!("{what}: energy {:.6} GeV below momentum {pm:.6} GeV", p.e));
+            self.push(
+                Rule::OutOfRange,
+                format!("{what}: energy {:.6} GeV below momentum {pm:.6} GeV", p.e),
+            );
         }
     }
 
     fn object(&mut self, what: &str, o: &PhysicsObject, n_tracks: usize) {
-        let measured = [o.pt_gev, o.eta, o.phi, o.mass_gev, o.px_gev, o.py_gev, o.pz_gev, o.e_gev];
+        let measured = [
+            o.pt_gev, o.eta, o.phi, o.mass_gev, o.px_gev, o.py_gev, o.pz_gev, o.e_gev,
+        ];
         self.not_infinite(what, &measured);
         self.finite(&format!("{what} pT"), &[o.pt_gev]);
         if o.pt_gev < 0.0 || o.e_gev < 0.0 {
             self.push(Rule::OutOfRange, format!("{what}: negative pT or energy"));
         }
-        if [o.px_gev, o.py_gev, o.pz_gev, o.e_gev].iter().all(|v| v.is_finite()) {
+        if [o.px_gev, o.py_gev, o.pz_gev, o.e_gev]
+            .iter()
+            .all(|v| v.is_finite())
+        {
             let p = FourMomentum::new(o.px_gev, o.py_gev, o.pz_gev, o.e_gev);
             let pm = p.p();
             // Reconstructed objects carry resolution: allow a slightly negative m².
             if p.e < pm * (1.0 - 1e-4) - 1e-6 {
-                self.push(Rule::OutOfRange, format!("{what}: energy {:.4} GeV below momentum {pm:.4} GeV", p.e));
+                self.push(
+                    Rule::OutOfRange,
+                    format!("{what}: energy {:.4} GeV below momentum {pm:.4} GeV", p.e),
+                );
             }
         }
         self.charge(what, o.charge);
@@ -116,7 +146,10 @@ pub fn validate(event: &CollisionEvent) -> Vec<Violation> {
     c.finite("event weight", &[h.weight]);
     c.not_infinite("√s", &[h.sqrt_s_gev]);
     if h.sqrt_s_gev <= 0.0 {
-        c.push(Rule::OutOfRange, format!("√s = {} GeV is not positive", h.sqrt_s_gev));
+        c.push(
+            Rule::OutOfRange,
+            format!("√s = {} GeV is not positive", h.sqrt_s_gev),
+        );
     }
 
     let n_tracks = event.tracks.len();
@@ -127,11 +160,17 @@ pub fn validate(event: &CollisionEvent) -> Vec<Violation> {
         c.not_infinite(&what, &[t.chi2_ndf]);
         c.charge(&what, t.charge);
         if t.chi2_ndf < 0.0 {
-            c.push(Rule::OutOfRange, format!("{what}: negative χ²/ndf {}", t.chi2_ndf));
+            c.push(
+                Rule::OutOfRange,
+                format!("{what}: negative χ²/ndf {}", t.chi2_ndf),
+            );
         }
         let p = t.p4();
         if p.e > MAX_ENERGY_GEV {
-            c.push(Rule::OutOfRange, format!("{what}: momentum {:.1} GeV above the LHC's reach", p.p()));
+            c.push(
+                Rule::OutOfRange,
+                format!("{what}: momentum {:.1} GeV above the LHC's reach", p.p()),
+            );
         }
     }
     for (i, hit) in event.hits.iter().enumerate() {
@@ -149,13 +188,19 @@ pub fn validate(event: &CollisionEvent) -> Vec<Violation> {
         c.finite(&what, &[x, y, z]);
         c.not_infinite(&what, &[f64::from(hit.time_ns), f64::from(hit.edep_kev)]);
         if hit.edep_kev < 0.0 {
-            c.push(Rule::OutOfRange, format!("{what}: negative deposited energy {}", hit.edep_kev));
+            c.push(
+                Rule::OutOfRange,
+                format!("{what}: negative deposited energy {}", hit.edep_kev),
+            );
         }
         c.reference(&what, hit.track, n_tracks);
     }
-    for (name, list) in
-        [("muon", &event.muons), ("electron", &event.electrons), ("photon", &event.photons), ("jet", &event.jets)]
-    {
+    for (name, list) in [
+        ("muon", &event.muons),
+        ("electron", &event.electrons),
+        ("photon", &event.photons),
+        ("jet", &event.jets),
+    ] {
         for (i, o) in list.iter().enumerate() {
             c.object(&format!("{name} {i}"), o, n_tracks);
         }
@@ -167,7 +212,10 @@ pub fn validate(event: &CollisionEvent) -> Vec<Violation> {
         c.finite(&format!("vertex {i}"), &v.position_cm);
     }
     if let Some(met) = event.met {
-        c.not_infinite("missing energy", &[met.px_gev, met.py_gev, met.pt_gev, met.phi]);
+        c.not_infinite(
+            "missing energy",
+            &[met.px_gev, met.py_gev, met.pt_gev, met.phi],
+        );
         c.finite("missing energy pT", &[met.pt_gev]);
     }
 
@@ -179,7 +227,10 @@ pub fn validate(event: &CollisionEvent) -> Vec<Violation> {
         c.reference(&what, p.track, n_tracks);
         match p.mother {
             Some(m) if m as usize >= event.truth.len() || m as usize == i => {
-                c.push(Rule::DanglingReference, format!("{what}: mother {m} does not exist"));
+                c.push(
+                    Rule::DanglingReference,
+                    format!("{what}: mother {m} does not exist"),
+                );
             }
             Some(m) => {
                 let slot = &mut daughters_sum[m as usize];
@@ -189,7 +240,9 @@ pub fn validate(event: &CollisionEvent) -> Vec<Violation> {
         }
     }
     for (i, sum) in daughters_sum.iter().enumerate() {
-        let (Some(sum), Some(mother)) = (sum, event.truth.get(i)) else { continue };
+        let (Some(sum), Some(mother)) = (sum, event.truth.get(i)) else {
+            continue;
+        };
         let m = mother.p4;
         let scale = CONSERVATION_TOLERANCE * m.e.abs().max(1e-3);
         let diff = [sum.px - m.px, sum.py - m.py, sum.pz - m.pz, sum.e - m.e];

@@ -16,7 +16,14 @@ pub fn data_file(relative: &str) -> Option<PathBuf> {
         return Some(path);
     }
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    assert!(!ci, "test data missing under CI: {} (set ALYX_TEST_DATA)", path.display());
-    eprintln!("skipping: {} not found (set ALYX_TEST_DATA)", path.display());
+    assert!(
+        !ci,
+        "test data missing under CI: {} (set ALYX_TEST_DATA)",
+        path.display()
+    );
+    eprintln!(
+        "skipping: {} not found (set ALYX_TEST_DATA)",
+        path.display()
+    );
     None
 }

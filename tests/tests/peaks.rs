@@ -7,19 +7,25 @@ use alyx_shared::physics::mass;
 use alyx_shared::query;
 use alyx_shared::store::DataStore;
 
-/// Opposite-charge pairs from a common production vertex, at least √r2 cm from the beam line.
-fn peak(ds: &alyx_shared::Dataset, (pid_a, pid_b): (i32, i32), (ma, mb): (f64, f64), (lo, hi): (f64, f64), r2: f64) -> (f64, f64, f64) {
-    let sql = format!(
-        "WITH p AS (SELECT SQRT(POW(SQRT(a.px*a.px + a.py*a.py + a.pz*a.pz + {ma2}) + SQRT(b.px*b.px + b.py*b.py + b.pz*b.pz + {mb2}), 2) \
-           - POW(a.px + b.px, 2) - POW(a.py + b.py, 2) - POW(a.pz + b.pz, 2)) AS m \
-         FROM tracks a JOIN tracks b ON a.event_id = b.event_id AND a.vx = b.vx AND a.vy = b.vy AND a.vz = b.vz \
-         WHERE a.pid = {pid_a} AND b.pid = {pid_b} AND a.track_id <> b.track_id AND a.vx * a.vx + a.vy * a.vy >= {r2}) \
-         SELECT COUNT(*) AS n, AVG(m) AS mean, STDDEV(m) AS sigma FROM p WHERE m BETWEEN {lo} AND {hi}",
-        ma2 = ma * ma,
-        mb2 = mb * mb
-    );
-    let df = query::sql(ds, &sql).expect("query");
-    let get = |c: &str| df.column(c).expect("col").get(0).expect("row").extract::<f64>().unwrap_or(f64::NAN);
+fn peak(
+    ds: &alyx_shared::Dataset,
+    pids: (i32, i32),
+    min_radius_cm: f64,
+    window: (f64, f64),
+) -> (f64, f64, f64) {
+    let df = query::sql(
+        ds,
+        &query::pair_mass_summary_sql(pids.0, pids.1, min_radius_cm, window),
+    )
+    .expect("query");
+    let get = |c: &str| {
+        df.column(c)
+            .expect("col")
+            .get(0)
+            .expect("row")
+            .extract::<f64>()
+            .unwrap_or(f64::NAN)
+    };
     (get("n"), get("mean"), get("sigma"))
 }
 
@@ -27,18 +33,19 @@ fn peak(ds: &alyx_shared::Dataset, (pid_a, pid_b): (i32, i32), (ma, mb): (f64, f
 fn generated_pp_shows_k0s_lambda_and_jpsi_at_the_pdg_masses() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = DataStore::open(dir.path()).expect("store");
-    let ds = datasets::generate(&store, "pp", GeneratorConfig::pp(42), 1500, &mut |_| {}).expect("generate");
+    let ds = datasets::generate(&store, "pp", GeneratorConfig::pp(42), 1500, &mut |_| {})
+        .expect("generate");
 
-    let (n, mean, sigma) = peak(&ds, (211, -211), (mass::PION, mass::PION), (0.45, 0.55), 0.01);
+    let (n, mean, sigma) = peak(&ds, (211, -211), 0.1, (0.45, 0.55));
     assert!(n > 300.0, "{n} K0s candidates");
     assert!((mean - mass::K0S).abs() < 0.003, "K0s peak at {mean}");
     assert!(sigma < 0.02, "K0s width {sigma}");
 
-    let (n, mean, _) = peak(&ds, (2212, -211), (mass::PROTON, mass::PION), (1.09, 1.14), 0.01);
+    let (n, mean, _) = peak(&ds, (2212, -211), 0.1, (1.09, 1.14));
     assert!(n > 50.0, "{n} Λ candidates");
     assert!((mean - mass::LAMBDA).abs() < 0.003, "Λ peak at {mean}");
 
-    let (n, mean, _) = peak(&ds, (-13, 13), (mass::MUON, mass::MUON), (2.9, 3.3), 0.0);
+    let (n, mean, _) = peak(&ds, (-13, 13), 0.0, (2.9, 3.3));
     assert!(n > 30.0, "{n} J/ψ candidates");
     assert!((mean - mass::JPSI).abs() < 0.02, "J/ψ peak at {mean}");
 }
@@ -47,30 +54,46 @@ fn generated_pp_shows_k0s_lambda_and_jpsi_at_the_pdg_masses() {
 fn generated_spectra_resemble_minimum_bias_data() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = DataStore::open(dir.path()).expect("store");
-    let ds = datasets::generate(&store, "pp", GeneratorConfig::pp(7), 800, &mut |_| {}).expect("generate");
+    let ds = datasets::generate(&store, "pp", GeneratorConfig::pp(7), 800, &mut |_| {})
+        .expect("generate");
     let one = |sql: &str| {
         let df = query::sql(&ds, sql).expect("query");
-        df.columns()[0].get(0).expect("row").extract::<f64>().expect("number")
+        df.columns()[0]
+            .get(0)
+            .expect("row")
+            .extract::<f64>()
+            .expect("number")
     };
     // ⟨pT⟩ of charged hadrons at the LHC ≈ 0.5–0.7 GeV.
     let mean_pt = one("SELECT AVG(pt) FROM tracks WHERE ABS(pid) <> 13");
     assert!((0.4..0.8).contains(&mean_pt), "⟨pT⟩ = {mean_pt}");
     // η flat in the barrel: as many tracks at positive as at negative η (within 5 %).
-    let asym = one("SELECT (SUM(CASE WHEN eta > 0 THEN 1 ELSE 0 END) - SUM(CASE WHEN eta < 0 THEN 1 ELSE 0 END)) * 1.0 / COUNT(*) FROM tracks");
+    let asym = one(
+        "SELECT (SUM(CASE WHEN eta > 0 THEN 1 ELSE 0 END) - SUM(CASE WHEN eta < 0 THEN 1 ELSE 0 END)) * 1.0 / COUNT(*) FROM tracks",
+    );
     assert!(asym.abs() < 0.05, "η asymmetry {asym}");
     // Primaries fill the barrel acceptance |η| < 0.9; only decay daughters stray beyond it.
     let inside = one(
         "SELECT AVG(CASE WHEN ABS(t.eta) < 0.9 THEN 1.0 ELSE 0.0 END) FROM tracks t JOIN events e \
          ON t.event_id = e.event_id WHERE t.vx = e.vx AND t.vy = e.vy AND t.vz = e.vz",
     );
-    assert!(inside > 0.99, "fraction of primaries inside |η| < 0.9: {inside}");
+    assert!(
+        inside > 0.99,
+        "fraction of primaries inside |η| < 0.9: {inside}"
+    );
     // Pions dominate, then kaons, then protons.
     let pions = one("SELECT COUNT(*) FROM tracks WHERE ABS(pid) = 211");
     let kaons = one("SELECT COUNT(*) FROM tracks WHERE ABS(pid) = 321");
     let protons = one("SELECT COUNT(*) FROM tracks WHERE ABS(pid) = 2212");
-    assert!(pions > 4.0 * kaons && kaons > protons, "π {pions} K {kaons} p {protons}");
+    assert!(
+        pions > 4.0 * kaons && kaons > protons,
+        "π {pions} K {kaons} p {protons}"
+    );
     // Every event is minimum-bias triggered; multiplicity distribution is broad (NBD).
-    assert_eq!(one("SELECT COUNT(*) FROM events WHERE trigger % 2 = 1"), 800.0);
+    assert_eq!(
+        one("SELECT COUNT(*) FROM events WHERE trigger % 2 = 1"),
+        800.0
+    );
     let spread = one("SELECT STDDEV(n_tracks) / AVG(n_tracks) FROM events");
     assert!(spread > 0.5, "relative multiplicity spread {spread}");
 }

@@ -1,19 +1,24 @@
 //! Phoenix event-data JSON: import of the HSF example files (ATLAS, mm and MeV), export, and
 //! the round trip.
 
+use alyx_shared::DetectorGeometry;
 use alyx_shared::generator::{EventGenerator, GeneratorConfig};
 use alyx_shared::import::phoenix;
 use alyx_shared::model::Detector;
 use alyx_shared::validate::{Rule, validate};
-use alyx_shared::DetectorGeometry;
 use alyx_tests::data_file;
 
 #[test]
 fn atlas_event_dump_imports_with_units_converted() {
-    let Some(path) = data_file("phoenix/ATLAS_atlaseventdump2.json") else { return };
+    let Some(path) = data_file("phoenix/ATLAS_atlaseventdump2.json") else {
+        return;
+    };
     let (events, _report) = phoenix::import(&path).expect("import");
     assert_eq!(events.len(), 4);
-    let full = events.iter().find(|e| e.header.event_number == 234).expect("event 234");
+    let full = events
+        .iter()
+        .find(|e| e.header.event_number == 234)
+        .expect("event 234");
     assert_eq!(full.tracks.len(), 151);
     assert_eq!(full.clusters.len(), 13);
     assert_eq!(full.jets.len(), 1);
@@ -21,16 +26,28 @@ fn atlas_event_dump_imports_with_units_converted() {
     assert_eq!(full.hits.len(), 5);
     // Jet: 5943.56 MeV → 5.94356 GeV, cone 0.4.
     let jet = &full.jets[0];
-    assert!((jet.e_gev - 5.94356).abs() < 1e-9 && jet.cone_r == 0.4 && jet.collection == "AntiKt4EMTopoJets");
+    assert!(
+        (jet.e_gev - 5.94356).abs() < 1e-9
+            && jet.cone_r == 0.4
+            && jet.collection == "AntiKt4EMTopoJets"
+    );
     // The combined muon track: q/p = −2.3769e-05 /MeV → p = 42.07 GeV, negative.
-    let mu_track = full.tracks.iter().find(|t| t.collection == "CombinedMuonTrackParticles").expect("muon track");
+    let mu_track = full
+        .tracks
+        .iter()
+        .find(|t| t.collection == "CombinedMuonTrackParticles")
+        .expect("muon track");
     assert_eq!(mu_track.charge, -1);
     let p = mu_track.momentum.iter().map(|v| v * v).sum::<f64>().sqrt();
     assert!((p - 1.0 / 2.3769e-05 / 1000.0).abs() < 1e-6, "{p}");
     // Polyline points in cm: the first is (−21.8387, −16.2481, 68.9534) mm.
     assert!((mu_track.polyline_cm[0][0] - -2.18387).abs() < 1e-5);
     // ATLAS muons carry a direction; pT and charge come from their linked inner-detector track.
-    let linked = full.muons.iter().find(|m| m.track.is_some()).expect("linked muon");
+    let linked = full
+        .muons
+        .iter()
+        .find(|m| m.track.is_some())
+        .expect("linked muon");
     let t = &full.tracks[linked.track.expect("link") as usize];
     assert_eq!(t.collection, "InDetTrackParticles");
     assert!((linked.pt_gev - t.pt()).abs() < 1e-12 && linked.charge == t.charge);
@@ -40,21 +57,32 @@ fn atlas_event_dump_imports_with_units_converted() {
 
 #[test]
 fn calibration_event_with_infinite_momentum_is_flagged_not_dropped() {
-    let Some(path) = data_file("phoenix/ATLAS_calibration.json") else { return };
+    let Some(path) = data_file("phoenix/ATLAS_calibration.json") else {
+        return;
+    };
     let (events, _) = phoenix::import(&path).expect("import");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].tracks.len(), 9);
     let violations = validate(&events[0]);
-    assert!(violations.iter().any(|v| v.rule == Rule::NonFinite), "q/p = 0 tracks flagged: {violations:?}");
+    assert!(
+        violations.iter().any(|v| v.rule == Rule::NonFinite),
+        "q/p = 0 tracks flagged: {violations:?}"
+    );
 }
 
 #[test]
 fn export_then_import_reproduces_the_event() {
-    let Some(path) = data_file("phoenix/ATLAS_atlaseventdump2.json") else { return };
+    let Some(path) = data_file("phoenix/ATLAS_atlaseventdump2.json") else {
+        return;
+    };
     let (events, _) = phoenix::import(&path).expect("import");
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("export.json");
-    std::fs::write(&out, serde_json::to_string(&phoenix::export(&events)).expect("json")).expect("write");
+    std::fs::write(
+        &out,
+        serde_json::to_string(&phoenix::export(&events)).expect("json"),
+    )
+    .expect("write");
     let (back, _) = phoenix::import(&out).expect("re-import");
     assert_eq!(back.len(), events.len());
     for (a, b) in events.iter().zip(&back) {
@@ -68,15 +96,27 @@ fn generated_event_survives_phoenix_export_and_import() {
     let events = g.events(0..5);
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("gen.json");
-    std::fs::write(&out, serde_json::to_string(&phoenix::export(&events)).expect("json")).expect("write");
+    std::fs::write(
+        &out,
+        serde_json::to_string(&phoenix::export(&events)).expect("json"),
+    )
+    .expect("write");
     let (back, _) = phoenix::import(&out).expect("import");
     for (a, b) in events.iter().zip(&back) {
         // Hits come back grouped by detector; each track's hits, in order, are unchanged.
         assert_eq!(a.hits.len(), b.hits.len());
-        let per_track = |e: &alyx_shared::CollisionEvent| -> Vec<Vec<alyx_shared::model::DetectorHit>> {
-            e.hits_by_track().iter().map(|list| list.iter().map(|&i| e.hits[i as usize]).collect()).collect()
-        };
-        assert_eq!(per_track(a), per_track(b), "hits with detector, layer, time and track links");
+        let per_track =
+            |e: &alyx_shared::CollisionEvent| -> Vec<Vec<alyx_shared::model::DetectorHit>> {
+                e.hits_by_track()
+                    .iter()
+                    .map(|list| list.iter().map(|&i| e.hits[i as usize]).collect())
+                    .collect()
+            };
+        assert_eq!(
+            per_track(a),
+            per_track(b),
+            "hits with detector, layer, time and track links"
+        );
         assert_close(a, b);
         assert_eq!(a.header.timestamp_ns, b.header.timestamp_ns);
         assert_eq!(a.header.trigger_bits, b.header.trigger_bits);
@@ -85,16 +125,34 @@ fn generated_event_survives_phoenix_export_and_import() {
 
 /// Equal up to floating-point rounding of the unit conversions.
 fn assert_close(a: &alyx_shared::CollisionEvent, b: &alyx_shared::CollisionEvent) {
-    let close = |x: f64, y: f64| (x.is_nan() && y.is_nan()) || x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0);
+    let close = |x: f64, y: f64| {
+        (x.is_nan() && y.is_nan())
+            || x == y
+            || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+    };
     assert_eq!(a.header.run, b.header.run);
     assert_eq!(a.header.event_number, b.header.event_number);
     assert_eq!(a.tracks.len(), b.tracks.len());
     // Unnamed (ALYX's own) collections are exported under Phoenix's default names.
-    let named = |c: &str, default: &str| if c.is_empty() { default.to_owned() } else { c.to_owned() };
+    let named = |c: &str, default: &str| {
+        if c.is_empty() {
+            default.to_owned()
+        } else {
+            c.to_owned()
+        }
+    };
     for (s, t) in a.tracks.iter().zip(&b.tracks) {
-        assert_eq!((s.charge, s.pid, named(&s.collection, "Tracks"), s.n_hits), (t.charge, t.pid, t.collection.clone(), t.n_hits));
+        assert_eq!(
+            (s.charge, s.pid, named(&s.collection, "Tracks"), s.n_hits),
+            (t.charge, t.pid, t.collection.clone(), t.n_hits)
+        );
         for (x, y) in s.momentum.iter().zip(&t.momentum) {
-            assert!(close(*x, *y), "momentum {:?} vs {:?}", s.momentum, t.momentum);
+            assert!(
+                close(*x, *y),
+                "momentum {:?} vs {:?}",
+                s.momentum,
+                t.momentum
+            );
         }
         assert!(close(s.helix.d0_cm, t.helix.d0_cm) && close(s.helix.z0_cm, t.helix.z0_cm));
         assert!(close(s.chi2_ndf, t.chi2_ndf));
@@ -102,23 +160,41 @@ fn assert_close(a: &alyx_shared::CollisionEvent, b: &alyx_shared::CollisionEvent
     }
     assert_eq!(a.hits.len(), b.hits.len());
     let positions = |e: &alyx_shared::CollisionEvent| {
-        let mut p: Vec<[u32; 3]> = e.hits.iter().map(|h| h.position_cm.map(f32::to_bits)).collect();
+        let mut p: Vec<[u32; 3]> = e
+            .hits
+            .iter()
+            .map(|h| h.position_cm.map(f32::to_bits))
+            .collect();
         p.sort_unstable();
         p
     };
     assert_eq!(positions(a), positions(b));
     assert_eq!(a.clusters.len(), b.clusters.len());
     for (x, y) in a.clusters.iter().zip(&b.clusters) {
-        assert!(close(x.energy_gev, y.energy_gev) && x.eta == y.eta && x.phi == y.phi && x.collection == y.collection);
+        assert!(
+            close(x.energy_gev, y.energy_gev)
+                && x.eta == y.eta
+                && x.phi == y.phi
+                && x.collection == y.collection
+        );
     }
-    for (la, lb, default) in
-        [(&a.jets, &b.jets, "Jets"), (&a.muons, &b.muons, "Muons"), (&a.electrons, &b.electrons, "Electrons"), (&a.photons, &b.photons, "Photons")]
-    {
+    for (la, lb, default) in [
+        (&a.jets, &b.jets, "Jets"),
+        (&a.muons, &b.muons, "Muons"),
+        (&a.electrons, &b.electrons, "Electrons"),
+        (&a.photons, &b.photons, "Photons"),
+    ] {
         assert_eq!(la.len(), lb.len());
         for (x, y) in la.iter().zip(lb.iter()) {
-            assert!(close(x.pt_gev, y.pt_gev) && close(x.eta, y.eta) && close(x.phi, y.phi), "{x:?} vs {y:?}");
+            assert!(
+                close(x.pt_gev, y.pt_gev) && close(x.eta, y.eta) && close(x.phi, y.phi),
+                "{x:?} vs {y:?}"
+            );
             assert!(close(x.isolation, y.isolation));
-            assert_eq!((x.charge, x.track, named(&x.collection, default)), (y.charge, y.track, y.collection.clone()));
+            assert_eq!(
+                (x.charge, x.track, named(&x.collection, default)),
+                (y.charge, y.track, y.collection.clone())
+            );
         }
     }
 }

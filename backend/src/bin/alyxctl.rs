@@ -30,7 +30,11 @@ macro_rules! out {
 }
 
 #[derive(Parser)]
-#[command(name = "alyxctl", version, about = "ALYX command-line client: generate, import, query and verify collision data")]
+#[command(
+    name = "alyxctl",
+    version,
+    about = "ALYX command-line client: generate, import, query and verify collision data"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -138,8 +142,14 @@ fn main() -> ExitCode {
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {
-    let bar = if std::io::stderr().is_terminal() { ProgressBar::new(len) } else { ProgressBar::hidden() };
-    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}") {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(len)
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what.to_owned());
@@ -148,8 +158,13 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 
 fn parse_rates(text: &str, mut rates: ResonanceRates) -> Result<ResonanceRates> {
     for part in text.split(',').filter(|p| !p.is_empty()) {
-        let (key, value) = part.split_once('=').with_context(|| format!("--rates: `{part}` is not NAME=VALUE"))?;
-        let value: f64 = value.trim().parse().with_context(|| format!("--rates: `{value}` is not a number"))?;
+        let (key, value) = part
+            .split_once('=')
+            .with_context(|| format!("--rates: `{part}` is not NAME=VALUE"))?;
+        let value: f64 = value
+            .trim()
+            .parse()
+            .with_context(|| format!("--rates: `{value}` is not a number"))?;
         if !(value >= 0.0 && value.is_finite()) {
             bail!("--rates: {key} must be a non-negative number of resonances per event");
         }
@@ -166,12 +181,21 @@ fn parse_rates(text: &str, mut rates: ResonanceRates) -> Result<ResonanceRates> 
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Generate { system, centrality, events, seed, out, name, rates } => {
+        Command::Generate {
+            system,
+            centrality,
+            events,
+            seed,
+            out,
+            name,
+            rates,
+        } => {
             let system = CollisionSystem::parse(&system)
                 .filter(|s| *s != CollisionSystem::Unknown)
                 .with_context(|| format!("unknown --system `{system}`; use pp or pbpb"))?;
-            let centrality = Centrality::parse(&centrality)
-                .with_context(|| format!("unknown --centrality `{centrality}`; use central, peripheral or minbias"))?;
+            let centrality = Centrality::parse(&centrality).with_context(|| {
+                format!("unknown --centrality `{centrality}`; use central, peripheral or minbias")
+            })?;
             let mut config = match system {
                 CollisionSystem::PbPb => GeneratorConfig::pbpb(seed, centrality),
                 _ => GeneratorConfig::pp(seed),
@@ -179,11 +203,14 @@ fn run(command: Command) -> Result<()> {
             if let Some(r) = rates {
                 config.rates = parse_rates(&r, config.rates)?;
             }
-            let name = name.unwrap_or_else(|| format!("{}-seed{seed}", system.as_str().to_lowercase()));
+            let name =
+                name.unwrap_or_else(|| format!("{}-seed{seed}", system.as_str().to_lowercase()));
             let store = DataStore::open(&out)?;
             let progress = bar(events, "generating");
             let start = Instant::now();
-            let dataset = datasets::generate(&store, &name, config, events, &mut |done| progress.set_position(done))?;
+            let dataset = datasets::generate(&store, &name, config, events, &mut |done| {
+                progress.set_position(done)
+            })?;
             progress.finish_and_clear();
             let secs = start.elapsed().as_secs_f64();
             let m = dataset.manifest();
@@ -196,7 +223,14 @@ fn run(command: Command) -> Result<()> {
                 m.event_count() as f64 / secs
             );
         }
-        Command::Import { files, out, name, tree, mapping, show_mapping } => {
+        Command::Import {
+            files,
+            out,
+            name,
+            tree,
+            mapping,
+            show_mapping,
+        } => {
             for f in &files {
                 if !f.is_file() {
                     bail!("{}: no such file", f.display());
@@ -204,7 +238,8 @@ fn run(command: Command) -> Result<()> {
             }
             let mapping = match mapping {
                 Some(path) => {
-                    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("{}", path.display()))?;
                     Some(Mapping::from_toml(&text).with_context(|| format!("{}", path.display()))?)
                 }
                 None => None,
@@ -213,10 +248,14 @@ fn run(command: Command) -> Result<()> {
             let store = DataStore::open(&out)?;
             let progress = bar(files.len() as u64, "importing");
             let start = Instant::now();
-            let (dataset, reports) =
-                datasets::import_files(&store, &name, &files, tree.as_deref(), mapping.as_ref(), &mut |_| {
-                    progress.inc(1)
-                })?;
+            let (dataset, reports) = datasets::import_files(
+                &store,
+                &name,
+                &files,
+                tree.as_deref(),
+                mapping.as_ref(),
+                &mut |_| progress.inc(1),
+            )?;
             progress.finish_and_clear();
             let m = dataset.manifest();
             out!(
@@ -261,7 +300,10 @@ fn run(command: Command) -> Result<()> {
                     out!("  {}: {}", p.path.display(), p.what);
                 }
                 for p in &report.unreferenced {
-                    out!("  {}: not in the manifest (left by an interrupted write; safe to delete)", p.display());
+                    out!(
+                        "  {}: not in the manifest (left by an interrupted write; safe to delete)",
+                        p.display()
+                    );
                 }
                 bad += report.problems.len();
             }
@@ -269,7 +311,12 @@ fn run(command: Command) -> Result<()> {
                 bail!("{bad} damaged file(s); restore them from a backup or re-import the dataset");
             }
         }
-        Command::ExportPhoenix { dir, event, out, dataset } => {
+        Command::ExportPhoenix {
+            dir,
+            event,
+            out,
+            dataset,
+        } => {
             let dataset = Dataset::resolve(&dir, dataset.as_deref())?;
             let e = dataset.read_event(event)?;
             let doc = alyx_shared::import::phoenix::export(std::slice::from_ref(&e));
@@ -284,21 +331,33 @@ fn run(command: Command) -> Result<()> {
                 out.display()
             );
         }
-        Command::Query { dir, sql, format, out, limit, dataset } => {
-            let format = OutputFormat::parse(&format)
-                .with_context(|| format!("unknown --format `{format}`; use table, csv, json or parquet"))?;
+        Command::Query {
+            dir,
+            sql,
+            format,
+            out,
+            limit,
+            dataset,
+        } => {
+            let format = OutputFormat::parse(&format).with_context(|| {
+                format!("unknown --format `{format}`; use table, csv, json or parquet")
+            })?;
             let dataset = Dataset::resolve(&dir, dataset.as_deref())?;
             let mut df = query::sql(&dataset, &sql)?;
             match out {
                 Some(path) => {
-                    let mut file = std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?;
+                    let mut file = std::fs::File::create(&path)
+                        .with_context(|| format!("{}", path.display()))?;
                     query::write(&mut df, format, limit, &mut file)?;
                     eprintln!("wrote {} rows to {}", df.height(), path.display());
                 }
-                None if format == OutputFormat::Parquet => bail!("--format parquet needs --out FILE"),
+                None if format == OutputFormat::Parquet => {
+                    bail!("--format parquet needs --out FILE")
+                }
                 None => {
                     let mut stdout = std::io::stdout().lock();
-                    let written = query::write(&mut df, format, limit, &mut stdout).map_err(anyhow::Error::from);
+                    let written = query::write(&mut df, format, limit, &mut stdout)
+                        .map_err(anyhow::Error::from);
                     if let Err(e) = written.and_then(|()| Ok(stdout.flush()?)) {
                         if e.to_string().contains("Broken pipe") {
                             return Ok(());
@@ -350,8 +409,15 @@ fn info(dir: &Path, name: Option<&str>) -> Result<()> {
         for table in Table::ALL {
             let rows = m.rows(table);
             let schema = d.scan(table)?.collect_schema()?;
-            let cols: Vec<String> = schema.iter().map(|(n, t)| format!("{n}:{}", t.to_string().replace("String", "str"))).collect();
-            out!("    {:<13}{rows:>10} rows  {}", table.name(), cols.join(" "));
+            let cols: Vec<String> = schema
+                .iter()
+                .map(|(n, t)| format!("{n}:{}", t.to_string().replace("String", "str")))
+                .collect();
+            out!(
+                "    {:<13}{rows:>10} rows  {}",
+                table.name(),
+                cols.join(" ")
+            );
         }
     }
     Ok(())
@@ -372,7 +438,12 @@ fn utc(ns: i64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     let ms = ns.rem_euclid(1_000_000_000) / 1_000_000;
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{ms:03} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{ms:03} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn demo(data_dir: PathBuf) -> Result<()> {
@@ -395,10 +466,18 @@ fn demo(data_dir: PathBuf) -> Result<()> {
         );
     }
     let pp = &made[0];
-    out!("\nResonance peaks in {} (opposite-charge pairs from a common vertex):", pp.name());
+    out!(
+        "\nResonance peaks in {} (opposite-charge pairs from a common vertex):",
+        pp.name()
+    );
     for (label, pdg_mass, sql) in demo_queries() {
         let df = query::sql(pp, &sql)?;
-        let get = |c: &str| df.column(c).ok().and_then(|s| s.get(0).ok()).and_then(|v| v.extract::<f64>());
+        let get = |c: &str| {
+            df.column(c)
+                .ok()
+                .and_then(|s| s.get(0).ok())
+                .and_then(|v| v.extract::<f64>())
+        };
         match (get("n"), get("mean"), get("sigma")) {
             (Some(n), Some(mean), Some(sigma)) if n > 0.0 => out!(
                 "  {label:<12} {n:>5.0} candidates, mean mass {mean:.4} GeV (PDG {pdg_mass:.4}), spread {:.1} MeV",
@@ -407,30 +486,37 @@ fn demo(data_dir: PathBuf) -> Result<()> {
             _ => out!("  {label:<12} no candidates"),
         }
     }
-    out!("\n({:.1} s) Next: alyxctl query {} --sql \"SELECT * FROM events LIMIT 5\"", start.elapsed().as_secs_f64(), pp.dir().display());
+    out!(
+        "\n({:.1} s) Next: alyxctl query {} --sql \"SELECT * FROM events LIMIT 5\"",
+        start.elapsed().as_secs_f64(),
+        pp.dir().display()
+    );
     Ok(())
 }
 
-/// Pair queries for the demo: daughters share their production vertex, so pairs are tracks with
-/// equal (vx, vy, vz) — a perfect vertex finder — and V0s (K⁰s, Λ) must decay at least 1 mm
-/// from the beam line.
+/// The demo's resonance searches: V0s (K⁰s, Λ) decay at least 1 mm from the beam line.
 fn demo_queries() -> Vec<(&'static str, f64, String)> {
-    let pair = |pid_a: &str, pid_b: &str, m_a: f64, m_b: f64, lo: f64, hi: f64, r2: f64| {
-        format!(
-            "WITH p AS (SELECT SQRT(POW(SQRT(a.px*a.px + a.py*a.py + a.pz*a.pz + {ma2}) + SQRT(b.px*b.px + b.py*b.py + b.pz*b.pz + {mb2}), 2) \
-               - POW(a.px + b.px, 2) - POW(a.py + b.py, 2) - POW(a.pz + b.pz, 2)) AS m \
-             FROM tracks a JOIN tracks b ON a.event_id = b.event_id AND a.vx = b.vx AND a.vy = b.vy AND a.vz = b.vz \
-             WHERE a.pid = {pid_a} AND b.pid = {pid_b} AND a.track_id <> b.track_id AND a.vx * a.vx + a.vy * a.vy >= {r2}) \
-             SELECT COUNT(*) AS n, AVG(m) AS mean, STDDEV(m) AS sigma FROM p WHERE m BETWEEN {lo} AND {hi}",
-            ma2 = m_a * m_a,
-            mb2 = m_b * m_b
-        )
-    };
     use alyx_shared::physics::mass;
     vec![
-        ("K0s → π+π−", mass::K0S, pair("211", "-211", mass::PION, mass::PION, 0.45, 0.55, 0.01)),
-        ("Λ → pπ−", mass::LAMBDA, pair("2212", "-211", mass::PROTON, mass::PION, 1.09, 1.14, 0.01)),
-        ("J/ψ → μ+μ−", mass::JPSI, pair("-13", "13", mass::MUON, mass::MUON, 2.9, 3.3, 0.0)),
-        ("Z → μ+μ−", mass::Z, pair("-13", "13", mass::MUON, mass::MUON, 70.0, 110.0, 0.0)),
+        (
+            "K0s → π+π−",
+            mass::K0S,
+            query::pair_mass_summary_sql(211, -211, 0.1, (0.45, 0.55)),
+        ),
+        (
+            "Λ → pπ−",
+            mass::LAMBDA,
+            query::pair_mass_summary_sql(2212, -211, 0.1, (1.09, 1.14)),
+        ),
+        (
+            "J/ψ → μ+μ−",
+            mass::JPSI,
+            query::pair_mass_summary_sql(-13, 13, 0.0, (2.9, 3.3)),
+        ),
+        (
+            "Z → μ+μ−",
+            mass::Z,
+            query::pair_mass_summary_sql(-13, 13, 0.0, (70.0, 110.0)),
+        ),
     ]
 }

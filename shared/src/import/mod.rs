@@ -51,10 +51,37 @@ pub fn detect_format(path: &Path) -> Result<Format> {
     )))
 }
 
-/// Imports any supported file with automatic mapping (ROOT: `tree` picks the TTree).
-pub fn import_file(path: &Path, tree: Option<&str>, mapping: Option<&root::Mapping>) -> Result<(Vec<CollisionEvent>, ImportReport)> {
+/// Imports any supported file (ROOT: `tree` picks the TTree, `mapping` names the branches;
+/// automatic when `None`).
+pub fn import_file(
+    path: &Path,
+    tree: Option<&str>,
+    mapping: Option<&root::Mapping>,
+) -> Result<(Vec<CollisionEvent>, ImportReport)> {
+    let mut events = Vec::new();
+    let report = import_file_batches(path, tree, mapping, usize::MAX, &mut |batch| {
+        events.extend(batch);
+        Ok(())
+    })?;
+    Ok((events, report))
+}
+
+/// Imports any supported file, handing events to `sink` at most `batch` at a time.
+pub fn import_file_batches(
+    path: &Path,
+    tree: Option<&str>,
+    mapping: Option<&root::Mapping>,
+    batch: usize,
+    sink: &mut dyn FnMut(Vec<CollisionEvent>) -> Result<()>,
+) -> Result<ImportReport> {
     match detect_format(path)? {
-        Format::Root => root::import(path, tree, mapping),
-        Format::PhoenixJson => phoenix::import(path),
+        Format::Root => root::import_batches(path, tree, mapping, batch, sink),
+        Format::PhoenixJson => {
+            let (events, report) = phoenix::import(path)?;
+            for chunk in events.chunks(batch.max(1)) {
+                sink(chunk.to_vec())?;
+            }
+            Ok(report)
+        }
     }
 }

@@ -14,8 +14,8 @@ use super::ImportReport;
 use crate::error::{Error, Result};
 use crate::helix::HelixParams;
 use crate::model::{
-    CaloCluster, CollisionEvent, CollisionSystem, Detector, DetectorHit, EventHeader, MissingEnergy, ParticleTrack,
-    PhysicsObject, Vertex,
+    CaloCluster, CollisionEvent, CollisionSystem, Detector, DetectorHit, EventHeader,
+    MissingEnergy, ParticleTrack, PhysicsObject, Vertex,
 };
 
 const MM_PER_CM: f64 = 10.0;
@@ -23,15 +23,22 @@ const MEV_PER_GEV: f64 = 1000.0;
 
 pub fn import(path: &Path) -> Result<(Vec<CollisionEvent>, ImportReport)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let root: Value = serde_json::from_str(&text).map_err(|e| Error::malformed(path, format!("invalid JSON: {e}")))?;
+    let root: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::malformed(path, format!("invalid JSON: {e}")))?;
     let Value::Object(events) = root else {
-        return Err(Error::malformed(path, "a Phoenix file is a JSON object mapping event names to events"));
+        return Err(Error::malformed(
+            path,
+            "a Phoenix file is a JSON object mapping event names to events",
+        ));
     };
     let mut report = ImportReport::default();
     let mut out = Vec::new();
     for (name, event) in &events {
         let Value::Object(event) = event else {
-            return Err(Error::malformed(path, format!("event `{name}` is not a JSON object")));
+            return Err(Error::malformed(
+                path,
+                format!("event `{name}` is not a JSON object"),
+            ));
         };
         out.push(import_event(path, name, event, &mut report)?);
     }
@@ -44,7 +51,11 @@ fn num(v: &Value) -> Option<f64> {
 
 /// A field looked up case-insensitively (Phoenix writers disagree: `eta`/`Eta`).
 fn field<'a>(o: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    o.get(name).or_else(|| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+    o.get(name).or_else(|| {
+        o.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
 }
 
 fn fnum(o: &Map<String, Value>, name: &str) -> f64 {
@@ -61,33 +72,72 @@ fn point(v: &Value) -> Option<[f64; 3]> {
 
 fn collections<'a>(event: &'a Map<String, Value>, kind: &str) -> Vec<(&'a String, &'a Vec<Value>)> {
     match event.get(kind) {
-        Some(Value::Object(cols)) => cols.iter().filter_map(|(n, v)| v.as_array().map(|a| (n, a))).collect(),
+        Some(Value::Object(cols)) => cols
+            .iter()
+            .filter_map(|(n, v)| v.as_array().map(|a| (n, a)))
+            .collect(),
         _ => Vec::new(),
     }
 }
 
-fn import_event(path: &Path, name: &str, ev: &Map<String, Value>, report: &mut ImportReport) -> Result<CollisionEvent> {
+fn import_event(
+    path: &Path,
+    name: &str,
+    ev: &Map<String, Value>,
+    report: &mut ImportReport,
+) -> Result<CollisionEvent> {
     let int = |keys: &[&str]| keys.iter().find_map(|k| ev.get(*k).and_then(Value::as_u64));
     // ALYX's own exports carry the rest of the header as plain scalars, which Phoenix ignores.
     let mut event = CollisionEvent::new(EventHeader {
         run: int(&["run number", "runNumber", "run"]).unwrap_or(0) as u32,
         event_number: int(&["event number", "eventNumber", "event"]).unwrap_or(0),
         timestamp_ns: ev.get("timestamp_ns").and_then(Value::as_i64).unwrap_or(0),
-        system: ev.get("system").and_then(Value::as_str).and_then(CollisionSystem::parse).unwrap_or(CollisionSystem::Unknown),
+        system: ev
+            .get("system")
+            .and_then(Value::as_str)
+            .and_then(CollisionSystem::parse)
+            .unwrap_or(CollisionSystem::Unknown),
         sqrt_s_gev: fnum(ev, "sqrt_s_gev"),
         vertex_cm: [fnum(ev, "vx_cm"), fnum(ev, "vy_cm"), fnum(ev, "vz_cm")],
         trigger_bits: int(&["trigger_bits"]).unwrap_or(0),
         weight: ev.get("weight").and_then(num).unwrap_or(1.0),
         hit_collections: Vec::new(),
     });
-    let known = ["Tracks", "Hits", "CaloClusters", "Jets", "Vertices", "MissingEnergy", "Muons", "Electrons", "Photons"];
+    let known = [
+        "Tracks",
+        "Hits",
+        "CaloClusters",
+        "Jets",
+        "Vertices",
+        "MissingEnergy",
+        "Muons",
+        "Electrons",
+        "Photons",
+    ];
     for key in ev.keys() {
         let header = [
-            "run number", "event number", "runNumber", "eventNumber", "run", "event", "time", "ls", "lumiBlock",
-            "timestamp_ns", "system", "sqrt_s_gev", "vx_cm", "vy_cm", "vz_cm", "trigger_bits", "weight",
+            "run number",
+            "event number",
+            "runNumber",
+            "eventNumber",
+            "run",
+            "event",
+            "time",
+            "ls",
+            "lumiBlock",
+            "timestamp_ns",
+            "system",
+            "sqrt_s_gev",
+            "vx_cm",
+            "vy_cm",
+            "vz_cm",
+            "trigger_bits",
+            "weight",
         ];
         if !known.contains(&key.as_str()) && !header.contains(&key.as_str()) {
-            report.skipped.push(format!("event `{name}`: object type `{key}` has no ALYX collection"));
+            report.skipped.push(format!(
+                "event `{name}`: object type `{key}` has no ALYX collection"
+            ));
         }
     }
 
@@ -97,7 +147,10 @@ fn import_event(path: &Path, name: &str, ev: &Map<String, Value>, report: &mut I
         track_offsets.push((coll.clone(), event.tracks.len() as u32));
         for (i, t) in tracks.iter().enumerate() {
             let Value::Object(t) = t else {
-                return Err(Error::malformed(path, format!("event `{name}`: track {i} of `{coll}` is not an object")));
+                return Err(Error::malformed(
+                    path,
+                    format!("event `{name}`: track {i} of `{coll}` is not an object"),
+                ));
             };
             event.tracks.push(track_from_phoenix(t, coll));
         }
@@ -122,10 +175,17 @@ fn import_event(path: &Path, name: &str, ev: &Map<String, Value>, report: &mut I
             let time = o.map_or(f64::NAN, |o| fnum(o, "time"));
             let energy = o.map_or(f64::NAN, |o| fnum(o, "energy"));
             let layer = o.and_then(|o| field(o, "layer")).and_then(Value::as_u64);
-            let track = o.and_then(|o| field(o, "track")).and_then(Value::as_u64).filter(|t| (*t as usize) < n_tracks);
+            let track = o
+                .and_then(|o| field(o, "track"))
+                .and_then(Value::as_u64)
+                .filter(|t| (*t as usize) < n_tracks);
             event.hits.push(DetectorHit {
                 detector: detector.unwrap_or(Detector::Other),
-                layer: if detector.is_some() { layer.unwrap_or(0) as u32 } else { index },
+                layer: if detector.is_some() {
+                    layer.unwrap_or(0) as u32
+                } else {
+                    index
+                },
                 position_cm: p.map(|v| (v / MM_PER_CM) as f32),
                 time_ns: time as f32,
                 edep_kev: (energy * 1000.0) as f32,
@@ -136,7 +196,9 @@ fn import_event(path: &Path, name: &str, ev: &Map<String, Value>, report: &mut I
             match h {
                 Value::Object(o) => match field(o, "pos").and_then(point) {
                     Some(p) => push(p, Some(o)),
-                    None => report.skipped.push(format!("event `{name}`: a hit of `{coll}` without `pos`")),
+                    None => report
+                        .skipped
+                        .push(format!("event `{name}`: a hit of `{coll}` without `pos`")),
                 },
                 Value::Array(a) if a.first().is_some_and(Value::is_array) => {
                     // A group of points (a hit "line" in Phoenix terms).
@@ -144,7 +206,9 @@ fn import_event(path: &Path, name: &str, ev: &Map<String, Value>, report: &mut I
                 }
                 other => match point(other) {
                     Some(p) => push(p, None),
-                    None => report.skipped.push(format!("event `{name}`: unreadable hit in `{coll}`")),
+                    None => report
+                        .skipped
+                        .push(format!("event `{name}`: unreadable hit in `{coll}`")),
                 },
             }
         }
@@ -155,7 +219,11 @@ fn import_event(path: &Path, name: &str, ev: &Map<String, Value>, report: &mut I
         track.n_hits = hits.len() as u32;
         // A polyline that just repeats the track's own hits (ALYX's export) is redundant.
         let same = track.polyline_cm.len() == hits.len()
-            && track.polyline_cm.iter().zip(&hits).all(|(p, &h)| *p == event.hits[h as usize].position_cm);
+            && track
+                .polyline_cm
+                .iter()
+                .zip(&hits)
+                .all(|(p, &h)| *p == event.hits[h as usize].position_cm);
         if same && !hits.is_empty() {
             track.polyline_cm.clear();
         }
@@ -174,7 +242,11 @@ fn import_event(path: &Path, name: &str, ev: &Map<String, Value>, report: &mut I
     for (coll, jets) in collections(ev, "Jets") {
         for j in jets.iter().filter_map(Value::as_object) {
             // Phoenix gives a jet's energy and direction; it is treated as massless.
-            let (e, eta, phi) = (fnum(j, "energy") / MEV_PER_GEV, fnum(j, "eta"), fnum(j, "phi"));
+            let (e, eta, phi) = (
+                fnum(j, "energy") / MEV_PER_GEV,
+                fnum(j, "eta"),
+                fnum(j, "phi"),
+            );
             let mut jet = PhysicsObject::from_pt_eta_phi_m(e / eta.cosh(), eta, phi, 0.0, 0);
             jet.cone_r = fnum(j, "coneR");
             jet.collection = coll.clone();
@@ -183,7 +255,11 @@ fn import_event(path: &Path, name: &str, ev: &Map<String, Value>, report: &mut I
     }
     for (coll, vertices) in collections(ev, "Vertices") {
         for v in vertices.iter().filter_map(Value::as_object) {
-            let p = field(v, "pos").and_then(point).unwrap_or([fnum(v, "x"), fnum(v, "y"), fnum(v, "z")]);
+            let p = field(v, "pos").and_then(point).unwrap_or([
+                fnum(v, "x"),
+                fnum(v, "y"),
+                fnum(v, "z"),
+            ]);
             event.vertices.push(Vertex {
                 position_cm: p.map(|c| c / MM_PER_CM),
                 n_tracks: field(v, "nTracks").and_then(Value::as_u64).unwrap_or(0) as u32,
@@ -194,9 +270,16 @@ fn import_event(path: &Path, name: &str, ev: &Map<String, Value>, report: &mut I
     if let Some((_, list)) = collections(ev, "MissingEnergy").into_iter().next()
         && let Some(m) = list.first().and_then(Value::as_object)
     {
-        event.met = Some(MissingEnergy::from_xy(fnum(m, "etx") / MEV_PER_GEV, fnum(m, "ety") / MEV_PER_GEV));
+        event.met = Some(MissingEnergy::from_xy(
+            fnum(m, "etx") / MEV_PER_GEV,
+            fnum(m, "ety") / MEV_PER_GEV,
+        ));
     }
-    for (kind, mass_gev) in [("Muons", crate::physics::mass::MUON), ("Electrons", crate::physics::mass::ELECTRON), ("Photons", 0.0)] {
+    for (kind, mass_gev) in [
+        ("Muons", crate::physics::mass::MUON),
+        ("Electrons", crate::physics::mass::ELECTRON),
+        ("Photons", 0.0),
+    ] {
         for (coll, objects) in collections(ev, kind) {
             for o in objects.iter().filter_map(Value::as_object) {
                 let track = linked_track(o);
@@ -234,12 +317,22 @@ fn import_event(path: &Path, name: &str, ev: &Map<String, Value>, report: &mut I
 fn track_from_phoenix(t: &Map<String, Value>, collection: &str) -> ParticleTrack {
     let polyline_cm: Vec<[f32; 3]> = field(t, "pos")
         .and_then(Value::as_array)
-        .map(|pts| pts.iter().filter_map(point).map(|p| p.map(|v| (v / MM_PER_CM) as f32)).collect())
+        .map(|pts| {
+            pts.iter()
+                .filter_map(point)
+                .map(|p| p.map(|v| (v / MM_PER_CM) as f32))
+                .collect()
+        })
         .unwrap_or_default();
     let dof = fnum(t, "dof");
-    let chi2_ndf = if dof > 0.0 { fnum(t, "chi2") / dof } else { f64::NAN };
-    let dparams: Option<Vec<f64>> =
-        field(t, "dparams").and_then(Value::as_array).map(|a| a.iter().map(|v| num(v).unwrap_or(f64::NAN)).collect());
+    let chi2_ndf = if dof > 0.0 {
+        fnum(t, "chi2") / dof
+    } else {
+        f64::NAN
+    };
+    let dparams: Option<Vec<f64>> = field(t, "dparams")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|v| num(v).unwrap_or(f64::NAN)).collect());
     let (charge, momentum, helix) = match dparams.as_deref() {
         Some([d0, z0, phi, theta, qop, ..]) => {
             let charge = if *qop > 0.0 {
@@ -252,14 +345,22 @@ fn track_from_phoenix(t: &Map<String, Value>, collection: &str) -> ParticleTrack
             // q/p = 0 means infinite momentum (a straight calibration track): kept as ∞ and
             // flagged by validation, never invented.
             let p_gev = 1.0 / qop.abs() / MEV_PER_GEV;
-            let momentum = [p_gev * theta.sin() * phi.cos(), p_gev * theta.sin() * phi.sin(), p_gev * theta.cos()];
+            let momentum = [
+                p_gev * theta.sin() * phi.cos(),
+                p_gev * theta.sin() * phi.sin(),
+                p_gev * theta.cos(),
+            ];
             let pt = p_gev * theta.sin();
             let helix = HelixParams {
                 d0_cm: d0 / MM_PER_CM,
                 z0_cm: z0 / MM_PER_CM,
                 phi0: *phi,
                 tan_lambda: 1.0 / theta.tan(),
-                q_over_pt: if pt.is_finite() && pt > 0.0 { f64::from(charge) / pt } else { 0.0 },
+                q_over_pt: if pt.is_finite() && pt > 0.0 {
+                    f64::from(charge) / pt
+                } else {
+                    0.0
+                },
             };
             (charge, momentum, helix)
         }
@@ -267,9 +368,16 @@ fn track_from_phoenix(t: &Map<String, Value>, collection: &str) -> ParticleTrack
     };
     // The perigee is the production point unless the file says otherwise (ALYX's exports carry
     // the momentum at the production point, `p` in MeV, and the point, `origin` in mm).
-    let mut origin_cm = [-helix.d0_cm * helix.phi0.sin(), helix.d0_cm * helix.phi0.cos(), helix.z0_cm];
+    let mut origin_cm = [
+        -helix.d0_cm * helix.phi0.sin(),
+        helix.d0_cm * helix.phi0.cos(),
+        helix.z0_cm,
+    ];
     let mut momentum = momentum;
-    if let (Some(p), Some(o)) = (field(t, "p").and_then(point), field(t, "origin").and_then(point)) {
+    if let (Some(p), Some(o)) = (
+        field(t, "p").and_then(point),
+        field(t, "origin").and_then(point),
+    ) {
         momentum = p.map(|v| v / MEV_PER_GEV);
         origin_cm = o.map(|v| v / MM_PER_CM);
     }
@@ -303,13 +411,24 @@ pub fn export(events: &[CollisionEvent]) -> Value {
 }
 
 fn coll_name(name: &str, default: &str) -> String {
-    if name.is_empty() { default.to_owned() } else { name.to_owned() }
+    if name.is_empty() {
+        default.to_owned()
+    } else {
+        name.to_owned()
+    }
 }
 
-fn group<T>(items: &[T], key: impl Fn(&T) -> String, to_json: impl Fn(usize, &T) -> Value) -> Map<String, Value> {
+fn group<T>(
+    items: &[T],
+    key: impl Fn(&T) -> String,
+    to_json: impl Fn(usize, &T) -> Value,
+) -> Map<String, Value> {
     let mut out: Map<String, Value> = Map::new();
     for (i, item) in items.iter().enumerate() {
-        if let Value::Array(list) = out.entry(key(item)).or_insert_with(|| Value::Array(Vec::new())) {
+        if let Value::Array(list) = out
+            .entry(key(item))
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
             list.push(to_json(i, item));
         }
     }
@@ -328,7 +447,12 @@ fn export_event(e: &CollisionEvent) -> Value {
     let h = &e.header;
     ev.insert("timestamp_ns".into(), json!(h.timestamp_ns));
     ev.insert("system".into(), json!(h.system.as_str()));
-    for (key, v) in [("sqrt_s_gev", h.sqrt_s_gev), ("vx_cm", h.vertex_cm[0]), ("vy_cm", h.vertex_cm[1]), ("vz_cm", h.vertex_cm[2])] {
+    for (key, v) in [
+        ("sqrt_s_gev", h.sqrt_s_gev),
+        ("vx_cm", h.vertex_cm[0]),
+        ("vy_cm", h.vertex_cm[1]),
+        ("vz_cm", h.vertex_cm[2]),
+    ] {
         ev.insert(key.into(), j(v));
     }
     ev.insert("trigger_bits".into(), json!(h.trigger_bits));
@@ -349,33 +473,68 @@ fn export_event(e: &CollisionEvent) -> Value {
         link_of.push(format!("{name}:{}", slot.1));
         slot.1 += 1;
     }
-    let tracks = group(&e.tracks, |t| coll_name(&t.collection, "Tracks"), |i, t| {
-        let h = &t.helix;
-        let theta = (1.0 / h.tan_lambda).atan().rem_euclid(std::f64::consts::PI);
-        let p_mev = (t.momentum[0].powi(2) + t.momentum[1].powi(2) + t.momentum[2].powi(2)).sqrt() * MEV_PER_GEV;
-        let qop = if t.charge == 0 { 0.0 } else { f64::from(t.charge) / p_mev };
-        let pos: Vec<Value> = if t.polyline_cm.is_empty() {
-            by_track[i].iter().map(|&k| {
-                let p = e.hits[k as usize].position_cm;
-                json!([f64::from(p[0]) * MM_PER_CM, f64::from(p[1]) * MM_PER_CM, f64::from(p[2]) * MM_PER_CM])
-            }).collect()
-        } else {
-            t.polyline_cm.iter().map(|p| json!([f64::from(p[0]) * MM_PER_CM, f64::from(p[1]) * MM_PER_CM, f64::from(p[2]) * MM_PER_CM])).collect()
-        };
-        let (chi2, dof) = if t.chi2_ndf.is_nan() { (Value::Null, json!(0)) } else { (j(t.chi2_ndf), json!(1)) };
-        json!({
-            "dparams": [j(h.d0_cm * MM_PER_CM), j(h.z0_cm * MM_PER_CM), j(h.phi0), j(theta), j(qop)],
-            "pos": pos, "chi2": chi2, "dof": dof, "pT": j(t.pt() * MEV_PER_GEV), "charge": t.charge, "pid": t.pid,
-            "p": t.momentum.map(|v| j(v * MEV_PER_GEV)), "origin": t.origin_cm.map(|v| j(v * MM_PER_CM)),
-        })
-    });
+    let tracks = group(
+        &e.tracks,
+        |t| coll_name(&t.collection, "Tracks"),
+        |i, t| {
+            let h = &t.helix;
+            let theta = (1.0 / h.tan_lambda).atan().rem_euclid(std::f64::consts::PI);
+            let p_mev = (t.momentum[0].powi(2) + t.momentum[1].powi(2) + t.momentum[2].powi(2))
+                .sqrt()
+                * MEV_PER_GEV;
+            let qop = if t.charge == 0 {
+                0.0
+            } else {
+                f64::from(t.charge) / p_mev
+            };
+            let pos: Vec<Value> = if t.polyline_cm.is_empty() {
+                by_track[i]
+                    .iter()
+                    .map(|&k| {
+                        let p = e.hits[k as usize].position_cm;
+                        json!([
+                            f64::from(p[0]) * MM_PER_CM,
+                            f64::from(p[1]) * MM_PER_CM,
+                            f64::from(p[2]) * MM_PER_CM
+                        ])
+                    })
+                    .collect()
+            } else {
+                t.polyline_cm
+                    .iter()
+                    .map(|p| {
+                        json!([
+                            f64::from(p[0]) * MM_PER_CM,
+                            f64::from(p[1]) * MM_PER_CM,
+                            f64::from(p[2]) * MM_PER_CM
+                        ])
+                    })
+                    .collect()
+            };
+            let (chi2, dof) = if t.chi2_ndf.is_nan() {
+                (Value::Null, json!(0))
+            } else {
+                (j(t.chi2_ndf), json!(1))
+            };
+            json!({
+                "dparams": [j(h.d0_cm * MM_PER_CM), j(h.z0_cm * MM_PER_CM), j(h.phi0), j(theta), j(qop)],
+                "pos": pos, "chi2": chi2, "dof": dof, "pT": j(t.pt() * MEV_PER_GEV), "charge": t.charge, "pid": t.pid,
+                "p": t.momentum.map(|v| j(v * MEV_PER_GEV)), "origin": t.origin_cm.map(|v| j(v * MM_PER_CM)),
+            })
+        },
+    );
     if !tracks.is_empty() {
         ev.insert("Tracks".into(), Value::Object(tracks));
     }
     let mut hits: Map<String, Value> = Map::new();
     for h in &e.hits {
         let name = match h.detector {
-            Detector::Other => e.header.hit_collections.get(h.layer as usize).cloned().unwrap_or_else(|| "Hits".into()),
+            Detector::Other => e
+                .header
+                .hit_collections
+                .get(h.layer as usize)
+                .cloned()
+                .unwrap_or_else(|| "Hits".into()),
             d => d.as_str().to_owned(),
         };
         let p = h.position_cm.map(|v| f64::from(v) * MM_PER_CM);
@@ -395,22 +554,30 @@ fn export_event(e: &CollisionEvent) -> Value {
     if !hits.is_empty() {
         ev.insert("Hits".into(), Value::Object(hits));
     }
-    let clusters = group(&e.clusters, |c| coll_name(&c.collection, "CaloClusters"), |_, c| {
-        json!({ "energy": j(c.energy_gev * MEV_PER_GEV), "eta": j(c.eta), "phi": j(c.phi) })
-    });
+    let clusters = group(
+        &e.clusters,
+        |c| coll_name(&c.collection, "CaloClusters"),
+        |_, c| json!({ "energy": j(c.energy_gev * MEV_PER_GEV), "eta": j(c.eta), "phi": j(c.phi) }),
+    );
     if !clusters.is_empty() {
         ev.insert("CaloClusters".into(), Value::Object(clusters));
     }
-    let jets = group(&e.jets, |o| coll_name(&o.collection, "Jets"), |_, o| {
-        json!({ "energy": j(o.e_gev * MEV_PER_GEV), "eta": j(o.eta), "phi": j(o.phi), "coneR": j(o.cone_r) })
-    });
+    let jets = group(
+        &e.jets,
+        |o| coll_name(&o.collection, "Jets"),
+        |_, o| json!({ "energy": j(o.e_gev * MEV_PER_GEV), "eta": j(o.eta), "phi": j(o.phi), "coneR": j(o.cone_r) }),
+    );
     if !jets.is_empty() {
         ev.insert("Jets".into(), Value::Object(jets));
     }
-    let vertices = group(&e.vertices, |v| coll_name(&v.collection, "Vertices"), |_, v| {
-        let p = v.position_cm.map(|c| c * MM_PER_CM);
-        json!({ "x": j(p[0]), "y": j(p[1]), "z": j(p[2]), "nTracks": v.n_tracks })
-    });
+    let vertices = group(
+        &e.vertices,
+        |v| coll_name(&v.collection, "Vertices"),
+        |_, v| {
+            let p = v.position_cm.map(|c| c * MM_PER_CM);
+            json!({ "x": j(p[0]), "y": j(p[1]), "z": j(p[2]), "nTracks": v.n_tracks })
+        },
+    );
     if !vertices.is_empty() {
         ev.insert("Vertices".into(), Value::Object(vertices));
     }
@@ -420,17 +587,25 @@ fn export_event(e: &CollisionEvent) -> Value {
             json!({ "MET": [{ "etx": j(m.px_gev * MEV_PER_GEV), "ety": j(m.py_gev * MEV_PER_GEV) }] }),
         );
     }
-    for (kind, list) in [("Muons", &e.muons), ("Electrons", &e.electrons), ("Photons", &e.photons)] {
-        let objects = group(list, |o| coll_name(&o.collection, kind), |_, o| {
-            let mut v = json!({ "pt": j(o.pt_gev * MEV_PER_GEV), "eta": j(o.eta), "phi": j(o.phi), "charge": o.charge,
+    for (kind, list) in [
+        ("Muons", &e.muons),
+        ("Electrons", &e.electrons),
+        ("Photons", &e.photons),
+    ] {
+        let objects = group(
+            list,
+            |o| coll_name(&o.collection, kind),
+            |_, o| {
+                let mut v = json!({ "pt": j(o.pt_gev * MEV_PER_GEV), "eta": j(o.eta), "phi": j(o.phi), "charge": o.charge,
                                 "energy": j(o.e_gev * MEV_PER_GEV), "iso": j(o.isolation) });
-            if let (Some(t), Value::Object(m)) = (o.track, &mut v)
-                && let Some(link) = link_of.get(t as usize)
-            {
-                m.insert("LinkedTracks".into(), json!([link]));
-            }
-            v
-        });
+                if let (Some(t), Value::Object(m)) = (o.track, &mut v)
+                    && let Some(link) = link_of.get(t as usize)
+                {
+                    m.insert("LinkedTracks".into(), json!([link]));
+                }
+                v
+            },
+        );
         if !objects.is_empty() {
             ev.insert(kind.into(), Value::Object(objects));
         }

@@ -124,16 +124,30 @@ impl Mapping {
     }
 
     fn collections(&self) -> [(&'static str, &Vec<ObjectMapping>); 4] {
-        [("muons", &self.muons), ("electrons", &self.electrons), ("photons", &self.photons), ("jets", &self.jets)]
+        [
+            ("muons", &self.muons),
+            ("electrons", &self.electrons),
+            ("photons", &self.photons),
+            ("jets", &self.jets),
+        ]
     }
 
     fn branches(&self) -> BTreeSet<&str> {
         let e = &self.event;
-        let mut out: BTreeSet<&str> = [&e.run, &e.event_number, &e.timestamp_ns, &e.weight, &e.met_px, &e.met_py, &e.met_pt, &e.met_phi]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .collect();
+        let mut out: BTreeSet<&str> = [
+            &e.run,
+            &e.event_number,
+            &e.timestamp_ns,
+            &e.weight,
+            &e.met_px,
+            &e.met_py,
+            &e.met_pt,
+            &e.met_phi,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
         out.extend(e.trigger.iter().map(String::as_str));
         for (_, list) in self.collections() {
             for m in list {
@@ -146,7 +160,10 @@ impl Mapping {
     /// The mapping the naming conventions give for these branch names.
     pub fn automatic(branches: &[(String, String)]) -> Self {
         let find = |candidates: &[&str]| {
-            branches.iter().find(|(n, _)| candidates.iter().any(|c| n.eq_ignore_ascii_case(c))).map(|(n, _)| n.clone())
+            branches
+                .iter()
+                .find(|(n, _)| candidates.iter().any(|c| n.eq_ignore_ascii_case(c)))
+                .map(|(n, _)| n.clone())
         };
         let mut m = Mapping {
             event: EventMapping {
@@ -160,7 +177,9 @@ impl Mapping {
                 met_phi: find(&["MET_phi", "met_phi"]),
                 trigger: branches
                     .iter()
-                    .filter(|(n, ty)| ty == "bool" && (n.starts_with("trigger") || n.starts_with("HLT_")))
+                    .filter(|(n, ty)| {
+                        ty == "bool" && (n.starts_with("trigger") || n.starts_with("HLT_"))
+                    })
                     .map(|(n, _)| n.clone())
                     .take(64)
                     .collect(),
@@ -192,7 +211,9 @@ impl Mapping {
             let mut om = ObjectMapping::default();
             for (name, ty) in branches {
                 let lower = name.to_ascii_lowercase();
-                let Some(suffix) = prefixes.iter().find_map(|p| lower.strip_prefix(p)) else { continue };
+                let Some(suffix) = prefixes.iter().find_map(|p| lower.strip_prefix(p)) else {
+                    continue;
+                };
                 let jagged = ty.ends_with("[]") || ty.starts_with("vector<");
                 if let (true, Some(field)) = (jagged, field_of(suffix))
                     && let Some(slot) = om.field_mut(field)
@@ -208,16 +229,24 @@ impl Mapping {
         // Flat numbered objects (px1, eta2, Q1...): one object per event per number.
         let mut numbered: BTreeMap<char, ObjectMapping> = BTreeMap::new();
         for (name, ty) in branches {
-            let Some(digit) = name.chars().last().filter(char::is_ascii_digit) else { continue };
+            let Some(digit) = name.chars().last().filter(char::is_ascii_digit) else {
+                continue;
+            };
             let stem = &name[..name.len() - 1];
             if ty.ends_with("[]") || stem.contains('_') {
                 continue;
             }
-            if let Some(slot) = field_of(stem).and_then(|f| numbered.entry(digit).or_default().field_mut(f)) {
+            if let Some(slot) =
+                field_of(stem).and_then(|f| numbered.entry(digit).or_default().field_mut(f))
+            {
                 *slot = Some(name.clone());
             }
         }
-        m.muons.extend(numbered.into_values().filter(|o| o.pt.is_some() || o.px.is_some()));
+        m.muons.extend(
+            numbered
+                .into_values()
+                .filter(|o| o.pt.is_some() || o.px.is_some()),
+        );
         m
     }
 
@@ -231,11 +260,36 @@ impl Mapping {
     }
 }
 
-/// A branch's values: one number per event, or a list per event. Every numeric type is widened
-/// to f64, which is exact for the 32-bit types and for integers below 2⁵³.
+/// A batch of a branch's values: one number per entry, or a list per entry. Every numeric type
+/// is widened to f64, which is exact for the 32-bit types and for integers below 2⁵³.
 enum Values {
     Scalar(Vec<f64>),
     Jagged(Vec<Vec<f64>>),
+}
+
+/// A branch being read lazily, basket by basket.
+enum Column<'a> {
+    Scalar(Box<dyn Iterator<Item = f64> + 'a>),
+    Jagged(Box<dyn Iterator<Item = Vec<f64>> + 'a>),
+}
+
+impl Column<'_> {
+    /// The next `n` entries (fewer if the branch ends).
+    fn take(&mut self, n: usize) -> Values {
+        match self {
+            Column::Scalar(it) => Values::Scalar(it.by_ref().take(n).collect()),
+            Column::Jagged(it) => Values::Jagged(it.by_ref().take(n).collect()),
+        }
+    }
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::Scalar(v) => v.len(),
+            Values::Jagged(v) => v.len(),
+        }
+    }
 }
 
 /// ROOT's compression algorithm number for ZSTD (fCompress / 100).
@@ -243,7 +297,9 @@ const ZSTD: i32 = 5;
 
 /// Reads the file header's compression setting without oxyroot (which aborts on ZSTD).
 fn header_compression(path: &Path, bytes: &[u8]) -> Result<i32> {
-    let be_i32 = |at: usize| -> Option<i32> { Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?)) };
+    let be_i32 = |at: usize| -> Option<i32> {
+        Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
     if !bytes.starts_with(b"root") {
         return Err(Error::malformed(path, "not a ROOT file (no `root` magic)"));
     }
@@ -251,6 +307,25 @@ fn header_compression(path: &Path, bytes: &[u8]) -> Result<i32> {
     // Large files (version ≥ 1 000 000) store 64-bit seek pointers.
     let at = if version >= 1_000_000 { 41 } else { 33 };
     be_i32(at).ok_or_else(|| Error::malformed(path, "truncated ROOT header"))
+}
+
+/// The first and last 4 MiB of a file (the whole file when it is smaller), without reading
+/// the middle of a multi-GB file.
+fn head_and_tail(path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
+    use std::io::{Read, Seek, SeekFrom};
+    const SPAN: u64 = 4 << 20;
+    let io = |e| Error::io(path, e);
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut head = Vec::new();
+    (&mut file).take(SPAN).read_to_end(&mut head).map_err(io)?;
+    let mut tail = Vec::new();
+    if len > SPAN {
+        file.seek(SeekFrom::Start(len.saturating_sub(SPAN).max(SPAN)))
+            .map_err(io)?;
+        file.read_to_end(&mut tail).map_err(io)?;
+    }
+    Ok((head, tail))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -276,11 +351,35 @@ fn guarded<T>(path: &Path, what: &str, f: impl FnOnce() -> Result<T>) -> Result<
     })
 }
 
-/// Imports every entry of a TTree.
-pub fn import(path: &Path, tree: Option<&str>, mapping: Option<&Mapping>) -> Result<(Vec<CollisionEvent>, ImportReport)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let compression = header_compression(path, &bytes)?;
-    let is_rntuple = contains(&bytes, b"ROOT::RNTuple") || contains(&bytes, b"ROOT::Experimental::RNTuple");
+/// Imports every entry of a TTree at once (see `import_batches` for large files).
+pub fn import(
+    path: &Path,
+    tree: Option<&str>,
+    mapping: Option<&Mapping>,
+) -> Result<(Vec<CollisionEvent>, ImportReport)> {
+    let mut events = Vec::new();
+    let report = import_batches(path, tree, mapping, usize::MAX, &mut |batch| {
+        events.extend(batch);
+        Ok(())
+    })?;
+    Ok((events, report))
+}
+
+/// Imports a TTree `batch` entries at a time, handing each batch to `sink`: memory stays
+/// bounded by the batch, however large the file.
+pub fn import_batches(
+    path: &Path,
+    tree: Option<&str>,
+    mapping: Option<&Mapping>,
+    batch: usize,
+    sink: &mut dyn FnMut(Vec<CollisionEvent>) -> Result<()>,
+) -> Result<ImportReport> {
+    let (head, tail) = head_and_tail(path)?;
+    let compression = header_compression(path, &head)?;
+    // Key headers are never compressed; the keys list sits near the end of the file.
+    let is_rntuple = [&head, &tail]
+        .iter()
+        .any(|b| contains(b, b"ROOT::RNTuple") || contains(b, b"ROOT::Experimental::RNTuple"));
     if is_rntuple && tree.is_none() && mapping.and_then(|m| m.tree.as_ref()).is_none() {
         return Err(Error::Unsupported(format!(
             "{}: holds an RNTuple, which ALYX cannot read yet (only TTrees); convert it to a TTree \
@@ -295,14 +394,25 @@ pub fn import(path: &Path, tree: Option<&str>, mapping: Option<&Mapping>) -> Res
             path.display()
         )));
     }
-    drop(bytes);
-    guarded(path, "the file", || import_tree(path, tree, mapping))
+    guarded(path, "the file", || {
+        import_tree(path, tree, mapping, batch.max(1), sink)
+    })
 }
 
-fn import_tree(path: &Path, tree: Option<&str>, mapping: Option<&Mapping>) -> Result<(Vec<CollisionEvent>, ImportReport)> {
-    let mut file = RootFile::open(path).map_err(|e| Error::malformed(path, format!("cannot open: {e}")))?;
-    let keys: Vec<(String, String)> =
-        file.keys().iter().map(|k| (k.name().to_owned(), k.class_name().to_owned())).collect();
+fn import_tree(
+    path: &Path,
+    tree: Option<&str>,
+    mapping: Option<&Mapping>,
+    batch: usize,
+    sink: &mut dyn FnMut(Vec<CollisionEvent>) -> Result<()>,
+) -> Result<ImportReport> {
+    let mut file =
+        RootFile::open(path).map_err(|e| Error::malformed(path, format!("cannot open: {e}")))?;
+    let keys: Vec<(String, String)> = file
+        .keys()
+        .iter()
+        .map(|k| (k.name().to_owned(), k.class_name().to_owned()))
+        .collect();
     let wanted = tree.or(mapping.and_then(|m| m.tree.as_deref()));
     let tree_name = match wanted {
         Some(name) => {
@@ -323,14 +433,23 @@ fn import_tree(path: &Path, tree: Option<&str>, mapping: Option<&Mapping>) -> Re
             name.to_owned()
         }
         None => {
-            let trees: Vec<&String> = keys.iter().filter(|(_, c)| c == "TTree").map(|(n, _)| n).collect();
+            let trees: Vec<&String> = keys
+                .iter()
+                .filter(|(_, c)| c == "TTree")
+                .map(|(n, _)| n)
+                .collect();
             match trees.as_slice() {
                 [one] => (*one).clone(),
                 [] => {
-                    return Err(Error::NotFound(format!("{}: holds no TTree", path.display())));
+                    return Err(Error::NotFound(format!(
+                        "{}: holds no TTree",
+                        path.display()
+                    )));
                 }
                 many => {
-                    let preferred = many.iter().find(|n| ["events", "Events", "tree"].contains(&n.as_str()));
+                    let preferred = many
+                        .iter()
+                        .find(|n| ["events", "Events", "tree"].contains(&n.as_str()));
                     match preferred {
                         Some(n) => (*n).clone(),
                         None => {
@@ -346,10 +465,14 @@ fn import_tree(path: &Path, tree: Option<&str>, mapping: Option<&Mapping>) -> Re
             }
         }
     };
-    let tree = file.get_tree(&tree_name).map_err(|e| Error::malformed(path, format!("cannot read tree `{tree_name}`: {e}")))?;
+    let tree = file
+        .get_tree(&tree_name)
+        .map_err(|e| Error::malformed(path, format!("cannot read tree `{tree_name}`: {e}")))?;
     let entries = usize::try_from(tree.entries()).unwrap_or(0);
-    let branch_types: Vec<(String, String)> =
-        tree.branches().map(|b| (b.name().to_owned(), b.item_type_name())).collect();
+    let branch_types: Vec<(String, String)> = tree
+        .branches()
+        .map(|b| (b.name().to_owned(), b.item_type_name()))
+        .collect();
     let auto;
     let mapping = match mapping {
         Some(m) => m,
@@ -361,7 +484,7 @@ fn import_tree(path: &Path, tree: Option<&str>, mapping: Option<&Mapping>) -> Re
 
     let mut report = ImportReport::default();
     let used = mapping.branches();
-    let mut values: BTreeMap<&str, Values> = BTreeMap::new();
+    let mut columns: BTreeMap<&str, Column> = BTreeMap::new();
     for name in &used {
         let Some(branch) = tree.branch(name) else {
             return Err(Error::NotFound(format!(
@@ -369,79 +492,118 @@ fn import_tree(path: &Path, tree: Option<&str>, mapping: Option<&Mapping>) -> Re
                 path.display()
             )));
         };
-        let ty = branch.item_type_name();
-        let v = guarded(path, &format!("branch `{name}` ({ty})"), || read_branch(path, branch, &ty))?;
-        let len = match &v {
-            Values::Scalar(x) => x.len(),
-            Values::Jagged(x) => x.len(),
-        };
-        if len != entries {
-            return Err(Error::malformed(path, format!("branch `{name}` has {len} entries, the tree {entries}")));
-        }
-        values.insert(name, v);
+        columns.insert(name, open_branch(path, branch, &branch.item_type_name())?);
     }
     for (name, ty) in &branch_types {
         if !used.contains(name.as_str()) {
-            report.skipped.push(format!("{name} ({ty}): no ALYX field; name it in a --mapping file to import it"));
+            report.skipped.push(format!(
+                "{name} ({ty}): no ALYX field; name it in a --mapping file to import it"
+            ));
         }
     }
     describe(mapping, &branch_types, &mut report);
 
-    let scalar = |name: &Option<String>, i: usize| -> Option<f64> {
+    let mut first = 0;
+    while first < entries {
+        let n = batch.min(entries - first);
+        let mut values: BTreeMap<&str, Values> = BTreeMap::new();
+        for (name, column) in &mut columns {
+            let v = column.take(n);
+            if v.len() != n {
+                return Err(Error::malformed(
+                    path,
+                    format!(
+                        "branch `{name}` ends after {} entries, the tree has {entries}",
+                        first + v.len()
+                    ),
+                ));
+            }
+            values.insert(name, v);
+        }
+        let events = (0..n)
+            .map(|i| build_event(path, mapping, &values, i, (first + i) as u64))
+            .collect::<Result<_>>()?;
+        sink(events)?;
+        first += n;
+    }
+    Ok(report)
+}
+
+/// Entry `i` of a batch (entry `entry` of the tree) as an event.
+fn build_event(
+    path: &Path,
+    mapping: &Mapping,
+    values: &BTreeMap<&str, Values>,
+    i: usize,
+    entry: u64,
+) -> Result<CollisionEvent> {
+    let scalar = |name: &Option<String>| -> Option<f64> {
         match values.get(name.as_deref()?)? {
             Values::Scalar(v) => v.get(i).copied(),
             Values::Jagged(v) => v.get(i).and_then(|l| l.first().copied()),
         }
     };
-    let mut events = Vec::with_capacity(entries);
-    for i in 0..entries {
-        let e = &mapping.event;
-        let mut trigger_bits = 0u64;
-        for (bit, name) in e.trigger.iter().enumerate().take(64) {
-            if scalar(&Some(name.clone()), i).is_some_and(|v| v != 0.0) {
-                trigger_bits |= 1 << bit;
-            }
+    let e = &mapping.event;
+    let mut trigger_bits = 0u64;
+    for (bit, name) in e.trigger.iter().enumerate().take(64) {
+        if scalar(&Some(name.clone())).is_some_and(|v| v != 0.0) {
+            trigger_bits |= 1 << bit;
         }
-        let mut event = CollisionEvent::new(EventHeader {
-            run: scalar(&e.run, i).map_or(0, |v| v as u32),
-            event_number: scalar(&e.event_number, i).map_or(i as u64, |v| v as u64),
-            timestamp_ns: scalar(&e.timestamp_ns, i).map_or(0, |v| v as i64),
-            system: CollisionSystem::Unknown,
-            sqrt_s_gev: f64::NAN,
-            vertex_cm: [f64::NAN; 3],
-            trigger_bits,
-            weight: scalar(&e.weight, i).unwrap_or(1.0),
-            hit_collections: Vec::new(),
-        });
-        event.met = match (scalar(&e.met_px, i), scalar(&e.met_py, i), scalar(&e.met_pt, i), scalar(&e.met_phi, i)) {
-            (Some(x), Some(y), pt, phi) => {
-                let mut m = MissingEnergy::from_xy(x, y);
-                m.pt_gev = pt.unwrap_or(m.pt_gev);
-                m.phi = phi.unwrap_or(m.phi);
-                Some(m)
-            }
-            (_, _, Some(pt), Some(phi)) => Some(MissingEnergy::from_pt_phi(pt, phi)),
-            (_, _, Some(pt), None) => Some(MissingEnergy { px_gev: f64::NAN, py_gev: f64::NAN, pt_gev: pt, phi: f64::NAN }),
-            _ => None,
-        };
-        for (collection, list) in mapping.collections() {
-            for om in list {
-                let objects = build_objects(path, om, &values, i)?;
-                match collection {
-                    "muons" => event.muons.extend(objects),
-                    "electrons" => event.electrons.extend(objects),
-                    "photons" => event.photons.extend(objects),
-                    _ => event.jets.extend(objects),
-                }
-            }
-        }
-        events.push(event);
     }
-    Ok((events, report))
+    let mut event = CollisionEvent::new(EventHeader {
+        run: scalar(&e.run).map_or(0, |v| v as u32),
+        event_number: scalar(&e.event_number).map_or(entry, |v| v as u64),
+        timestamp_ns: scalar(&e.timestamp_ns).map_or(0, |v| v as i64),
+        system: CollisionSystem::Unknown,
+        sqrt_s_gev: f64::NAN,
+        vertex_cm: [f64::NAN; 3],
+        trigger_bits,
+        weight: scalar(&e.weight).unwrap_or(1.0),
+        hit_collections: Vec::new(),
+    });
+    event.met = match (
+        scalar(&e.met_px),
+        scalar(&e.met_py),
+        scalar(&e.met_pt),
+        scalar(&e.met_phi),
+    ) {
+        (Some(x), Some(y), pt, phi) => {
+            let mut m = MissingEnergy::from_xy(x, y);
+            m.pt_gev = pt.unwrap_or(m.pt_gev);
+            m.phi = phi.unwrap_or(m.phi);
+            Some(m)
+        }
+        (_, _, Some(pt), Some(phi)) => Some(MissingEnergy::from_pt_phi(pt, phi)),
+        (_, _, Some(pt), None) => Some(MissingEnergy {
+            px_gev: f64::NAN,
+            py_gev: f64::NAN,
+            pt_gev: pt,
+            phi: f64::NAN,
+        }),
+        _ => None,
+    };
+    for (collection, list) in mapping.collections() {
+        for om in list {
+            let objects = build_objects(path, om, values, i, entry)?;
+            match collection {
+                "muons" => event.muons.extend(objects),
+                "electrons" => event.electrons.extend(objects),
+                "photons" => event.photons.extend(objects),
+                _ => event.jets.extend(objects),
+            }
+        }
+    }
+    Ok(event)
 }
 
 fn describe(mapping: &Mapping, types: &[(String, String)], report: &mut ImportReport) {
-    let ty = |b: &str| types.iter().find(|(n, _)| n == b).map_or("?", |(_, t)| t.as_str()).to_owned();
+    let ty = |b: &str| {
+        types
+            .iter()
+            .find(|(n, _)| n == b)
+            .map_or("?", |(_, t)| t.as_str())
+            .to_owned()
+    };
     let e = &mapping.event;
     for (field, b) in [
         ("run", &e.run),
@@ -454,27 +616,44 @@ fn describe(mapping: &Mapping, types: &[(String, String)], report: &mut ImportRe
         ("met_phi", &e.met_phi),
     ] {
         if let Some(b) = b {
-            report.mapped.push(format!("events.{field} ← {b} ({})", ty(b)));
+            report
+                .mapped
+                .push(format!("events.{field} ← {b} ({})", ty(b)));
         }
     }
     for (bit, b) in e.trigger.iter().enumerate() {
-        report.mapped.push(format!("events.trigger bit {bit} ← {b} ({})", ty(b)));
+        report
+            .mapped
+            .push(format!("events.trigger bit {bit} ← {b} ({})", ty(b)));
     }
     for (collection, list) in mapping.collections() {
         for om in list {
-            let fields: Vec<String> =
-                om.fields().iter().filter_map(|(f, b)| b.as_ref().map(|b| format!("{f} ← {b}"))).collect();
-            report.mapped.push(format!("{collection}: {}", fields.join(", ")));
+            let fields: Vec<String> = om
+                .fields()
+                .iter()
+                .filter_map(|(f, b)| b.as_ref().map(|b| format!("{f} ← {b}")))
+                .collect();
+            report
+                .mapped
+                .push(format!("{collection}: {}", fields.join(", ")));
         }
     }
 }
 
-/// The objects one mapping entry gives in event `i`, with missing quantities derived.
-fn build_objects(path: &Path, om: &ObjectMapping, values: &BTreeMap<&str, Values>, i: usize) -> Result<Vec<PhysicsObject>> {
+/// The objects one mapping entry gives in entry `i` of the batch, with missing quantities derived.
+fn build_objects(
+    path: &Path,
+    om: &ObjectMapping,
+    values: &BTreeMap<&str, Values>,
+    i: usize,
+    entry: u64,
+) -> Result<Vec<PhysicsObject>> {
     let mut columns: Vec<(&str, Vec<f64>)> = Vec::new();
     for (field, branch) in om.fields() {
         let Some(branch) = branch else { continue };
-        let Some(v) = values.get(branch.as_str()) else { continue };
+        let Some(v) = values.get(branch.as_str()) else {
+            continue;
+        };
         let list = match v {
             Values::Scalar(x) => vec![x[i]],
             Values::Jagged(x) => x[i].clone(),
@@ -485,15 +664,25 @@ fn build_objects(path: &Path, om: &ObjectMapping, values: &BTreeMap<&str, Values
     if let Some((field, l)) = columns.iter().find(|(_, l)| l.len() != n) {
         return Err(Error::malformed(
             path,
-            format!("entry {i}: `{field}` has {} values but the first field has {n}; the branches are not one collection", l.len()),
+            format!(
+                "entry {entry}: `{field}` has {} values but the first field has {n}; the branches are not one collection",
+                l.len()
+            ),
         ));
     }
-    let get = |name: &str, k: usize| columns.iter().find(|(f, _)| *f == name).map_or(f64::NAN, |(_, l)| l[k]);
+    let get = |name: &str, k: usize| {
+        columns
+            .iter()
+            .find(|(f, _)| *f == name)
+            .map_or(f64::NAN, |(_, l)| l[k])
+    };
     Ok((0..n)
         .map(|k| {
             let mut o = PhysicsObject::from_pt_eta_phi_m(f64::NAN, f64::NAN, f64::NAN, f64::NAN, 0);
-            (o.px_gev, o.py_gev, o.pz_gev, o.e_gev) = (get("px", k), get("py", k), get("pz", k), get("e", k));
-            (o.pt_gev, o.eta, o.phi, o.mass_gev) = (get("pt", k), get("eta", k), get("phi", k), get("mass", k));
+            (o.px_gev, o.py_gev, o.pz_gev, o.e_gev) =
+                (get("px", k), get("py", k), get("pz", k), get("e", k));
+            (o.pt_gev, o.eta, o.phi, o.mass_gev) =
+                (get("pt", k), get("eta", k), get("phi", k), get("mass", k));
             let charge = get("charge", k);
             o.charge = if charge.is_nan() { 0 } else { charge as i32 };
             (o.isolation, o.btag) = (get("iso", k), get("btag", k));
@@ -505,10 +694,17 @@ fn build_objects(path: &Path, om: &ObjectMapping, values: &BTreeMap<&str, Values
 
 /// Derives the coordinates a file left out from those it gave: never overwrites a value.
 fn complete(o: &mut PhysicsObject) {
-    let cartesian = [o.px_gev, o.py_gev, o.pz_gev, o.e_gev].iter().all(|v| v.is_finite());
+    let cartesian = [o.px_gev, o.py_gev, o.pz_gev, o.e_gev]
+        .iter()
+        .all(|v| v.is_finite());
     if cartesian {
         let p = FourMomentum::new(o.px_gev, o.py_gev, o.pz_gev, o.e_gev);
-        for (slot, v) in [(&mut o.pt_gev, p.pt()), (&mut o.eta, p.eta()), (&mut o.phi, p.phi()), (&mut o.mass_gev, p.mass())] {
+        for (slot, v) in [
+            (&mut o.pt_gev, p.pt()),
+            (&mut o.eta, p.eta()),
+            (&mut o.phi, p.phi()),
+            (&mut o.mass_gev, p.mass()),
+        ] {
             if slot.is_nan() {
                 *slot = v;
             }
@@ -516,7 +712,12 @@ fn complete(o: &mut PhysicsObject) {
     } else if [o.pt_gev, o.eta, o.phi].iter().all(|v| v.is_finite()) {
         let m = if o.mass_gev.is_nan() { 0.0 } else { o.mass_gev };
         let p = FourMomentum::from_pt_eta_phi_m(o.pt_gev, o.eta, o.phi, m);
-        for (slot, v) in [(&mut o.px_gev, p.px), (&mut o.py_gev, p.py), (&mut o.pz_gev, p.pz), (&mut o.e_gev, p.e)] {
+        for (slot, v) in [
+            (&mut o.px_gev, p.px),
+            (&mut o.py_gev, p.py),
+            (&mut o.pz_gev, p.pz),
+            (&mut o.e_gev, p.e),
+        ] {
             if slot.is_nan() {
                 *slot = v;
             }
@@ -524,33 +725,30 @@ fn complete(o: &mut PhysicsObject) {
     }
 }
 
-fn read_branch(path: &Path, branch: &oxyroot::Branch, ty: &str) -> Result<Values> {
-    fn scalar<T: oxyroot::UnmarshalerInto<Item = T> + Into<f64>>(b: &oxyroot::Branch) -> oxyroot::Result<Values> {
-        Ok(Values::Scalar(b.as_iter::<T>()?.map(Into::into).collect()))
+fn open_branch<'a>(path: &Path, branch: &'a oxyroot::Branch, ty: &str) -> Result<Column<'a>> {
+    fn scalar<'a, T: oxyroot::UnmarshalerInto<Item = T> + Into<f64> + 'a>(
+        b: &'a oxyroot::Branch,
+    ) -> oxyroot::Result<Column<'a>> {
+        Ok(Column::Scalar(Box::new(b.as_iter::<T>()?.map(Into::into))))
     }
-    fn sliced<T>(b: &oxyroot::Branch) -> oxyroot::Result<Values>
+    fn sliced<'a, T>(b: &'a oxyroot::Branch) -> oxyroot::Result<Column<'a>>
     where
-        T: oxyroot::UnmarshalerInto<Item = T> + Into<f64> + std::fmt::Debug,
+        T: oxyroot::UnmarshalerInto<Item = T> + Into<f64> + std::fmt::Debug + 'a,
         Slice<T>: oxyroot::UnmarshalerInto<Item = Slice<T>>,
     {
-        Ok(Values::Jagged(b.as_iter::<Slice<T>>()?.map(|s| s.into_vec().into_iter().map(Into::into).collect()).collect()))
+        Ok(Column::Jagged(Box::new(b.as_iter::<Slice<T>>()?.map(
+            |s| s.into_vec().into_iter().map(Into::into).collect(),
+        ))))
     }
-    fn vector<T>(b: &oxyroot::Branch) -> oxyroot::Result<Values>
+    fn vector<'a, T>(b: &'a oxyroot::Branch) -> oxyroot::Result<Column<'a>>
     where
-        T: Into<f64>,
+        T: Into<f64> + 'a,
         Vec<T>: oxyroot::UnmarshalerInto<Item = Vec<T>>,
     {
-        Ok(Values::Jagged(b.as_iter::<Vec<T>>()?.map(|v| v.into_iter().map(Into::into).collect()).collect()))
-    }
-    fn bools(b: &oxyroot::Branch) -> oxyroot::Result<Values> {
-        Ok(Values::Scalar(b.as_iter::<bool>()?.map(|v| if v { 1.0 } else { 0.0 }).collect()))
-    }
-    fn wide(b: &oxyroot::Branch, signed: bool) -> oxyroot::Result<Values> {
-        Ok(Values::Scalar(if signed {
-            b.as_iter::<i64>()?.map(|v| v as f64).collect()
-        } else {
-            b.as_iter::<u64>()?.map(|v| v as f64).collect()
-        }))
+        Ok(Column::Jagged(Box::new(
+            b.as_iter::<Vec<T>>()?
+                .map(|v| v.into_iter().map(Into::into).collect()),
+        )))
     }
     let result = match ty {
         "float" => scalar::<f32>(branch),
@@ -561,9 +759,15 @@ fn read_branch(path: &Path, branch: &oxyroot::Branch, ty: &str) -> Result<Values
         "uint16_t" => scalar::<u16>(branch),
         "int8_t" => scalar::<i8>(branch),
         "uint8_t" => scalar::<u8>(branch),
-        "int64_t" => wide(branch, true),
-        "uint64_t" => wide(branch, false),
-        "bool" => bools(branch),
+        "int64_t" => branch
+            .as_iter::<i64>()
+            .map(|it| Column::Scalar(Box::new(it.map(|v| v as f64)))),
+        "uint64_t" => branch
+            .as_iter::<u64>()
+            .map(|it| Column::Scalar(Box::new(it.map(|v| v as f64)))),
+        "bool" => branch
+            .as_iter::<bool>()
+            .map(|it| Column::Scalar(Box::new(it.map(|v| if v { 1.0 } else { 0.0 })))),
         "float[]" => sliced::<f32>(branch),
         "double[]" => sliced::<f64>(branch),
         "int32_t[]" => sliced::<i32>(branch),

@@ -80,11 +80,19 @@ impl Manifest {
     }
 
     pub fn rows(&self, table: Table) -> u64 {
-        self.chunks.iter().filter_map(|c| c.files.get(table.name())).map(|f| f.rows).sum()
+        self.chunks
+            .iter()
+            .filter_map(|c| c.files.get(table.name()))
+            .map(|f| f.rows)
+            .sum()
     }
 
     pub fn bytes(&self) -> u64 {
-        self.chunks.iter().flat_map(|c| c.files.values()).map(|f| f.bytes).sum()
+        self.chunks
+            .iter()
+            .flat_map(|c| c.files.values())
+            .map(|f| f.bytes)
+            .sum()
     }
 
     pub fn run_range(&self) -> Option<(u32, u32)> {
@@ -138,7 +146,9 @@ impl DataStore {
     /// Creates an empty dataset; fails if one of that name exists.
     pub fn create_dataset(&self, name: &str, source: &str) -> Result<Dataset> {
         if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(Error::Invalid(format!("invalid dataset name `{name}`: use letters, digits, `-`, `_`")));
+            return Err(Error::Invalid(format!(
+                "invalid dataset name `{name}`: use letters, digits, `-`, `_`"
+            )));
         }
         let dir = self.root.join(name);
         if dir.join(MANIFEST).exists() {
@@ -199,12 +209,17 @@ impl Dataset {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotADataset { path: dir, reason: "no manifest.json: not an ALYX dataset".into() });
+                return Err(Error::NotADataset {
+                    path: dir,
+                    reason: "no manifest.json: not an ALYX dataset".into(),
+                });
             }
             Err(e) => return Err(Error::io(&path, e)),
         };
-        let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| Error::Manifest { path: path.clone(), reason: e.to_string() })?;
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         if manifest.schema_version != SCHEMA_VERSION {
             return Err(Error::Manifest {
                 path,
@@ -221,18 +236,29 @@ impl Dataset {
     /// one called `name`).
     pub fn resolve(path: &Path, name: Option<&str>) -> Result<Self> {
         if !path.exists() {
-            return Err(Error::NotADataset { path: path.into(), reason: "no such file or directory".into() });
+            return Err(Error::NotADataset {
+                path: path.into(),
+                reason: "no such file or directory".into(),
+            });
         }
         if let Some(name) = name {
-            return DataStore { root: path.to_path_buf() }.dataset(name);
+            return DataStore {
+                root: path.to_path_buf(),
+            }
+            .dataset(name);
         }
         if path.join(MANIFEST).is_file() {
             return Self::open(path);
         }
-        let store = DataStore { root: path.to_path_buf() };
+        let store = DataStore {
+            root: path.to_path_buf(),
+        };
         match store.dataset_names()?.as_slice() {
             [one] => store.dataset(one),
-            [] => Err(Error::NotADataset { path: path.into(), reason: "holds no dataset".into() }),
+            [] => Err(Error::NotADataset {
+                path: path.into(),
+                reason: "holds no dataset".into(),
+            }),
             many => Err(Error::Invalid(format!(
                 "{} holds several datasets ({}); pick one with --dataset NAME",
                 path.display(),
@@ -261,12 +287,23 @@ impl Dataset {
         *self = Self::open(&self.dir)?;
         let first_id = self.manifest.next_event_id;
         let frames = tables::events_to_frames(events, first_id)?;
-        let id = self.manifest.chunks.iter().map(|c| c.id).max().map_or(1, |m| m + 1);
+        let id = self
+            .manifest
+            .chunks
+            .iter()
+            .map(|c| c.id)
+            .max()
+            .map_or(1, |m| m + 1);
         let mut files = BTreeMap::new();
         let mut flagged_events = 0;
         for (table, mut df) in frames {
             if table == Table::Events {
-                let flags = df.column("flags")?.str()?.iter().filter(|f| f.is_some_and(|f| !f.is_empty())).count();
+                let flags = df
+                    .column("flags")?
+                    .str()?
+                    .iter()
+                    .filter(|f| f.is_some_and(|f| !f.is_empty()))
+                    .count();
                 flagged_events = flags as u64;
             }
             let rel = format!("{}/chunk-{id:06}.parquet", table.name());
@@ -284,7 +321,12 @@ impl Dataset {
             remember_verified(&path, &sha256);
             files.insert(
                 table.name().to_owned(),
-                FileEntry { path: rel, sha256, bytes: buf.len() as u64, rows: df.height() as u64 },
+                FileEntry {
+                    path: rel,
+                    sha256,
+                    bytes: buf.len() as u64,
+                    rows: df.height() as u64,
+                },
             );
         }
         let headers = events.iter().map(|e| &e.header);
@@ -304,7 +346,10 @@ impl Dataset {
         manifest.chunks.push(chunk);
         write_atomically(&self.dir.join(MANIFEST), &manifest_bytes(&manifest)?)?;
         self.manifest = manifest;
-        self.manifest.chunks.last().ok_or_else(|| Error::Invalid("no chunk after append".into()))
+        self.manifest
+            .chunks
+            .last()
+            .ok_or_else(|| Error::Invalid("no chunk after append".into()))
     }
 
     fn file_path(&self, entry: &FileEntry) -> PathBuf {
@@ -312,10 +357,13 @@ impl Dataset {
     }
 
     fn entry(&self, chunk: &Chunk, table: Table) -> Result<PathBuf> {
-        let entry = chunk.files.get(table.name()).ok_or_else(|| Error::Manifest {
-            path: self.dir.join(MANIFEST),
-            reason: format!("chunk {} lists no `{}` file", chunk.id, table.name()),
-        })?;
+        let entry = chunk
+            .files
+            .get(table.name())
+            .ok_or_else(|| Error::Manifest {
+                path: self.dir.join(MANIFEST),
+                reason: format!("chunk {} lists no `{}` file", chunk.id, table.name()),
+            })?;
         let path = self.file_path(entry);
         ensure_verified(&path, entry)?;
         Ok(path)
@@ -323,7 +371,11 @@ impl Dataset {
 
     /// The checksum-verified Parquet files of `table`, in event-id order.
     pub fn table_files(&self, table: Table) -> Result<Vec<PathBuf>> {
-        self.manifest.chunks.iter().map(|c| self.entry(c, table)).collect()
+        self.manifest
+            .chunks
+            .iter()
+            .map(|c| self.entry(c, table))
+            .collect()
     }
 
     /// A lazy scan of `table` over all chunks, with predicate and projection pushdown.
@@ -332,25 +384,41 @@ impl Dataset {
         if files.is_empty() {
             // An empty dataset: an empty frame with the table's schema.
             let frames = tables::events_to_frames(&[], 0)?;
-            let df = frames.into_iter().find(|(t, _)| *t == table).map(|(_, df)| df).unwrap_or_default();
+            let df = frames
+                .into_iter()
+                .find(|(t, _)| *t == table)
+                .map(|(_, df)| df)
+                .unwrap_or_default();
             return Ok(df.lazy());
         }
-        let paths: Vec<PlRefPath> =
-            files.iter().map(|p| PlRefPath::try_from_path(p)).collect::<PolarsResult<_>>()?;
-        Ok(LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())?)
+        let paths: Vec<PlRefPath> = files
+            .iter()
+            .map(|p| PlRefPath::try_from_path(p))
+            .collect::<PolarsResult<_>>()?;
+        Ok(LazyFrame::scan_parquet_files(
+            paths.into_iter().collect(),
+            ScanArgsParquet::default(),
+        )?)
     }
 
-    fn read_chunk(&self, chunk: &Chunk, ids: std::ops::Range<u64>) -> Result<Vec<(u64, CollisionEvent)>> {
+    fn read_chunk(
+        &self,
+        chunk: &Chunk,
+        ids: std::ops::Range<u64>,
+    ) -> Result<Vec<(u64, CollisionEvent)>> {
         let mut frames = HashMap::new();
         for table in Table::ALL {
             let path = self.entry(chunk, table)?;
             let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
             let df = ParquetReader::new(file).finish()?;
-            let whole = ids.start <= chunk.first_event_id && ids.end >= chunk.first_event_id + chunk.event_count;
+            let whole = ids.start <= chunk.first_event_id
+                && ids.end >= chunk.first_event_id + chunk.event_count;
             let df = if whole {
                 df
             } else {
-                let in_range = col("event_id").gt_eq(lit(ids.start)).and(col("event_id").lt(lit(ids.end)));
+                let in_range = col("event_id")
+                    .gt_eq(lit(ids.start))
+                    .and(col("event_id").lt(lit(ids.end)));
                 df.lazy().filter(in_range).collect()?
             };
             frames.insert(table, df);
@@ -371,7 +439,11 @@ impl Dataset {
     }
 
     pub fn read_event(&self, id: u64) -> Result<CollisionEvent> {
-        self.read_events(id..id + 1)?.into_iter().next().map(|(_, e)| e).ok_or(Error::NoSuchEvent(id))
+        self.read_events(id..id + 1)?
+            .into_iter()
+            .next()
+            .map(|(_, e)| e)
+            .ok_or(Error::NoSuchEvent(id))
     }
 
     /// Recomputes every file's checksum (ignoring the per-process cache) and reports any
@@ -391,7 +463,9 @@ impl Dataset {
             }
         }
         for table in Table::ALL {
-            let Ok(dir) = fs::read_dir(self.dir.join(table.name())) else { continue };
+            let Ok(dir) = fs::read_dir(self.dir.join(table.name())) else {
+                continue;
+            };
             for entry in dir.flatten() {
                 let path = entry.path();
                 if !listed.contains(&path) {
@@ -411,15 +485,27 @@ fn check_file(path: &Path, entry: &FileEntry) -> std::result::Result<(), String>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("missing".into()),
         Err(e) => return Err(format!("unreadable: {e}")),
     };
-    let size = file.metadata().map(|m| m.len()).map_err(|e| format!("unreadable: {e}"))?;
+    let size = file
+        .metadata()
+        .map(|m| m.len())
+        .map_err(|e| format!("unreadable: {e}"))?;
     if size != entry.bytes {
-        let how = if size < entry.bytes { "truncated" } else { "grown" };
-        return Err(format!("{how}: {size} bytes, manifest says {}", entry.bytes));
+        let how = if size < entry.bytes {
+            "truncated"
+        } else {
+            "grown"
+        };
+        return Err(format!(
+            "{how}: {size} bytes, manifest says {}",
+            entry.bytes
+        ));
     }
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf).map_err(|e| format!("unreadable: {e}"))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| format!("unreadable: {e}"))?;
         if n == 0 {
             break;
         }
@@ -427,14 +513,18 @@ fn check_file(path: &Path, entry: &FileEntry) -> std::result::Result<(), String>
     }
     let sha = hex(&hasher.finalize());
     if sha != entry.sha256 {
-        return Err(format!("checksum mismatch: content altered (sha256 {sha}, manifest says {})", entry.sha256));
+        return Err(format!(
+            "checksum mismatch: content altered (sha256 {sha}, manifest says {})",
+            entry.sha256
+        ));
     }
     Ok(())
 }
 
 /// Files verified in this process, with the size and mtime they had then.
 fn verified_cache() -> &'static Mutex<HashMap<PathBuf, (u64, Option<SystemTime>, String)>> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, (u64, Option<SystemTime>, String)>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, (u64, Option<SystemTime>, String)>>> =
+        OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 
@@ -452,17 +542,23 @@ fn remember_verified(path: &Path, sha: &str) {
 fn ensure_verified(path: &Path, entry: &FileEntry) -> Result<()> {
     let stamp = file_stamp(path);
     if let (Some((len, mtime)), Ok(cache)) = (stamp, verified_cache().lock())
-        && cache.get(path).is_some_and(|(l, m, s)| *l == len && *m == mtime && *s == entry.sha256)
+        && cache
+            .get(path)
+            .is_some_and(|(l, m, s)| *l == len && *m == mtime && *s == entry.sha256)
     {
         return Ok(());
     }
-    check_file(path, entry).map_err(|reason| Error::Corrupt { path: path.to_path_buf(), reason })?;
+    check_file(path, entry).map_err(|reason| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    })?;
     remember_verified(path, &entry.sha256);
     Ok(())
 }
 
 fn manifest_bytes(manifest: &Manifest) -> Result<Vec<u8>> {
-    serde_json::to_vec_pretty(manifest).map_err(|e| Error::Invalid(format!("cannot encode manifest: {e}")))
+    serde_json::to_vec_pretty(manifest)
+        .map_err(|e| Error::Invalid(format!("cannot encode manifest: {e}")))
 }
 
 /// Writes `bytes` to `path` so that readers see either the old file or the complete new one.
@@ -495,23 +591,34 @@ impl WriteLock {
     fn acquire(dir: &Path) -> Result<Self> {
         let path = dir.join(LOCK);
         for _ in 0..2 {
-            match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(mut f) => {
                     let _ = write!(f, "{}", std::process::id());
                     return Ok(Self { path });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let owner = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
-                    let alive = owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                    let owner = fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u32>().ok());
+                    let alive =
+                        owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
                     if alive || !cfg!(target_os = "linux") {
-                        return Err(Error::Locked { path: dir.to_path_buf() });
+                        return Err(Error::Locked {
+                            path: dir.to_path_buf(),
+                        });
                     }
                     let _ = fs::remove_file(&path);
                 }
                 Err(e) => return Err(Error::io(&path, e)),
             }
         }
-        Err(Error::Locked { path: dir.to_path_buf() })
+        Err(Error::Locked {
+            path: dir.to_path_buf(),
+        })
     }
 }
 
@@ -526,7 +633,9 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn now_ns() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 #[cfg(test)]

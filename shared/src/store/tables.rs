@@ -13,8 +13,8 @@ use polars::prelude::*;
 use crate::error::{Error, Result};
 use crate::helix::HelixParams;
 use crate::model::{
-    CaloCluster, CollisionEvent, CollisionSystem, Detector, DetectorHit, EventHeader, MissingEnergy, ParticleTrack,
-    PhysicsObject, TruthParticle, Vertex,
+    CaloCluster, CollisionEvent, CollisionSystem, Detector, DetectorHit, EventHeader,
+    MissingEnergy, ParticleTrack, PhysicsObject, TruthParticle, Vertex,
 };
 use crate::physics::FourMomentum;
 use crate::validate;
@@ -72,9 +72,15 @@ impl Table {
 
     pub fn description(self) -> &'static str {
         match self {
-            Table::Events => "one row per collision: ids, run, time, system, vertex, trigger, multiplicities, MET, flags",
-            Table::Tracks => "reconstructed charged tracks: momentum, production point, helix, PID, fit quality",
-            Table::Hits => "detector hits: detector, layer/pad row/sector, position, time, energy, owning track",
+            Table::Events => {
+                "one row per collision: ids, run, time, system, vertex, trigger, multiplicities, MET, flags"
+            }
+            Table::Tracks => {
+                "reconstructed charged tracks: momentum, production point, helix, PID, fit quality"
+            }
+            Table::Hits => {
+                "detector hits: detector, layer/pad row/sector, position, time, energy, owning track"
+            }
             Table::Muons => "muon candidates",
             Table::Electrons => "electron candidates",
             Table::Photons => "photon candidates",
@@ -108,9 +114,15 @@ macro_rules! frame {
 }
 
 /// Object tables share one schema (`iso`, `btag`, `cone_r` are null where they do not apply).
-fn objects_frame<'a>(rows: impl Iterator<Item = (u64, u32, &'a PhysicsObject)>) -> PolarsResult<DataFrame> {
+fn objects_frame<'a>(
+    rows: impl Iterator<Item = (u64, u32, &'a PhysicsObject)>,
+) -> PolarsResult<DataFrame> {
     let rows: Vec<_> = rows.collect();
-    let f = |g: fn(&PhysicsObject) -> f64| rows.iter().map(|(_, _, o)| nan_to_null(g(o))).collect::<Vec<_>>();
+    let f = |g: fn(&PhysicsObject) -> f64| {
+        rows.iter()
+            .map(|(_, _, o)| nan_to_null(g(o)))
+            .collect::<Vec<_>>()
+    };
     frame!(rows.len();
         "event_id" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
         "idx" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
@@ -136,13 +148,24 @@ fn objects_frame<'a>(rows: impl Iterator<Item = (u64, u32, &'a PhysicsObject)>) 
 pub fn events_to_frames(events: &[CollisionEvent], first_id: u64) -> Result<Frames> {
     let ids = || (first_id..).zip(events);
     let headers: Vec<_> = ids().map(|(id, e)| (id, e)).collect();
-    let flags: Vec<String> = events.iter().map(|e| validate::flags(&validate::validate(e))).collect();
+    let flags: Vec<String> = events
+        .iter()
+        .map(|e| validate::flags(&validate::validate(e)))
+        .collect();
     let h = |g: fn(&CollisionEvent) -> f64| headers.iter().map(|(_, e)| g(e)).collect::<Vec<_>>();
-    let count = |g: fn(&CollisionEvent) -> usize| headers.iter().map(|(_, e)| g(e) as u32).collect::<Vec<_>>();
-    let met = |g: fn(&MissingEnergy) -> f64| {
-        headers.iter().map(|(_, e)| e.met.and_then(|m| nan_to_null(g(&m)))).collect::<Vec<_>>()
+    let count = |g: fn(&CollisionEvent) -> usize| {
+        headers.iter().map(|(_, e)| g(e) as u32).collect::<Vec<_>>()
     };
-    let has_met = headers.iter().map(|(_, e)| e.met.is_some()).collect::<Vec<_>>();
+    let met = |g: fn(&MissingEnergy) -> f64| {
+        headers
+            .iter()
+            .map(|(_, e)| e.met.and_then(|m| nan_to_null(g(&m))))
+            .collect::<Vec<_>>()
+    };
+    let has_met = headers
+        .iter()
+        .map(|(_, e)| e.met.is_some())
+        .collect::<Vec<_>>();
     let hit_collections = headers
         .iter()
         .map(|(_, e)| {
@@ -180,8 +203,14 @@ pub fn events_to_frames(events: &[CollisionEvent], first_id: u64) -> Result<Fram
         "flags" => flags,
     )?;
 
-    let tracks: Vec<(u64, u32, &ParticleTrack)> =
-        ids().flat_map(|(id, e)| e.tracks.iter().enumerate().map(move |(i, t)| (id, i as u32, t))).collect();
+    let tracks: Vec<(u64, u32, &ParticleTrack)> = ids()
+        .flat_map(|(id, e)| {
+            e.tracks
+                .iter()
+                .enumerate()
+                .map(move |(i, t)| (id, i as u32, t))
+        })
+        .collect();
     let t = |g: fn(&ParticleTrack) -> f64| tracks.iter().map(|r| g(r.2)).collect::<Vec<_>>();
     let tracks_df = frame!(tracks.len();
         "event_id" => tracks.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -216,12 +245,21 @@ pub fn events_to_frames(events: &[CollisionEvent], first_id: u64) -> Result<Fram
     }
     let hits_df = hit_cols.finish()?;
 
-    let objects = |g: fn(&CollisionEvent) -> &Vec<PhysicsObject>| {
-        objects_frame(ids().flat_map(move |(id, e)| g(e).iter().enumerate().map(move |(i, o)| (id, i as u32, o))))
-    };
+    let objects =
+        |g: fn(&CollisionEvent) -> &Vec<PhysicsObject>| {
+            objects_frame(ids().flat_map(move |(id, e)| {
+                g(e).iter().enumerate().map(move |(i, o)| (id, i as u32, o))
+            }))
+        };
 
-    let clusters: Vec<(u64, u32, &CaloCluster)> =
-        ids().flat_map(|(id, e)| e.clusters.iter().enumerate().map(move |(i, c)| (id, i as u32, c))).collect();
+    let clusters: Vec<(u64, u32, &CaloCluster)> = ids()
+        .flat_map(|(id, e)| {
+            e.clusters
+                .iter()
+                .enumerate()
+                .map(move |(i, c)| (id, i as u32, c))
+        })
+        .collect();
     let clusters_df = frame!(clusters.len();
         "event_id" => clusters.iter().map(|r| r.0).collect::<Vec<_>>(),
         "idx" => clusters.iter().map(|r| r.1).collect::<Vec<_>>(),
@@ -231,8 +269,14 @@ pub fn events_to_frames(events: &[CollisionEvent], first_id: u64) -> Result<Fram
         "collection" => clusters.iter().map(|r| r.2.collection.as_str()).collect::<Vec<_>>(),
     )?;
 
-    let vertices: Vec<(u64, u32, &Vertex)> =
-        ids().flat_map(|(id, e)| e.vertices.iter().enumerate().map(move |(i, v)| (id, i as u32, v))).collect();
+    let vertices: Vec<(u64, u32, &Vertex)> = ids()
+        .flat_map(|(id, e)| {
+            e.vertices
+                .iter()
+                .enumerate()
+                .map(move |(i, v)| (id, i as u32, v))
+        })
+        .collect();
     let vertices_df = frame!(vertices.len();
         "event_id" => vertices.iter().map(|r| r.0).collect::<Vec<_>>(),
         "idx" => vertices.iter().map(|r| r.1).collect::<Vec<_>>(),
@@ -243,8 +287,14 @@ pub fn events_to_frames(events: &[CollisionEvent], first_id: u64) -> Result<Fram
         "collection" => vertices.iter().map(|r| r.2.collection.as_str()).collect::<Vec<_>>(),
     )?;
 
-    let truth: Vec<(u64, u32, &TruthParticle)> =
-        ids().flat_map(|(id, e)| e.truth.iter().enumerate().map(move |(i, p)| (id, i as u32, p))).collect();
+    let truth: Vec<(u64, u32, &TruthParticle)> = ids()
+        .flat_map(|(id, e)| {
+            e.truth
+                .iter()
+                .enumerate()
+                .map(move |(i, p)| (id, i as u32, p))
+        })
+        .collect();
     let tr = |g: fn(&TruthParticle) -> f64| truth.iter().map(|r| g(r.2)).collect::<Vec<_>>();
     let truth_df = frame!(truth.len();
         "event_id" => truth.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -265,7 +315,10 @@ pub fn events_to_frames(events: &[CollisionEvent], first_id: u64) -> Result<Fram
     let points: Vec<(u64, u32, u32, [f32; 3])> = ids()
         .flat_map(|(id, e)| {
             e.tracks.iter().enumerate().flat_map(move |(ti, t)| {
-                t.polyline_cm.iter().enumerate().map(move |(k, p)| (id, ti as u32, k as u32, *p))
+                t.polyline_cm
+                    .iter()
+                    .enumerate()
+                    .map(move |(k, p)| (id, ti as u32, k as u32, *p))
             })
         })
         .collect();
@@ -377,7 +430,10 @@ fn opt_u32s(df: &DataFrame, table: Table, name: &str) -> Result<Vec<Option<u32>>
 }
 
 fn u32s(df: &DataFrame, table: Table, name: &str) -> Result<Vec<u32>> {
-    Ok(opt_u32s(df, table, name)?.into_iter().map(Option::unwrap_or_default).collect())
+    Ok(opt_u32s(df, table, name)?
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect())
 }
 
 fn i32s(df: &DataFrame, table: Table, name: &str) -> Result<Vec<i32>> {
@@ -397,7 +453,10 @@ fn i64s(df: &DataFrame, table: Table, name: &str) -> Result<Vec<i64>> {
 
 fn strings(df: &DataFrame, table: Table, name: &str) -> Result<Vec<String>> {
     let s = column(df, table, name)?;
-    Ok(s.str()?.iter().map(|v| v.unwrap_or_default().to_owned()).collect())
+    Ok(s.str()?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_owned())
+        .collect())
 }
 
 fn corrupt(table: Table, what: impl Into<String>) -> Error {
@@ -408,16 +467,31 @@ fn corrupt(table: Table, what: impl Into<String>) -> Error {
 /// long as each table holds the rows of the same events). Returns `(event_id, event)` in
 /// `events` table order.
 pub fn frames_to_events(frames: &HashMap<Table, DataFrame>) -> Result<Vec<(u64, CollisionEvent)>> {
-    let get = |t: Table| frames.get(&t).ok_or_else(|| Error::NotFound(format!("table `{}` missing", t.name())));
+    let get = |t: Table| {
+        frames
+            .get(&t)
+            .ok_or_else(|| Error::NotFound(format!("table `{}` missing", t.name())))
+    };
     let ev = get(Table::Events)?;
     let e = Table::Events;
     let ids = u64s(ev, e, "event_id")?;
-    let (runs, numbers, times) = (u32s(ev, e, "run")?, u64s(ev, e, "event_number")?, i64s(ev, e, "timestamp_ns")?);
+    let (runs, numbers, times) = (
+        u32s(ev, e, "run")?,
+        u64s(ev, e, "event_number")?,
+        i64s(ev, e, "timestamp_ns")?,
+    );
     let (systems, sqrt_s) = (strings(ev, e, "system")?, f64s(ev, e, "sqrt_s_gev")?);
     let (vx, vy, vz) = (f64s(ev, e, "vx")?, f64s(ev, e, "vy")?, f64s(ev, e, "vz")?);
     let (trigger, weight) = (u64s(ev, e, "trigger")?, f64s(ev, e, "weight")?);
-    let met: Vec<Vec<f64>> = ["met_px", "met_py", "met_pt", "met_phi"].iter().map(|c| f64s(ev, e, c)).collect::<Result<_>>()?;
-    let has_met: Vec<bool> = column(ev, e, "has_met")?.bool()?.iter().map(|v| v == Some(true)).collect();
+    let met: Vec<Vec<f64>> = ["met_px", "met_py", "met_pt", "met_phi"]
+        .iter()
+        .map(|c| f64s(ev, e, c))
+        .collect::<Result<_>>()?;
+    let has_met: Vec<bool> = column(ev, e, "has_met")?
+        .bool()?
+        .iter()
+        .map(|v| v == Some(true))
+        .collect();
     let hit_collections = strings(ev, e, "hit_collections")?;
 
     let mut out: Vec<(u64, CollisionEvent)> = Vec::with_capacity(ids.len());
@@ -435,29 +509,55 @@ pub fn frames_to_events(frames: &HashMap<Table, DataFrame>) -> Result<Vec<(u64, 
             hit_collections: if hit_collections[i].is_empty() {
                 Vec::new()
             } else {
-                serde_json::from_str(&hit_collections[i])
-                    .map_err(|err| corrupt(e, format!("bad hit_collections of event {}: {err}", ids[i])))?
+                serde_json::from_str(&hit_collections[i]).map_err(|err| {
+                    corrupt(e, format!("bad hit_collections of event {}: {err}", ids[i]))
+                })?
             },
         });
         if has_met[i] {
-            event.met =
-                Some(MissingEnergy { px_gev: met[0][i], py_gev: met[1][i], pt_gev: met[2][i], phi: met[3][i] });
+            event.met = Some(MissingEnergy {
+                px_gev: met[0][i],
+                py_gev: met[1][i],
+                pt_gev: met[2][i],
+                phi: met[3][i],
+            });
         }
         index.insert(ids[i], i);
         out.push((ids[i], event));
     }
     let slot = |table: Table, id: u64| -> Result<usize> {
-        index.get(&id).copied().ok_or_else(|| corrupt(table, format!("row for event {id} missing from `events`")))
+        index
+            .get(&id)
+            .copied()
+            .ok_or_else(|| corrupt(table, format!("row for event {id} missing from `events`")))
     };
 
     let t = Table::Tracks;
     let df = get(t)?;
-    let (eid, charge, pid, n_hits) = (u64s(df, t, "event_id")?, i32s(df, t, "charge")?, i32s(df, t, "pid")?, u32s(df, t, "n_hits")?);
+    let (eid, charge, pid, n_hits) = (
+        u64s(df, t, "event_id")?,
+        i32s(df, t, "charge")?,
+        i32s(df, t, "pid")?,
+        u32s(df, t, "n_hits")?,
+    );
     let collection = strings(df, t, "collection")?;
-    let cols: Vec<Vec<f64>> = ["px", "py", "pz", "vx", "vy", "vz", "d0", "z0", "phi0", "tan_lambda", "q_over_pt", "chi2_ndf"]
-        .iter()
-        .map(|c| f64s(df, t, c))
-        .collect::<Result<_>>()?;
+    let cols: Vec<Vec<f64>> = [
+        "px",
+        "py",
+        "pz",
+        "vx",
+        "vy",
+        "vz",
+        "d0",
+        "z0",
+        "phi0",
+        "tan_lambda",
+        "q_over_pt",
+        "chi2_ndf",
+    ]
+    .iter()
+    .map(|c| f64s(df, t, c))
+    .collect::<Result<_>>()?;
     for i in 0..eid.len() {
         let ev = &mut out[slot(t, eid[i])?].1;
         ev.tracks.push(ParticleTrack {
@@ -481,14 +581,26 @@ pub fn frames_to_events(frames: &HashMap<Table, DataFrame>) -> Result<Vec<(u64, 
 
     let t = Table::Hits;
     let df = get(t)?;
-    let (eid, track, layer) = (u64s(df, t, "event_id")?, opt_u32s(df, t, "track_id")?, u32s(df, t, "layer")?);
+    let (eid, track, layer) = (
+        u64s(df, t, "event_id")?,
+        opt_u32s(df, t, "track_id")?,
+        u32s(df, t, "layer")?,
+    );
     let det: Vec<Detector> = column(df, t, "detector")?
         .str()?
         .iter()
-        .map(|d| Detector::parse(d.unwrap_or_default()).ok_or_else(|| corrupt(t, format!("unknown detector `{d:?}`"))))
+        .map(|d| {
+            Detector::parse(d.unwrap_or_default())
+                .ok_or_else(|| corrupt(t, format!("unknown detector `{d:?}`")))
+        })
         .collect::<Result<_>>()?;
-    let (x, y, z, time, edep) =
-        (f32s(df, t, "x")?, f32s(df, t, "y")?, f32s(df, t, "z")?, f32s(df, t, "t_ns")?, f32s(df, t, "edep_kev")?);
+    let (x, y, z, time, edep) = (
+        f32s(df, t, "x")?,
+        f32s(df, t, "y")?,
+        f32s(df, t, "z")?,
+        f32s(df, t, "t_ns")?,
+        f32s(df, t, "edep_kev")?,
+    );
     for i in 0..eid.len() {
         let ev = &mut out[slot(t, eid[i])?].1;
         ev.hits.push(DetectorHit {
@@ -506,10 +618,12 @@ pub fn frames_to_events(frames: &HashMap<Table, DataFrame>) -> Result<Vec<(u64, 
         let eid = u64s(df, t, "event_id")?;
         let (charge, track) = (i32s(df, t, "charge")?, opt_u32s(df, t, "track_id")?);
         let collection = strings(df, t, "collection")?;
-        let c: Vec<Vec<f64>> = ["pt", "eta", "phi", "mass", "px", "py", "pz", "e", "iso", "btag", "cone_r"]
-            .iter()
-            .map(|n| f64s(df, t, n))
-            .collect::<Result<_>>()?;
+        let c: Vec<Vec<f64>> = [
+            "pt", "eta", "phi", "mass", "px", "py", "pz", "e", "iso", "btag", "cone_r",
+        ]
+        .iter()
+        .map(|n| f64s(df, t, n))
+        .collect::<Result<_>>()?;
         for i in 0..eid.len() {
             let ev = &mut out[slot(t, eid[i])?].1;
             let list = match t {
@@ -539,30 +653,54 @@ pub fn frames_to_events(frames: &HashMap<Table, DataFrame>) -> Result<Vec<(u64, 
 
     let t = Table::Clusters;
     let df = get(t)?;
-    let (eid, energy, eta, phi) = (u64s(df, t, "event_id")?, f64s(df, t, "energy")?, f64s(df, t, "eta")?, f64s(df, t, "phi")?);
+    let (eid, energy, eta, phi) = (
+        u64s(df, t, "event_id")?,
+        f64s(df, t, "energy")?,
+        f64s(df, t, "eta")?,
+        f64s(df, t, "phi")?,
+    );
     let collection = strings(df, t, "collection")?;
     for i in 0..eid.len() {
-        let cluster =
-            CaloCluster { energy_gev: energy[i], eta: eta[i], phi: phi[i], collection: collection[i].clone() };
+        let cluster = CaloCluster {
+            energy_gev: energy[i],
+            eta: eta[i],
+            phi: phi[i],
+            collection: collection[i].clone(),
+        };
         out[slot(t, eid[i])?].1.clusters.push(cluster);
     }
 
     let t = Table::Vertices;
     let df = get(t)?;
-    let (eid, x, y, z, n) =
-        (u64s(df, t, "event_id")?, f64s(df, t, "x")?, f64s(df, t, "y")?, f64s(df, t, "z")?, u32s(df, t, "n_tracks")?);
+    let (eid, x, y, z, n) = (
+        u64s(df, t, "event_id")?,
+        f64s(df, t, "x")?,
+        f64s(df, t, "y")?,
+        f64s(df, t, "z")?,
+        u32s(df, t, "n_tracks")?,
+    );
     let collection = strings(df, t, "collection")?;
     for i in 0..eid.len() {
-        let vertex = Vertex { position_cm: [x[i], y[i], z[i]], n_tracks: n[i], collection: collection[i].clone() };
+        let vertex = Vertex {
+            position_cm: [x[i], y[i], z[i]],
+            n_tracks: n[i],
+            collection: collection[i].clone(),
+        };
         out[slot(t, eid[i])?].1.vertices.push(vertex);
     }
 
     let t = Table::Truth;
     let df = get(t)?;
-    let (eid, pdg, mother, track) =
-        (u64s(df, t, "event_id")?, i32s(df, t, "pdg")?, opt_u32s(df, t, "mother")?, opt_u32s(df, t, "track_id")?);
-    let c: Vec<Vec<f64>> =
-        ["px", "py", "pz", "e", "vx", "vy", "vz"].iter().map(|n| f64s(df, t, n)).collect::<Result<_>>()?;
+    let (eid, pdg, mother, track) = (
+        u64s(df, t, "event_id")?,
+        i32s(df, t, "pdg")?,
+        opt_u32s(df, t, "mother")?,
+        opt_u32s(df, t, "track_id")?,
+    );
+    let c: Vec<Vec<f64>> = ["px", "py", "pz", "e", "vx", "vy", "vz"]
+        .iter()
+        .map(|n| f64s(df, t, n))
+        .collect::<Result<_>>()?;
     for i in 0..eid.len() {
         out[slot(t, eid[i])?].1.truth.push(TruthParticle {
             pdg: pdg[i],
@@ -575,12 +713,23 @@ pub fn frames_to_events(frames: &HashMap<Table, DataFrame>) -> Result<Vec<(u64, 
 
     let t = Table::TrackPoints;
     let df = get(t)?;
-    let (eid, track, x, y, z) =
-        (u64s(df, t, "event_id")?, u32s(df, t, "track_id")?, f32s(df, t, "x")?, f32s(df, t, "y")?, f32s(df, t, "z")?);
+    let (eid, track, x, y, z) = (
+        u64s(df, t, "event_id")?,
+        u32s(df, t, "track_id")?,
+        f32s(df, t, "x")?,
+        f32s(df, t, "y")?,
+        f32s(df, t, "z")?,
+    );
     for i in 0..eid.len() {
         let ev = &mut out[slot(t, eid[i])?].1;
         let Some(tr) = ev.tracks.get_mut(track[i] as usize) else {
-            return Err(corrupt(t, format!("point refers to missing track {} of event {}", track[i], eid[i])));
+            return Err(corrupt(
+                t,
+                format!(
+                    "point refers to missing track {} of event {}",
+                    track[i], eid[i]
+                ),
+            ));
         };
         tr.polyline_cm.push([x[i], y[i], z[i]]);
     }

@@ -17,7 +17,8 @@ fn fresh(n: u64) -> (tempfile::TempDir, Dataset, Vec<CollisionEvent>) {
 }
 
 fn chunk_file(ds: &Dataset, table: Table) -> PathBuf {
-    ds.dir().join(&ds.manifest().chunks[0].files[table.name()].path)
+    ds.dir()
+        .join(&ds.manifest().chunks[0].files[table.name()].path)
 }
 
 #[test]
@@ -29,22 +30,41 @@ fn appended_events_read_back_identical_with_sequential_ids() {
     assert_eq!(ds.manifest().chunks.len(), 2);
     let reopened = Dataset::open(ds.dir()).expect("reopen");
     let back = reopened.read_events(0..100).expect("read");
-    assert_eq!(back.iter().map(|(id, _)| *id).collect::<Vec<_>>(), (0..35).collect::<Vec<_>>());
+    assert_eq!(
+        back.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        (0..35).collect::<Vec<_>>()
+    );
     for ((_, b), e) in back.iter().zip(events.iter().chain(&more)) {
         assert!(b.same_as(e), "event changed in the store");
     }
     assert!(reopened.read_event(31).expect("one").same_as(&more[1]));
-    assert!(matches!(reopened.read_event(35), Err(Error::NoSuchEvent(35))));
+    assert!(matches!(
+        reopened.read_event(35),
+        Err(Error::NoSuchEvent(35))
+    ));
     // A range inside one chunk reads only those events.
     let mid = reopened.read_events(10..13).expect("range");
-    assert_eq!(mid.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [10, 11, 12]);
+    assert_eq!(
+        mid.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [10, 11, 12]
+    );
 }
 
 #[test]
 fn scans_push_filters_down_and_agree_with_the_events() {
     let (_dir, ds, events) = fresh(40);
-    let expected = events.iter().flat_map(|e| &e.tracks).filter(|t| t.pt() > 1.0).count();
-    let df = ds.scan(Table::Tracks).expect("scan").filter(col("pt").gt(lit(1.0))).select([col("event_id")]).collect().expect("collect");
+    let expected = events
+        .iter()
+        .flat_map(|e| &e.tracks)
+        .filter(|t| t.pt() > 1.0)
+        .count();
+    let df = ds
+        .scan(Table::Tracks)
+        .expect("scan")
+        .filter(col("pt").gt(lit(1.0)))
+        .select([col("event_id")])
+        .collect()
+        .expect("collect");
     assert_eq!(df.height(), expected);
     let hits: usize = events.iter().map(|e| e.hits.len()).sum();
     assert_eq!(ds.manifest().rows(Table::Hits), hits as u64);
@@ -68,7 +88,11 @@ fn a_failed_append_leaves_the_previous_dataset_intact() {
     assert!(back.iter().zip(&events).all(|((_, b), e)| b.same_as(e)));
     let report = reopened.verify();
     assert!(report.is_ok(), "{report:?}");
-    assert_eq!(report.unreferenced.len(), 2, "the new events and tracks files: {report:?}");
+    assert_eq!(
+        report.unreferenced.len(),
+        2,
+        "the new events and tracks files: {report:?}"
+    );
     // The next append succeeds and replaces the orphans.
     ds.append(&generated(14, 2)).expect("append after failure");
     assert_eq!(ds.manifest().event_count(), 12);
@@ -80,7 +104,11 @@ fn a_crash_before_the_manifest_rename_changes_nothing() {
     let (_dir, ds, events) = fresh(8);
     // What a writer killed mid-way leaves: a half-written temporary manifest and a new chunk file.
     std::fs::write(ds.dir().join("manifest.tmp-424242"), b"{\"schema_ver").expect("tmp");
-    std::fs::write(ds.dir().join("events/chunk-000002.parquet"), b"PAR1 partial").expect("orphan");
+    std::fs::write(
+        ds.dir().join("events/chunk-000002.parquet"),
+        b"PAR1 partial",
+    )
+    .expect("orphan");
     let reopened = Dataset::open(ds.dir()).expect("reopen");
     let back = reopened.read_events(0..8).expect("read");
     assert!(back.iter().zip(&events).all(|((_, b), e)| b.same_as(e)));
@@ -100,13 +128,20 @@ fn altered_truncated_or_missing_files_are_reported_never_read() {
 
     // A fresh process would not have the file in its verified cache: open anew.
     let reopened = Dataset::open(ds.dir()).expect("reopen");
-    let err = reopened.read_event(0).expect_err("altered file must not be read");
+    let err = reopened
+        .read_event(0)
+        .expect_err("altered file must not be read");
     assert!(err.to_string().contains("checksum mismatch"), "{err}");
     assert!(reopened.scan(Table::Tracks).is_err());
 
     let hits = chunk_file(&ds, Table::Hits);
     let len = std::fs::metadata(&hits).expect("meta").len();
-    std::fs::OpenOptions::new().write(true).open(&hits).expect("open").set_len(len / 3).expect("truncate");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&hits)
+        .expect("open")
+        .set_len(len / 3)
+        .expect("truncate");
     std::fs::remove_file(chunk_file(&ds, Table::Muons)).expect("remove");
 
     let report = reopened.verify();
@@ -122,7 +157,10 @@ fn a_live_writer_lock_blocks_and_a_stale_one_is_taken_over() {
     let (_dir, mut ds, _) = fresh(3);
     let lock = ds.dir().join(LOCK);
     std::fs::write(&lock, std::process::id().to_string()).expect("lock");
-    assert!(matches!(ds.append(&generated(1, 1)), Err(Error::Locked { .. })));
+    assert!(matches!(
+        ds.append(&generated(1, 1)),
+        Err(Error::Locked { .. })
+    ));
     // A pid that cannot exist: the writer died.
     std::fs::write(&lock, "4294967294").expect("stale");
     ds.append(&generated(1, 1)).expect("stale lock taken over");
@@ -140,16 +178,64 @@ fn resolve_finds_the_one_dataset_or_asks_which() {
     store.create_dataset("b", "t").expect("b");
     let err = Dataset::resolve(dir.path(), None).expect_err("two");
     assert!(err.to_string().contains("--dataset"), "{err}");
-    assert_eq!(Dataset::resolve(dir.path(), Some("b")).expect("named").name(), "b");
+    assert_eq!(
+        Dataset::resolve(dir.path(), Some("b"))
+            .expect("named")
+            .name(),
+        "b"
+    );
     assert!(store.create_dataset("a", "t").is_err(), "no overwrite");
     assert!(store.create_dataset("../x", "t").is_err());
 }
 
 #[test]
+fn an_event_breaking_a_rule_is_stored_with_its_reason_not_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ds = DataStore::open(dir.path())
+        .expect("store")
+        .create_dataset("f", "t")
+        .expect("create");
+    let mut events = generated(21, 40);
+    let broken = events
+        .iter()
+        .position(|e| !e.truth.is_empty())
+        .expect("an event with a decay");
+    events[broken].truth[1].p4.pz += 0.5;
+    ds.append(&events).expect("append");
+    assert_eq!(ds.manifest().event_count(), 40, "kept");
+    assert_eq!(ds.manifest().flagged_count(), 1);
+    let flagged = ds
+        .scan(Table::Events)
+        .expect("scan")
+        .filter(col("flags").neq(lit("")))
+        .collect()
+        .expect("collect");
+    assert_eq!(flagged.height(), 1);
+    let reason = flagged
+        .column("flags")
+        .expect("flags")
+        .str()
+        .expect("str")
+        .get(0)
+        .unwrap_or_default()
+        .to_owned();
+    assert!(reason.contains("four-momentum differs"), "{reason}");
+    let back = ds.read_event(broken as u64).expect("read");
+    assert!(back.same_as(&events[broken]), "stored as it was, not fixed");
+}
+
+#[test]
 fn an_empty_dataset_scans_as_empty_tables() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ds = DataStore::open(dir.path()).expect("store").create_dataset("e", "t").expect("e");
-    let df = ds.scan(Table::Muons).expect("scan").collect().expect("collect");
+    let ds = DataStore::open(dir.path())
+        .expect("store")
+        .create_dataset("e", "t")
+        .expect("e");
+    let df = ds
+        .scan(Table::Muons)
+        .expect("scan")
+        .collect()
+        .expect("collect");
     assert_eq!(df.height(), 0);
     assert!(df.column("pt").is_ok());
 }

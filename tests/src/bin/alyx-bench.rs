@@ -19,17 +19,26 @@ use alyx_shared::{CollisionEvent, DetectorGeometry};
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick { 1 } else { 4 };
-    println!("alyx-bench on {} cores{}", std::thread::available_parallelism().map_or(1, |n| n.get()), if quick { " (quick)" } else { "" });
+    println!(
+        "alyx-bench on {} cores{}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        if quick { " (quick)" } else { "" }
+    );
 
     let pp = EventGenerator::new(GeneratorConfig::pp(1), DetectorGeometry::alice_barrel());
-    let pbpb = EventGenerator::new(GeneratorConfig::pbpb(1, Centrality::Central), DetectorGeometry::alice_barrel());
+    let pbpb = EventGenerator::new(
+        GeneratorConfig::pbpb(1, Centrality::Central),
+        DetectorGeometry::alice_barrel(),
+    );
     let pp_events = generate("pp", &pp, 5_000 * scale);
     let pbpb_events = generate("Pb-Pb central", &pbpb, scale);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let store = DataStore::open(dir.path()).expect("store");
     for (name, events) in [("pp", &pp_events), ("Pb-Pb central", &pbpb_events)] {
-        let mut ds = store.create_dataset(&name.replace(' ', "-"), "bench").expect("dataset");
+        let mut ds = store
+            .create_dataset(&name.replace(' ', "-"), "bench")
+            .expect("dataset");
         let start = Instant::now();
         ds.append(events).expect("append");
         let secs = start.elapsed().as_secs_f64();
@@ -51,9 +60,17 @@ fn main() {
             mb / secs
         );
         let start = Instant::now();
-        let hits = reopened.scan(Table::Hits).expect("scan").collect().expect("collect");
+        let hits = reopened
+            .scan(Table::Hits)
+            .expect("scan")
+            .collect()
+            .expect("collect");
         let secs = start.elapsed().as_secs_f64();
-        println!("parquet scan  {name:<14} {:>9.2} M hits/s   (hits table, {} rows)", hits.height() as f64 / secs / 1e6, hits.height());
+        println!(
+            "parquet scan  {name:<14} {:>9.2} M hits/s   (hits table, {} rows)",
+            hits.height() as f64 / secs / 1e6,
+            hits.height()
+        );
     }
 
     let data = std::env::var_os("ALYX_TEST_DATA")
@@ -61,7 +78,10 @@ fn main() {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
     let hzz = data.join("root/uproot-HZZ.root");
     if !hzz.exists() {
-        println!("ROOT import: {} not found (set ALYX_TEST_DATA)", hzz.display());
+        println!(
+            "ROOT import: {} not found (set ALYX_TEST_DATA)",
+            hzz.display()
+        );
         return;
     }
     let repeats = 5 * scale;
@@ -72,7 +92,9 @@ fn main() {
         n += events.len();
     }
     let alyx_rate = n as f64 / start.elapsed().as_secs_f64();
-    println!("ROOT import   uproot-HZZ.root {alyx_rate:>8.0} events/s  (oxyroot, automatic mapping, into CollisionEvents)");
+    println!(
+        "ROOT import   uproot-HZZ.root {alyx_rate:>8.0} events/s  (oxyroot, automatic mapping, into CollisionEvents)"
+    );
     match uproot_rate(&hzz, repeats) {
         Ok(rate) => println!(
             "ROOT read     uproot (Python) {rate:>8.0} events/s  (same branches, awkward arrays) → ALYX/uproot = {:.2}",
@@ -100,14 +122,24 @@ fn generate(name: &str, g: &EventGenerator, n: u64) -> Vec<CollisionEvent> {
 
 /// The same branches ALYX's automatic mapping reads, read `repeats` times by uproot.
 fn uproot_rate(file: &Path, repeats: u64) -> Result<f64, String> {
-    let venv = std::env::var_os("ALYX_VENV").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/alyx/venv")
-    });
+    let venv = std::env::var_os("ALYX_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/alyx/venv")
+        });
     let python = venv.join("bin/python");
-    let has_uproot = Command::new(&python).args(["-c", "import uproot, awkward"]).output().is_ok_and(|o| o.status.success());
+    let has_uproot = Command::new(&python)
+        .args(["-c", "import uproot, awkward"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !has_uproot {
         eprintln!("setting up {} with uproot (one time)…", venv.display());
-        let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().is_ok_and(|s| s.success())
+        let ok = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
             && Command::new(&python)
                 .args(["-m", "pip", "install", "-q", "uproot", "awkward", "numpy"])
                 .status()
@@ -120,7 +152,11 @@ fn uproot_rate(file: &Path, repeats: u64) -> Result<f64, String> {
     let branches: Vec<String> = report
         .mapped
         .iter()
-        .flat_map(|line| line.split(", ").filter_map(|f| f.split(" ← ").nth(1)).map(|b| b.split(' ').next().unwrap_or(b).to_owned()))
+        .flat_map(|line| {
+            line.split(", ")
+                .filter_map(|f| f.split(" ← ").nth(1))
+                .map(|b| b.split(' ').next().unwrap_or(b).to_owned())
+        })
         .collect();
     let script = format!(
         "import time, uproot\nbr = {branches:?}\nt = time.perf_counter()\nn = 0\n\
@@ -128,9 +164,19 @@ fn uproot_rate(file: &Path, repeats: u64) -> Result<f64, String> {
          print(n / (time.perf_counter() - t))",
         file = file.display().to_string()
     );
-    let out = Command::new(&python).args(["-c", &script]).output().map_err(|e| e.to_string())?;
+    let out = Command::new(&python)
+        .args(["-c", &script])
+        .output()
+        .map_err(|e| e.to_string())?;
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("uproot failed").to_owned());
+        return Err(String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("uproot failed")
+            .to_owned());
     }
-    String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().map_err(|e| e.to_string())
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse::<f64>()
+        .map_err(|e| e.to_string())
 }
