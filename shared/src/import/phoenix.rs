@@ -460,18 +460,12 @@ fn export_event(e: &CollisionEvent) -> Value {
     let by_track = e.hits_by_track();
     // Track links are "Collection:index within collection".
     let mut link_of = Vec::with_capacity(e.tracks.len());
-    let mut seen: Vec<(String, u32)> = Vec::new();
+    let mut counts: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
     for t in &e.tracks {
         let name = coll_name(&t.collection, "Tracks");
-        let slot = match seen.iter_mut().find(|(n, _)| *n == name) {
-            Some(s) => s,
-            None => {
-                seen.push((name.clone(), 0));
-                seen.last_mut().expect("just pushed")
-            }
-        };
-        link_of.push(format!("{name}:{}", slot.1));
-        slot.1 += 1;
+        let count = counts.entry(name.clone()).or_default();
+        link_of.push(format!("{name}:{count}"));
+        *count += 1;
     }
     let tracks = group(
         &e.tracks,

@@ -35,6 +35,9 @@ pub use tables::Table;
 pub const SCHEMA_VERSION: u32 = 1;
 const MANIFEST: &str = "manifest.json";
 const LOCK: &str = ".lock";
+/// Rows per Parquet row group: small enough that reading one event skips most of a chunk,
+/// large enough to compress well.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
@@ -310,6 +313,7 @@ impl Dataset {
             let mut buf = Vec::new();
             ParquetWriter::new(&mut buf)
                 .with_compression(ParquetCompression::Zstd(None))
+                .with_row_group_size(Some(ROW_GROUP_ROWS))
                 .with_statistics(StatisticsOptions::full())
                 .finish(&mut df)?;
             let path = self.dir.join(&rel);
@@ -406,20 +410,24 @@ impl Dataset {
         chunk: &Chunk,
         ids: std::ops::Range<u64>,
     ) -> Result<Vec<(u64, CollisionEvent)>> {
+        let whole = ids.start <= chunk.first_event_id
+            && ids.end >= chunk.first_event_id + chunk.event_count;
         let mut frames = HashMap::new();
         for table in Table::ALL {
             let path = self.entry(chunk, table)?;
-            let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            let df = ParquetReader::new(file).finish()?;
-            let whole = ids.start <= chunk.first_event_id
-                && ids.end >= chunk.first_event_id + chunk.event_count;
             let df = if whole {
-                df
+                let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+                ParquetReader::new(file).finish()?
             } else {
+                // Rows are sorted by event_id: row-group statistics skip what is out of range.
                 let in_range = col("event_id")
                     .gt_eq(lit(ids.start))
                     .and(col("event_id").lt(lit(ids.end)));
-                df.lazy().filter(in_range).collect()?
+                let scan = LazyFrame::scan_parquet(
+                    PlRefPath::try_from_path(&path)?,
+                    ScanArgsParquet::default(),
+                )?;
+                scan.filter(in_range).collect()?
             };
             frames.insert(table, df);
         }
