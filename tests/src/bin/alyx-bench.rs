@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use alyx_shared::datasets;
 use alyx_shared::generator::{Centrality, EventGenerator, GeneratorConfig};
 use alyx_shared::import::root;
 use alyx_shared::store::{DataStore, Table};
@@ -35,12 +36,18 @@ fn main() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let store = DataStore::open(dir.path()).expect("store");
-    for (name, events) in [("pp", &pp_events), ("Pb-Pb central", &pbpb_events)] {
+    for (name, events, config) in [
+        ("pp", &pp_events, pp.config()),
+        ("Pb-Pb central", &pbpb_events, pbpb.config()),
+    ] {
         let mut ds = store
             .create_dataset(&name.replace(' ', "-"), "bench")
             .expect("dataset");
         let start = Instant::now();
-        ds.append(events).expect("append");
+        // In chunks, as `alyxctl generate` writes them.
+        for chunk in events.chunks(datasets::chunk_events(config) as usize) {
+            ds.append(chunk).expect("append");
+        }
         let secs = start.elapsed().as_secs_f64();
         let mb = ds.manifest().bytes() as f64 / 1e6;
         println!(
