@@ -1,10 +1,13 @@
 //! The ALYX desktop workstation. This crate holds the embedded default's data access — what
-//! `alyx --open PATH` and File ▸ Open do — on which the Bevy app (event display, browser,
-//! histograms) is built.
+//! `alyx --open PATH` and File ▸ Open do — and the event display's scene model (`scene`: cuts,
+//! hit budget and level of detail, track lines, animation, picking), on which the Bevy app
+//! (event display, browser, histograms) is built.
 //!
 //! A dataset directory opens in place. A ROOT or Phoenix file is imported once into the local
 //! data directory, under a name derived from its content hash, so reopening it is instant and
 //! a changed file is imported afresh.
+
+pub mod scene;
 
 use std::io::Read;
 use std::path::Path;
