@@ -139,6 +139,55 @@ fn import_hzz_and_count_opposite_charge_dimuons() {
 }
 
 #[test]
+fn histogram_of_the_hzz_dimuon_mass_shows_the_z_peak() {
+    let Some(hzz) = data_file("root/uproot-HZZ.root") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().to_str().expect("utf8");
+    ok(&["import", hzz.to_str().expect("utf8"), "--out", out]);
+    let csv = ok(&[
+        "query",
+        out,
+        "--format",
+        "csv",
+        "--histogram",
+        "m:40:0:200",
+        "--sql",
+        "SELECT SQRT(POW(a.e + b.e, 2) - POW(a.px + b.px, 2) - POW(a.py + b.py, 2) - POW(a.pz + b.pz, 2)) AS m \
+         FROM muons a JOIN muons b ON a.event_id = b.event_id WHERE a.idx < b.idx AND a.charge * b.charge < 0",
+    ]);
+    let rows: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().expect("number")).collect())
+        .collect();
+    assert_eq!(rows.len(), 40);
+    let peak = rows
+        .iter()
+        .max_by(|a, b| a[2].total_cmp(&b[2]))
+        .expect("bins");
+    assert!(
+        peak[0] <= 91.19 && 91.19 < peak[1] || (85.0..=95.0).contains(&peak[0]),
+        "Z peak bin {peak:?}"
+    );
+    // Errors are √N for unit weights.
+    assert!(
+        rows.iter().all(|r| (r[3] - r[4].sqrt()).abs() < 1e-9),
+        "{rows:?}"
+    );
+    let err = fails(&[
+        "query",
+        out,
+        "--sql",
+        "SELECT pt FROM muons",
+        "--histogram",
+        "pt:10:5",
+    ]);
+    assert!(err.contains("BINS:LO:HI"), "{err}");
+}
+
+#[test]
 fn user_mistakes_get_one_clear_line_and_a_failure_code() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().to_str().expect("utf8");

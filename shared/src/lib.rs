@@ -10,6 +10,7 @@ pub mod error;
 pub mod generator;
 pub mod geometry;
 pub mod helix;
+pub mod histogram;
 pub mod import;
 pub mod model;
 pub mod physics;

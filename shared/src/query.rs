@@ -64,13 +64,18 @@ pub fn context(dataset: &Dataset) -> Result<SQLContext> {
     Ok(ctx)
 }
 
+fn invalid(e: PolarsError) -> Error {
+    Error::Invalid(format!("invalid query: {}", one_line(&e.to_string())))
+}
+
+/// Plans `query` without running it (for histograms and paging on top of it).
+pub fn lazy(dataset: &Dataset, query: &str) -> Result<LazyFrame> {
+    context(dataset)?.execute(query).map_err(invalid)
+}
+
 /// Runs `query` and collects the result.
 pub fn sql(dataset: &Dataset, query: &str) -> Result<DataFrame> {
-    let mut ctx = context(dataset)?;
-    let invalid =
-        |e: PolarsError| Error::Invalid(format!("invalid query: {}", one_line(&e.to_string())));
-    let lf = ctx.execute(query).map_err(invalid)?;
-    lf.collect().map_err(invalid)
+    lazy(dataset, query)?.collect().map_err(invalid)
 }
 
 fn one_line(s: &str) -> String {

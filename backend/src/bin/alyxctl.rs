@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use alyx_shared::datasets;
 use alyx_shared::generator::{Centrality, GeneratorConfig, ResonanceRates};
+use alyx_shared::histogram::{Binning, Histogram};
 use alyx_shared::import::root::Mapping;
 use alyx_shared::query::{self, OutputFormat};
 use alyx_shared::store::{DataStore, Dataset, Table};
@@ -117,6 +118,12 @@ enum Command {
         /// Rows shown in table format.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Histogram a column of the result instead of listing rows: COL:BINS:LO:HI, computed
+        /// inside the engine (with --weight COL for weighted entries).
+        #[arg(long)]
+        histogram: Option<String>,
+        #[arg(long)]
+        weight: Option<String>,
         #[arg(long)]
         dataset: Option<String>,
     },
@@ -337,13 +344,34 @@ fn run(command: Command) -> Result<()> {
             format,
             out,
             limit,
+            histogram,
+            weight,
             dataset,
         } => {
             let format = OutputFormat::parse(&format).with_context(|| {
                 format!("unknown --format `{format}`; use table, csv, json or parquet")
             })?;
             let dataset = Dataset::resolve(&dir, dataset.as_deref())?;
-            let mut df = query::sql(&dataset, &sql)?;
+            let mut df = match histogram {
+                None => query::sql(&dataset, &sql)?,
+                Some(spec) => {
+                    let (column, binning) = spec.split_once(':').with_context(|| {
+                        format!("--histogram `{spec}`: expected COL:BINS:LO:HI")
+                    })?;
+                    let binning = Binning::parse(binning)?;
+                    let lf = query::lazy(&dataset, &sql)?;
+                    let h = Histogram::from_lazy(lf, column, weight.as_deref(), binning)?;
+                    eprintln!(
+                        "{column}: {} entries in range (Σw {:.6}), underflow {}, overflow {}, missing {}",
+                        h.entries.iter().sum::<u64>(),
+                        h.integral(),
+                        h.underflow,
+                        h.overflow,
+                        h.missing
+                    );
+                    h.to_frame()?
+                }
+            };
             match out {
                 Some(path) => {
                     let mut file = std::fs::File::create(&path)
