@@ -26,6 +26,12 @@ install_prerequisites() {
   local missing=()
   command -v cc >/dev/null || missing+=(gcc)
   command -v pkg-config >/dev/null || missing+=(pkg-config)
+  # The desktop (Bevy): X11/Wayland/udev/ALSA headers to build, Mesa's software Vulkan
+  # (lavapipe) and Xvfb to render screenshots without a GPU or a display.
+  local pkg
+  for pkg in libxkbcommon-dev libasound2-dev libudev-dev libwayland-dev libvulkan1 mesa-vulkan-drivers xvfb; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
   if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   fi

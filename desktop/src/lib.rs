@@ -7,6 +7,7 @@
 //! data directory, under a name derived from its content hash, so reopening it is instant and
 //! a changed file is imported afresh.
 
+pub mod display;
 pub mod scene;
 
 use std::io::Read;

@@ -1,0 +1,160 @@
+//! What a person sees: `alyx --screenshot` renders an event with Mesa's software Vulkan
+//! (lavapipe) and the PNG is checked — not blank, and hits and tracks drawn where the
+//! geometry says they must be.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use alyx_shared::datasets;
+use alyx_shared::generator::GeneratorConfig;
+use alyx_shared::store::DataStore;
+
+/// Whether a Vulkan driver is installed (lavapipe on machines without a GPU).
+fn vulkan_available() -> bool {
+    let dirs = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"];
+    let found = dirs
+        .iter()
+        .any(|d| std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some()));
+    if !found {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(
+            !ci,
+            "no Vulkan driver under CI: install mesa-vulkan-drivers (scripts/test.sh does)"
+        );
+        eprintln!("skipping: no Vulkan driver (apt-get install mesa-vulkan-drivers)");
+    }
+    found
+}
+
+struct Png {
+    width: usize,
+    height: usize,
+    channels: usize,
+    data: Vec<u8>,
+}
+
+impl Png {
+    fn read(path: &Path) -> Png {
+        let decoder = png::Decoder::new(std::io::BufReader::new(
+            std::fs::File::open(path).expect("png written"),
+        ));
+        let mut reader = decoder.read_info().expect("png header");
+        let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+        let info = reader.next_frame(&mut buf).expect("png data");
+        let channels = match info.color_type {
+            png::ColorType::Rgba => 4,
+            png::ColorType::Rgb => 3,
+            other => panic!("unexpected PNG colour type {other:?}"),
+        };
+        assert_eq!(info.bit_depth, png::BitDepth::Eight);
+        buf.truncate(info.buffer_size());
+        Png {
+            width: info.width as usize,
+            height: info.height as usize,
+            channels,
+            data: buf,
+        }
+    }
+
+    fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = self.channels * (y * self.width + x);
+        [self.data[i], self.data[i + 1], self.data[i + 2]]
+    }
+
+    /// Pixel positions (relative to the centre) whose colour is near `target`.
+    fn find(&self, target: [u8; 3], tolerance: i32) -> Vec<(f32, f32)> {
+        let mut out = Vec::new();
+        for y in 0..self.height {
+            for x in 0..self.width {
+                let p = self.pixel(x, y);
+                if (0..3).all(|c| (i32::from(p[c]) - i32::from(target[c])).abs() <= tolerance) {
+                    out.push((
+                        x as f32 - self.width as f32 / 2.0,
+                        y as f32 - self.height as f32 / 2.0,
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn render(open: &Path, extra: &[&str], out: &Path) -> Png {
+    let status = Command::new(env!("CARGO_BIN_EXE_alyx"))
+        .arg("--open")
+        .arg(open)
+        .args(extra)
+        .arg("--screenshot")
+        .arg(out)
+        .env("WGPU_BACKEND", "vulkan")
+        .env("ALYX_DATA_DIR", out.with_extension("data"))
+        .status()
+        .expect("alyx runs");
+    assert!(status.success(), "alyx --screenshot failed");
+    Png::read(out)
+}
+
+fn generated(dir: &Path) -> PathBuf {
+    let store = DataStore::open(dir.join("store")).expect("store");
+    let ds = datasets::generate(&store, "pp", GeneratorConfig::pp(99), 5, &mut |_| {})
+        .expect("generate");
+    ds.dir().to_path_buf()
+}
+
+#[test]
+fn end_view_of_a_generated_event_shows_hits_on_their_layers() {
+    if !vulkan_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("rphi.png");
+    let png = render(
+        &generated(dir.path()),
+        &["--view", "rphi", "--size", "800x600", "--event", "2"],
+        &out,
+    );
+    assert_eq!((png.width, png.height), (800, 600));
+    let background = png.pixel(2, 2);
+    let drawn = (0..png.height)
+        .flat_map(|y| (0..png.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| png.pixel(x, y) != background)
+        .count();
+    assert!(drawn > 2_000, "only {drawn} pixels drawn: blank image?");
+    // Colours after the camera's Reinhard tone mapping (measured once, see the PNG).
+    // Tracks: positive red, negative blue.
+    let tracks = png.find([187, 132, 124], 15).len() + png.find([132, 156, 187], 15).len();
+    assert!(tracks > 50, "{tracks} track-coloured pixels");
+    // TPC hits (cyan) lie on a ring between the TPC's inner and outer radius, seen end-on.
+    let tpc = png.find([101, 175, 187], 15);
+    assert!(tpc.len() > 50, "{} TPC-coloured pixels", tpc.len());
+    let radii: Vec<f32> = tpc.iter().map(|(x, y)| x.hypot(*y)).collect();
+    let inner = radii.iter().copied().fold(f32::INFINITY, f32::min);
+    let outer = radii.iter().copied().fold(0.0, f32::max);
+    assert!(
+        inner > 0.25 * outer,
+        "TPC hits start well outside the ITS: {inner} vs {outer}"
+    );
+    eprintln!(
+        "screenshot {}: {drawn} pixels drawn, TPC ring {inner:.0}–{outer:.0} px",
+        out.display()
+    );
+}
+
+#[test]
+fn atlas_phoenix_event_renders() {
+    if !vulkan_available() {
+        return;
+    }
+    let Some(atlas) = alyx_tests::data_file("phoenix/ATLAS_atlaseventdump2.json") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("atlas.png");
+    let png = render(&atlas, &["--size", "640x400"], &out);
+    let background = png.pixel(2, 2);
+    let drawn = (0..png.height)
+        .flat_map(|y| (0..png.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| png.pixel(x, y) != background)
+        .count();
+    assert!(drawn > 1_000, "only {drawn} pixels drawn");
+}
