@@ -53,19 +53,8 @@ impl Helix {
     /// The trajectory of a particle with momentum `p_gev` and `charge` produced at `origin_cm`.
     pub fn new(origin_cm: [f64; 3], p_gev: [f64; 3], charge: i32, b_tesla: f64) -> Self {
         let pt = p_gev[0].hypot(p_gev[1]);
-        let radius_cm = curvature_radius_cm(pt, charge, b_tesla);
-        let sense = if radius_cm.is_finite() {
-            f64::from(charge.signum()) * b_tesla.signum()
-        } else {
-            0.0
-        };
-        Self {
-            origin_cm,
-            phi0: p_gev[1].atan2(p_gev[0]),
-            tan_lambda: p_gev[2] / pt,
-            radius_cm,
-            sense,
-        }
+        let phi0 = p_gev[1].atan2(p_gev[0]);
+        Self::through(origin_cm, phi0, p_gev[2] / pt, pt, charge, b_tesla)
     }
 
     /// The trajectory described by perigee parameters, for a particle of `charge` in `b_tesla`.
@@ -80,7 +69,27 @@ impl Helix {
         } else {
             f64::from(charge.unsigned_abs().max(1)) / params.q_over_pt.abs()
         };
-        let radius_cm = curvature_radius_cm(pt, charge, b_tesla);
+        Self::through(
+            origin_cm,
+            params.phi0,
+            params.tan_lambda,
+            pt,
+            charge,
+            b_tesla,
+        )
+    }
+
+    /// The helix through `origin_cm` heading `phi0` with `tan_lambda`, for a particle of
+    /// transverse momentum `pt_gev` and `charge`.
+    fn through(
+        origin_cm: [f64; 3],
+        phi0: f64,
+        tan_lambda: f64,
+        pt_gev: f64,
+        charge: i32,
+        b_tesla: f64,
+    ) -> Self {
+        let radius_cm = curvature_radius_cm(pt_gev, charge, b_tesla);
         let sense = if radius_cm.is_finite() {
             f64::from(charge.signum()) * b_tesla.signum()
         } else {
@@ -88,8 +97,8 @@ impl Helix {
         };
         Self {
             origin_cm,
-            phi0: params.phi0,
-            tan_lambda: params.tan_lambda,
+            phi0,
+            tan_lambda,
             radius_cm,
             sense,
         }
