@@ -19,6 +19,8 @@ use bevy::prelude::*;
 use bevy::render::render_resource::{TextureFormat, TextureUsages};
 use bevy::render::view::Msaa;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_disk};
+use bevy::tasks::futures::check_ready;
+use bevy::tasks::{AsyncComputeTaskPool, Task};
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 
 use crate::scene::{self, Cuts, Style};
@@ -66,6 +68,8 @@ pub struct Display {
     /// Most hits drawn at once.
     pub hit_budget: usize,
     dirty: bool,
+    /// An event being read from the store off the main thread: (id, read).
+    loading: Option<(u64, Task<alyx_shared::error::Result<CollisionEvent>>)>,
     shown_hits: usize,
     passing_hits: usize,
     shown_tracks: usize,
@@ -83,6 +87,7 @@ impl Display {
             style: Style::default(),
             hit_budget: 600_000,
             dirty: true,
+            loading: None,
             shown_hits: 0,
             passing_hits: 0,
             shown_tracks: 0,
@@ -90,17 +95,32 @@ impl Display {
         }
     }
 
-    /// Moves to another event of the dataset (reads it from the local store).
+    /// Starts moving to another event of the dataset: it is read from the local store on the
+    /// async pool (systems never block on I/O) and shown when `receive_event` finds it ready.
     fn go_to(&mut self, id: u64) {
-        match self.dataset.read_event(id) {
-            Ok(event) => {
-                self.event = event;
-                self.event_id = id;
-                self.dirty = true;
-                self.message = None;
-            }
-            Err(e) => self.message = Some(e.to_string()),
+        let dataset = self.dataset.clone();
+        let task = AsyncComputeTaskPool::get().spawn(async move { dataset.read_event(id) });
+        self.loading = Some((id, task));
+    }
+}
+
+fn receive_event(mut display: ResMut<Display>) {
+    let Some((id, task)) = display.loading.as_mut() else {
+        return;
+    };
+    let id = *id;
+    let Some(result) = check_ready(task) else {
+        return;
+    };
+    display.loading = None;
+    match result {
+        Ok(event) => {
+            display.event = event;
+            display.event_id = id;
+            display.dirty = true;
+            display.message = None;
         }
+        Err(e) => display.message = Some(e.to_string()),
     }
 }
 
@@ -176,7 +196,7 @@ impl Plugin for EventDisplayPlugin {
         .add_systems(
             Update,
             (
-                rebuild_scene,
+                (receive_event, rebuild_scene).chain(),
                 camera_controls,
                 keyboard,
                 draw_geometry,

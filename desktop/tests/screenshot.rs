@@ -61,6 +61,15 @@ impl Png {
         [self.data[i], self.data[i + 1], self.data[i + 2]]
     }
 
+    /// Pixels that differ from the background (the top-left corner's colour).
+    fn drawn(&self) -> usize {
+        let background = self.pixel(2, 2);
+        (0..self.height)
+            .flat_map(|y| (0..self.width).map(move |x| (x, y)))
+            .filter(|&(x, y)| self.pixel(x, y) != background)
+            .count()
+    }
+
     /// Pixel positions (relative to the centre) whose colour is near `target`.
     fn find(&self, target: [u8; 3], tolerance: i32) -> Vec<(f32, f32)> {
         let mut out = Vec::new();
@@ -114,11 +123,7 @@ fn end_view_of_a_generated_event_shows_hits_on_their_layers() {
         &out,
     );
     assert_eq!((png.width, png.height), (800, 600));
-    let background = png.pixel(2, 2);
-    let drawn = (0..png.height)
-        .flat_map(|y| (0..png.width).map(move |x| (x, y)))
-        .filter(|&(x, y)| png.pixel(x, y) != background)
-        .count();
+    let drawn = png.drawn();
     assert!(drawn > 2_000, "only {drawn} pixels drawn: blank image?");
     // Colours after the camera's Reinhard tone mapping (measured once, see the PNG).
     // Tracks: positive red, negative blue.
@@ -151,10 +156,6 @@ fn atlas_phoenix_event_renders() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("atlas.png");
     let png = render(&atlas, &["--size", "640x400"], &out);
-    let background = png.pixel(2, 2);
-    let drawn = (0..png.height)
-        .flat_map(|y| (0..png.width).map(move |x| (x, y)))
-        .filter(|&(x, y)| png.pixel(x, y) != background)
-        .count();
+    let drawn = png.drawn();
     assert!(drawn > 1_000, "only {drawn} pixels drawn");
 }
