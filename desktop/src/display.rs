@@ -1,29 +1,21 @@
-//! `EventDisplayPlugin`: the 3D event display in Bevy, drawing the `scene::Scene` of the current
-//! event — hits as instances of one mesh and one material per detector, all tracks in one line
-//! mesh, the barrel's layers as outlines — with an orbit camera, preset views, event stepping,
-//! live cuts in an egui panel, and screenshots (interactive or headless for `--screenshot`).
+//! `EventDisplayPlugin`: the 3D event display. Its logic — the event on display, the scene
+//! built from it under the live cuts, level of detail and hit budget from the zoom, the
+//! unfolding animation, picking — runs in any Bevy app, including a headless `MinimalPlugins`
+//! one in tests. Where the app renders, the plugin also adds the visuals (`visuals`: instanced
+//! hits, track and geometry meshes, the camera and its controls) and, with egui, the panels.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use alyx_shared::DetectorGeometry;
 use alyx_shared::model::{CollisionEvent, Detector};
-use alyx_shared::store::Dataset;
-use bevy::asset::RenderAssetUsages;
-use bevy::camera::RenderTarget;
-use bevy::core_pipeline::tonemapping::Tonemapping;
-use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll};
-use bevy::mesh::PrimitiveTopology;
 use bevy::prelude::*;
-use bevy::render::render_resource::{TextureFormat, TextureUsages};
-use bevy::render::view::Msaa;
-use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_disk};
 use bevy::tasks::futures::check_ready;
 use bevy::tasks::{AsyncComputeTaskPool, Task};
-use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
+use serde::{Deserialize, Serialize};
 
-use crate::scene::{self, Cuts, Style};
+use crate::instancing::{HitBatch, HitInstanceData};
+use crate::scene::{self, Cuts, HitLod, Picked, Scene, Style};
+use crate::{OpenDataset, ShowEvent};
 
 /// Preset camera views.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +39,7 @@ impl View {
     }
 
     /// (yaw, pitch) of the orbit camera around the origin.
-    fn angles(self) -> (f32, f32) {
+    pub fn angles(self) -> (f32, f32) {
         match self {
             Self::ThreeD => (0.75, 0.45),
             Self::RPhi => (0.0, 0.0),
@@ -56,52 +48,246 @@ impl View {
     }
 }
 
-/// The event on display and how it is shown.
-#[derive(Resource)]
-pub struct Display {
-    pub dataset: Dataset,
-    pub event_id: u64,
-    pub event: CollisionEvent,
-    pub geometry: DetectorGeometry,
-    pub cuts: Cuts,
-    pub style: Style,
-    /// Most hits drawn at once.
-    pub hit_budget: usize,
-    dirty: bool,
-    /// An event being read from the store off the main thread: (id, read).
-    loading: Option<(u64, Task<alyx_shared::error::Result<CollisionEvent>>)>,
-    shown_hits: usize,
-    passing_hits: usize,
-    shown_tracks: usize,
-    message: Option<String>,
+/// The orbit camera: it looks at `focus` from `distance` cm away, turned by `yaw` about the
+/// vertical and tilted by `pitch`.
+#[derive(Resource, Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Orbit {
+    pub yaw: f32,
+    pub pitch: f32,
+    pub distance: f32,
+    pub focus: [f32; 3],
 }
 
-impl Display {
-    pub fn new(dataset: Dataset, event_id: u64, event: CollisionEvent) -> Self {
+impl Default for Orbit {
+    fn default() -> Self {
+        Self::view(View::ThreeD)
+    }
+}
+
+impl Orbit {
+    pub fn view(view: View) -> Self {
+        let (yaw, pitch) = view.angles();
         Self {
-            dataset,
-            event_id,
-            event,
-            geometry: DetectorGeometry::alice_barrel(),
-            cuts: Cuts::default(),
-            style: Style::default(),
-            hit_budget: 600_000,
-            dirty: true,
-            loading: None,
-            shown_hits: 0,
-            passing_hits: 0,
-            shown_tracks: 0,
-            message: None,
+            yaw,
+            pitch,
+            distance: 1300.0,
+            focus: [0.0; 3],
         }
     }
 
-    /// Starts moving to another event of the dataset: it is read from the local store on the
-    /// async pool (systems never block on I/O) and shown when `receive_event` finds it ready.
-    fn go_to(&mut self, id: u64) {
-        let dataset = self.dataset.clone();
-        let task = AsyncComputeTaskPool::get().spawn(async move { dataset.read_event(id) });
-        self.loading = Some((id, task));
+    pub fn rotation(&self) -> Quat {
+        Quat::from_euler(EulerRot::YXZ, self.yaw, -self.pitch, 0.0)
     }
+
+    pub fn transform(&self) -> Transform {
+        let focus = Vec3::from(self.focus);
+        Transform::from_translation(focus + self.rotation() * Vec3::Z * self.distance)
+            .looking_at(focus, Vec3::Y)
+    }
+}
+
+/// How the event is shown; persisted between runs by the settings plugin.
+#[derive(Resource, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ViewOptions {
+    pub cuts: Cuts,
+    pub style: Style,
+    /// Geometry shown: ITS, TPC, TOF.
+    pub geometry: [bool; 3],
+    /// Cut away the upper half (y > 0) of the detector shells so that the inside shows.
+    pub cut_away: bool,
+    /// Jets, missing energy, vertices, calorimeter clusters, leptons and photons.
+    pub objects: bool,
+}
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        Self {
+            cuts: Cuts::default(),
+            style: Style::default(),
+            geometry: [true; 3],
+            cut_away: true,
+            objects: true,
+        }
+    }
+}
+
+/// The unfolding animation: hits appear and tracks grow up to `t_ns` after the collision.
+#[derive(Resource, Clone, Copy, Debug, PartialEq)]
+pub struct Animation {
+    pub playing: bool,
+    /// `None`: the whole event.
+    pub t_ns: Option<f32>,
+    /// How long playing the whole event takes, seconds.
+    pub length_s: f32,
+}
+
+impl Default for Animation {
+    fn default() -> Self {
+        Self {
+            playing: false,
+            t_ns: None,
+            length_s: 4.0,
+        }
+    }
+}
+
+/// The size of the 3D view, for turning the zoom into a hit size on screen.
+#[derive(Resource, Clone, Copy, Debug, PartialEq)]
+pub struct Viewport {
+    pub height_px: f32,
+    /// Vertical field of view, radians.
+    pub fov_y: f32,
+}
+
+impl Default for Viewport {
+    fn default() -> Self {
+        Self {
+            height_px: 800.0,
+            fov_y: std::f32::consts::FRAC_PI_4,
+        }
+    }
+}
+
+impl Viewport {
+    /// Pixels per cm at `distance` cm from the camera.
+    pub fn pixels_per_cm(&self, distance: f32) -> f32 {
+        self.height_px / (2.0 * (self.fov_y / 2.0).tan() * distance.max(1e-3))
+    }
+}
+
+/// A ray to pick along (from a click, or a test).
+#[derive(Message, Clone, Copy, Debug)]
+pub struct PickRay {
+    pub origin: Vec3,
+    pub direction: Vec3,
+    /// How far from the ray a hit or track may be, cm.
+    pub tolerance_cm: f32,
+}
+
+/// Radius of a hit's dot per detector, cm: a couple of pixels when the barrel fills the view.
+pub fn hit_radius_cm(detector: Detector) -> f32 {
+    match detector {
+        Detector::Its => 0.5,
+        Detector::Tof => 2.5,
+        Detector::Tpc | Detector::Other => 1.2,
+    }
+}
+
+/// Fewest hits the budget draws, however far the camera is.
+pub const HIT_BUDGET_FLOOR: usize = 50_000;
+
+/// The event on display and what was built from it.
+#[derive(Resource)]
+pub struct Display {
+    pub event_id: u64,
+    pub event: CollisionEvent,
+    pub geometry: DetectorGeometry,
+    /// The scene last built (what is drawn and what picking sees).
+    pub scene: Arc<Scene>,
+    /// Bumped on every rebuild.
+    pub generation: u64,
+    pub lod: HitLod,
+    /// The hit budget in force: every passing hit up close, fewer when zoomed out.
+    pub hit_budget: usize,
+    pub picked: Option<Picked>,
+    /// A problem to show the user (an event that failed to load, a file that did not open).
+    pub message: Option<String>,
+    built: Option<(Cuts, Style, usize)>,
+    /// An event being read from the store off the main thread: (id, read).
+    loading: Option<(u64, Task<alyx_shared::error::Result<CollisionEvent>>)>,
+}
+
+impl Display {
+    pub fn new(event_id: u64, event: CollisionEvent) -> Self {
+        Self {
+            event_id,
+            event,
+            geometry: DetectorGeometry::alice_barrel(),
+            scene: Arc::default(),
+            generation: 0,
+            lod: HitLod::Point,
+            hit_budget: usize::MAX,
+            picked: None,
+            message: None,
+            built: None,
+            loading: None,
+        }
+    }
+
+    /// Shows another event: the next frame rebuilds the scene.
+    pub fn set_event(&mut self, event_id: u64, event: CollisionEvent) {
+        self.event_id = event_id;
+        self.event = event;
+        self.built = None;
+        self.picked = None;
+        self.message = None;
+    }
+
+    pub fn is_loading(&self) -> bool {
+        self.loading.is_some()
+    }
+}
+
+pub struct EventDisplayPlugin;
+
+impl Plugin for EventDisplayPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_message::<ShowEvent>()
+            .add_message::<PickRay>()
+            .init_resource::<ViewOptions>()
+            .init_resource::<Orbit>()
+            .init_resource::<Animation>()
+            .init_resource::<Viewport>()
+            .add_systems(
+                Update,
+                (
+                    show_event,
+                    receive_event,
+                    level_of_detail,
+                    rebuild_scene,
+                    animate,
+                    pick,
+                )
+                    .chain()
+                    .in_set(DisplaySystems::Logic),
+            );
+        if app.get_sub_app(bevy::render::RenderApp).is_some() {
+            app.add_plugins((
+                crate::instancing::HitInstancingPlugin,
+                crate::visuals::VisualsPlugin,
+            ));
+        }
+        if app.is_plugin_added::<bevy_egui::EguiPlugin>() {
+            app.add_plugins(crate::panels::DisplayPanelsPlugin);
+        }
+    }
+}
+
+/// The display's logic runs before its visuals each frame.
+#[derive(SystemSet, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DisplaySystems {
+    Logic,
+}
+
+/// Starts reading an asked-for event from the local store, on the async pool (systems never
+/// block on I/O); `receive_event` shows it when it is ready.
+fn show_event(
+    mut requests: MessageReader<ShowEvent>,
+    mut display: ResMut<Display>,
+    dataset: Option<Res<OpenDataset>>,
+) {
+    let Some(&ShowEvent(id)) = requests.read().last() else {
+        return;
+    };
+    let Some(dataset) = dataset else {
+        display.message = Some("no dataset is open".into());
+        return;
+    };
+    let dataset = dataset.0.clone();
+    let task = AsyncComputeTaskPool::get().spawn(async move { dataset.read_event(id) });
+    display.loading = Some((id, task));
 }
 
 fn receive_event(mut display: ResMut<Display>) {
@@ -114,430 +300,189 @@ fn receive_event(mut display: ResMut<Display>) {
     };
     display.loading = None;
     match result {
-        Ok(event) => {
-            display.event = event;
-            display.event_id = id;
-            display.dirty = true;
-            display.message = None;
-        }
+        Ok(event) => display.set_event(id, event),
         Err(e) => display.message = Some(e.to_string()),
     }
 }
 
-/// Headless screenshot: render into an image, save it once the pipelines are ready, exit.
-#[derive(Resource)]
-pub struct ScreenshotJob {
-    pub path: PathBuf,
-    pub size: (u32, u32),
-    ready_frames: u32,
-    requested: bool,
-    target: Option<Handle<Image>>,
-}
-
-impl ScreenshotJob {
-    pub fn new(path: PathBuf, size: (u32, u32)) -> Self {
-        Self {
-            path,
-            size,
-            ready_frames: 0,
-            requested: false,
-            target: None,
-        }
+/// Picks the hit mesh detail and the hit budget from how big a hit looks at the camera's
+/// distance. The budget moves in steps (a rebuild costs a few ms per 100k hits), so a zoom
+/// rebuilds the scene a handful of times, not every frame.
+fn level_of_detail(orbit: Res<Orbit>, viewport: Res<Viewport>, mut display: ResMut<Display>) {
+    let pixels = 2.0 * hit_radius_cm(Detector::Tpc) * viewport.pixels_per_cm(orbit.distance);
+    let lod = scene::hit_lod(pixels);
+    // Quarter steps of log2(pixels) below full detail.
+    let stepped = if pixels >= 3.0 {
+        3.0
+    } else {
+        ((pixels.max(1e-3).log2() * 4.0).round() / 4.0).exp2()
+    };
+    let budget = scene::hit_budget(stepped, display.event.hits.len(), HIT_BUDGET_FLOOR);
+    if display.lod != lod {
+        display.lod = lod;
     }
-}
-
-pub struct EventDisplayPlugin {
-    pub view: View,
-}
-
-#[derive(Resource)]
-struct Orbit {
-    yaw: f32,
-    pitch: f32,
-    distance: f32,
-    focus: Vec3,
-}
-
-#[derive(Component)]
-struct SceneItem;
-
-/// Pipelines still compiling, seen from the main world (shaders compile in the background; a
-/// screenshot taken before they are done misses whatever they draw).
-#[derive(Resource, Clone, Default)]
-struct PipelineStatus(Arc<(AtomicUsize, AtomicUsize)>);
-
-fn pipeline_status(
-    cache: Res<bevy::render::render_resource::PipelineCache>,
-    status: Res<PipelineStatus>,
-) {
-    status
-        .0
-        .0
-        .store(cache.waiting_pipelines().count(), Ordering::Relaxed);
-    status
-        .0
-        .1
-        .store(cache.pipelines().count(), Ordering::Relaxed);
-}
-
-impl Plugin for EventDisplayPlugin {
-    fn build(&self, app: &mut App) {
-        let (yaw, pitch) = self.view.angles();
-        let status = PipelineStatus::default();
-        app.insert_resource(Orbit {
-            yaw,
-            pitch,
-            distance: 1300.0,
-            focus: Vec3::ZERO,
-        })
-        .insert_resource(ClearColor(Color::srgb(0.02, 0.02, 0.04)))
-        .insert_resource(status.clone())
-        .add_systems(Startup, setup)
-        .add_systems(
-            Update,
-            (
-                (receive_event, rebuild_scene).chain(),
-                camera_controls,
-                keyboard,
-                draw_geometry,
-                screenshot,
-            ),
-        )
-        .add_systems(EguiPrimaryContextPass, panel);
-        if let Some(render) = app.get_sub_app_mut(bevy::render::RenderApp) {
-            render
-                .insert_resource(status)
-                .add_systems(bevy::render::Render, pipeline_status);
-        }
-    }
-}
-
-fn setup(
-    mut commands: Commands,
-    mut images: ResMut<Assets<Image>>,
-    job: Option<ResMut<ScreenshotJob>>,
-) {
-    let camera = (
-        Camera3d::default(),
-        Tonemapping::Reinhard,
-        // Multisampling costs 3–6× in the software renderer; lines stay crisp without it.
-        Msaa::Off,
-        Projection::Perspective(PerspectiveProjection {
-            far: 20_000.0,
-            near: 1.0,
-            ..default()
-        }),
-        Transform::default(),
-    );
-    match job {
-        Some(mut job) => {
-            let (w, h) = job.size;
-            let mut image = Image::new_target_texture(w, h, TextureFormat::Rgba8UnormSrgb, None);
-            image.texture_descriptor.usage |= TextureUsages::COPY_SRC;
-            let handle = images.add(image);
-            job.target = Some(handle.clone());
-            commands.spawn((camera, RenderTarget::Image(handle.into())));
-        }
-        None => {
-            commands.spawn(camera);
-        }
+    if display.hit_budget != budget {
+        display.hit_budget = budget;
     }
 }
 
 fn rebuild_scene(
     mut commands: Commands,
     mut display: ResMut<Display>,
-    old: Query<Entity, With<SceneItem>>,
-    mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
+    options: Res<ViewOptions>,
+    batches: Query<Entity, With<HitBatch>>,
 ) {
-    if !display.dirty {
+    let key = (options.cuts.clone(), options.style, display.hit_budget);
+    if display.built.as_ref() == Some(&key) {
         return;
-    }
-    display.dirty = false;
-    for entity in &old {
-        commands.entity(entity).despawn();
     }
     let scene = scene::build_scene(
         &display.event,
         &display.geometry,
-        &display.cuts,
-        &display.style,
+        &options.cuts,
+        &options.style,
         display.hit_budget,
     );
-    display.shown_hits = scene.hits.len();
-    display.passing_hits = scene.hits_passing;
-    display.shown_tracks = scene.tracks.len();
-
-    // One mesh and one material per detector: Bevy batches their instances into one draw.
-    for detector in [Detector::Its, Detector::Tpc, Detector::Tof, Detector::Other] {
-        // Radii in cm: a couple of pixels when the whole barrel fills the view.
-        let size = match detector {
-            Detector::Its => 0.5,
-            Detector::Tof => 2.5,
-            _ => 1.2,
-        };
-        let [r, g, b, a] = scene::detector_colour(detector);
-        let Ok(mesh) = Sphere::new(size).mesh().ico(0) else {
-            continue;
-        };
-        let mesh = meshes.add(mesh);
-        let material = materials.add(StandardMaterial {
-            base_color: Color::linear_rgba(r, g, b, a),
-            unlit: true,
-            ..default()
-        });
-        let batch: Vec<_> = scene
-            .hits
-            .iter()
-            .filter(|h| h.detector == detector)
-            .map(|h| {
-                let [x, y, z] = h.position_cm;
-                (
-                    Mesh3d(mesh.clone()),
-                    MeshMaterial3d(material.clone()),
-                    Transform::from_xyz(x, y, z),
-                    SceneItem,
-                )
-            })
-            .collect();
-        commands.spawn_batch(batch);
+    display.generation += 1;
+    for entity in &batches {
+        commands.entity(entity).despawn();
     }
-
-    // All tracks in one line mesh with per-vertex colours.
-    let mut positions: Vec<[f32; 3]> = Vec::new();
-    let mut colours: Vec<[f32; 4]> = Vec::new();
-    for line in &scene.tracks {
-        for w in line.points_cm.windows(2) {
-            positions.extend([w[0], w[1]]);
-            colours.extend([line.colour, line.colour]);
-        }
-    }
-    if !positions.is_empty() {
-        let mut mesh = Mesh::new(PrimitiveTopology::LineList, RenderAssetUsages::RENDER_WORLD);
-        mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, positions);
-        mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, colours);
+    for batch in hit_batches(&scene, display.generation) {
         commands.spawn((
-            Mesh3d(meshes.add(mesh)),
-            MeshMaterial3d(materials.add(StandardMaterial {
-                base_color: Color::WHITE,
-                unlit: true,
-                ..default()
-            })),
+            batch,
             Transform::default(),
-            SceneItem,
+            Visibility::default(),
+            bevy::camera::visibility::NoFrustumCulling,
         ));
     }
+    // A picked hit or track that no longer passes the cuts is let go.
+    if let Some(picked) = display.picked {
+        let drawn = match picked {
+            Picked::Hit(h) => scene.hits.iter().any(|x| x.hit == h),
+            Picked::Track(t) => scene.tracks.iter().any(|x| x.track == t),
+        };
+        if !drawn {
+            display.picked = None;
+        }
+    }
+    display.scene = Arc::new(scene);
+    display.built = Some(key);
 }
 
-/// The barrel's layers as outlines: rings at both ends and at z = 0, and a few staves.
-fn draw_geometry(mut gizmos: Gizmos, display: Res<Display>) {
-    let g = &display.geometry;
-    let mut cylinders: Vec<(f32, f32, Color)> = g
-        .its
-        .layers
-        .iter()
-        .map(|l| {
-            (
-                l.radius_cm as f32,
-                l.half_length_cm as f32,
-                Color::srgba(1.0, 0.6, 0.2, 0.35),
-            )
+/// The scene's hits as one instance batch per detector, each sorted by time (a hit without a
+/// time counts as the collision's).
+pub fn hit_batches(scene: &Scene, generation: u64) -> Vec<HitBatch> {
+    [Detector::Its, Detector::Tpc, Detector::Tof, Detector::Other]
+        .into_iter()
+        .filter_map(|detector| {
+            let mut hits: Vec<(f32, HitInstanceData)> = scene
+                .hits
+                .iter()
+                .filter(|h| h.detector == detector)
+                .map(|h| {
+                    let t = if h.time_ns.is_finite() { h.time_ns } else { 0.0 };
+                    let instance = HitInstanceData {
+                        position_cm: h.position_cm,
+                        radius_cm: hit_radius_cm(detector),
+                        colour: h.colour,
+                    };
+                    (t, instance)
+                })
+                .collect();
+            if hits.is_empty() {
+                return None;
+            }
+            hits.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (times, instances): (Vec<f32>, Vec<HitInstanceData>) = hits.into_iter().unzip();
+            Some(HitBatch {
+                detector,
+                visible: instances.len(),
+                instances: Arc::new(instances),
+                times_ns: Arc::new(times),
+                generation,
+            })
         })
-        .collect();
-    cylinders.push((
-        g.tpc.inner_radius_cm as f32,
-        g.tpc.half_length_cm as f32,
-        Color::srgba(0.3, 0.7, 1.0, 0.25),
-    ));
-    cylinders.push((
-        g.tpc.outer_radius_cm as f32,
-        g.tpc.half_length_cm as f32,
-        Color::srgba(0.3, 0.7, 1.0, 0.25),
-    ));
-    cylinders.push((
-        g.tof.inner_radius_cm as f32,
-        g.tof.half_length_cm as f32,
-        Color::srgba(0.9, 0.3, 0.8, 0.25),
-    ));
-    for (r, half, colour) in cylinders {
-        for z in [-half, 0.0, half] {
-            gizmos
-                .circle(Isometry3d::from_translation(Vec3::Z * z), r, colour)
-                .resolution(96);
-        }
-        for k in 0..8 {
-            let phi = k as f32 * std::f32::consts::TAU / 8.0;
-            let (x, y) = (r * phi.cos(), r * phi.sin());
-            gizmos.line(Vec3::new(x, y, -half), Vec3::new(x, y, half), colour);
-        }
-    }
-    // TOF sector boundaries in the end view.
-    for k in 0..g.tof.sectors {
-        let phi = k as f32 * std::f32::consts::TAU / g.tof.sectors as f32;
-        let (c, s) = (phi.cos(), phi.sin());
-        let (r0, r1) = (g.tof.inner_radius_cm as f32, g.tof.outer_radius_cm as f32);
-        gizmos.line(
-            Vec3::new(r0 * c, r0 * s, 0.0),
-            Vec3::new(r1 * c, r1 * s, 0.0),
-            Color::srgba(0.9, 0.3, 0.8, 0.4),
-        );
-    }
+        .collect()
 }
 
-fn camera_controls(
-    mut orbit: ResMut<Orbit>,
-    buttons: Res<ButtonInput<MouseButton>>,
-    motion: Res<AccumulatedMouseMotion>,
-    scroll: Res<AccumulatedMouseScroll>,
-    mut camera: Query<&mut Transform, With<Camera3d>>,
-    mut egui: EguiContexts,
+/// Advances the animation clock and shows the hits it has reached.
+fn animate(
+    time: Res<Time>,
+    mut animation: ResMut<Animation>,
+    display: Res<Display>,
+    mut batches: Query<&mut HitBatch>,
 ) {
-    let over_panel = egui
-        .ctx_mut()
-        .is_ok_and(|ctx| ctx.egui_wants_pointer_input());
-    if !over_panel {
-        if buttons.pressed(MouseButton::Left) {
-            orbit.yaw -= motion.delta.x * 0.005;
-            orbit.pitch = (orbit.pitch + motion.delta.y * 0.005).clamp(-1.5, 1.5);
+    let duration = display.scene.duration_ns.max(1e-3);
+    if animation.playing {
+        let step = time.delta_secs() * duration / animation.length_s.max(0.1);
+        let t = animation.t_ns.unwrap_or(0.0) + step;
+        if t >= duration {
+            // The end of the event: the whole event stays on screen.
+            animation.playing = false;
+            animation.t_ns = None;
+        } else {
+            animation.t_ns = Some(t);
         }
-        if buttons.pressed(MouseButton::Right) {
-            let rotation = Quat::from_euler(EulerRot::YXZ, orbit.yaw, -orbit.pitch, 0.0);
-            let pan = rotation
-                * Vec3::new(-motion.delta.x, motion.delta.y, 0.0)
-                * orbit.distance
-                * 0.0015;
-            orbit.focus += pan;
-        }
-        orbit.distance = (orbit.distance * (1.0 - scroll.delta.y * 0.1)).clamp(5.0, 10_000.0);
     }
-    let rotation = Quat::from_euler(EulerRot::YXZ, orbit.yaw, -orbit.pitch, 0.0);
-    for mut transform in &mut camera {
-        transform.translation = orbit.focus + rotation * Vec3::Z * orbit.distance;
-        transform.look_at(orbit.focus, Vec3::Y);
+    let t = animation.t_ns;
+    for mut batch in &mut batches {
+        let before = batch.visible;
+        batch.bypass_change_detection().show_until(t);
+        if batch.visible != before {
+            batch.set_changed();
+        }
     }
 }
 
-fn keyboard(
-    keys: Res<ButtonInput<KeyCode>>,
-    mut display: ResMut<Display>,
-    mut orbit: ResMut<Orbit>,
-    mut commands: Commands,
-) {
-    if keys.just_pressed(KeyCode::KeyN) || keys.just_pressed(KeyCode::ArrowRight) {
-        let next = display.event_id + 1;
-        display.go_to(next);
-    }
-    if keys.just_pressed(KeyCode::KeyP) || keys.just_pressed(KeyCode::ArrowLeft) {
-        let previous = display.event_id.saturating_sub(1);
-        display.go_to(previous);
-    }
-    for (key, view) in [
-        (KeyCode::Digit1, View::ThreeD),
-        (KeyCode::Digit2, View::RPhi),
-        (KeyCode::Digit3, View::RZ),
-    ] {
-        if keys.just_pressed(key) {
-            (orbit.yaw, orbit.pitch) = view.angles();
-            orbit.focus = Vec3::ZERO;
-        }
-    }
-    if keys.just_pressed(KeyCode::F12) {
-        let path = format!(
-            "alyx-run{}-event{}.png",
-            display.event.header.run, display.event.header.event_number
+fn pick(mut rays: MessageReader<PickRay>, mut display: ResMut<Display>) {
+    for ray in rays.read() {
+        let picked = scene::pick(
+            &display.scene,
+            ray.origin.to_array(),
+            ray.direction.to_array(),
+            ray.tolerance_cm,
         );
-        commands
-            .spawn(Screenshot::primary_window())
-            .observe(save_to_disk(path));
+        display.picked = picked;
     }
 }
 
-fn panel(mut contexts: EguiContexts, mut display: ResMut<Display>) -> Result {
-    let ctx = contexts.ctx_mut()?;
-    egui::Window::new("ALYX")
-        .default_pos([10.0, 10.0])
-        .default_width(260.0)
-        .show(ctx, |ui| {
-            let h = &display.event.header;
-            ui.heading(format!("run {} · event {}", h.run, h.event_number));
-            if h.sqrt_s_gev.is_finite() {
-                ui.label(format!("{} · √s = {} GeV", h.system.as_str(), h.sqrt_s_gev));
-            }
-            ui.label(format!(
-                "{} tracks · {} hits · {} muons",
-                display.event.tracks.len(),
-                display.event.hits.len(),
-                display.event.muons.len()
-            ));
-            ui.label(format!(
-                "drawn: {} tracks, {} of {} hits",
-                display.shown_tracks, display.shown_hits, display.passing_hits
-            ));
-            ui.separator();
-            let before = display.cuts.clone();
-            ui.add(egui::Slider::new(&mut display.cuts.pt_min_gev, 0.0..=5.0).text("pT min (GeV)"));
-            let mut eta = display.cuts.eta_max.min(2.0);
-            ui.add(egui::Slider::new(&mut eta, 0.1..=2.0).text("|η| max"));
-            display.cuts.eta_max = if eta >= 2.0 { f64::INFINITY } else { eta };
-            ui.horizontal(|ui| {
-                for (i, name) in ["ITS", "TPC", "TOF", "other"].iter().enumerate() {
-                    ui.checkbox(&mut display.cuts.detectors[i], *name);
-                }
-            });
-            if display.cuts != before {
-                display.dirty = true;
-            }
-            ui.separator();
-            ui.horizontal(|ui| {
-                if ui.button("◀ previous").clicked() {
-                    let id = display.event_id.saturating_sub(1);
-                    display.go_to(id);
-                }
-                if ui.button("next ▶").clicked() {
-                    let id = display.event_id + 1;
-                    display.go_to(id);
-                }
-            });
-            if let Some(message) = &display.message {
-                ui.colored_label(egui::Color32::LIGHT_RED, message);
-            }
-        });
-    Ok(())
+/// "1970-01-01 00:00:00 UTC" from nanoseconds since the Unix epoch.
+pub fn utc(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since the epoch (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
-fn screenshot(
-    mut commands: Commands,
-    job: Option<ResMut<ScreenshotJob>>,
-    status: Res<PipelineStatus>,
-    mut exit: MessageWriter<AppExit>,
-) {
-    let Some(mut job) = job else { return };
-    if job.requested {
-        return;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400_000_000_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_700_000_000_123_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc(-1_000_000_000), "1969-12-31 23:59:59 UTC");
     }
-    let waiting = status.0.0.load(Ordering::Relaxed);
-    let total = status.0.1.load(Ordering::Relaxed);
-    job.ready_frames = if waiting == 0 && total > 0 {
-        job.ready_frames + 1
-    } else {
-        0
-    };
-    if job.ready_frames < 5 {
-        return;
+
+    #[test]
+    fn hits_look_smaller_further_away() {
+        let v = Viewport::default();
+        assert!(v.pixels_per_cm(100.0) > 4.0 * v.pixels_per_cm(500.0) * 0.99);
     }
-    let Some(target) = job.target.clone() else {
-        exit.write(AppExit::error());
-        return;
-    };
-    job.requested = true;
-    let path = job.path.clone();
-    commands
-        .spawn(Screenshot::image(target))
-        .observe(save_to_disk(path))
-        .observe(
-            |_: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
-                exit.write(AppExit::Success);
-            },
-        );
 }

@@ -4,16 +4,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use alyx_desktop::display::{Display, EventDisplayPlugin, ScreenshotJob, View};
+use alyx_desktop::app::{self, Launch, Output};
+use alyx_desktop::display::View;
+use alyx_desktop::settings::default_config_dir;
 use alyx_shared::store::DataStore;
 use alyx_shared::{datasets, default_data_dir};
 use anyhow::{Context, Result, bail};
-use bevy::prelude::*;
-use bevy::window::{ExitCondition, WindowResolution};
-use bevy::winit::{UpdateMode, WinitPlugin, WinitSettings};
-use bevy_egui::EguiPlugin;
+use bevy::prelude::AppExit;
 use clap::Parser;
 
 #[derive(Parser)]
@@ -32,9 +30,9 @@ struct Args {
     /// Render the event to this PNG and exit.
     #[arg(long)]
     screenshot: Option<PathBuf>,
-    /// Camera: 3d, rphi (end view) or rz (side view).
-    #[arg(long, default_value = "3d")]
-    view: String,
+    /// Camera: 3d, rphi (end view) or rz (side view) (default: as last time; 3d for screenshots).
+    #[arg(long)]
+    view: Option<String>,
     /// Image or window size, WxH.
     #[arg(long, default_value = "1280x800")]
     size: String,
@@ -44,6 +42,9 @@ struct Args {
     /// A backend URL (alyxd); the desktop works standalone until the backend lands.
     #[arg(long)]
     backend: Option<String>,
+    /// Start with the default settings and do not save them.
+    #[arg(long)]
+    no_settings: bool,
 }
 
 fn main() -> ExitCode {
@@ -74,20 +75,22 @@ fn run(args: Args) -> Result<ExitCode> {
             "--backend {url}: this build has no backend client yet; run without --backend to use local data"
         );
     }
-    let view = View::parse(&args.view)
-        .with_context(|| format!("--view `{}`: use 3d, rphi or rz", args.view))?;
+    let view = match &args.view {
+        Some(v) => Some(View::parse(v).with_context(|| format!("--view `{v}`: use 3d, rphi or rz"))?),
+        None => args.screenshot.as_ref().map(|_| View::ThreeD),
+    };
     let size = parse_size(&args.size)?;
     let store = DataStore::open(args.data_dir.unwrap_or_else(default_data_dir))?;
     let dataset = match &args.open {
         Some(path) => alyx_desktop::open(path, &store)
             .with_context(|| format!("cannot open {}", path.display()))?,
         None => {
-            let mut made = datasets::ensure_demo(&store, &mut |name, done, n| {
+            let made = datasets::ensure_demo(&store, &mut |name, done, n| {
                 if done == n {
                     eprintln!("generated demo dataset {name} ({n} events)");
                 }
             })?;
-            made.remove(0)
+            made.into_iter().next().context("no demo dataset")?
         }
     };
     let first = dataset
@@ -96,41 +99,27 @@ fn run(args: Args) -> Result<ExitCode> {
         .first()
         .map_or(0, |c| c.first_event_id);
     let event_id = args.event.unwrap_or(first);
-    let event = dataset.read_event(event_id)?;
-
-    let mut app = App::new();
-    match &args.screenshot {
-        Some(path) => {
-            app.add_plugins(
-                DefaultPlugins
-                    .set(WindowPlugin {
-                        primary_window: None,
-                        exit_condition: ExitCondition::DontExit,
-                        ..default()
-                    })
-                    .disable::<WinitPlugin>(),
-            )
-            .add_plugins(bevy::app::ScheduleRunnerPlugin::run_loop(Duration::ZERO))
-            .insert_resource(ScreenshotJob::new(path.clone(), size));
-        }
-        None => {
-            app.add_plugins(DefaultPlugins.set(WindowPlugin {
-                primary_window: Some(Window {
-                    title: format!("ALYX — {}", dataset.name()),
-                    resolution: WindowResolution::new(size.0, size.1),
-                    ..default()
-                }),
-                ..default()
-            }))
-            .insert_resource(WinitSettings {
-                focused_mode: UpdateMode::Continuous,
-                unfocused_mode: UpdateMode::Continuous,
-            });
-        }
-    }
-    app.add_plugins(EguiPlugin::default())
-        .insert_resource(Display::new(dataset, event_id, event))
-        .add_plugins(EventDisplayPlugin { view });
+    let event = dataset
+        .read_event(event_id)
+        .with_context(|| format!("event {event_id} of {}", dataset.name()))?;
+    let output = match args.screenshot {
+        Some(path) => Output::Screenshot(path),
+        None => Output::Window {
+            title: format!("ALYX — {}", dataset.name()),
+        },
+    };
+    let settings = (!args.no_settings && matches!(output, Output::Window { .. }))
+        .then(|| default_config_dir().join("settings.toml"));
+    let mut app = app::build(Launch {
+        output,
+        size,
+        view,
+        settings,
+        store: Some(store),
+        dataset: Some(dataset),
+        event_id,
+        event,
+    });
     Ok(match app.run() {
         AppExit::Success => ExitCode::SUCCESS,
         AppExit::Error(_) => ExitCode::FAILURE,

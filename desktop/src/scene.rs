@@ -103,6 +103,8 @@ pub struct HitInstance {
     /// Index into `CollisionEvent::hits`.
     pub hit: u32,
     pub detector: Detector,
+    /// ns after the collision; NaN when the source gave none.
+    pub time_ns: f32,
 }
 
 /// One drawn track: a polyline with the time at each point (ns after the collision).
@@ -244,6 +246,7 @@ pub fn build_scene(
                 colour,
                 hit: i,
                 detector: h.detector,
+                time_ns: h.time_ns,
             }
         })
         .collect();
