@@ -347,7 +347,7 @@ fn rebuild_scene(
     for entity in &batches {
         commands.entity(entity).despawn();
     }
-    for batch in hit_batches(&scene, display.generation) {
+    if let Some(batch) = hit_batch(&scene, display.generation) {
         commands.spawn((
             batch,
             Transform::default(),
@@ -369,40 +369,34 @@ fn rebuild_scene(
     display.built = Some(key);
 }
 
-/// The scene's hits as one instance batch per detector, each sorted by time (a hit without a
-/// time counts as the collision's).
-pub fn hit_batches(scene: &Scene, generation: u64) -> Vec<HitBatch> {
-    [Detector::Its, Detector::Tpc, Detector::Tof, Detector::Other]
-        .into_iter()
-        .filter_map(|detector| {
-            let mut hits: Vec<(f32, HitInstanceData)> = scene
-                .hits
-                .iter()
-                .filter(|h| h.detector == detector)
-                .map(|h| {
-                    let t = if h.time_ns.is_finite() { h.time_ns } else { 0.0 };
-                    let instance = HitInstanceData {
-                        position_cm: h.position_cm,
-                        radius_cm: hit_radius_cm(detector),
-                        colour: h.colour,
-                    };
-                    (t, instance)
-                })
-                .collect();
-            if hits.is_empty() {
-                return None;
-            }
-            hits.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let (times, instances): (Vec<f32>, Vec<HitInstanceData>) = hits.into_iter().unzip();
-            Some(HitBatch {
-                detector,
-                visible: instances.len(),
-                instances: Arc::new(instances),
-                times_ns: Arc::new(times),
-                generation,
-            })
+/// The scene's hits as one instance batch, sorted by time (a hit without a time counts as the
+/// collision's). One batch, not one per detector: Bevy merges consecutive sorted-phase items
+/// that share a mesh into one draw, which would drop all but the first batch's instances.
+pub fn hit_batch(scene: &Scene, generation: u64) -> Option<HitBatch> {
+    let mut hits: Vec<(f32, HitInstanceData)> = scene
+        .hits
+        .iter()
+        .map(|h| {
+            let t = if h.time_ns.is_finite() { h.time_ns } else { 0.0 };
+            let instance = HitInstanceData {
+                position_cm: h.position_cm,
+                radius_cm: hit_radius_cm(h.detector),
+                colour: h.colour,
+            };
+            (t, instance)
         })
-        .collect()
+        .collect();
+    if hits.is_empty() {
+        return None;
+    }
+    hits.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (times, instances): (Vec<f32>, Vec<HitInstanceData>) = hits.into_iter().unzip();
+    Some(HitBatch {
+        visible: instances.len(),
+        instances: Arc::new(instances),
+        times_ns: Arc::new(times),
+        generation,
+    })
 }
 
 /// Advances the animation clock and shows the hits it has reached.

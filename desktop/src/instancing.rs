@@ -1,6 +1,6 @@
-//! GPU instancing of hits: one entity per hit class carries all of its hits as one instance
-//! buffer (position, size, colour per instance) and is drawn with one mesh in one draw call —
-//! never one entity, mesh or material per hit. Hits are sorted by time, so the unfolding
+//! GPU instancing of hits: one entity carries all drawn hits as one instance buffer (position,
+//! size, colour per instance) and is drawn with one mesh (the level of detail's) in one draw
+//! call — never one entity, mesh or material per hit. Hits are sorted by time, so the unfolding
 //! animation draws a prefix of the buffer (`HitBatch::visible`) without touching it.
 //!
 //! `HitBatch` is plain data and lives in the main world (the event display's logic and its
@@ -39,7 +39,6 @@ use bevy::render::sync_world::MainEntity;
 use bevy::render::view::ExtractedView;
 use bevy::render::{Render, RenderApp, RenderStartup, RenderSystems};
 
-use alyx_shared::model::Detector;
 
 /// One hit as the GPU sees it.
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -52,10 +51,9 @@ pub struct HitInstanceData {
     pub colour: [f32; 4],
 }
 
-/// All drawn hits of one detector, in time order: one entity, one mesh, one draw.
+/// All drawn hits, in time order: one entity, one mesh, one draw.
 #[derive(Component, Clone, Debug)]
 pub struct HitBatch {
-    pub detector: Detector,
     pub instances: Arc<Vec<HitInstanceData>>,
     /// Each instance's time (ns after the collision), ascending.
     pub times_ns: Arc<Vec<f32>>,
@@ -209,7 +207,7 @@ fn queue_hits(
                         continue;
                     }
                 };
-            phase.add_retained(Transparent3d {
+            phase.add_transient(Transparent3d {
                 sorting_info: TransparentSortingInfo3d::Sorted {
                     mesh_center: Vec3::ZERO,
                     depth_bias: 0.0,
@@ -338,7 +336,6 @@ mod tests {
             colour: [1.0; 4],
         };
         let mut batch = HitBatch {
-            detector: Detector::Tpc,
             instances: Arc::new(vec![instance; 4]),
             times_ns: Arc::new(vec![0.5, 1.0, 2.0, 8.0]),
             visible: 0,

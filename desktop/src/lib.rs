@@ -7,8 +7,16 @@
 //! data directory, under a name derived from its content hash, so reopening it is instant and
 //! a changed file is imported afresh.
 
+pub mod app;
+pub mod browser;
 pub mod display;
+pub mod histograms;
+pub mod instancing;
+pub mod panels;
 pub mod scene;
+pub mod settings;
+pub mod synthetic;
+pub mod visuals;
 
 use std::io::Read;
 use std::path::Path;
@@ -17,6 +25,50 @@ use alyx_shared::datasets;
 use alyx_shared::store::{DataStore, Dataset};
 use alyx_shared::{Error, import};
 use sha2::{Digest, Sha256};
+
+/// The dataset open in the workstation. Every panel reads it; File ▸ Open replaces it, and a
+/// panel refreshes when it changes (`Res::is_changed`).
+#[derive(bevy::prelude::Resource, Clone)]
+pub struct OpenDataset(pub Dataset);
+
+impl OpenDataset {
+    /// The first and last event ids (ids are contiguous across chunks).
+    pub fn id_range(&self) -> Option<(u64, u64)> {
+        let chunks = &self.0.manifest().chunks;
+        let first = chunks.first()?.first_event_id;
+        let last = chunks.last()?;
+        (last.event_count > 0).then(|| (first, last.first_event_id + last.event_count - 1))
+    }
+}
+
+/// The local data directory, where File ▸ Open imports files.
+#[derive(bevy::prelude::Resource, Clone)]
+pub struct LocalStore(pub DataStore);
+
+/// Which windows are open.
+#[derive(bevy::prelude::Resource, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Panels {
+    /// The side panel: event, navigation, animation, cuts and style.
+    pub side: bool,
+    pub events: bool,
+    pub histograms: bool,
+}
+
+impl Default for Panels {
+    fn default() -> Self {
+        Self {
+            side: true,
+            events: true,
+            histograms: false,
+        }
+    }
+}
+
+/// Asks the event display to show an event of the open dataset (sent by the event browser and
+/// the navigation controls).
+#[derive(bevy::prelude::Message, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShowEvent(pub u64);
 
 /// Opens `path` — a dataset, a data directory with one dataset, a ROOT file or a Phoenix JSON
 /// file — importing files into `store` the first time they are seen.

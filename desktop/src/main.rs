@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alyx_desktop::app::{self, Launch, Output};
-use alyx_desktop::display::View;
+use alyx_desktop::display::{Orbit, View};
 use alyx_desktop::settings::default_config_dir;
 use alyx_shared::store::DataStore;
 use alyx_shared::{datasets, default_data_dir};
@@ -33,6 +33,9 @@ struct Args {
     /// Camera: 3d, rphi (end view) or rz (side view) (default: as last time; 3d for screenshots).
     #[arg(long)]
     view: Option<String>,
+    /// Camera as YAW,PITCH,DISTANCE (radians, radians, cm), instead of a preset view.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    camera: Option<Vec<f32>>,
     /// Image or window size, WxH.
     #[arg(long, default_value = "1280x800")]
     size: String,
@@ -110,6 +113,16 @@ fn run(args: Args) -> Result<ExitCode> {
     };
     let settings = (!args.no_settings && matches!(output, Output::Window { .. }))
         .then(|| default_config_dir().join("settings.toml"));
+    let camera = match args.camera.as_deref() {
+        None => None,
+        Some(&[yaw, pitch, distance]) => Some(Orbit {
+            yaw,
+            pitch,
+            distance,
+            focus: [0.0; 3],
+        }),
+        Some(_) => bail!("--camera: expected YAW,PITCH,DISTANCE, e.g. 0.75,0.45,1300"),
+    };
     let mut app = app::build(Launch {
         output,
         size,
@@ -120,6 +133,9 @@ fn run(args: Args) -> Result<ExitCode> {
         event_id,
         event,
     });
+    if let Some(camera) = camera {
+        app.insert_resource(camera);
+    }
     Ok(match app.run() {
         AppExit::Success => ExitCode::SUCCESS,
         AppExit::Error(_) => ExitCode::FAILURE,

@@ -40,9 +40,6 @@ struct Navigation {
     open_path: String,
     opening: Option<(PathBuf, Task<AlyxResult<(Dataset, u64, CollisionEvent)>>)>,
     goto_id: String,
-    goto_run: String,
-    goto_event: String,
-    finding: Option<Task<AlyxResult<Option<u64>>>>,
 }
 
 pub struct DisplayPanelsPlugin;
@@ -53,7 +50,7 @@ impl Plugin for DisplayPanelsPlugin {
             .init_resource::<RecentFiles>()
             .init_resource::<Panels>()
             .init_resource::<Navigation>()
-            .add_systems(Update, (keyboard, finish_open, finish_find))
+            .add_systems(Update, (keyboard, finish_open))
             .add_systems(EguiPrimaryContextPass, ui);
     }
 }
@@ -228,20 +225,6 @@ fn navigation(
                     nav.goto_id = format!("{first}–{last}");
                 }
             }
-        }
-    });
-    ui.horizontal(|ui| {
-        ui.label("run");
-        ui.add(egui::TextEdit::singleline(&mut nav.goto_run).desired_width(60.0));
-        ui.label("event");
-        ui.add(egui::TextEdit::singleline(&mut nav.goto_event).desired_width(70.0));
-        if ui.button("go").clicked()
-            && let (Ok(run), Ok(number)) = (nav.goto_run.trim().parse::<u32>(), nav.goto_event.trim().parse::<u64>())
-        {
-            let dataset = dataset.0.clone();
-            nav.finding = Some(AsyncComputeTaskPool::get().spawn(async move {
-                crate::browser::find(&dataset, run, number)
-            }));
         }
     });
 }
@@ -466,19 +449,6 @@ fn finish_open(mut commands: Commands, mut nav: ResMut<Navigation>, mut display:
             nav.open_dialog = false;
         }
         Err(e) => display.message = Some(format!("cannot open {}: {e}", path.display())),
-    }
-}
-
-fn finish_find(mut nav: ResMut<Navigation>, mut display: ResMut<Display>, mut show: MessageWriter<ShowEvent>) {
-    let Some(task) = nav.finding.as_mut() else { return };
-    let Some(result) = check_ready(task) else { return };
-    nav.finding = None;
-    match result {
-        Ok(Some(id)) => {
-            show.write(ShowEvent(id));
-        }
-        Ok(None) => display.message = Some(format!("no event {} in run {}", nav.goto_event, nav.goto_run)),
-        Err(e) => display.message = Some(e.to_string()),
     }
 }
 

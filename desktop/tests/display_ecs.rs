@@ -38,17 +38,14 @@ fn instance_count(app: &mut App) -> usize {
 }
 
 #[test]
-fn one_batch_per_detector_holds_every_hit_that_passes_the_cuts() {
+fn one_instance_batch_holds_every_hit_that_passes_the_cuts() {
     let event = pp_event(1);
     let total = event.hits.len();
     assert!(total > 100, "a pp event has hits ({total})");
     let mut app = app_with(event.clone());
     let batches = instances(&mut app);
     assert_eq!(instance_count(&mut app), total);
-    let mut detectors: Vec<Detector> = batches.iter().map(|b| b.detector).collect();
-    detectors.sort_by_key(|d| alyx_desktop::scene::detector_index(*d));
-    detectors.dedup();
-    assert_eq!(detectors.len(), batches.len(), "one batch per detector");
+    assert_eq!(batches.len(), 1, "one entity draws every hit");
     for b in &batches {
         assert!(b.times_ns.windows(2).all(|w| w[0] <= w[1]), "time ordered");
         assert_eq!(b.visible, b.instances.len(), "all drawn when not animating");
@@ -85,7 +82,16 @@ fn one_batch_per_detector_holds_every_hit_that_passes_the_cuts() {
         })
         .count();
     assert_eq!(instance_count(&mut app), expected - tpc);
-    assert!(instances(&mut app).iter().all(|b| b.detector != Detector::Tpc));
+    let tpc_radius = alyx_desktop::display::hit_radius_cm(Detector::Tpc);
+    let its_radius = alyx_desktop::display::hit_radius_cm(Detector::Its);
+    assert!(instances(&mut app)[0].instances.iter().any(|i| i.radius_cm == its_radius));
+    assert!(
+        instances(&mut app)[0]
+            .instances
+            .iter()
+            .all(|i| i.radius_cm != tpc_radius || i.position_cm[0].hypot(i.position_cm[1]) > 300.0),
+        "no TPC hits left (other hits of that size sit outside the TPC)"
+    );
 }
 
 #[test]
@@ -118,11 +124,7 @@ fn zooming_out_decimates_hits_and_coarsens_meshes_and_zooming_in_restores_them()
     assert!(far_count < mid_count, "{far_count} < {mid_count}");
     // Deterministic and monotone: what is drawn far away is drawn closer too.
     for b in &far {
-        let closer = mid
-            .iter()
-            .find(|m| m.detector == b.detector)
-            .expect("same detectors");
-        let closer: std::collections::HashSet<[u32; 3]> = closer
+        let closer: std::collections::HashSet<[u32; 3]> = mid[0]
             .instances
             .iter()
             .map(|i| i.position_cm.map(f32::to_bits))

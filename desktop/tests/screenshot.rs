@@ -88,6 +88,43 @@ impl Png {
     }
 }
 
+/// Compares `png` with the reference image `name` in tests/reference: the same size, and at
+/// most 0.5% of pixels differing by more than 40 in a channel (rasterisation details may move a
+/// few edges). `ALYX_UPDATE_REFERENCE=1` rewrites the reference from `out`.
+fn compare_with_reference(png: &Png, out: &Path, name: &str) {
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/reference")
+        .join(name);
+    if std::env::var_os("ALYX_UPDATE_REFERENCE").is_some() {
+        std::fs::create_dir_all(reference.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(out, &reference).expect("reference written");
+        eprintln!("reference {} updated", reference.display());
+        return;
+    }
+    assert!(
+        reference.exists(),
+        "no reference image {} (run with ALYX_UPDATE_REFERENCE=1 and look at it)",
+        reference.display()
+    );
+    let expected = Png::read(&reference);
+    assert_eq!((png.width, png.height), (expected.width, expected.height));
+    let differing = (0..png.height)
+        .flat_map(|y| (0..png.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let (a, b) = (png.pixel(x, y), expected.pixel(x, y));
+            (0..3).any(|c| (i32::from(a[c]) - i32::from(b[c])).abs() > 40)
+        })
+        .count();
+    let fraction = differing as f64 / (png.width * png.height) as f64;
+    assert!(
+        fraction < 0.005,
+        "{:.2}% of pixels differ from {} (see {})",
+        fraction * 100.0,
+        reference.display(),
+        out.display()
+    );
+}
+
 fn render(open: &Path, extra: &[&str], out: &Path) -> Png {
     let status = Command::new(env!("CARGO_BIN_EXE_alyx"))
         .arg("--open")
@@ -129,8 +166,9 @@ fn end_view_of_a_generated_event_shows_hits_on_their_layers() {
     // Tracks: positive red, negative blue.
     let tracks = png.find([187, 132, 124], 15).len() + png.find([132, 156, 187], 15).len();
     assert!(tracks > 50, "{tracks} track-coloured pixels");
-    // TPC hits (cyan) lie on a ring between the TPC's inner and outer radius, seen end-on.
-    let tpc = png.find([101, 175, 187], 15);
+    // TPC hits (cyan, drawn by the instancing shader without tone mapping: linear
+    // (0.15, 0.75, 1.0) in sRGB) lie on a ring between the TPC's inner and outer radius.
+    let tpc = png.find([108, 225, 255], 15);
     assert!(tpc.len() > 50, "{} TPC-coloured pixels", tpc.len());
     let radii: Vec<f32> = tpc.iter().map(|(x, y)| x.hypot(*y)).collect();
     let inner = radii.iter().copied().fold(f32::INFINITY, f32::min);
@@ -143,6 +181,7 @@ fn end_view_of_a_generated_event_shows_hits_on_their_layers() {
         "screenshot {}: {drawn} pixels drawn, TPC ring {inner:.0}–{outer:.0} px",
         out.display()
     );
+    compare_with_reference(&png, &out, "pp-rphi.png");
 }
 
 #[test]
@@ -158,4 +197,5 @@ fn atlas_phoenix_event_renders() {
     let png = render(&atlas, &["--size", "640x400"], &out);
     let drawn = png.drawn();
     assert!(drawn > 1_000, "only {drawn} pixels drawn");
+    compare_with_reference(&png, &out, "atlas-3d.png");
 }

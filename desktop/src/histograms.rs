@@ -1,0 +1,843 @@
+//! `HistogramPlugin`: the "Histograms" window, a histogram of a track or event quantity over the
+//! whole open dataset — track pT, η, φ, tracks per event, opposite-charge muon and track pair
+//! masses — with editable binning, a log scale, √Σw² error bars, and CSV and PNG export.
+//!
+//! Each quantity is one SQL query whose column `x` is histogrammed inside polars
+//! (`Histogram::from_lazy`), so only one row per bin leaves the engine. Filling runs on the
+//! async pool. The PNG is the plot as drawn on screen: a window screenshot cropped to the plot.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use alyx_shared::histogram::{Binning, Histogram};
+use alyx_shared::model::pid_mass;
+use alyx_shared::store::Dataset;
+use alyx_shared::{Error, query};
+use bevy::math::URect;
+use bevy::prelude::*;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::tasks::futures::check_ready;
+use bevy::tasks::{AsyncComputeTaskPool, Task};
+use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
+use egui_plot::{Bar, BarChart, GridInput, GridMark, Line, Plot};
+
+use crate::{OpenDataset, Panels};
+
+/// What can be histogrammed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Quantity {
+    #[default]
+    TrackPt,
+    TrackEta,
+    TrackPhi,
+    /// Tracks per event.
+    Multiplicity,
+    /// Invariant mass of every opposite-charge pair of muon candidates in an event.
+    DimuonMass,
+    /// Invariant mass of every opposite-charge track pair in an event, each track with the
+    /// mass of its particle identification (the pion's where unidentified).
+    TrackPairMass,
+}
+
+impl Quantity {
+    pub const ALL: [Quantity; 6] = [
+        Quantity::TrackPt,
+        Quantity::TrackEta,
+        Quantity::TrackPhi,
+        Quantity::Multiplicity,
+        Quantity::DimuonMass,
+        Quantity::TrackPairMass,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantity::TrackPt => "track pT",
+            Quantity::TrackEta => "track η",
+            Quantity::TrackPhi => "track φ",
+            Quantity::Multiplicity => "tracks per event",
+            Quantity::DimuonMass => "μ+μ- pair mass",
+            Quantity::TrackPairMass => "h+h- pair mass",
+        }
+    }
+
+    /// The x axis title, with units.
+    pub fn axis_label(self) -> &'static str {
+        match self {
+            Quantity::TrackPt => "pT (GeV)",
+            Quantity::TrackEta => "η",
+            Quantity::TrackPhi => "φ (rad)",
+            Quantity::Multiplicity => "tracks per event",
+            Quantity::DimuonMass => "m(μ+μ-) (GeV)",
+            Quantity::TrackPairMass => "m(h+h-) (GeV)",
+        }
+    }
+
+    /// The query whose column `x` is histogrammed (one row per track, event or pair).
+    pub fn sql(self) -> String {
+        let pair_mass = "SQRT(POW(a.e + b.e, 2) - POW(a.px + b.px, 2) - POW(a.py + b.py, 2) \
+                         - POW(a.pz + b.pz, 2)) AS x";
+        // Each opposite-charge pair of an event once: the positive one as `a`.
+        let pairs = |t: &str| {
+            format!(
+                "{t} a JOIN {t} b ON a.event_id = b.event_id WHERE a.charge > 0 AND b.charge < 0"
+            )
+        };
+        match self {
+            Quantity::TrackPt => "SELECT pt AS x FROM tracks".into(),
+            Quantity::TrackEta => "SELECT eta AS x FROM tracks".into(),
+            Quantity::TrackPhi => "SELECT phi AS x FROM tracks".into(),
+            Quantity::Multiplicity => "SELECT n_tracks AS x FROM events".into(),
+            Quantity::DimuonMass => format!("SELECT {pair_mass} FROM {}", pairs("muons")),
+            Quantity::TrackPairMass => {
+                let m2 = |pid: i32| pid_mass(pid).powi(2);
+                format!(
+                    "WITH t AS (SELECT event_id, charge, px, py, pz, SQRT(px * px + py * py + pz * pz + \
+                     CASE WHEN ABS(pid) = 11 THEN {} WHEN ABS(pid) = 13 THEN {} \
+                     WHEN ABS(pid) = 321 THEN {} WHEN ABS(pid) = 2212 THEN {} ELSE {} END) AS e \
+                     FROM tracks) SELECT {pair_mass} FROM {}",
+                    m2(11),
+                    m2(13),
+                    m2(321),
+                    m2(2212),
+                    m2(211),
+                    pairs("t")
+                )
+            }
+        }
+    }
+
+    /// (bins, lo, hi) a histogram of it starts with.
+    pub fn default_range(self) -> (usize, f64, f64) {
+        use std::f64::consts::PI;
+        match self {
+            Quantity::TrackPt => (100, 0.0, 10.0),
+            Quantity::TrackEta => (50, -2.5, 2.5),
+            Quantity::TrackPhi => (64, -PI, PI),
+            Quantity::Multiplicity => (100, 0.0, 100.0),
+            Quantity::DimuonMass => (100, 0.0, 200.0),
+            Quantity::TrackPairMass => (200, 0.0, 4.0),
+        }
+    }
+}
+
+/// Histograms `quantity` over all of `dataset` (unweighted).
+pub fn fill(dataset: &Dataset, quantity: Quantity, binning: Binning) -> Result<Histogram, Error> {
+    Histogram::from_lazy(query::lazy(dataset, &quantity.sql())?, "x", None, binning)
+}
+
+/// Writes the bins as CSV: `lo,hi,count,error` (count Σw, error √Σw²).
+pub fn write_csv(h: &Histogram, path: &Path) -> Result<(), Error> {
+    let edges = h.binning.edges();
+    let mut out = String::from("lo,hi,count,error\n");
+    for (i, (count, error)) in h.sum_w.iter().zip(h.errors()).enumerate() {
+        let _ = writeln!(out, "{},{},{count},{error}", edges[i], edges[i + 1]);
+    }
+    std::fs::write(path, out).map_err(|e| Error::io(path, e))
+}
+
+/// The pixels of `rect` (egui points) on a screen of `pixels_per_point`, rounded outwards.
+pub fn pixel_rect(rect: egui::Rect, pixels_per_point: f32) -> URect {
+    let px = |v: f32, round: fn(f32) -> f32| round(v * pixels_per_point).max(0.0) as u32;
+    URect::new(
+        px(rect.min.x, f32::floor),
+        px(rect.min.y, f32::floor),
+        px(rect.max.x, f32::ceil),
+        px(rect.max.y, f32::ceil),
+    )
+}
+
+/// Saves the part `rect_px` of `image` (a screenshot) as an RGB PNG at `path`.
+pub fn crop_png(image: &Image, rect_px: URect, path: &Path) -> Result<(), Error> {
+    let full = image
+        .clone()
+        .try_into_dynamic()
+        .map_err(|e| Error::Invalid(format!("cannot read the screenshot: {e}")))?;
+    let (w, h) = (full.width(), full.height());
+    let (x0, y0) = (rect_px.min.x.min(w), rect_px.min.y.min(h));
+    let (x1, y1) = (rect_px.max.x.min(w), rect_px.max.y.min(h));
+    if x1 <= x0 || y1 <= y0 {
+        return Err(Error::Invalid(format!(
+            "the plot ({rect_px:?}) is outside the {w}×{h} screenshot"
+        )));
+    }
+    // The alpha channel of a screenshot is not opacity (it holds brightness with HDR).
+    full.crop_imm(x0, y0, x1 - x0, y1 - y0)
+        .to_rgb8()
+        .save(path)
+        .map_err(|e| Error::Invalid(format!("cannot write {}: {e}", path.display())))
+}
+
+/// A bin as drawn: its bar from `base` to `top` and its error bar from `error_lo` to
+/// `error_hi`, on the plotted y scale (log10 of the count on a log scale).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrawnBin {
+    pub lo: f64,
+    pub hi: f64,
+    pub count: f64,
+    pub error: f64,
+    pub base: f64,
+    pub top: f64,
+    pub error_lo: f64,
+    pub error_hi: f64,
+}
+
+/// The bins to draw. On a log scale empty bins are left out and bars start half a decade
+/// below the smallest count, rounded down to a power of ten.
+pub fn drawn_bins(h: &Histogram, log_y: bool) -> Vec<DrawnBin> {
+    let edges = h.binning.edges();
+    let errors = h.errors();
+    let bins = h
+        .sum_w
+        .iter()
+        .zip(&errors)
+        .enumerate()
+        .map(|(i, (&count, &error))| DrawnBin {
+            lo: edges[i],
+            hi: edges[i + 1],
+            count,
+            error,
+            base: 0.0,
+            top: count,
+            error_lo: count - error,
+            error_hi: count + error,
+        });
+    if !log_y {
+        return bins.collect();
+    }
+    let filled: Vec<DrawnBin> = bins.filter(|b| b.count > 0.0).collect();
+    let smallest = filled
+        .iter()
+        .map(|b| b.count.log10())
+        .fold(f64::INFINITY, f64::min);
+    let floor = (smallest - 0.5).floor();
+    filled
+        .into_iter()
+        .map(|b| DrawnBin {
+            base: floor,
+            top: b.count.log10(),
+            error_lo: if b.count > b.error {
+                (b.count - b.error).log10()
+            } else {
+                floor
+            },
+            error_hi: (b.count + b.error).log10(),
+            ..b
+        })
+        .collect()
+}
+
+/// A log axis label: `10^k` written out, for whole decades only.
+fn decade_label(k: f64) -> String {
+    if (k - k.round()).abs() > 1e-6 {
+        return String::new();
+    }
+    match k.round() as i32 {
+        k @ -3..=5 => format!("{}", 10f64.powi(k)),
+        k => format!("1e{k}"),
+    }
+}
+
+/// Grid lines at whole decades (enough of them to stay readable).
+fn decade_grid(input: GridInput) -> Vec<GridMark> {
+    let (lo, hi) = input.bounds;
+    let step = ((hi - lo) / 8.0).ceil().max(1.0);
+    let mut marks = Vec::new();
+    let mut k = (lo / step).floor() * step;
+    while k <= hi {
+        marks.push(GridMark {
+            value: k,
+            step_size: step,
+        });
+        k += step;
+    }
+    marks
+}
+
+/// What the user asked for in the panel.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HistogramAction {
+    /// Fill the histogram of the chosen quantity and binning.
+    Fill,
+    ExportCsv(PathBuf),
+    ExportPng(PathBuf),
+}
+
+/// The panel's view model.
+#[derive(Clone, Debug)]
+pub struct HistogramView {
+    pub quantity: Quantity,
+    pub bins: usize,
+    pub lo: f64,
+    pub hi: f64,
+    pub log_y: bool,
+    pub error_bars: bool,
+    /// The last histogram filled, and of what.
+    pub shown: Option<(Quantity, Histogram)>,
+    /// Counts histograms filled, so the plot's zoom resets for each.
+    pub generation: u64,
+    pub loading: bool,
+    /// Where exports go (the extension is set by the format).
+    pub export_path: String,
+    pub message: Option<String>,
+    /// Where the plot was drawn last, in screen pixels (for the PNG export).
+    pub plot_rect_px: Option<URect>,
+}
+
+impl Default for HistogramView {
+    fn default() -> Self {
+        let quantity = Quantity::default();
+        let (bins, lo, hi) = quantity.default_range();
+        Self {
+            quantity,
+            bins,
+            lo,
+            hi,
+            log_y: false,
+            error_bars: true,
+            shown: None,
+            generation: 0,
+            loading: false,
+            export_path: "alyx-histogram".into(),
+            message: None,
+            plot_rect_px: None,
+        }
+    }
+}
+
+/// The "Histograms" panel: quantity and binning, the plot, statistics and export.
+pub fn histogram_panel(ui: &mut egui::Ui, view: &mut HistogramView) -> Vec<HistogramAction> {
+    let mut actions = Vec::new();
+    ui.horizontal(|ui| {
+        let before = view.quantity;
+        egui::ComboBox::from_id_salt("alyx-histogram-quantity")
+            .selected_text(view.quantity.name())
+            .show_ui(ui, |ui| {
+                for q in Quantity::ALL {
+                    ui.selectable_value(&mut view.quantity, q, q.name());
+                }
+            });
+        if view.quantity != before {
+            (view.bins, view.lo, view.hi) = view.quantity.default_range();
+            actions.push(HistogramAction::Fill);
+        }
+        ui.label("bins");
+        ui.add(egui::DragValue::new(&mut view.bins).range(1..=10_000));
+        ui.label("from");
+        ui.add(egui::DragValue::new(&mut view.lo).speed(0.1));
+        ui.label("to");
+        ui.add(egui::DragValue::new(&mut view.hi).speed(0.1));
+        if ui.button("fill").clicked() {
+            actions.push(HistogramAction::Fill);
+        }
+        if view.loading {
+            ui.spinner();
+        }
+    });
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut view.log_y, "log scale");
+        ui.checkbox(&mut view.error_bars, "error bars");
+    });
+
+    if let Some((quantity, h)) = &view.shown {
+        let log_y = view.log_y;
+        let mut plot = Plot::new(("alyx-histogram", view.generation, log_y))
+            .height(300.0)
+            .x_axis_label(quantity.axis_label())
+            .y_axis_label("entries per bin");
+        plot = if log_y {
+            plot.y_grid_spacer(decade_grid)
+                .y_axis_formatter(|mark, _| decade_label(mark.value))
+        } else {
+            plot.include_y(0.0)
+        };
+        let bins = drawn_bins(h, log_y);
+        let error_bars = view.error_bars;
+        let drawn = ui.scope(|ui| {
+            plot.show(ui, |plot_ui| {
+                let bars = bins
+                    .iter()
+                    .map(|b| {
+                        Bar::new(0.5 * (b.lo + b.hi), b.top - b.base)
+                            .base_offset(b.base)
+                            .width(b.hi - b.lo)
+                            .name(format!(
+                                "[{:.4}, {:.4}): {} ± {:.1}",
+                                b.lo, b.hi, b.count, b.error
+                            ))
+                    })
+                    .collect();
+                plot_ui.bar_chart(
+                    BarChart::new("counts", bars)
+                        .color(egui::Color32::from_rgb(90, 150, 230))
+                        .element_formatter(Box::new(|bar: &Bar, _: &BarChart| bar.name.clone())),
+                );
+                if error_bars {
+                    for b in &bins {
+                        let x = 0.5 * (b.lo + b.hi);
+                        plot_ui.line(
+                            Line::new("√Σw²", vec![[x, b.error_lo], [x, b.error_hi]])
+                                .color(egui::Color32::WHITE)
+                                .width(1.0),
+                        );
+                    }
+                }
+            });
+        });
+        view.plot_rect_px = Some(pixel_rect(drawn.response.rect, ui.ctx().pixels_per_point()));
+        let entries: u64 = h.entries.iter().sum();
+        let mode = h
+            .mode()
+            .filter(|_| entries > 0)
+            .map_or_else(String::new, |m| format!(" · fullest bin at {m:.4}"));
+        ui.label(format!(
+            "{entries} entries · underflow {} · overflow {} · missing {}{mode}",
+            h.underflow, h.overflow, h.missing
+        ));
+    } else {
+        view.plot_rect_px = None;
+    }
+
+    ui.horizontal(|ui| {
+        ui.label("export to");
+        ui.add(egui::TextEdit::singleline(&mut view.export_path).desired_width(180.0));
+        let path = PathBuf::from(view.export_path.trim());
+        let ready = view.shown.is_some() && !view.export_path.trim().is_empty();
+        if ui.add_enabled(ready, egui::Button::new("CSV")).clicked() {
+            actions.push(HistogramAction::ExportCsv(path.with_extension("csv")));
+        }
+        if ui.add_enabled(ready, egui::Button::new("PNG")).clicked() {
+            actions.push(HistogramAction::ExportPng(path.with_extension("png")));
+        }
+    });
+    if let Some(message) = &view.message {
+        ui.label(message);
+    }
+    actions
+}
+
+/// The histogram panel's state: the view model, the dataset, the fill and export in flight.
+#[derive(Resource, Default)]
+pub struct HistogramState {
+    pub view: HistogramView,
+    dataset: Option<Dataset>,
+    actions: Vec<HistogramAction>,
+    fill_task: Option<Task<(Quantity, Result<Histogram, Error>)>>,
+    export_task: Option<Task<String>>,
+}
+
+impl HistogramState {
+    /// Queues an action, as a click in the panel does.
+    pub fn push(&mut self, action: HistogramAction) {
+        self.actions.push(action);
+    }
+
+    /// Fills the chosen histogram off the main thread (replacing a fill in flight).
+    fn fill(&mut self) {
+        let Some(dataset) = self.dataset.clone() else {
+            return;
+        };
+        let quantity = self.view.quantity;
+        let binning = match Binning::fixed(self.view.bins, self.view.lo, self.view.hi) {
+            Ok(b) => b,
+            Err(e) => {
+                self.view.message = Some(e.to_string());
+                return;
+            }
+        };
+        self.fill_task = Some(
+            AsyncComputeTaskPool::get()
+                .spawn(async move { (quantity, fill(&dataset, quantity, binning)) }),
+        );
+        self.view.loading = true;
+    }
+
+    /// Runs `export` off the main thread; its outcome becomes the panel's message.
+    fn export(
+        &mut self,
+        path: PathBuf,
+        export: impl FnOnce(&Path) -> Result<(), Error> + Send + 'static,
+    ) {
+        self.export_task = Some(AsyncComputeTaskPool::get().spawn(async move {
+            match export(&path) {
+                Ok(()) => format!("saved {}", path.display()),
+                Err(e) => e.to_string(),
+            }
+        }));
+    }
+}
+
+/// The histogram panel's systems (in `Update`).
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HistogramSystems;
+
+/// The histogram window; needs the `OpenDataset` resource.
+pub struct HistogramPlugin;
+
+impl Plugin for HistogramPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<HistogramState>().add_systems(
+            Update,
+            (follow_dataset, run_actions, receive)
+                .chain()
+                .in_set(HistogramSystems),
+        );
+    }
+
+    // In `finish`, so that EguiPlugin may be added before or after this plugin.
+    fn finish(&self, app: &mut App) {
+        if app.is_plugin_added::<EguiPlugin>() {
+            app.init_resource::<Panels>()
+                .add_systems(EguiPrimaryContextPass, window);
+        }
+    }
+}
+
+/// A new dataset clears the plot and fills the chosen histogram again.
+fn follow_dataset(dataset: Option<Res<OpenDataset>>, mut state: ResMut<HistogramState>) {
+    let Some(dataset) = dataset else { return };
+    if !dataset.is_changed() {
+        return;
+    }
+    state.dataset = Some(dataset.0.clone());
+    state.view.shown = None;
+    state.view.message = None;
+    state.fill();
+}
+
+fn run_actions(mut commands: Commands, mut state: ResMut<HistogramState>) {
+    for action in std::mem::take(&mut state.actions) {
+        match action {
+            HistogramAction::Fill => state.fill(),
+            HistogramAction::ExportCsv(path) => {
+                let Some((_, h)) = state.view.shown.clone() else {
+                    continue;
+                };
+                state.export(path, move |path| write_csv(&h, path));
+            }
+            HistogramAction::ExportPng(path) => {
+                let Some(rect) = state.view.plot_rect_px else {
+                    state.view.message = Some("show the plot before exporting it".into());
+                    continue;
+                };
+                commands.spawn(Screenshot::primary_window()).observe(
+                    move |captured: On<ScreenshotCaptured>, mut state: ResMut<HistogramState>| {
+                        let image = captured.image.clone();
+                        state.export(path.clone(), move |path| crop_png(&image, rect, path));
+                    },
+                );
+            }
+        }
+    }
+}
+
+fn receive(mut state: ResMut<HistogramState>) {
+    if let Some((quantity, result)) = state.fill_task.as_mut().and_then(check_ready) {
+        state.fill_task = None;
+        state.view.loading = false;
+        match result {
+            Ok(h) => {
+                state.view.shown = Some((quantity, h));
+                state.view.generation += 1;
+                state.view.message = None;
+            }
+            Err(e) => state.view.message = Some(e.to_string()),
+        }
+    }
+    if let Some(message) = state.export_task.as_mut().and_then(check_ready) {
+        state.export_task = None;
+        state.view.message = Some(message);
+    }
+}
+
+fn window(
+    mut contexts: EguiContexts,
+    mut state: ResMut<HistogramState>,
+    mut panels: ResMut<Panels>,
+) -> Result {
+    if !panels.histograms {
+        return Ok(());
+    }
+    let ctx = contexts.ctx_mut()?;
+    let mut actions = Vec::new();
+    egui::Window::new("Histograms")
+        .open(&mut panels.histograms)
+        .default_pos([700.0, 40.0])
+        .default_width(560.0)
+        .show(ctx, |ui| actions = histogram_panel(ui, &mut state.view));
+    state.actions.extend(actions);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alyx_shared::datasets;
+    use alyx_shared::generator::GeneratorConfig;
+    use alyx_shared::store::DataStore;
+    use bevy::asset::RenderAssetUsages;
+    use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
+
+    #[test]
+    fn the_imported_hzz_dimuon_mass_shows_the_z_peak() {
+        let Some(path) = alyx_tests::data_file("root/uproot-HZZ.root") else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DataStore::open(dir.path()).expect("store");
+        let dataset = crate::open(&path, &store).expect("imports");
+        let (bins, lo, hi) = Quantity::DimuonMass.default_range();
+        let binning = Binning::fixed(bins, lo, hi).expect("binning");
+        let h = fill(&dataset, Quantity::DimuonMass, binning).expect("fill");
+        let mode = h.mode().expect("bins");
+        assert!((88.0..=94.0).contains(&mode), "Z peak at {mode} GeV");
+        // At least the 1364 events with exactly two opposite-charge muons (uproot's count).
+        let pairs: u64 = h.entries.iter().sum::<u64>() + h.missing;
+        assert!(pairs >= 1364, "{pairs} opposite-charge pairs");
+        let root_n: Vec<f64> = h.sum_w.iter().map(|n| n.sqrt()).collect();
+        assert_eq!(h.errors(), root_n, "unit weights: √N errors");
+    }
+
+    #[test]
+    fn every_quantity_fills_from_a_generated_dataset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DataStore::open(dir.path()).expect("store");
+        let dataset = datasets::generate(&store, "pp", GeneratorConfig::pp(3), 200, &mut |_| {})
+            .expect("generate");
+        let count = |sql: &str| {
+            query::sql(&dataset, sql).expect("count").columns()[0]
+                .get(0)
+                .expect("row")
+                .extract::<f64>()
+                .expect("number")
+        };
+        let everything = |h: &Histogram| h.integral() + h.underflow + h.overflow + h.missing as f64;
+        for quantity in Quantity::ALL {
+            let (bins, lo, hi) = quantity.default_range();
+            let h = fill(
+                &dataset,
+                quantity,
+                Binning::fixed(bins, lo, hi).expect("binning"),
+            )
+            .unwrap_or_else(|e| panic!("{quantity:?}: {e}"));
+            assert!(h.integral() > 0.0, "{quantity:?} is empty");
+            let expected = match quantity {
+                Quantity::TrackPt | Quantity::TrackEta | Quantity::TrackPhi => {
+                    count("SELECT COUNT(*) FROM tracks")
+                }
+                Quantity::Multiplicity => 200.0,
+                Quantity::DimuonMass => count(
+                    "SELECT COUNT(*) FROM muons a JOIN muons b ON a.event_id = b.event_id \
+                     WHERE a.idx < b.idx AND a.charge * b.charge < 0",
+                ),
+                Quantity::TrackPairMass => count(
+                    "SELECT COUNT(*) FROM tracks a JOIN tracks b ON a.event_id = b.event_id \
+                     WHERE a.track_id < b.track_id AND a.charge * b.charge < 0",
+                ),
+            };
+            assert_eq!(everything(&h), expected, "{quantity:?}");
+        }
+    }
+
+    #[test]
+    fn csv_export_lists_every_bin_with_its_error() {
+        let mut h = Histogram::new(Binning::fixed(2, 0.0, 1.0).expect("binning"));
+        for (x, w) in [(0.1, 1.0), (0.2, 2.0), (0.7, 0.5), (3.0, 1.0)] {
+            h.fill(x, w);
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.csv");
+        write_csv(&h, &path).expect("write");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(
+            text,
+            format!(
+                "lo,hi,count,error\n0,0.5,3,{}\n0.5,1,0.5,0.5\n",
+                5f64.sqrt()
+            )
+        );
+        let missing_dir = dir.path().join("no/such/dir/h.csv");
+        assert!(write_csv(&h, &missing_dir).is_err());
+    }
+
+    /// A 4×3 RGBA image whose pixel (x, y) is (10x, 10y, 7, 255).
+    fn gradient(format: TextureFormat) -> Image {
+        let mut data = Vec::new();
+        for y in 0..3u8 {
+            for x in 0..4u8 {
+                data.extend([10 * x, 10 * y, 7, 255]);
+            }
+        }
+        if format == TextureFormat::Bgra8UnormSrgb {
+            data.chunks_mut(4).for_each(|p| p.swap(0, 2));
+        }
+        Image::new(
+            Extent3d {
+                width: 4,
+                height: 3,
+                depth_or_array_layers: 1,
+            },
+            TextureDimension::D2,
+            data,
+            format,
+            RenderAssetUsages::default(),
+        )
+    }
+
+    fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
+        let decoder = png::Decoder::new(std::io::BufReader::new(
+            std::fs::File::open(path).expect("open"),
+        ));
+        let mut reader = decoder.read_info().expect("png");
+        let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+        let info = reader.next_frame(&mut buf).expect("frame");
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+        buf.truncate(info.buffer_size());
+        (info.width, info.height, buf)
+    }
+
+    #[test]
+    fn crop_png_keeps_exactly_the_plot_rectangle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("plot.png");
+        // Window screenshots are BGRA: the crop must come out in the right colours.
+        for format in [TextureFormat::Rgba8UnormSrgb, TextureFormat::Bgra8UnormSrgb] {
+            crop_png(&gradient(format), URect::new(1, 1, 3, 3), &path).expect("crop");
+            let (w, h, rgb) = read_png(&path);
+            assert_eq!((w, h), (2, 2));
+            assert_eq!(rgb, [10, 10, 7, 20, 10, 7, 10, 20, 7, 20, 20, 7]);
+        }
+        // A rectangle reaching past the edge is clipped; one outside the image is refused.
+        crop_png(
+            &gradient(TextureFormat::Rgba8UnormSrgb),
+            URect::new(2, 0, 99, 99),
+            &path,
+        )
+        .expect("clipped");
+        assert_eq!(read_png(&path).0, 2);
+        let err = crop_png(
+            &gradient(TextureFormat::Rgba8UnormSrgb),
+            URect::new(5, 0, 9, 2),
+            &path,
+        )
+        .expect_err("outside");
+        assert!(err.to_string().contains("outside"), "{err}");
+        // egui points to pixels, rounded outwards.
+        let rect = egui::Rect::from_min_max(egui::pos2(10.2, 5.0), egui::pos2(20.5, 7.9));
+        assert_eq!(pixel_rect(rect, 2.0), URect::new(20, 10, 41, 16));
+    }
+
+    #[test]
+    fn log_scale_skips_empty_bins_and_clips_error_bars_at_the_floor() {
+        let mut h = Histogram::new(Binning::fixed(3, 0.0, 3.0).expect("binning"));
+        h.fill(0.5, 1.0);
+        (0..100).for_each(|_| h.fill(2.5, 1.0));
+        let linear = drawn_bins(&h, false);
+        assert_eq!(linear.len(), 3);
+        assert_eq!(
+            (linear[2].top, linear[2].error_lo, linear[2].error_hi),
+            (100.0, 90.0, 110.0)
+        );
+        let log = drawn_bins(&h, true);
+        assert_eq!(log.len(), 2, "the empty bin is not drawn");
+        assert_eq!(
+            (log[0].base, log[0].top, log[0].error_lo),
+            (-1.0, 0.0, -1.0)
+        );
+        assert_eq!(log[1].top, 2.0);
+        assert!((log[1].error_lo - 90f64.log10()).abs() < 1e-12);
+        assert_eq!(
+            (decade_label(2.0), decade_label(-1.0), decade_label(0.5)),
+            ("100".into(), "0.1".into(), String::new())
+        );
+        assert_eq!(decade_label(7.0), "1e7");
+    }
+
+    #[test]
+    fn the_panel_draws_a_histogram_and_offers_exports() {
+        let mut h = Histogram::new(Binning::fixed(10, 0.0, 10.0).expect("binning"));
+        (0..50).for_each(|i| h.fill(f64::from(i % 10), 1.0));
+        for log_y in [false, true] {
+            let mut view = HistogramView {
+                shown: Some((Quantity::TrackPt, h.clone())),
+                log_y,
+                ..default()
+            };
+            let ctx = egui::Context::default();
+            let mut actions = Vec::new();
+            ctx.run_ui(egui::RawInput::default(), |ui| {
+                actions = histogram_panel(ui, &mut view);
+            })
+            .drop_without_applying_deltas();
+            assert!(actions.is_empty(), "{actions:?}");
+            let rect = view.plot_rect_px.expect("the plot was drawn");
+            assert!(rect.width() > 100 && rect.height() >= 300, "{rect:?}");
+        }
+    }
+
+    fn update_until(app: &mut App, done: impl Fn(&HistogramView) -> bool) {
+        for _ in 0..1000 {
+            app.update();
+            if done(&app.world().resource::<HistogramState>().view) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("timed out waiting for the histogram panel");
+    }
+
+    #[test]
+    fn plugin_fills_headless_and_exports_csv() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DataStore::open(dir.path()).expect("store");
+        let dataset = datasets::generate(&store, "pp", GeneratorConfig::pp(5), 40, &mut |_| {})
+            .expect("generate");
+        let tracks = dataset.manifest().rows(alyx_shared::store::Table::Tracks) as f64;
+        let mut app = App::new();
+        app.add_plugins((MinimalPlugins, HistogramPlugin))
+            .insert_resource(OpenDataset(dataset));
+        update_until(&mut app, |view| view.shown.is_some());
+        let view = &app.world().resource::<HistogramState>().view;
+        let Some((Quantity::TrackPt, h)) = &view.shown else {
+            panic!("track pT first");
+        };
+        assert_eq!(
+            h.integral() + h.overflow + h.underflow + h.missing as f64,
+            tracks
+        );
+        assert!(!view.loading);
+
+        let mut state = app.world_mut().resource_mut::<HistogramState>();
+        state.view.quantity = Quantity::Multiplicity;
+        (state.view.bins, state.view.lo, state.view.hi) = (10, 0.0, 1000.0);
+        state.push(HistogramAction::Fill);
+        update_until(&mut app, |view| {
+            matches!(view.shown, Some((Quantity::Multiplicity, _)))
+        });
+        let csv = dir.path().join("multiplicity.csv");
+        app.world_mut()
+            .resource_mut::<HistogramState>()
+            .push(HistogramAction::ExportCsv(csv.clone()));
+        update_until(&mut app, |view| view.message.is_some());
+        let text = std::fs::read_to_string(&csv).expect("exported");
+        assert_eq!(text.lines().count(), 11, "{text}");
+        let counted: f64 = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').nth(2)?.parse::<f64>().ok())
+            .sum();
+        assert_eq!(counted, 40.0, "every event in a bin");
+
+        // A bad binning is reported, not filled.
+        let mut state = app.world_mut().resource_mut::<HistogramState>();
+        state.view.hi = -1.0;
+        state.push(HistogramAction::Fill);
+        app.update();
+        let view = &app.world().resource::<HistogramState>().view;
+        assert!(!view.loading);
+        assert!(
+            view.message
+                .as_deref()
+                .is_some_and(|m| m.contains("invalid binning"))
+        );
+    }
+}
