@@ -94,11 +94,7 @@ pub fn build(launch: Launch) -> App {
     }
     app.add_plugins(EguiPlugin::default())
         .insert_resource(Display::new(launch.event_id, launch.event))
-        .add_plugins((
-            EventDisplayPlugin,
-            EventBrowserPlugin,
-            HistogramPlugin,
-        ));
+        .add_plugins((EventDisplayPlugin, EventBrowserPlugin, HistogramPlugin));
     if let Some(path) = launch.settings {
         app.add_plugins(SettingsPlugin::new(path));
     }

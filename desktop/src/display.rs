@@ -377,7 +377,11 @@ pub fn hit_batch(scene: &Scene, generation: u64) -> Option<HitBatch> {
         .hits
         .iter()
         .map(|h| {
-            let t = if h.time_ns.is_finite() { h.time_ns } else { 0.0 };
+            let t = if h.time_ns.is_finite() {
+                h.time_ns
+            } else {
+                0.0
+            };
             let instance = HitInstanceData {
                 position_cm: h.position_cm,
                 radius_cm: hit_radius_cm(h.detector),
@@ -440,39 +444,9 @@ fn pick(mut rays: MessageReader<PickRay>, mut display: ResMut<Display>) {
     }
 }
 
-/// "1970-01-01 00:00:00 UTC" from nanoseconds since the Unix epoch.
-pub fn utc(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since the epoch (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(951_782_400_000_000_000), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_700_000_000_123_000_000), "2023-11-14 22:13:20 UTC");
-        assert_eq!(utc(-1_000_000_000), "1969-12-31 23:59:59 UTC");
-    }
 
     #[test]
     fn hits_look_smaller_further_away() {

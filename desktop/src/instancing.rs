@@ -39,7 +39,6 @@ use bevy::render::sync_world::MainEntity;
 use bevy::render::view::ExtractedView;
 use bevy::render::{Render, RenderApp, RenderStartup, RenderSystems};
 
-
 /// One hit as the GPU sees it.
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
@@ -347,6 +346,10 @@ mod tests {
         assert_eq!(batch.visible, 0);
         batch.show_until(None);
         assert_eq!(batch.visible, 4);
-        assert_eq!(size_of::<HitInstanceData>(), 32, "matches the vertex layout");
+        assert_eq!(
+            size_of::<HitInstanceData>(),
+            32,
+            "matches the vertex layout"
+        );
     }
 }

@@ -46,7 +46,9 @@ impl OpenDataset {
 pub struct LocalStore(pub DataStore);
 
 /// Which windows are open.
-#[derive(bevy::prelude::Resource, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    bevy::prelude::Resource, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize,
+)]
 #[serde(default)]
 pub struct Panels {
     /// The side panel: event, navigation, animation, cuts and style.

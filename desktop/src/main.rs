@@ -79,7 +79,9 @@ fn run(args: Args) -> Result<ExitCode> {
         );
     }
     let view = match &args.view {
-        Some(v) => Some(View::parse(v).with_context(|| format!("--view `{v}`: use 3d, rphi or rz"))?),
+        Some(v) => {
+            Some(View::parse(v).with_context(|| format!("--view `{v}`: use 3d, rphi or rz"))?)
+        }
         None => args.screenshot.as_ref().map(|_| View::ThreeD),
     };
     let size = parse_size(&args.size)?;

@@ -85,7 +85,8 @@ fn ui(
         egui::Area::new("overlay".into())
             .fixed_pos([8.0, 8.0])
             .show(&ctx, |ui| {
-                egui::Frame::popup(ui.style()).show(ui, |ui| event_info(ui, &display, dataset.as_deref()));
+                egui::Frame::popup(ui.style())
+                    .show(ui, |ui| event_info(ui, &display, dataset.as_deref()));
             });
         return Ok(());
     }
@@ -106,7 +107,11 @@ fn ui(
                 }
             });
             ui.menu_button("View", |ui| {
-                for (label, view) in [("3D  (1)", View::ThreeD), ("End view r-φ  (2)", View::RPhi), ("Side view r-z  (3)", View::RZ)] {
+                for (label, view) in [
+                    ("3D  (1)", View::ThreeD),
+                    ("End view r-φ  (2)", View::RPhi),
+                    ("Side view r-z  (3)", View::RZ),
+                ] {
                     if ui.button(label).clicked() {
                         *orbit = Orbit::view(view);
                         ui.close();
@@ -118,7 +123,11 @@ fn ui(
             });
             if let Some(d) = &dataset {
                 ui.separator();
-                ui.label(format!("{} · {} events", d.0.name(), d.0.manifest().event_count()));
+                ui.label(format!(
+                    "{} · {} events",
+                    d.0.name(),
+                    d.0.manifest().event_count()
+                ));
             }
         });
     });
@@ -156,12 +165,15 @@ fn event_info(ui: &mut egui::Ui, display: &Display, dataset: Option<&OpenDataset
         ui.label(format!("{} · id {}", d.0.name(), display.event_id));
     }
     if h.timestamp_ns != 0 {
-        ui.label(crate::display::utc(h.timestamp_ns));
+        ui.label(alyx_shared::utc(h.timestamp_ns));
     }
     if h.sqrt_s_gev.is_finite() {
         ui.label(format!("{} · √s = {} GeV", h.system.as_str(), h.sqrt_s_gev));
     }
-    let mut counts = vec![format!("{} tracks", e.tracks.len()), format!("{} hits", e.hits.len())];
+    let mut counts = vec![
+        format!("{} tracks", e.tracks.len()),
+        format!("{} hits", e.hits.len()),
+    ];
     for (n, name) in [
         (e.muons.len(), "muons"),
         (e.electrons.len(), "electrons"),
@@ -203,10 +215,16 @@ fn navigation(
     };
     ui.horizontal(|ui| {
         let id = display.event_id;
-        if ui.add_enabled(id > first, egui::Button::new("◀ previous")).clicked() {
+        if ui
+            .add_enabled(id > first, egui::Button::new("◀ previous"))
+            .clicked()
+        {
             show.write(ShowEvent(id - 1));
         }
-        if ui.add_enabled(id < last, egui::Button::new("next ▶")).clicked() {
+        if ui
+            .add_enabled(id < last, egui::Button::new("next ▶"))
+            .clicked()
+        {
             show.write(ShowEvent(id + 1));
         }
         if display.is_loading() {
@@ -231,16 +249,25 @@ fn navigation(
 
 fn animation_controls(ui: &mut egui::Ui, animation: &mut Animation, duration_ns: f32) {
     ui.horizontal(|ui| {
-        let label = if animation.playing { "⏸ pause" } else { "▶ play" };
+        let label = if animation.playing {
+            "⏸ pause"
+        } else {
+            "▶ play"
+        };
         if ui.button(label).on_hover_text("Space").clicked() {
             toggle_play(animation);
         }
         if ui.button("whole event").clicked() {
-            *animation = Animation { length_s: animation.length_s, ..Animation::default() };
+            *animation = Animation {
+                length_s: animation.length_s,
+                ..Animation::default()
+            };
         }
     });
     let mut t = animation.t_ns.unwrap_or(duration_ns);
-    let slider = egui::Slider::new(&mut t, 0.0..=duration_ns.max(0.01)).text("ns").fixed_decimals(2);
+    let slider = egui::Slider::new(&mut t, 0.0..=duration_ns.max(0.01))
+        .text("ns")
+        .fixed_decimals(2);
     if ui.add(slider).changed() {
         animation.t_ns = Some(t);
         animation.playing = false;
@@ -261,9 +288,18 @@ fn picked(ui: &mut egui::Ui, display: &Display) {
             ui.weak("click a track or hit to see its details");
         }
         Some(Picked::Track(i)) => {
-            let Some(t) = e.tracks.get(i as usize) else { return };
+            let Some(t) = e.tracks.get(i as usize) else {
+                return;
+            };
             let p = t.p4();
-            ui.strong(format!("track {i}{}", if t.collection.is_empty() { String::new() } else { format!(" ({})", t.collection) }));
+            ui.strong(format!(
+                "track {i}{}",
+                if t.collection.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", t.collection)
+                }
+            ));
             egui::Grid::new("picked").num_columns(2).show(ui, |ui| {
                 for (k, v) in [
                     ("pT", format!("{:.3} GeV", t.pt())),
@@ -273,7 +309,13 @@ fn picked(ui: &mut egui::Ui, display: &Display) {
                     ("χ²/ndf", format!("{:.2}", t.chi2_ndf)),
                     ("hits", t.n_hits.to_string()),
                     ("PID", t.pid.to_string()),
-                    ("origin", format!("({:.2}, {:.2}, {:.2}) cm", t.origin_cm[0], t.origin_cm[1], t.origin_cm[2])),
+                    (
+                        "origin",
+                        format!(
+                            "({:.2}, {:.2}, {:.2}) cm",
+                            t.origin_cm[0], t.origin_cm[1], t.origin_cm[2]
+                        ),
+                    ),
                 ] {
                     ui.label(k);
                     ui.label(v);
@@ -282,17 +324,27 @@ fn picked(ui: &mut egui::Ui, display: &Display) {
             });
         }
         Some(Picked::Hit(i)) => {
-            let Some(h) = e.hits.get(i as usize) else { return };
+            let Some(h) = e.hits.get(i as usize) else {
+                return;
+            };
             let [x, y, z] = h.position_cm;
             let detector = match h.detector {
-                Detector::Other => e.header.hit_collections.get(h.layer as usize).cloned().unwrap_or_else(|| "other".into()),
+                Detector::Other => e
+                    .header
+                    .hit_collections
+                    .get(h.layer as usize)
+                    .cloned()
+                    .unwrap_or_else(|| "other".into()),
                 d => format!("{d:?} layer {}", h.layer),
             };
             ui.strong(format!("hit {i}"));
             egui::Grid::new("picked").num_columns(2).show(ui, |ui| {
                 for (k, v) in [
                     ("detector", detector),
-                    ("r, φ, z", format!("{:.2} cm, {:.3}, {:.2} cm", x.hypot(y), y.atan2(x), z)),
+                    (
+                        "r, φ, z",
+                        format!("{:.2} cm, {:.3}, {:.2} cm", x.hypot(y), y.atan2(x), z),
+                    ),
                     ("time", format!("{:.3} ns", h.time_ns)),
                     ("energy", format!("{:.2} keV", h.edep_kev)),
                     ("track", h.track.map_or("—".into(), |t| t.to_string())),
@@ -308,106 +360,133 @@ fn picked(ui: &mut egui::Ui, display: &Display) {
 
 fn cuts_and_style(ui: &mut egui::Ui, options: &mut ViewOptions, display: &Display) {
     let mut o = options.clone();
-    egui::CollapsingHeader::new("Cuts").default_open(true).show(ui, |ui| {
-        ui.add(egui::Slider::new(&mut o.cuts.pt_min_gev, 0.0..=5.0).text("pT min (GeV)"));
-        let mut eta = o.cuts.eta_max.min(2.5);
-        ui.add(egui::Slider::new(&mut eta, 0.1..=2.5).text("|η| max"));
-        o.cuts.eta_max = if eta >= 2.5 { f64::INFINITY } else { eta };
-        ui.horizontal(|ui| {
-            for (value, label) in [(ChargeFilter::All, "all"), (ChargeFilter::Positive, "+"), (ChargeFilter::Negative, "−")] {
-                ui.radio_value(&mut o.cuts.charge, value, label);
-            }
-            ui.label("charge");
-        });
-        ui.horizontal(|ui| {
-            for (i, name) in ["ITS", "TPC", "TOF", "other"].iter().enumerate() {
-                ui.checkbox(&mut o.cuts.detectors[i], *name);
-            }
-        });
-        let mut collections: Vec<String> = display
-            .event
-            .tracks
-            .iter()
-            .map(|t| t.collection.clone())
-            .chain(display.event.header.hit_collections.iter().cloned())
-            .filter(|c| !c.is_empty())
-            .collect();
-        collections.sort();
-        collections.dedup();
-        for c in collections {
-            let mut shown = !o.cuts.hidden_collections.contains(&c);
-            if ui.checkbox(&mut shown, &c).changed() {
-                if shown {
-                    o.cuts.hidden_collections.remove(&c);
-                } else {
-                    o.cuts.hidden_collections.insert(c);
+    egui::CollapsingHeader::new("Cuts")
+        .default_open(true)
+        .show(ui, |ui| {
+            ui.add(egui::Slider::new(&mut o.cuts.pt_min_gev, 0.0..=5.0).text("pT min (GeV)"));
+            let mut eta = o.cuts.eta_max.min(2.5);
+            ui.add(egui::Slider::new(&mut eta, 0.1..=2.5).text("|η| max"));
+            o.cuts.eta_max = if eta >= 2.5 { f64::INFINITY } else { eta };
+            ui.horizontal(|ui| {
+                for (value, label) in [
+                    (ChargeFilter::All, "all"),
+                    (ChargeFilter::Positive, "+"),
+                    (ChargeFilter::Negative, "−"),
+                ] {
+                    ui.radio_value(&mut o.cuts.charge, value, label);
+                }
+                ui.label("charge");
+            });
+            ui.horizontal(|ui| {
+                for (i, name) in ["ITS", "TPC", "TOF", "other"].iter().enumerate() {
+                    ui.checkbox(&mut o.cuts.detectors[i], *name);
+                }
+            });
+            let mut collections: Vec<String> = display
+                .event
+                .tracks
+                .iter()
+                .map(|t| t.collection.clone())
+                .chain(display.event.header.hit_collections.iter().cloned())
+                .filter(|c| !c.is_empty())
+                .collect();
+            collections.sort();
+            collections.dedup();
+            for c in collections {
+                let mut shown = !o.cuts.hidden_collections.contains(&c);
+                if ui.checkbox(&mut shown, &c).changed() {
+                    if shown {
+                        o.cuts.hidden_collections.remove(&c);
+                    } else {
+                        o.cuts.hidden_collections.insert(c);
+                    }
                 }
             }
-        }
-    });
-    egui::CollapsingHeader::new("Style").default_open(true).show(ui, |ui| {
-        ui.horizontal(|ui| {
-            ui.label("hits by");
-            for (value, label) in [(HitColouring::Detector, "detector"), (HitColouring::Energy, "energy"), (HitColouring::Time, "time")] {
-                ui.radio_value(&mut o.style.hits, value, label);
-            }
         });
-        ui.horizontal(|ui| {
-            ui.label("tracks by");
-            for (value, label) in [(TrackColouring::Charge, "charge"), (TrackColouring::Pt, "pT"), (TrackColouring::Pid, "PID")] {
-                ui.radio_value(&mut o.style.tracks, value, label);
-            }
+    egui::CollapsingHeader::new("Style")
+        .default_open(true)
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label("hits by");
+                for (value, label) in [
+                    (HitColouring::Detector, "detector"),
+                    (HitColouring::Energy, "energy"),
+                    (HitColouring::Time, "time"),
+                ] {
+                    ui.radio_value(&mut o.style.hits, value, label);
+                }
+            });
+            ui.horizontal(|ui| {
+                ui.label("tracks by");
+                for (value, label) in [
+                    (TrackColouring::Charge, "charge"),
+                    (TrackColouring::Pt, "pT"),
+                    (TrackColouring::Pid, "PID"),
+                ] {
+                    ui.radio_value(&mut o.style.tracks, value, label);
+                }
+            });
+            ui.horizontal(|ui| {
+                ui.label("geometry");
+                for (i, name) in ["ITS", "TPC", "TOF"].iter().enumerate() {
+                    ui.checkbox(&mut o.geometry[i], *name);
+                }
+            });
+            ui.checkbox(&mut o.cut_away, "cut away the upper half");
+            ui.checkbox(&mut o.objects, "jets, clusters, MET, vertices, leptons");
         });
-        ui.horizontal(|ui| {
-            ui.label("geometry");
-            for (i, name) in ["ITS", "TPC", "TOF"].iter().enumerate() {
-                ui.checkbox(&mut o.geometry[i], *name);
-            }
-        });
-        ui.checkbox(&mut o.cut_away, "cut away the upper half");
-        ui.checkbox(&mut o.objects, "jets, clusters, MET, vertices, leptons");
-    });
     if o != *options {
         *options = o;
     }
 }
 
-fn open_dialog(ctx: &egui::Context, nav: &mut Navigation, recent: &mut RecentFiles, store: Option<&LocalStore>) {
+fn open_dialog(
+    ctx: &egui::Context,
+    nav: &mut Navigation,
+    recent: &mut RecentFiles,
+    store: Option<&LocalStore>,
+) {
     let mut open = true;
     let mut chosen: Option<PathBuf> = None;
-    egui::Window::new("Open").open(&mut open).collapsible(false).show(ctx, |ui| {
-        ui.label("A dataset directory, a ROOT file or a Phoenix JSON file:");
-        let response = ui.add(egui::TextEdit::singleline(&mut nav.open_path).desired_width(380.0));
-        let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        ui.horizontal(|ui| {
-            if (ui.button("Open").clicked() || enter) && !nav.open_path.trim().is_empty() {
-                chosen = Some(PathBuf::from(nav.open_path.trim()));
+    egui::Window::new("Open")
+        .open(&mut open)
+        .collapsible(false)
+        .show(ctx, |ui| {
+            ui.label("A dataset directory, a ROOT file or a Phoenix JSON file:");
+            let response =
+                ui.add(egui::TextEdit::singleline(&mut nav.open_path).desired_width(380.0));
+            let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            ui.horizontal(|ui| {
+                if (ui.button("Open").clicked() || enter) && !nav.open_path.trim().is_empty() {
+                    chosen = Some(PathBuf::from(nav.open_path.trim()));
+                }
+                if nav.opening.is_some() {
+                    ui.spinner();
+                    ui.label("importing…");
+                }
+            });
+            let local = store
+                .and_then(|s| s.0.dataset_names().ok())
+                .unwrap_or_default();
+            if !local.is_empty() {
+                ui.separator();
+                ui.label("In the local data directory");
+                for name in local {
+                    if ui.link(&name).clicked() {
+                        chosen = store.map(|s| s.0.root().join(&name));
+                    }
+                }
             }
-            if nav.opening.is_some() {
-                ui.spinner();
-                ui.label("importing…");
+            if !recent.0.is_empty() {
+                ui.separator();
+                ui.label("Recent");
+                for path in &recent.0 {
+                    if ui.link(path.display().to_string()).clicked() {
+                        chosen = Some(path.clone());
+                    }
+                }
             }
         });
-        let local = store.and_then(|s| s.0.dataset_names().ok()).unwrap_or_default();
-        if !local.is_empty() {
-            ui.separator();
-            ui.label("In the local data directory");
-            for name in local {
-                if ui.link(&name).clicked() {
-                    chosen = store.map(|s| s.0.root().join(&name));
-                }
-            }
-        }
-        if !recent.0.is_empty() {
-            ui.separator();
-            ui.label("Recent");
-            for path in &recent.0 {
-                if ui.link(path.display().to_string()).clicked() {
-                    chosen = Some(path.clone());
-                }
-            }
-        }
-    });
     if !open {
         nav.open_dialog = false;
     }
@@ -438,8 +517,12 @@ fn open_first_event(
 }
 
 fn finish_open(mut commands: Commands, mut nav: ResMut<Navigation>, mut display: ResMut<Display>) {
-    let Some((path, task)) = nav.opening.as_mut() else { return };
-    let Some(result) = check_ready(task) else { return };
+    let Some((path, task)) = nav.opening.as_mut() else {
+        return;
+    };
+    let Some(result) = check_ready(task) else {
+        return;
+    };
     let path = path.clone();
     nav.opening = None;
     match result {
@@ -467,7 +550,10 @@ fn keyboard(
 ) {
     let Some(keys) = keys else { return };
     // Typing into a text field is not a shortcut.
-    if contexts.ctx_mut().is_ok_and(|ctx| ctx.egui_wants_keyboard_input()) {
+    if contexts
+        .ctx_mut()
+        .is_ok_and(|ctx| ctx.egui_wants_keyboard_input())
+    {
         return;
     }
     if let Some((first, last)) = dataset.as_ref().and_then(|d| d.id_range()) {
@@ -479,7 +565,11 @@ fn keyboard(
             show.write(ShowEvent(id - 1));
         }
     }
-    for (key, view) in [(KeyCode::Digit1, View::ThreeD), (KeyCode::Digit2, View::RPhi), (KeyCode::Digit3, View::RZ)] {
+    for (key, view) in [
+        (KeyCode::Digit1, View::ThreeD),
+        (KeyCode::Digit2, View::RPhi),
+        (KeyCode::Digit3, View::RZ),
+    ] {
         if keys.just_pressed(key) {
             *orbit = Orbit::view(view);
         }
@@ -490,7 +580,9 @@ fn keyboard(
     if keys.just_pressed(KeyCode::F12) {
         crate::visuals::save_window_screenshot(&mut commands, &mut display);
     }
-    if keys.just_pressed(KeyCode::KeyO) && keys.any_pressed([KeyCode::ControlLeft, KeyCode::ControlRight]) {
+    if keys.just_pressed(KeyCode::KeyO)
+        && keys.any_pressed([KeyCode::ControlLeft, KeyCode::ControlRight])
+    {
         nav.open_dialog = true;
     }
 }

@@ -48,7 +48,10 @@ impl Settings {
 
     fn from_world(world: &World) -> Self {
         Self {
-            view: world.get_resource::<ViewOptions>().cloned().unwrap_or_default(),
+            view: world
+                .get_resource::<ViewOptions>()
+                .cloned()
+                .unwrap_or_default(),
             camera: world.get_resource::<Orbit>().copied().unwrap_or_default(),
             panels: world.get_resource::<Panels>().cloned().unwrap_or_default(),
             recent: world
@@ -112,7 +115,10 @@ impl Plugin for SettingsPlugin {
                 // Keep the unreadable file for the user; start from the defaults.
                 let aside = self.path.with_extension("toml.invalid");
                 let _ = std::fs::rename(&self.path, &aside);
-                warn!("settings not restored ({e}); the file was moved to {}", aside.display());
+                warn!(
+                    "settings not restored ({e}); the file was moved to {}",
+                    aside.display()
+                );
                 None
             }
         };

@@ -19,15 +19,24 @@ pub fn merge(mut first: CollisionEvent, rest: Vec<CollisionEvent>) -> CollisionE
 
 /// One event with exactly `hits` hits (central and peripheral Pb–Pb events merged, then cut).
 pub fn event_with_hits(hits: usize, geometry: &DetectorGeometry) -> CollisionEvent {
-    let central = EventGenerator::new(GeneratorConfig::pbpb(3, Centrality::Central), geometry.clone());
-    let peripheral =
-        EventGenerator::new(GeneratorConfig::pbpb(3, Centrality::Peripheral), geometry.clone());
+    let central = EventGenerator::new(
+        GeneratorConfig::pbpb(3, Centrality::Central),
+        geometry.clone(),
+    );
+    let peripheral = EventGenerator::new(
+        GeneratorConfig::pbpb(3, Centrality::Peripheral),
+        geometry.clone(),
+    );
     let first = peripheral.event(0);
     let mut n = first.hits.len();
     let mut events = Vec::new();
     let mut i = 1;
     while n < hits {
-        let e = if hits - n > 200_000 { central.event(i) } else { peripheral.event(i) };
+        let e = if hits - n > 200_000 {
+            central.event(i)
+        } else {
+            peripheral.event(i)
+        };
         n += e.hits.len();
         events.push(e);
         i += 1;

@@ -357,10 +357,13 @@ fn tube(r: f32, half: f32, phi0: f32, phi1: f32) -> Mesh {
         let a = 2 * k;
         indices.extend([a, a + 2, a + 1, a + 1, a + 2, a + 3]);
     }
-    Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::default())
-        .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, positions)
-        .with_inserted_attribute(Mesh::ATTRIBUTE_NORMAL, normals)
-        .with_inserted_indices(Indices::U32(indices))
+    Mesh::new(
+        PrimitiveTopology::TriangleList,
+        RenderAssetUsages::default(),
+    )
+    .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, positions)
+    .with_inserted_attribute(Mesh::ATTRIBUTE_NORMAL, normals)
+    .with_inserted_indices(Indices::U32(indices))
 }
 
 fn draw_outlines(mut gizmos: Gizmos, display: Res<Display>, options: Res<ViewOptions>) {
@@ -448,14 +451,27 @@ fn objects(
         return;
     }
     let event = &display.event;
-    let vertex = Vec3::from(event.header.vertex_cm.map(|v| if v.is_finite() { v as f32 } else { 0.0 }));
+    let vertex = Vec3::from(
+        event
+            .header
+            .vertex_cm
+            .map(|v| if v.is_finite() { v as f32 } else { 0.0 }),
+    );
     for jet in &event.jets {
         let Some(d) = unit_direction(jet.eta, jet.phi) else {
             continue;
         };
-        let energy = if jet.e_gev.is_finite() { jet.e_gev } else { jet.pt_gev } as f32;
+        let energy = if jet.e_gev.is_finite() {
+            jet.e_gev
+        } else {
+            jet.pt_gev
+        } as f32;
         let length = (energy * 3.0).clamp(60.0, 450.0);
-        let r = if jet.cone_r.is_finite() && jet.cone_r > 0.0 { jet.cone_r as f32 } else { 0.4 };
+        let r = if jet.cone_r.is_finite() && jet.cone_r > 0.0 {
+            jet.cone_r as f32
+        } else {
+            0.4
+        };
         // Bevy's cone points along +y with its tip at +height/2: turn the tip to the vertex.
         commands.spawn((
             Mesh3d(meshes.add(Cone {
@@ -490,7 +506,12 @@ fn draw_objects(mut gizmos: Gizmos, display: Res<Display>, options: Res<ViewOpti
         return;
     }
     let event = &display.event;
-    let vertex = Vec3::from(event.header.vertex_cm.map(|v| if v.is_finite() { v as f32 } else { 0.0 }));
+    let vertex = Vec3::from(
+        event
+            .header
+            .vertex_cm
+            .map(|v| if v.is_finite() { v as f32 } else { 0.0 }),
+    );
     let kinds = [
         (&event.muons, 700.0, Color::srgb(1.0, 0.55, 0.0)),
         (&event.electrons, 400.0, Color::srgb(0.2, 1.0, 0.4)),
@@ -498,7 +519,8 @@ fn draw_objects(mut gizmos: Gizmos, display: Res<Display>, options: Res<ViewOpti
     ];
     for (objects, length, colour) in kinds {
         for o in objects {
-            let direction = if o.px_gev.is_finite() && o.py_gev.is_finite() && o.pz_gev.is_finite() {
+            let direction = if o.px_gev.is_finite() && o.py_gev.is_finite() && o.pz_gev.is_finite()
+            {
                 let p = FourMomentum::from_p3_mass(o.px_gev, o.py_gev, o.pz_gev, 0.0);
                 unit_direction(p.eta(), p.phi())
             } else {
@@ -570,7 +592,10 @@ fn camera_controls(
             o.pitch = (o.pitch + motion.delta.y * 0.005).clamp(-1.5, 1.5);
         }
         if buttons.pressed(MouseButton::Right) {
-            let pan = o.rotation() * Vec3::new(-motion.delta.x, motion.delta.y, 0.0) * o.distance * 0.0015;
+            let pan = o.rotation()
+                * Vec3::new(-motion.delta.x, motion.delta.y, 0.0)
+                * o.distance
+                * 0.0015;
             o.focus = (Vec3::from(o.focus) + pan).to_array();
         }
         o.distance *= 1.0 - scroll.delta.y * 0.1;
@@ -581,7 +606,8 @@ fn camera_controls(
             f32::from(u8::from(keys.pressed(pos))) - f32::from(u8::from(keys.pressed(neg)))
         };
         o.yaw += axis(KeyCode::ArrowRight, KeyCode::ArrowLeft) * 1.5 * dt;
-        o.pitch = (o.pitch + axis(KeyCode::ArrowDown, KeyCode::ArrowUp) * 1.5 * dt).clamp(-1.5, 1.5);
+        o.pitch =
+            (o.pitch + axis(KeyCode::ArrowDown, KeyCode::ArrowUp) * 1.5 * dt).clamp(-1.5, 1.5);
         o.distance *= 1.0 - axis(KeyCode::Minus, KeyCode::Equal) * 1.5 * dt;
         if keys.just_pressed(KeyCode::Home) {
             o = Orbit::default();
@@ -611,7 +637,11 @@ fn click_to_pick(
     let Ok(window) = windows.single() else { return };
     let cursor = window.cursor_position();
     if buttons.just_pressed(MouseButton::Left) {
-        *pressed_at = if pointer.is_some_and(|p| p.0) { None } else { cursor };
+        *pressed_at = if pointer.is_some_and(|p| p.0) {
+            None
+        } else {
+            cursor
+        };
     }
     if !buttons.just_released(MouseButton::Left) {
         return;

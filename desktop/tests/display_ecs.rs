@@ -52,7 +52,10 @@ fn one_instance_batch_holds_every_hit_that_passes_the_cuts() {
     }
 
     // A pT cut, applied without reloading: the hits of tracks below it go.
-    app.world_mut().resource_mut::<ViewOptions>().cuts.pt_min_gev = 1.0;
+    app.world_mut()
+        .resource_mut::<ViewOptions>()
+        .cuts
+        .pt_min_gev = 1.0;
     app.update();
     let expected = event
         .hits
@@ -84,7 +87,12 @@ fn one_instance_batch_holds_every_hit_that_passes_the_cuts() {
     assert_eq!(instance_count(&mut app), expected - tpc);
     let tpc_radius = alyx_desktop::display::hit_radius_cm(Detector::Tpc);
     let its_radius = alyx_desktop::display::hit_radius_cm(Detector::Its);
-    assert!(instances(&mut app)[0].instances.iter().any(|i| i.radius_cm == its_radius));
+    assert!(
+        instances(&mut app)[0]
+            .instances
+            .iter()
+            .any(|i| i.radius_cm == its_radius)
+    );
     assert!(
         instances(&mut app)[0]
             .instances
@@ -115,7 +123,10 @@ fn zooming_out_decimates_hits_and_coarsens_meshes_and_zooming_in_restores_them()
     assert_eq!(app.world().resource::<Display>().lod, HitLod::Point);
     let mid = instances(&mut app);
     let mid_count: usize = mid.iter().map(|b| b.instances.len()).sum();
-    assert!(mid_count < total && mid_count >= 50_000, "{mid_count} of {total}");
+    assert!(
+        mid_count < total && mid_count >= 50_000,
+        "{mid_count} of {total}"
+    );
 
     app.world_mut().resource_mut::<Orbit>().distance = 8000.0;
     app.update();
@@ -138,7 +149,11 @@ fn zooming_out_decimates_hits_and_coarsens_meshes_and_zooming_in_restores_them()
 
     app.world_mut().resource_mut::<Orbit>().distance = 150.0;
     app.update();
-    assert_eq!(instance_count(&mut app), total, "zooming in restores every hit");
+    assert_eq!(
+        instance_count(&mut app),
+        total,
+        "zooming in restores every hit"
+    );
 }
 
 #[test]
@@ -161,7 +176,10 @@ fn a_ray_picks_the_hit_or_track_it_passes_through() {
 
     // Through the middle of a track's first segment (inside the beam pipe: no hits there).
     let track = &scene.tracks[0];
-    let (a, b) = (Vec3::from(track.points_cm[0]), Vec3::from(track.points_cm[1]));
+    let (a, b) = (
+        Vec3::from(track.points_cm[0]),
+        Vec3::from(track.points_cm[1]),
+    );
     let mid = (a + b) / 2.0;
     let side = (b - a).any_orthogonal_vector().normalize();
     app.world_mut().write_message(PickRay {
@@ -267,13 +285,19 @@ fn settings_survive_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("alyx/settings.toml");
     let mut app = settings_app(&path);
-    assert_eq!(*app.world().resource::<ViewOptions>(), ViewOptions::default());
+    assert_eq!(
+        *app.world().resource::<ViewOptions>(),
+        ViewOptions::default()
+    );
     {
         let mut options = app.world_mut().resource_mut::<ViewOptions>();
         options.cuts.pt_min_gev = 1.5;
         options.cuts.eta_max = 0.9;
         options.cuts.detectors[2] = false;
-        options.cuts.hidden_collections.insert("InDetTrackParticles".into());
+        options
+            .cuts
+            .hidden_collections
+            .insert("InDetTrackParticles".into());
         options.style.hits = alyx_desktop::scene::HitColouring::Energy;
         options.cut_away = true;
         options.geometry = [true, false, true];
@@ -303,7 +327,10 @@ fn an_unreadable_settings_file_is_set_aside_not_lost() {
     let path = dir.path().join("settings.toml");
     std::fs::write(&path, "view = [[[ not toml").expect("write");
     let app = settings_app(&path);
-    assert_eq!(*app.world().resource::<ViewOptions>(), ViewOptions::default());
+    assert_eq!(
+        *app.world().resource::<ViewOptions>(),
+        ViewOptions::default()
+    );
     let aside = std::fs::read_to_string(dir.path().join("settings.toml.invalid")).expect("kept");
     assert!(aside.contains("not toml"));
 }

@@ -431,7 +431,11 @@ fn info(dir: &Path, name: Option<&str>) -> Result<()> {
             out!("  runs:    {lo}–{hi}");
         }
         if let Some((lo, hi)) = m.time_range_ns().filter(|(lo, _)| *lo > 0) {
-            out!("  time:    {} – {}", utc(lo), utc(hi));
+            out!(
+                "  time:    {} – {}",
+                alyx_shared::utc(lo),
+                alyx_shared::utc(hi)
+            );
         }
         out!("  tables:");
         for table in Table::ALL {
@@ -449,29 +453,6 @@ fn info(dir: &Path, name: Option<&str>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A UTC timestamp from ns since the epoch, as YYYY-MM-DD hh:mm:ss.
-fn utc(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let ms = ns.rem_euclid(1_000_000_000) / 1_000_000;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{ms:03} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 fn demo(data_dir: PathBuf) -> Result<()> {
