@@ -194,6 +194,8 @@ pub struct Display {
     pub picked: Option<Picked>,
     /// A problem to show the user (an event that failed to load, a file that did not open).
     pub message: Option<String>,
+    /// Something done that the user should know about (where a screenshot went).
+    pub notice: Option<String>,
     built: Option<(Cuts, Style, usize)>,
     /// An event being read from the store off the main thread: (id, read).
     loading: Option<(u64, Task<alyx_shared::error::Result<CollisionEvent>>)>,
@@ -211,6 +213,7 @@ impl Display {
             hit_budget: usize::MAX,
             picked: None,
             message: None,
+            notice: None,
             built: None,
             loading: None,
         }

@@ -90,7 +90,7 @@ fn ui(
             });
         return Ok(());
     }
-    egui::Panel::top("menu").show(&mut root, |ui| {
+    let menu = egui::Panel::top("menu").show(&mut root, |ui| {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
                 if ui.button("Open…  (Ctrl+O)").clicked() {
@@ -131,12 +131,15 @@ fn ui(
             }
         });
     });
-    egui::Panel::left("side")
+    let side = egui::Panel::left("side")
         .resizable(true)
         .default_size(290.0)
         .show(&mut root, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
                 event_info(ui, &display, dataset.as_deref());
+                if let Some(notice) = &display.notice {
+                    ui.label(notice);
+                }
                 if let Some(message) = &display.message {
                     ui.colored_label(egui::Color32::LIGHT_RED, message);
                 }
@@ -153,7 +156,16 @@ fn ui(
     if nav.open_dialog {
         open_dialog(&ctx, &mut nav, &mut recent, store.as_deref());
     }
-    pointer.0 = ctx.egui_wants_pointer_input() || ctx.is_pointer_over_egui();
+    // The panels live on the background layer, which egui counts as "over egui" everywhere;
+    // what the 3D view must not take is a pointer over a panel or a window, or one egui is using.
+    let over_ui = ctx.input(|i| i.pointer.interact_pos()).is_some_and(|pos| {
+        menu.response.rect.contains(pos)
+            || side.response.rect.contains(pos)
+            || ctx
+                .layer_id_at(pos)
+                .is_some_and(|layer| layer.order != egui::Order::Background)
+    });
+    pointer.0 = over_ui || ctx.egui_is_using_pointer();
     Ok(())
 }
 

@@ -669,7 +669,7 @@ pub fn save_window_screenshot(commands: &mut Commands, display: &mut Display) {
     let h = &display.event.header;
     let name = format!("alyx-run{}-event{}.png", h.run, h.event_number);
     let path = std::env::current_dir().map_or_else(|_| PathBuf::from(&name), |d| d.join(&name));
-    display.message = Some(format!("screenshot saved to {}", path.display()));
+    display.notice = Some(format!("screenshot saved to {}", path.display()));
     commands
         .spawn(Screenshot::primary_window())
         .observe(save_to_disk(path));
