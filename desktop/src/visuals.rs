@@ -286,8 +286,7 @@ fn phi_range(cut_away: bool) -> (f32, f32) {
     if cut_away { (PI, TAU) } else { (0.0, TAU) }
 }
 
-/// The detector's layers as semi-transparent shells, rebuilt when visibility or the cut-away
-/// changes.
+/// The detector as semi-transparent shells, rebuilt when visibility or the cut-away changes.
 fn geometry(
     mut commands: Commands,
     display: Res<Display>,
@@ -307,7 +306,15 @@ fn geometry(
         commands.entity(entity).despawn();
     }
     let (phi0, phi1) = phi_range(options.cut_away);
-    for (i, (r, half)) in layers(&display) {
+    // One shell per detector (its outer layer): every layer filled costs ~4× the frame time in
+    // a software renderer and clutters the view; the outlines show each layer.
+    let mut outer: [Option<(f32, f32)>; 3] = [None; 3];
+    for (i, layer) in layers(&display) {
+        if outer[i].is_none_or(|(r, _)| layer.0 > r) {
+            outer[i] = Some(layer);
+        }
+    }
+    for (i, (r, half)) in outer.into_iter().enumerate().filter_map(|(i, l)| Some((i, l?))) {
         if !options.geometry[i] {
             continue;
         }

@@ -3,18 +3,20 @@
 //! frame, and the mean time per frame after it. On a machine without a GPU this measures
 //! Mesa's software renderer (lavapipe: `WGPU_BACKEND=vulkan`).
 //!
-//! Usage: `frame-bench [HITS...]` (default 10000 100000 500000 1000000).
+//! Usage: `frame-bench [--no-geometry] [HITS...]` (default 10000 100000 500000 1000000);
+//! `--no-geometry` hides the detector shells and outlines, to see what the hits cost alone.
 
 use std::time::{Duration, Instant};
 
 use alyx_desktop::app::{self, Launch, Output};
-use alyx_desktop::display::{Display, View};
+use alyx_desktop::display::{Display, View, ViewOptions};
 use alyx_desktop::synthetic::event_with_hits;
 use alyx_desktop::visuals::PipelineStatus;
 use alyx_shared::DetectorGeometry;
 use bevy::prelude::*;
 
 fn main() {
+    let no_geometry = std::env::args().any(|a| a == "--no-geometry");
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -36,6 +38,9 @@ fn main() {
         event_id: 0,
         event: warmup,
     });
+    if no_geometry {
+        app.world_mut().resource_mut::<ViewOptions>().geometry = [false; 3];
+    }
     app.finish();
     app.cleanup();
     // Compile every pipeline first: that happens once per run, not per event.
@@ -47,7 +52,8 @@ fn main() {
         ready = if status.ready() { ready + 1 } else { 0 };
     }
     println!(
-        "frame-bench: 1280x800, 3D view, pipelines ready after {:.1} s",
+        "frame-bench: 1280x800, 3D view{}, pipelines ready after {:.1} s",
+        if no_geometry { ", no geometry" } else { "" },
         start.elapsed().as_secs_f64()
     );
     for hits in sizes {
