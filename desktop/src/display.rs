@@ -184,6 +184,9 @@ pub struct Display {
     pub event_id: u64,
     pub event: CollisionEvent,
     pub geometry: DetectorGeometry,
+    /// The event's named collections (tracks' and foreign hits'), sorted: what the
+    /// collection cuts offer.
+    pub collections: Vec<String>,
     /// The scene last built (what is drawn and what picking sees).
     pub scene: Arc<Scene>,
     /// Bumped on every rebuild.
@@ -205,6 +208,7 @@ impl Display {
     pub fn new(event_id: u64, event: CollisionEvent) -> Self {
         Self {
             event_id,
+            collections: collections(&event),
             event,
             geometry: DetectorGeometry::alice_barrel(),
             scene: Arc::default(),
@@ -222,6 +226,7 @@ impl Display {
     /// Shows another event: the next frame rebuilds the scene.
     pub fn set_event(&mut self, event_id: u64, event: CollisionEvent) {
         self.event_id = event_id;
+        self.collections = collections(&event);
         self.event = event;
         self.built = None;
         self.picked = None;
@@ -231,6 +236,19 @@ impl Display {
     pub fn is_loading(&self) -> bool {
         self.loading.is_some()
     }
+}
+
+fn collections(event: &CollisionEvent) -> Vec<String> {
+    let mut names: Vec<String> = event
+        .tracks
+        .iter()
+        .map(|t| t.collection.clone())
+        .chain(event.header.hit_collections.iter().cloned())
+        .filter(|c| !c.is_empty())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 pub struct EventDisplayPlugin;
@@ -335,10 +353,13 @@ fn rebuild_scene(
     options: Res<ViewOptions>,
     batches: Query<Entity, With<HitBatch>>,
 ) {
-    let key = (options.cuts.clone(), options.style, display.hit_budget);
-    if display.built.as_ref() == Some(&key) {
+    let unchanged = display.built.as_ref().is_some_and(|(cuts, style, budget)| {
+        *cuts == options.cuts && *style == options.style && *budget == display.hit_budget
+    });
+    if unchanged {
         return;
     }
+    let key = (options.cuts.clone(), options.style, display.hit_budget);
     let scene = scene::build_scene(
         &display.event,
         &display.geometry,

@@ -54,13 +54,7 @@ fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(code) => code,
         Err(e) => {
-            // Each cause once: some errors already print their source.
-            let mut chain: Vec<String> = Vec::new();
-            for cause in e.chain().map(ToString::to_string) {
-                if !chain.last().is_some_and(|last| last.ends_with(&cause)) {
-                    chain.push(cause);
-                }
-            }
+            let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
             eprintln!("error: {}", chain.join(": "));
             ExitCode::FAILURE
         }

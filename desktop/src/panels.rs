@@ -38,6 +38,8 @@ impl RecentFiles {
 struct Navigation {
     open_dialog: bool,
     open_path: String,
+    /// The local data directory's datasets, listed once each time the dialog opens.
+    local_datasets: Option<Vec<String>>,
     opening: Option<(PathBuf, Task<AlyxResult<(Dataset, u64, CollisionEvent)>>)>,
     goto_id: String,
 }
@@ -341,12 +343,7 @@ fn picked(ui: &mut egui::Ui, display: &Display) {
             };
             let [x, y, z] = h.position_cm;
             let detector = match h.detector {
-                Detector::Other => e
-                    .header
-                    .hit_collections
-                    .get(h.layer as usize)
-                    .cloned()
-                    .unwrap_or_else(|| "other".into()),
+                Detector::Other => e.hit_collection(h).unwrap_or("other").to_owned(),
                 d => format!("{d:?} layer {}", h.layer),
             };
             ui.strong(format!("hit {i}"));
@@ -394,23 +391,13 @@ fn cuts_and_style(ui: &mut egui::Ui, options: &mut ViewOptions, display: &Displa
                     ui.checkbox(&mut o.cuts.detectors[i], *name);
                 }
             });
-            let mut collections: Vec<String> = display
-                .event
-                .tracks
-                .iter()
-                .map(|t| t.collection.clone())
-                .chain(display.event.header.hit_collections.iter().cloned())
-                .filter(|c| !c.is_empty())
-                .collect();
-            collections.sort();
-            collections.dedup();
-            for c in collections {
-                let mut shown = !o.cuts.hidden_collections.contains(&c);
-                if ui.checkbox(&mut shown, &c).changed() {
+            for c in &display.collections {
+                let mut shown = !o.cuts.hidden_collections.contains(c);
+                if ui.checkbox(&mut shown, c).changed() {
                     if shown {
-                        o.cuts.hidden_collections.remove(&c);
+                        o.cuts.hidden_collections.remove(c);
                     } else {
-                        o.cuts.hidden_collections.insert(c);
+                        o.cuts.hidden_collections.insert(c.clone());
                     }
                 }
             }
@@ -460,6 +447,14 @@ fn open_dialog(
 ) {
     let mut open = true;
     let mut chosen: Option<PathBuf> = None;
+    let local = nav
+        .local_datasets
+        .get_or_insert_with(|| {
+            store
+                .and_then(|s| s.0.dataset_names().ok())
+                .unwrap_or_default()
+        })
+        .clone();
     egui::Window::new("Open")
         .open(&mut open)
         .collapsible(false)
@@ -477,9 +472,6 @@ fn open_dialog(
                     ui.label("importing…");
                 }
             });
-            let local = store
-                .and_then(|s| s.0.dataset_names().ok())
-                .unwrap_or_default();
             if !local.is_empty() {
                 ui.separator();
                 ui.label("In the local data directory");
@@ -501,6 +493,7 @@ fn open_dialog(
         });
     if !open {
         nav.open_dialog = false;
+        nav.local_datasets = None;
     }
     if let (Some(path), Some(store)) = (chosen, store)
         && nav.opening.is_none()
@@ -542,6 +535,7 @@ fn finish_open(mut commands: Commands, mut nav: ResMut<Navigation>, mut display:
             commands.insert_resource(OpenDataset(dataset));
             display.set_event(id, event);
             nav.open_dialog = false;
+            nav.local_datasets = None;
         }
         Err(e) => display.message = Some(format!("cannot open {}: {e}", path.display())),
     }

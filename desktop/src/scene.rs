@@ -210,12 +210,9 @@ pub fn build_scene(
     let track_ok: Vec<bool> = event.tracks.iter().map(|t| cuts.track_passes(t)).collect();
     let hit_passes = |h: &alyx_shared::model::DetectorHit| {
         let detector_ok = cuts.detectors[detector_index(h.detector)];
-        let collection_ok = h.detector != Detector::Other
-            || event
-                .header
-                .hit_collections
-                .get(h.layer as usize)
-                .is_none_or(|c| !cuts.hidden_collections.contains(c));
+        let collection_ok = event
+            .hit_collection(h)
+            .is_none_or(|c| !cuts.hidden_collections.contains(c));
         let track_ok = h
             .track
             .is_none_or(|t| track_ok.get(t as usize).copied().unwrap_or(true));

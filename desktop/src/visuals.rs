@@ -314,7 +314,11 @@ fn geometry(
             outer[i] = Some(layer);
         }
     }
-    for (i, (r, half)) in outer.into_iter().enumerate().filter_map(|(i, l)| Some((i, l?))) {
+    for (i, (r, half)) in outer
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, l)| Some((i, l?)))
+    {
         if !options.geometry[i] {
             continue;
         }
@@ -424,6 +428,16 @@ struct ObjectItem;
 /// Radius of the (notional) calorimeter the cluster towers stand on, cm.
 const CALO_RADIUS_CM: f32 = 420.0;
 
+/// The event's primary vertex (the origin where it was not measured).
+fn primary_vertex(event: &alyx_shared::model::CollisionEvent) -> Vec3 {
+    Vec3::from(
+        event
+            .header
+            .vertex_cm
+            .map(|v| if v.is_finite() { v as f32 } else { 0.0 }),
+    )
+}
+
 fn unit_direction(eta: f64, phi: f64) -> Option<Vec3> {
     let theta = 2.0 * (-eta).exp().atan();
     let d = Vec3::new(
@@ -458,12 +472,7 @@ fn objects(
         return;
     }
     let event = &display.event;
-    let vertex = Vec3::from(
-        event
-            .header
-            .vertex_cm
-            .map(|v| if v.is_finite() { v as f32 } else { 0.0 }),
-    );
+    let vertex = primary_vertex(event);
     for jet in &event.jets {
         let Some(d) = unit_direction(jet.eta, jet.phi) else {
             continue;
@@ -513,12 +522,7 @@ fn draw_objects(mut gizmos: Gizmos, display: Res<Display>, options: Res<ViewOpti
         return;
     }
     let event = &display.event;
-    let vertex = Vec3::from(
-        event
-            .header
-            .vertex_cm
-            .map(|v| if v.is_finite() { v as f32 } else { 0.0 }),
-    );
+    let vertex = primary_vertex(event);
     let kinds = [
         (&event.muons, 700.0, Color::srgb(1.0, 0.55, 0.0)),
         (&event.electrons, 400.0, Color::srgb(0.2, 1.0, 0.4)),

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A file or directory could not be read or written.
-    #[error("{}: {source}", path.display())]
+    /// A file or directory could not be read or written. The I/O error is part of the message
+    /// and not also a `source`, so that a printed error chain says it once.
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// The geometry description is malformed.
@@ -53,15 +54,15 @@ pub enum Error {
     Invalid(String),
 
     /// The columnar engine failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Engine(#[from] polars::error::PolarsError),
 }
 
 impl Error {
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
+    pub fn io(path: &Path, cause: std::io::Error) -> Self {
         Self::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         }
     }
 

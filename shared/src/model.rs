@@ -372,6 +372,14 @@ impl CollisionEvent {
         self.hits.iter().filter(move |h| h.track == Some(index))
     }
 
+    /// The name of the foreign collection `hit` came from (a hit of detector `Other`), if known.
+    pub fn hit_collection(&self, hit: &DetectorHit) -> Option<&str> {
+        (hit.detector == Detector::Other)
+            .then(|| self.header.hit_collections.get(hit.layer as usize))
+            .flatten()
+            .map(String::as_str)
+    }
+
     /// Equality that holds NaN (not measured) equal to NaN: for checking that a round trip
     /// (store, wire, Phoenix) gave back exactly the same event.
     pub fn same_as(&self, other: &Self) -> bool {

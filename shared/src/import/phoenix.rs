@@ -523,12 +523,7 @@ fn export_event(e: &CollisionEvent) -> Value {
     let mut hits: Map<String, Value> = Map::new();
     for h in &e.hits {
         let name = match h.detector {
-            Detector::Other => e
-                .header
-                .hit_collections
-                .get(h.layer as usize)
-                .cloned()
-                .unwrap_or_else(|| "Hits".into()),
+            Detector::Other => e.hit_collection(h).unwrap_or("Hits").to_owned(),
             d => d.as_str().to_owned(),
         };
         let p = h.position_cm.map(|v| f64::from(v) * MM_PER_CM);
