@@ -40,6 +40,8 @@ pub struct Launch {
     pub dataset: Option<Dataset>,
     pub event_id: u64,
     pub event: CollisionEvent,
+    /// The alyxd client when the desktop works with a backend (`--backend`).
+    pub backend: Option<crate::remote::Backend>,
 }
 
 pub fn build(launch: Launch) -> App {
@@ -95,6 +97,10 @@ pub fn build(launch: Launch) -> App {
     app.add_plugins(EguiPlugin::default())
         .insert_resource(Display::new(launch.event_id, launch.event))
         .add_plugins((EventDisplayPlugin, EventBrowserPlugin, HistogramPlugin));
+    if let Some(backend) = launch.backend {
+        app.insert_resource(backend)
+            .add_plugins(crate::remote::BackendPlugin);
+    }
     if let Some(path) = launch.settings {
         app.add_plugins(SettingsPlugin::new(path));
     }

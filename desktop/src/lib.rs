@@ -13,6 +13,7 @@ pub mod display;
 pub mod histograms;
 pub mod instancing;
 pub mod panels;
+pub mod remote;
 pub mod scene;
 pub mod settings;
 pub mod synthetic;

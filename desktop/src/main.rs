@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use alyx_desktop::app::{self, Launch, Output};
 use alyx_desktop::display::{Orbit, View};
+use alyx_desktop::remote::{self, Backend, Connection, Reply, Request};
+use alyx_shared::CollisionEvent;
 use alyx_desktop::settings::default_config_dir;
 use alyx_shared::store::DataStore;
 use alyx_shared::{datasets, default_data_dir};
@@ -42,9 +44,19 @@ struct Args {
     /// Local data directory (default: $ALYX_DATA_DIR or ~/.local/share/alyx).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// A backend URL (alyxd); the desktop works standalone until the backend lands.
-    #[arg(long)]
+    /// Work with an alyxd backend at this URL (e.g. http://127.0.0.1:50051) instead of local
+    /// data: its datasets and events, fetched over gRPC.
+    #[arg(long, env = "ALYX_BACKEND")]
     backend: Option<String>,
+    /// The bearer token for --backend (from `alyxctl admin create-user`).
+    #[arg(long, env = "ALYX_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// With --backend: the dataset to show (default: the backend's first).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// With --backend: follow the live stream, showing each newly stored event.
+    #[arg(long)]
+    live: bool,
     /// Start with the default settings and do not save them.
     #[arg(long)]
     no_settings: bool,
@@ -72,25 +84,74 @@ fn parse_size(size: &str) -> Result<(u32, u32)> {
     Ok((w, h))
 }
 
-fn run(args: Args) -> Result<ExitCode> {
-    if let Some(url) = &args.backend {
-        bail!(
-            "--backend {url}: this build has no backend client yet; run without --backend to use local data"
-        );
-    }
-    let view = match &args.view {
-        Some(v) => {
-            Some(View::parse(v).with_context(|| format!("--view `{v}`: use 3d, rphi or rz"))?)
-        }
-        None => args.screenshot.as_ref().map(|_| View::ThreeD),
+/// What the app opens with: a local dataset, or a backend's.
+struct Source {
+    dataset: Option<alyx_shared::Dataset>,
+    backend: Option<Backend>,
+    title: String,
+    event_id: u64,
+    event: CollisionEvent,
+}
+
+/// Connects to the backend and fetches the event to show first (`--event`, else the dataset's
+/// first; in live mode the stream replaces it with the newest).
+fn backend_source(args: &Args, url: &str) -> Result<Source> {
+    let token = args
+        .token
+        .clone()
+        .context("--backend needs --token (or ALYX_TOKEN); an operator makes one with `alyxctl admin create-user`")?;
+    let connection = Connection { url: url.to_owned(), token };
+    let client = remote::Blocking::new(connection.clone()).map_err(anyhow::Error::msg)?;
+    let Reply::Datasets(datasets) = client.call(Request::Datasets) else {
+        bail!("unexpected answer from the backend client");
     };
-    let size = parse_size(&args.size)?;
-    let store = DataStore::open(args.data_dir.unwrap_or_else(default_data_dir))?;
+    let datasets = datasets.map_err(anyhow::Error::msg)?;
+    let name = match &args.dataset {
+        Some(name) => name.clone(),
+        None => datasets.first().map(|d| d.name.clone()).context("the backend has no datasets yet")?,
+    };
+    let first = match args.event {
+        Some(id) => Some(id),
+        None => match client.call(Request::Events { dataset: name.clone(), after: None }) {
+            Reply::Events(page) => page.map_err(anyhow::Error::msg)?.0.first().map(|e| e.event_id),
+            _ => None,
+        },
+    };
+    let (event_id, event) = match first {
+        Some(id) => match client.call(Request::Event { dataset: name.clone(), id }) {
+            Reply::Event(Ok((summary, event))) => (summary.event_id, event),
+            Reply::Event(Err(e)) => bail!("event {id} of {name}: {e}"),
+            _ => bail!("unexpected answer from the backend client"),
+        },
+        // An empty dataset: an empty scene until the live stream brings events.
+        None => (0, CollisionEvent::new(alyx_shared::model::EventHeader {
+            run: 0,
+            event_number: 0,
+            timestamp_ns: 0,
+            system: alyx_shared::CollisionSystem::Unknown,
+            sqrt_s_gev: f64::NAN,
+            vertex_cm: [0.0; 3],
+            trigger_bits: 0,
+            weight: 1.0,
+            hit_collections: Vec::new(),
+        })),
+    };
+    let backend = Backend::connect(connection, name.clone(), args.live).map_err(anyhow::Error::msg)?;
+    Ok(Source {
+        dataset: None,
+        backend: Some(backend),
+        title: format!("ALYX — {name} on {url}"),
+        event_id,
+        event,
+    })
+}
+
+fn local_source(args: &Args, store: &DataStore) -> Result<Source> {
     let dataset = match &args.open {
-        Some(path) => alyx_desktop::open(path, &store)
+        Some(path) => alyx_desktop::open(path, store)
             .with_context(|| format!("cannot open {}", path.display()))?,
         None => {
-            let made = datasets::ensure_demo(&store, &mut |name, done, n| {
+            let made = datasets::ensure_demo(store, &mut |name, done, n| {
                 if done == n {
                     eprintln!("generated demo dataset {name} ({n} events)");
                 }
@@ -107,10 +168,32 @@ fn run(args: Args) -> Result<ExitCode> {
     let event = dataset
         .read_event(event_id)
         .with_context(|| format!("event {event_id} of {}", dataset.name()))?;
+    Ok(Source {
+        title: format!("ALYX — {}", dataset.name()),
+        dataset: Some(dataset),
+        backend: None,
+        event_id,
+        event,
+    })
+}
+
+fn run(args: Args) -> Result<ExitCode> {
+    let view = match &args.view {
+        Some(v) => {
+            Some(View::parse(v).with_context(|| format!("--view `{v}`: use 3d, rphi or rz"))?)
+        }
+        None => args.screenshot.as_ref().map(|_| View::ThreeD),
+    };
+    let size = parse_size(&args.size)?;
+    let store = DataStore::open(args.data_dir.clone().unwrap_or_else(default_data_dir))?;
+    let source = match &args.backend {
+        Some(url) => backend_source(&args, url)?,
+        None => local_source(&args, &store)?,
+    };
     let output = match args.screenshot {
         Some(path) => Output::Screenshot(path),
         None => Output::Window {
-            title: format!("ALYX — {}", dataset.name()),
+            title: source.title,
         },
     };
     let settings = (!args.no_settings && matches!(output, Output::Window { .. }))
@@ -131,9 +214,10 @@ fn run(args: Args) -> Result<ExitCode> {
         view,
         settings,
         store: Some(store),
-        dataset: Some(dataset),
-        event_id,
-        event,
+        dataset: source.dataset,
+        event_id: source.event_id,
+        event: source.event,
+        backend: source.backend,
     });
     if let Some(camera) = camera {
         app.insert_resource(camera);

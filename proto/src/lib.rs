@@ -10,6 +10,9 @@ use alyx_shared::physics::FourMomentum;
 #[allow(clippy::all, clippy::unwrap_used)]
 pub mod v1 {
     tonic::include_proto!("alyx.v1");
+
+    /// The encoded descriptors of `alyx.v1`, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("alyx_v1_descriptor");
 }
 
 /// A message that does not describe a valid event.
@@ -301,6 +304,87 @@ impl TryFrom<v1::CollisionEvent> for m::CollisionEvent {
             })
             .collect();
         Ok(out)
+    }
+}
+
+impl From<&alyx_shared::summary::EventSummary> for v1::EventSummary {
+    fn from(s: &alyx_shared::summary::EventSummary) -> Self {
+        Self {
+            dataset: s.dataset.clone(),
+            event_id: s.event_id,
+            run: s.run,
+            event_number: s.event_number,
+            timestamp_ns: s.timestamp_ns,
+            system: system_to(s.system).into(),
+            sqrt_s_gev: s.sqrt_s_gev,
+            vertex_x_cm: s.vertex_cm[0],
+            vertex_y_cm: s.vertex_cm[1],
+            vertex_z_cm: s.vertex_cm[2],
+            n_tracks: s.n_tracks,
+            n_hits: s.n_hits,
+            n_muons: s.n_muons,
+            n_electrons: s.n_electrons,
+            n_jets: s.n_jets,
+            trigger_bits: s.trigger_bits,
+            chunk: s.chunk,
+            flags: s.flags.clone(),
+        }
+    }
+}
+
+impl From<v1::EventSummary> for alyx_shared::summary::EventSummary {
+    fn from(s: v1::EventSummary) -> Self {
+        Self {
+            system: system_from(s.system),
+            dataset: s.dataset,
+            event_id: s.event_id,
+            run: s.run,
+            event_number: s.event_number,
+            timestamp_ns: s.timestamp_ns,
+            sqrt_s_gev: s.sqrt_s_gev,
+            vertex_cm: [s.vertex_x_cm, s.vertex_y_cm, s.vertex_z_cm],
+            n_tracks: s.n_tracks,
+            n_hits: s.n_hits,
+            n_muons: s.n_muons,
+            n_electrons: s.n_electrons,
+            n_jets: s.n_jets,
+            trigger_bits: s.trigger_bits,
+            chunk: s.chunk,
+            flags: s.flags,
+        }
+    }
+}
+
+impl From<&alyx_shared::summary::DatasetInfo> for v1::DatasetInfo {
+    fn from(d: &alyx_shared::summary::DatasetInfo) -> Self {
+        let (run_min, run_max) = d.run_range.unwrap_or_default();
+        let (time_min_ns, time_max_ns) = d.time_range_ns.unwrap_or_default();
+        Self {
+            name: d.name.clone(),
+            source: d.source.clone(),
+            event_count: d.event_count,
+            chunk_count: d.chunk_count,
+            bytes: d.bytes,
+            run_min,
+            run_max,
+            time_min_ns,
+            time_max_ns,
+        }
+    }
+}
+
+impl From<v1::DatasetInfo> for alyx_shared::summary::DatasetInfo {
+    fn from(d: v1::DatasetInfo) -> Self {
+        let any = d.chunk_count > 0;
+        Self {
+            name: d.name,
+            source: d.source,
+            event_count: d.event_count,
+            chunk_count: d.chunk_count,
+            bytes: d.bytes,
+            run_range: any.then_some((d.run_min, d.run_max)),
+            time_range_ns: any.then_some((d.time_min_ns, d.time_max_ns)),
+        }
     }
 }
 

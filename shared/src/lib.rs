@@ -16,6 +16,7 @@ pub mod model;
 pub mod physics;
 pub mod query;
 pub mod store;
+pub mod summary;
 pub mod validate;
 
 pub use error::Error;

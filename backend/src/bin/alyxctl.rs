@@ -127,12 +127,70 @@ enum Command {
         #[arg(long)]
         dataset: Option<String>,
     },
+    /// Play the detector: generate events and produce them to the raw-events topic.
+    Produce {
+        #[arg(long)]
+        events: u64,
+        /// Events per second (default: as fast as the broker takes them).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Collision system: pp or pbpb (central).
+        #[arg(long, default_value = "pp")]
+        system: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Index of the first generated event (to continue an earlier run).
+        #[arg(long, default_value_t = 0)]
+        first: u64,
+        #[arg(long, env = "ALYXD_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+        brokers: String,
+        #[arg(long, env = "ALYXD_KAFKA_TOPIC", default_value = "raw-events")]
+        topic: String,
+    },
+    /// Administer alyxd: users (on the backend host, with alyxd's database settings) and
+    /// ingest/storage status (over gRPC, as an operator).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// The embedded default: make the demo datasets in the local data directory (if missing)
     /// and show the resonance peaks found in them.
     Demo {
         /// Data directory (default: $ALYX_DATA_DIR or ~/.local/share/alyx).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a user and print its token (shown once; stored only hashed).
+    CreateUser {
+        name: String,
+        /// physicist, shift or operator.
+        #[arg(long)]
+        role: String,
+        /// alyxd's configuration file; ALYXD_DATABASE_URL overrides it.
+        #[arg(long, env = "ALYXD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// List users with their roles.
+    ListUsers {
+        #[arg(long, env = "ALYXD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Revoke every token of a user.
+    RevokeUser {
+        name: String,
+        #[arg(long, env = "ALYXD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Ingest (rate, lag per partition, queue, dead letters) and storage status.
+    Status {
+        #[arg(long, env = "ALYX_BACKEND", default_value = "http://127.0.0.1:50051")]
+        backend: String,
+        #[arg(long, env = "ALYX_TOKEN")]
+        token: String,
     },
 }
 
@@ -186,8 +244,47 @@ fn parse_rates(text: &str, mut rates: ResonanceRates) -> Result<ResonanceRates> 
     Ok(rates)
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 fn run(command: Command) -> Result<()> {
     match command {
+        Command::Produce {
+            events,
+            rate,
+            system,
+            seed,
+            first,
+            brokers,
+            topic,
+        } => {
+            let system = CollisionSystem::parse(&system)
+                .with_context(|| format!("unknown system `{system}`: use pp or pbpb"))?;
+            let options = alyx_backend::produce::ProduceOptions {
+                brokers,
+                topic,
+                system,
+                events,
+                first,
+                seed,
+                rate,
+            };
+            let done = runtime()?.block_on(alyx_backend::produce::produce(&options))?;
+            out!(
+                "produced {} events ({:.1} MB) to {} in {:.2} s: {:.0} events/s, {:.1} MB/s",
+                done.events,
+                done.bytes as f64 / 1e6,
+                options.topic,
+                done.seconds,
+                done.events as f64 / done.seconds.max(1e-9),
+                done.bytes as f64 / 1e6 / done.seconds.max(1e-9)
+            );
+        }
+        Command::Admin { command } => runtime()?.block_on(admin(command))?,
         Command::Generate {
             system,
             centrality,
@@ -528,4 +625,108 @@ fn demo_queries() -> Vec<(&'static str, f64, String)> {
             query::pair_mass_summary_sql(-13, 13, 0.0, (70.0, 110.0)),
         ),
     ]
+}
+
+async fn admin(command: AdminCommand) -> Result<()> {
+    use alyx_backend::auth::{self, Role};
+    use alyx_backend::{Config, catalogue};
+    let pool = |config: Option<PathBuf>| async move {
+        let config = Config::load(config.as_deref())?;
+        anyhow::Ok(catalogue::connect(&config).await?)
+    };
+    match command {
+        AdminCommand::CreateUser { name, role, config } => {
+            let role = Role::parse(&role)?;
+            let pool = pool(config).await?;
+            let token = auth::create_user(&pool, &name, role).await?;
+            out!("{token}");
+            eprintln!(
+                "created user `{name}` ({}); the token above is shown only once",
+                role.as_str()
+            );
+        }
+        AdminCommand::ListUsers { config } => {
+            let pool = pool(config).await?;
+            out!("{:<24} {:<10} {:<8} created (UTC)", "name", "role", "tokens");
+            for u in auth::list_users(&pool).await? {
+                out!(
+                    "{:<24} {:<10} {:<8} {}",
+                    u.name,
+                    u.role.as_str(),
+                    if u.revoked { "revoked" } else { "active" },
+                    alyx_shared::utc(u.created_ns)
+                );
+            }
+        }
+        AdminCommand::RevokeUser { name, config } => {
+            let pool = pool(config).await?;
+            let n = auth::revoke_user(&pool, &name).await?;
+            out!("revoked {n} token(s) of `{name}`");
+        }
+        AdminCommand::Status { backend, token } => status(&backend, &token).await?,
+    }
+    Ok(())
+}
+
+async fn status(backend: &str, token: &str) -> Result<()> {
+    use alyx_proto::v1;
+    use alyx_proto::v1::admin_service_client::AdminServiceClient;
+    let mut client = AdminServiceClient::connect(backend.to_owned())
+        .await
+        .with_context(|| format!("cannot reach alyxd at {backend}"))?;
+    fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Ok(value) = format!("Bearer {token}").parse() {
+            request.metadata_mut().insert("authorization", value);
+        }
+        request
+    }
+    let rpc = |s: tonic::Status| anyhow::anyhow!("{}: {}", backend, s.message());
+    let ingest = client
+        .get_ingest_status(authorized(token, v1::GetIngestStatusRequest {}))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    let storage = client
+        .get_storage_status(authorized(token, v1::GetStorageStatusRequest {}))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    out!("ingest      {} {}", ingest.state, ingest.detail);
+    out!("  topic     {} on {} (answered by {})", ingest.topic, ingest.brokers, ingest.instance);
+    out!(
+        "  rate      {:.0} events/s; {} stored by this instance; queue {} batches; est. delay {:.1} s",
+        ingest.events_per_second,
+        ingest.events_stored,
+        ingest.queue_depth,
+        ingest.estimated_delay_s
+    );
+    out!("  dead letters {}", ingest.dead_letters);
+    out!("  {:>9} {:>12} {:>12} {:>8}  owner", "partition", "committed", "high", "lag");
+    for p in &ingest.partitions {
+        out!(
+            "  {:>9} {:>12} {:>12} {:>8}  {}",
+            p.partition,
+            p.committed_offset,
+            p.high_watermark,
+            p.lag,
+            p.owner
+        );
+    }
+    out!(
+        "storage     {} catalogue rows in {} partitions; data in {}",
+        storage.catalogue_rows,
+        storage.catalogue_partitions,
+        storage.data_dir
+    );
+    for d in &storage.datasets {
+        out!(
+            "  {:<20} {:>6} chunks {:>10.1} MB {:>10} rows",
+            d.name,
+            d.chunks,
+            d.bytes as f64 / 1e6,
+            d.catalogue_rows
+        );
+    }
+    Ok(())
 }

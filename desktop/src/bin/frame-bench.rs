@@ -37,6 +37,7 @@ fn main() {
         dataset: None,
         event_id: 0,
         event: warmup,
+        backend: None,
     });
     if no_geometry {
         app.world_mut().resource_mut::<ViewOptions>().geometry = [false; 3];

@@ -62,6 +62,10 @@ pub struct Chunk {
     /// Events that broke a validation rule (kept, with reasons in `events.flags`).
     pub flagged_events: u64,
     pub files: BTreeMap<String, FileEntry>,
+    /// Where the chunk's events came from, when a writer records it (alyxd: the Kafka topic,
+    /// partition and offsets), so that it can find chunks it wrote but never committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -169,8 +173,21 @@ impl DataStore {
             next_event_id: 0,
             chunks: Vec::new(),
         };
-        write_atomically(&dir.join(MANIFEST), &manifest_bytes(&manifest)?)?;
-        Ok(Dataset { dir, manifest })
+        // Create-if-absent in one step (a hard link fails if the name exists), so that two
+        // processes creating the same dataset cannot replace each other's manifest.
+        let path = dir.join(MANIFEST);
+        let tmp = path.with_extension(format!("new-{}", std::process::id()));
+        write_atomically(&tmp, &manifest_bytes(&manifest)?)?;
+        let linked = fs::hard_link(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(Dataset { dir, manifest }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Invalid(format!(
+                "dataset `{name}` already exists in {}",
+                self.root.display()
+            ))),
+            Err(e) => Err(Error::io(&path, e)),
+        }
     }
 }
 
@@ -285,6 +302,11 @@ impl Dataset {
     /// Appends `events` as one new chunk, assigning them the next event ids. Atomic: on any
     /// error (or a crash) the dataset is as it was before.
     pub fn append(&mut self, events: &[CollisionEvent]) -> Result<&Chunk> {
+        self.append_from(events, None)
+    }
+
+    /// As [`Dataset::append`], recording where the events came from in the chunk's `origin`.
+    pub fn append_from(&mut self, events: &[CollisionEvent], origin: Option<&str>) -> Result<&Chunk> {
         let _lock = WriteLock::acquire(&self.dir)?;
         // Another writer may have appended since we opened: start from the manifest on disk.
         *self = Self::open(&self.dir)?;
@@ -344,6 +366,7 @@ impl Dataset {
             time_max_ns: headers.map(|h| h.timestamp_ns).max().unwrap_or(0),
             flagged_events,
             files,
+            origin: origin.map(str::to_owned),
         };
         let mut manifest = self.manifest.clone();
         manifest.next_event_id = first_id + events.len() as u64;
@@ -354,6 +377,31 @@ impl Dataset {
             .chunks
             .last()
             .ok_or_else(|| Error::Invalid("no chunk after append".into()))
+    }
+
+    /// Removes the chunks with ids in `ids` (and their files) from the dataset; returns how
+    /// many there were. Event ids are not reused. Atomic like `append`.
+    pub fn remove_chunks(&mut self, ids: &[u32]) -> Result<usize> {
+        let _lock = WriteLock::acquire(&self.dir)?;
+        *self = Self::open(&self.dir)?;
+        let (removed, kept): (Vec<Chunk>, Vec<Chunk>) = self
+            .manifest
+            .chunks
+            .iter()
+            .cloned()
+            .partition(|c| ids.contains(&c.id));
+        if removed.is_empty() {
+            return Ok(0);
+        }
+        let mut manifest = self.manifest.clone();
+        manifest.chunks = kept;
+        write_atomically(&self.dir.join(MANIFEST), &manifest_bytes(&manifest)?)?;
+        self.manifest = manifest;
+        for entry in removed.iter().flat_map(|c| c.files.values()) {
+            // The manifest no longer lists it; a file left behind is only reported by `verify`.
+            let _ = fs::remove_file(self.file_path(entry));
+        }
+        Ok(removed.len())
     }
 
     fn file_path(&self, entry: &FileEntry) -> PathBuf {

@@ -1,0 +1,91 @@
+//! alyxd: the ALYX backend server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use alyx_backend::{Config, catalogue, server};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "alyxd", version, about = "ALYX backend: Kafka ingest, event catalogue, gRPC API")]
+struct Cli {
+    /// Configuration file (see alyxd.example.toml); ALYXD_* variables override it.
+    #[arg(long, global = true, env = "ALYXD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC and metrics, and ingest from Kafka, until SIGTERM or SIGINT.
+    Serve,
+    /// Bring the PostgreSQL schema up to date and exit (serve does it too).
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("alyxd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("alyxd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Migrate => {
+                let pool = catalogue::connect(&config).await?;
+                tracing::info!("schema is up to date");
+                pool.close().await;
+                Ok(())
+            }
+            Command::Serve => {
+                let (grpc, metrics) = server::bind(&config).await?;
+                server::run(config, grpc, metrics, signal()).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "alyxd failed");
+            eprintln!("alyxd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+    }
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

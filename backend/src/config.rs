@@ -1,0 +1,201 @@
+//! alyxd's settings: defaults, then `alyxd.toml` (see `alyxd.example.toml` at the repository
+//! root), then `ALYXD_*` environment variables, each overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// PostgreSQL connection URL (`ALYXD_DATABASE_URL`).
+    pub database_url: String,
+    /// Largest number of pooled PostgreSQL connections (`ALYXD_DATABASE_POOL`).
+    pub database_pool: u32,
+    /// Statement timeout of pooled connections, in ms; 0 for none (`ALYXD_STATEMENT_TIMEOUT_MS`).
+    pub statement_timeout_ms: u64,
+    /// gRPC listen address (`ALYXD_LISTEN`).
+    pub listen: SocketAddr,
+    /// Prometheus metrics listen address (`ALYXD_METRICS_LISTEN`); GET /metrics.
+    pub metrics_listen: SocketAddr,
+    /// Where Parquet chunks are written (`ALYXD_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Log as JSON lines instead of text (`ALYXD_LOG_JSON`); the level comes from `RUST_LOG`.
+    pub log_json: bool,
+    pub ingest: IngestConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Consume from Kafka at all (`ALYXD_INGEST`).
+    pub enabled: bool,
+    /// Bootstrap brokers, comma-separated (`ALYXD_KAFKA_BROKERS`).
+    pub brokers: String,
+    /// The raw-events topic (`ALYXD_KAFKA_TOPIC`).
+    pub topic: String,
+    /// Partitions of the topic when alyxd has to create it (`ALYXD_KAFKA_PARTITIONS`).
+    pub partitions: u32,
+    /// The dataset ingested events are stored in (`ALYXD_INGEST_DATASET`).
+    pub dataset: String,
+    /// Most events per batch, i.e. per Parquet chunk (`ALYXD_BATCH_EVENTS`).
+    pub batch_events: usize,
+    /// Longest wait for a batch to fill before it is stored anyway, in ms (`ALYXD_BATCH_LINGER_MS`).
+    pub batch_linger_ms: u64,
+    /// Decoded batches that may wait for storage per partition; beyond that consumption pauses
+    /// (`ALYXD_QUEUE_BATCHES`).
+    pub queue_batches: usize,
+    /// librdkafka's prefetch buffer per partition, in KiB (`ALYXD_FETCH_BUFFER_KB`).
+    pub fetch_buffer_kb: u32,
+    /// This instance's name in ownership and status (`ALYXD_INSTANCE`); default host:pid.
+    pub instance: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "postgres://postgres@127.0.0.1:5432/alyx".into(),
+            database_pool: 16,
+            statement_timeout_ms: 30_000,
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            data_dir: alyx_shared::default_data_dir().join("alyxd"),
+            log_json: false,
+            ingest: IngestConfig::default(),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            brokers: "127.0.0.1:9092".into(),
+            topic: "raw-events".into(),
+            partitions: 4,
+            dataset: "live".into(),
+            batch_events: 2000,
+            batch_linger_ms: 200,
+            queue_batches: 2,
+            fetch_buffer_kb: 16 * 1024,
+            instance: None,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, overridden by the file at `path` (when given), overridden by the environment.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::InvalidArgument(format!("cannot read {}: {e}", path.display()))
+                })?;
+                toml::from_str(&text).map_err(|e| {
+                    Error::InvalidArgument(format!("{}: {e}", path.display()))
+                })?
+            }
+            None => Self::default(),
+        };
+        config.apply_env(|key| std::env::var(key).ok())?;
+        Ok(config)
+    }
+
+    /// Applies `ALYXD_*` variables as `lookup` reports them.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<()> {
+        fn parse<T: std::str::FromStr>(key: &str, value: String) -> Result<T>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value
+                .parse()
+                .map_err(|e| Error::InvalidArgument(format!("{key}={value}: {e}")))
+        }
+        let ingest = &mut self.ingest;
+        macro_rules! env {
+            ($key:literal => $field:expr) => {
+                if let Some(v) = lookup($key) {
+                    $field = parse($key, v)?;
+                }
+            };
+        }
+        env!("ALYXD_DATABASE_URL" => self.database_url);
+        env!("ALYXD_DATABASE_POOL" => self.database_pool);
+        env!("ALYXD_STATEMENT_TIMEOUT_MS" => self.statement_timeout_ms);
+        env!("ALYXD_LISTEN" => self.listen);
+        env!("ALYXD_METRICS_LISTEN" => self.metrics_listen);
+        env!("ALYXD_DATA_DIR" => self.data_dir);
+        env!("ALYXD_LOG_JSON" => self.log_json);
+        env!("ALYXD_INGEST" => ingest.enabled);
+        env!("ALYXD_KAFKA_BROKERS" => ingest.brokers);
+        env!("ALYXD_KAFKA_TOPIC" => ingest.topic);
+        env!("ALYXD_KAFKA_PARTITIONS" => ingest.partitions);
+        env!("ALYXD_INGEST_DATASET" => ingest.dataset);
+        env!("ALYXD_BATCH_EVENTS" => ingest.batch_events);
+        env!("ALYXD_BATCH_LINGER_MS" => ingest.batch_linger_ms);
+        env!("ALYXD_QUEUE_BATCHES" => ingest.queue_batches);
+        env!("ALYXD_FETCH_BUFFER_KB" => ingest.fetch_buffer_kb);
+        if let Some(v) = lookup("ALYXD_INSTANCE") {
+            ingest.instance = Some(v);
+        }
+        if ingest.batch_events == 0 || ingest.queue_batches == 0 {
+            return Err(Error::InvalidArgument(
+                "ingest.batch_events and ingest.queue_batches must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// This instance's name: the configured one, else host:pid.
+    pub fn instance(&self) -> String {
+        self.ingest.instance.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "alyxd".into());
+            format!("{host}:{}", std::process::id())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        let mut config: Config =
+            toml::from_str("listen = \"0.0.0.0:6000\"\n[ingest]\ntopic = \"from-file\"\n")
+                .expect("valid toml");
+        config
+            .apply_env(|k| match k {
+                "ALYXD_KAFKA_TOPIC" => Some("from-env".into()),
+                "ALYXD_BATCH_EVENTS" => Some("500".into()),
+                _ => None,
+            })
+            .expect("valid env");
+        assert_eq!(config.listen.port(), 6000);
+        assert_eq!(config.ingest.topic, "from-env");
+        assert_eq!(config.ingest.batch_events, 500);
+        assert_eq!(config.ingest.partitions, 4);
+    }
+
+    #[test]
+    fn bad_values_say_which_variable() {
+        let mut config = Config::default();
+        let err = config
+            .apply_env(|k| (k == "ALYXD_LISTEN").then(|| "nowhere".to_owned()))
+            .expect_err("not an address");
+        assert!(err.to_string().contains("ALYXD_LISTEN=nowhere"), "{err}");
+        assert!(toml::from_str::<Config>("colour = 3").is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn the_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../alyxd.example.toml");
+        let text = std::fs::read_to_string(path).expect("example config");
+        toml::from_str::<Config>(&text).expect("example config is valid");
+    }
+}

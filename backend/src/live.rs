@@ -1,0 +1,90 @@
+//! The live stream: every instance LISTENs on PostgreSQL's `alyx_events` channel, to which each
+//! ingest commit sends "dataset first_id last_id", reads the new catalogue rows and broadcasts
+//! them to its subscribers — so a subscriber sees events stored by every instance.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alyx_shared::summary::EventSummary;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::broadcast;
+
+/// Newly stored events, newest last. Subscribers that fall more than this far behind skip.
+pub const BUFFER: usize = 1024;
+
+pub type LiveSender = broadcast::Sender<Arc<EventSummary>>;
+
+pub fn channel() -> LiveSender {
+    broadcast::channel(BUFFER).0
+}
+
+/// Forwards notifications to `tx` until `shutdown` resolves, reconnecting when PostgreSQL goes.
+pub async fn run(pool: PgPool, tx: LiveSender, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let listener = async {
+            let mut l = PgListener::connect_with(&pool).await?;
+            l.listen("alyx_events").await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        let mut listener = tokio::select! {
+            _ = &mut shutdown => return,
+            l = listener => match l {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "live stream cannot listen; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        loop {
+            let notification = tokio::select! {
+                _ = &mut shutdown => return,
+                n = listener.recv() => n,
+            };
+            let payload = match notification {
+                Ok(n) => n.payload().to_owned(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "live stream lost PostgreSQL; reconnecting");
+                    break;
+                }
+            };
+            let Some((dataset, first, last)) = parse(&payload) else {
+                tracing::warn!(payload, "ignoring malformed alyx_events notification");
+                continue;
+            };
+            if tx.receiver_count() == 0 {
+                continue;
+            }
+            match crate::catalogue::summaries(&pool, dataset, first, last).await {
+                Ok(rows) => {
+                    for row in rows {
+                        let _ = tx.send(Arc::new(row));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read new events for the live stream"),
+            }
+        }
+    }
+}
+
+fn parse(payload: &str) -> Option<(i32, u64, u64)> {
+    let mut parts = payload.split(' ');
+    let dataset = parts.next()?.parse().ok()?;
+    let first = parts.next()?.parse().ok()?;
+    let last = parts.next()?.parse().ok()?;
+    (first <= last && parts.next().is_none()).then_some((dataset, first, last))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn notification_payloads() {
+        assert_eq!(super::parse("3 10 19"), Some((3, 10, 19)));
+        assert_eq!(super::parse("3 19 10"), None);
+        assert_eq!(super::parse("3 10"), None);
+        assert_eq!(super::parse("x 1 2"), None);
+    }
+}

@@ -1,0 +1,230 @@
+//! alyxd as a process, killed and restarted: `kill -9` mid-ingest loses nothing and stores
+//! nothing twice; a second instance takes a dead one's partitions over; a backlog larger than
+//! memory passes through with resident memory bounded.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alyx_backend::produce::{ProduceOptions, produce};
+use alyx_shared::store::Table;
+use alyx_shared::{CollisionSystem, DataStore};
+use polars::prelude::*;
+use sqlx::PgPool;
+use support::*;
+
+struct Alyxd {
+    child: Child,
+}
+
+impl Alyxd {
+    fn spawn(pool: &PgPool, dir: &std::path::Path, brokers: &str, topic: &str, name: &str, extra: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_alyxd"));
+        command
+            .arg("serve")
+            .env("ALYXD_DATABASE_URL", database_url(pool))
+            .env("ALYXD_DATABASE_POOL", "4")
+            .env("ALYXD_LISTEN", "127.0.0.1:0")
+            .env("ALYXD_METRICS_LISTEN", "127.0.0.1:0")
+            .env("ALYXD_DATA_DIR", dir)
+            .env("ALYXD_KAFKA_BROKERS", brokers)
+            .env("ALYXD_KAFKA_TOPIC", topic)
+            .env("ALYXD_INSTANCE", name)
+            .env("ALYXD_BATCH_EVENTS", "100")
+            .env("ALYXD_BATCH_LINGER_MS", "50")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        Self { child: command.spawn().expect("alyxd starts") }
+    }
+
+    fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, and a clean exit within 30 s.
+    fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(status.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "alyxd exited with {status} after SIGTERM");
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "alyxd did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Peak resident memory so far (VmHWM), in MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+}
+
+impl Drop for Alyxd {
+    /// A failing test leaves no alyxd behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pp(brokers: &str, topic: &str, events: u64) -> ProduceOptions {
+    ProduceOptions {
+        brokers: brokers.to_owned(),
+        topic: topic.to_owned(),
+        system: CollisionSystem::Pp,
+        events,
+        first: 0,
+        seed: 11,
+        rate: None,
+    }
+}
+
+/// Produces `events` at `rate` per second in the background, as a detector would.
+fn produce_in_background(brokers: &str, topic: &str, events: u64, rate: f64) -> tokio::task::JoinHandle<()> {
+    let options = ProduceOptions { rate: Some(rate), ..pp(brokers, topic, events) };
+    tokio::spawn(async move {
+        produce(&options).await.expect("produce");
+    })
+}
+
+/// Exactly `n` events in the catalogue and in the Parquet chunks, each once, every checksum valid.
+async fn assert_stored_exactly_once(pool: &PgPool, dir: &std::path::Path, n: i64) {
+    let distinct: i64 = sqlx::query_scalar("SELECT count(DISTINCT (run, event_number)) FROM events")
+        .fetch_one(pool)
+        .await
+        .expect("count");
+    assert_eq!(catalogue_rows(pool).await, n, "catalogue rows");
+    assert_eq!(distinct, n, "distinct events in the catalogue");
+    let chunk_events: i64 = sqlx::query_scalar("SELECT coalesce(sum(event_count), 0)::bigint FROM chunks")
+        .fetch_one(pool)
+        .await
+        .expect("chunks");
+    assert_eq!(chunk_events, n, "events in catalogued chunks");
+    let dataset = DataStore::open(dir).expect("store").dataset("live").expect("dataset");
+    let report = dataset.verify();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    let events = dataset
+        .scan(Table::Events)
+        .expect("scan")
+        .select([col("run"), col("event_number")])
+        .collect()
+        .expect("events table");
+    assert_eq!(events.height() as i64, n, "rows in the Parquet events table");
+    let unique = events.unique::<String, String>(None, UniqueKeepStrategy::First, None).expect("unique");
+    assert_eq!(unique.height() as i64, n, "distinct events in Parquet");
+}
+
+#[sqlx::test(migrations = false)]
+async fn kill_9_mid_ingest_then_restart_stores_every_event_exactly_once(pool: PgPool) {
+    let Some(brokers) = brokers() else { return };
+    let topic = unique_topic("crash");
+    create_topic(&brokers, &topic, 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 2000;
+    let producer = produce_in_background(&brokers, &topic, n, 400.0);
+
+    let mut first = Alyxd::spawn(&pool, dir.path(), &brokers, &topic, "a", &[]);
+    eventually(Duration::from_secs(120), "ingest under way", || async {
+        (catalogue_rows(&pool).await >= 300).then_some(())
+    })
+    .await;
+    first.kill_9();
+    let at_kill = catalogue_rows(&pool).await;
+    assert!(at_kill < n as i64, "the kill came mid-ingest ({at_kill} of {n} stored)");
+
+    let mut second = Alyxd::spawn(&pool, dir.path(), &brokers, &topic, "a-restarted", &[]);
+    eventually(Duration::from_secs(180), "every event after the restart", || async {
+        (catalogue_rows(&pool).await >= n as i64).then_some(())
+    })
+    .await;
+    producer.await.expect("producer");
+    second.terminate();
+    assert_stored_exactly_once(&pool, dir.path(), n as i64).await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_second_instance_takes_over_when_the_first_dies(pool: PgPool) {
+    let Some(brokers) = brokers() else { return };
+    let topic = unique_topic("failover");
+    create_topic(&brokers, &topic, 4).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 3000;
+    let producer = produce_in_background(&brokers, &topic, n, 300.0);
+
+    let mut a = Alyxd::spawn(&pool, dir.path(), &brokers, &topic, "a", &[]);
+    let mut b = Alyxd::spawn(&pool, dir.path(), &brokers, &topic, "b", &[]);
+    // Both instances own partitions (they share the four) and are storing.
+    eventually(Duration::from_secs(120), "both instances ingesting", || async {
+        let owners: Vec<String> = sqlx::query_scalar("SELECT DISTINCT owner FROM ingest_offsets WHERE next_offset > 0")
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default();
+        (owners.len() == 2).then_some(())
+    })
+    .await;
+    a.kill_9();
+    assert!(catalogue_rows(&pool).await < n as i64, "a died mid-ingest");
+    eventually(Duration::from_secs(180), "b storing every event", || async {
+        (catalogue_rows(&pool).await >= n as i64).then_some(())
+    })
+    .await;
+    let owners: Vec<String> = sqlx::query_scalar("SELECT DISTINCT owner FROM ingest_offsets")
+        .fetch_all(&pool)
+        .await
+        .expect("owners");
+    assert_eq!(owners, ["b"], "b took every partition over");
+    producer.await.expect("producer");
+    b.terminate();
+    assert_stored_exactly_once(&pool, dir.path(), n as i64).await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_backlog_passes_with_bounded_memory_and_nothing_lost(pool: PgPool) {
+    let Some(brokers) = brokers() else { return };
+    let topic = unique_topic("overload");
+    create_topic(&brokers, &topic, 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A backlog produced faster than storage writes: ingest has to pause consumption.
+    let n = 6000;
+    let produced = produce(&pp(&brokers, &topic, n)).await.expect("produce");
+    let backlog_mib = produced.bytes as f64 / (1024.0 * 1024.0);
+    let mut alyxd = Alyxd::spawn(
+        &pool,
+        dir.path(),
+        &brokers,
+        &topic,
+        "small",
+        &[("ALYXD_QUEUE_BATCHES", "1"), ("ALYXD_FETCH_BUFFER_KB", "4096"), ("ALYXD_BATCH_EVENTS", "200")],
+    );
+    let mut peak = 0.0f64;
+    eventually(Duration::from_secs(300), "the whole backlog stored", || {
+        peak = peak.max(alyxd.peak_rss_mib());
+        let pool = pool.clone();
+        async move { (catalogue_rows(&pool).await >= n as i64).then_some(()) }
+    })
+    .await;
+    peak = peak.max(alyxd.peak_rss_mib());
+    eprintln!("backlog {backlog_mib:.0} MiB of messages; alyxd peak resident memory {peak:.0} MiB");
+    assert!(peak > 0.0, "peak memory was read");
+    assert!(
+        peak < backlog_mib.max(400.0),
+        "resident memory ({peak:.0} MiB) grew with the backlog ({backlog_mib:.0} MiB)"
+    );
+    alyxd.terminate();
+    assert_stored_exactly_once(&pool, dir.path(), n as i64).await;
+}

@@ -1,0 +1,170 @@
+//! What the backend's integration tests share: the services the test command starts (PostgreSQL
+//! through `#[sqlx::test]`, the Kafka-protocol broker through `ALYX_KAFKA_BROKERS`), an in-process
+//! alyxd, and authorised gRPC clients.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use alyx_backend::Config;
+use alyx_backend::auth::{self, Role};
+use alyx_proto::v1::admin_service_client::AdminServiceClient;
+use alyx_proto::v1::event_service_client::EventServiceClient;
+use sqlx::PgPool;
+use tonic::transport::Channel;
+
+/// The broker the test command started, or `None` (with a note) outside CI. Under `CI=true` a
+/// missing broker fails the test.
+pub fn brokers() -> Option<String> {
+    match std::env::var("ALYX_KAFKA_BROKERS") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("ALYX_KAFKA_BROKERS is not set: run the tests through scripts/test.sh, which starts the broker")
+        }
+        _ => {
+            eprintln!("skipping: no Kafka broker (set ALYX_KAFKA_BROKERS or run scripts/test.sh)");
+            None
+        }
+    }
+}
+
+/// A topic name no other test uses.
+pub fn unique_topic(name: &str) -> String {
+    format!("{name}-{}-{}", std::process::id(), rand_suffix())
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64 % 1_000_000_007)
+}
+
+pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    alyx_backend::produce::create_topic(brokers, topic, partitions)
+        .await
+        .expect("topic created");
+}
+
+/// The URL of the database `#[sqlx::test]` made for this test.
+pub fn database_url(pool: &PgPool) -> String {
+    let db = pool
+        .connect_options()
+        .get_database()
+        .expect("test database has a name")
+        .to_owned();
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set by the test command");
+    let base = base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b).to_owned();
+    format!("{base}/{db}")
+}
+
+/// A configuration for an in-process or spawned alyxd on free ports.
+pub fn config(pool: &PgPool, data_dir: &std::path::Path, brokers: Option<&str>, topic: &str) -> Config {
+    let mut c = Config::default();
+    c.database_url = database_url(pool);
+    c.database_pool = 4;
+    c.listen = "127.0.0.1:0".parse().expect("address");
+    c.metrics_listen = "127.0.0.1:0".parse().expect("address");
+    c.data_dir = data_dir.to_path_buf();
+    c.ingest.enabled = brokers.is_some();
+    c.ingest.brokers = brokers.unwrap_or("127.0.0.1:1").to_owned();
+    c.ingest.topic = topic.to_owned();
+    c.ingest.partitions = 2;
+    c.ingest.batch_events = 200;
+    c.ingest.batch_linger_ms = 100;
+    c
+}
+
+/// An alyxd running inside the test.
+pub struct Server {
+    pub grpc: String,
+    pub metrics: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<alyx_backend::Result<()>>>,
+}
+
+impl Server {
+    pub async fn start(config: Config) -> Self {
+        let (grpc, metrics) = alyx_backend::server::bind(&config).await.expect("bind");
+        let grpc_addr = grpc.local_addr().expect("addr");
+        let metrics_addr = metrics.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(alyx_backend::server::run(config, grpc, metrics, async move {
+            let _ = stopped.await;
+        }));
+        let server = Self {
+            grpc: format!("http://{grpc_addr}"),
+            metrics: metrics_addr,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        // Wait until it answers.
+        let started = Instant::now();
+        while Channel::from_shared(server.grpc.clone()).expect("url").connect().await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "alyxd did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    /// Graceful shutdown, as on SIGTERM.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("clean shutdown");
+        }
+    }
+
+    pub async fn events(&self) -> EventServiceClient<Channel> {
+        EventServiceClient::connect(self.grpc.clone()).await.expect("connect")
+    }
+
+    pub async fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::connect(self.grpc.clone()).await.expect("connect")
+    }
+
+    pub async fn metrics_text(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(self.metrics).await.expect("metrics port");
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.expect("read");
+        out
+    }
+}
+
+/// A token for a new user with `role`.
+pub async fn token(pool: &PgPool, name: &str, role: Role) -> String {
+    auth::create_user(pool, name, role).await.expect("create user")
+}
+
+/// `message` with `authorization: Bearer token`.
+pub fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().expect("ascii"));
+    r
+}
+
+/// Polls `f` until it returns `Some`, failing after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn catalogue_rows(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await
+        .unwrap_or(0)
+}

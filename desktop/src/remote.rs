@@ -1,0 +1,443 @@
+//! The desktop's one network module: the alyxd client (`alyx --backend URL --token T`). It runs
+//! on a tokio runtime of its own, on its own thread, and talks to Bevy through channels:
+//! systems send [`Request`]s and drain [`Reply`]s each frame; nothing in a system blocks.
+//!
+//! The backend's datasets and event pages fill the Backend window; an event picked there (or
+//! reached with N/P) is fetched over gRPC and shown. In live mode a subscription follows the
+//! newest stored event and reconnects by itself when the backend goes away and comes back.
+
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
+
+use alyx_proto::v1;
+use alyx_proto::v1::event_service_client::EventServiceClient;
+use alyx_shared::model::CollisionEvent;
+use alyx_shared::summary::{DatasetInfo, EventSummary};
+use bevy::prelude::*;
+use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
+use tokio_stream::StreamExt;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::display::Display;
+use crate::Panels;
+
+/// Where the backend is and who asks.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub url: String,
+    pub token: String,
+}
+
+/// What systems ask the client for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    Datasets,
+    Events { dataset: String, after: Option<u64> },
+    Event { dataset: String, id: u64 },
+    /// Follow the newest stored event of the dataset (`None` stops following).
+    Follow(Option<String>),
+}
+
+/// What the client answers (errors as messages for the user).
+#[derive(Debug)]
+pub enum Reply {
+    Datasets(Result<Vec<DatasetInfo>, String>),
+    Events(Result<(Vec<EventSummary>, Option<u64>, u64), String>),
+    Event(Result<(EventSummary, CollisionEvent), String>),
+    /// The connection state of the live subscription, for the status line.
+    Live(String),
+}
+
+/// A gRPC error as the user should read it.
+fn describe(url: &str, e: tonic::Status) -> String {
+    match e.code() {
+        tonic::Code::Unavailable => format!("{url} is unreachable: {}", e.message()),
+        tonic::Code::Unauthenticated => format!("{url} refused the token: {}", e.message()),
+        _ => e.message().to_owned(),
+    }
+}
+
+/// The blocking client that `main` uses before the app starts (first dataset and event).
+pub struct Blocking {
+    runtime: tokio::runtime::Runtime,
+    connection: Connection,
+}
+
+impl Blocking {
+    pub fn new(connection: Connection) -> Result<Self, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the network runtime: {e}"))?;
+        Ok(Self { runtime, connection })
+    }
+
+    pub fn call(&self, request: Request) -> Reply {
+        self.runtime.block_on(answer(&self.connection, request))
+    }
+}
+
+fn client(url: &str) -> Result<EventServiceClient<Channel>, String> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("invalid backend URL `{url}`: {e}"))?
+        .connect_timeout(Duration::from_secs(5));
+    Ok(EventServiceClient::new(endpoint.connect_lazy()))
+}
+
+fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    if let Ok(v) = format!("Bearer {token}").parse() {
+        r.metadata_mut().insert("authorization", v);
+    }
+    r
+}
+
+async fn answer(c: &Connection, request: Request) -> Reply {
+    let mut events = match client(&c.url) {
+        Ok(e) => e,
+        Err(e) => {
+            return match request {
+                Request::Datasets => Reply::Datasets(Err(e)),
+                Request::Events { .. } => Reply::Events(Err(e)),
+                _ => Reply::Event(Err(e)),
+            };
+        }
+    };
+    let url = c.url.as_str();
+    match request {
+        Request::Datasets => Reply::Datasets(
+            events
+                .list_datasets(authorized(&c.token, v1::ListDatasetsRequest {}))
+                .await
+                .map(|r| r.into_inner().datasets.into_iter().map(Into::into).collect())
+                .map_err(|e| describe(url, e)),
+        ),
+        Request::Events { dataset, after } => Reply::Events(
+            events
+                .list_events(authorized(
+                    &c.token,
+                    v1::ListEventsRequest {
+                        dataset,
+                        run: None,
+                        page_size: 200,
+                        page_token: after.map(|a| a.to_string()).unwrap_or_default(),
+                    },
+                ))
+                .await
+                .map(|r| {
+                    let r = r.into_inner();
+                    (
+                        r.events.into_iter().map(Into::into).collect(),
+                        r.next_page_token.parse().ok(),
+                        r.total,
+                    )
+                })
+                .map_err(|e| describe(url, e)),
+        ),
+        Request::Event { dataset, id } => Reply::Event(
+            match events
+                .get_event(authorized(&c.token, v1::GetEventRequest { dataset, event_id: id }))
+                .await
+            {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    match (r.summary, r.event.map(CollisionEvent::try_from)) {
+                        (Some(s), Some(Ok(e))) => Ok((s.into(), e)),
+                        (_, Some(Err(e))) => Err(e.to_string()),
+                        _ => Err("the backend sent an incomplete event".into()),
+                    }
+                }
+                Err(e) => Err(describe(url, e)),
+            },
+        ),
+        Request::Follow(_) => Reply::Live(String::new()),
+    }
+}
+
+/// Follows `dataset`'s live stream, sending each newest event, reconnecting after a second
+/// whenever the stream breaks, until `stop` says otherwise.
+async fn follow(c: Connection, dataset: String, replies: Sender<Reply>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let stream = async {
+            let mut events = client(&c.url)?;
+            events
+                .subscribe(authorized(
+                    &c.token,
+                    v1::SubscribeRequest { dataset: dataset.clone(), include_event: true },
+                ))
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(|e| describe(&c.url, e))
+        };
+        match stream.await {
+            Ok(mut stream) => {
+                let _ = replies.send(Reply::Live(format!("live: following {dataset}")));
+                loop {
+                    let next = tokio::select! {
+                        _ = stop.changed() => return,
+                        n = stream.next() => n,
+                    };
+                    match next {
+                        Some(Ok(live)) => {
+                            let (Some(summary), Some(event)) = (live.summary, live.event) else { continue };
+                            match CollisionEvent::try_from(event) {
+                                Ok(e) => {
+                                    if replies.send(Reply::Event(Ok((summary.into(), e)))).is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(e) => {
+                                    let _ = replies.send(Reply::Event(Err(e.to_string())));
+                                }
+                            }
+                        }
+                        Some(Err(e)) => {
+                            let _ = replies.send(Reply::Live(format!("live: reconnecting ({})", describe(&c.url, e))));
+                            break;
+                        }
+                        None => {
+                            let _ = replies.send(Reply::Live("live: the backend closed the stream; reconnecting".into()));
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = replies.send(Reply::Live(format!("live: reconnecting ({e})")));
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// The client thread: answers requests one by one and runs at most one live subscription.
+fn spawn_client(connection: Connection) -> Result<(Sender<Request>, Receiver<Reply>), String> {
+    let (request_tx, request_rx) = channel::<Request>();
+    let (reply_tx, reply_rx) = channel::<Reply>();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the network runtime: {e}"))?;
+    std::thread::Builder::new()
+        .name("alyx-backend-client".into())
+        .spawn(move || {
+            let mut following: Option<tokio::sync::watch::Sender<bool>> = None;
+            while let Ok(request) = request_rx.recv() {
+                match request {
+                    Request::Follow(dataset) => {
+                        if let Some(stop) = following.take() {
+                            let _ = stop.send(true);
+                        }
+                        if let Some(dataset) = dataset {
+                            let (stop, stopped) = tokio::sync::watch::channel(false);
+                            runtime.spawn(follow(connection.clone(), dataset, reply_tx.clone(), stopped));
+                            following = Some(stop);
+                        } else {
+                            let _ = reply_tx.send(Reply::Live(String::new()));
+                        }
+                    }
+                    other => {
+                        let reply = runtime.block_on(answer(&connection, other));
+                        if reply_tx.send(reply).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the network thread: {e}"))?;
+    Ok((request_tx, reply_rx))
+}
+
+/// The backend the desktop works with, and what the Backend window shows.
+#[derive(Resource)]
+pub struct Backend {
+    pub url: String,
+    requests: Sender<Request>,
+    replies: Mutex<Receiver<Reply>>,
+    pub datasets: Vec<DatasetInfo>,
+    pub dataset: String,
+    pub events: Vec<EventSummary>,
+    pub next_page: Option<u64>,
+    pub total: u64,
+    /// Following the newest stored event.
+    pub live: bool,
+    pub status: String,
+    /// The catalogue row of the event on display.
+    pub shown: Option<EventSummary>,
+}
+
+impl Backend {
+    /// Starts the client thread for `connection`, showing `dataset`.
+    pub fn connect(connection: Connection, dataset: String, live: bool) -> Result<Self, String> {
+        let url = connection.url.clone();
+        let (requests, replies) = spawn_client(connection)?;
+        let backend = Self {
+            url,
+            requests,
+            replies: Mutex::new(replies),
+            datasets: Vec::new(),
+            dataset,
+            events: Vec::new(),
+            next_page: None,
+            total: 0,
+            live: false,
+            status: String::new(),
+            shown: None,
+        };
+        backend.send(Request::Datasets);
+        backend.send(Request::Events { dataset: backend.dataset.clone(), after: None });
+        let mut backend = backend;
+        backend.set_live(live);
+        Ok(backend)
+    }
+
+    pub fn send(&self, request: Request) {
+        let _ = self.requests.send(request);
+    }
+
+    pub fn set_live(&mut self, live: bool) {
+        self.live = live;
+        self.send(Request::Follow(live.then(|| self.dataset.clone())));
+    }
+
+    fn drain(&self) -> Vec<Reply> {
+        let replies = self.replies.lock().unwrap_or_else(|p| p.into_inner());
+        replies.try_iter().collect()
+    }
+}
+
+/// Lists the backend's datasets and events, fetches events over gRPC and follows the live
+/// stream. Added by the app when it runs with `--backend`.
+pub struct BackendPlugin;
+
+impl Plugin for BackendPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_systems(Update, receive);
+    }
+
+    // In `finish`, so that EguiPlugin may be added before or after this plugin.
+    fn finish(&self, app: &mut App) {
+        if app.is_plugin_added::<EguiPlugin>() {
+            app.init_resource::<Panels>()
+                .add_systems(EguiPrimaryContextPass, backend_window);
+        }
+    }
+}
+
+fn receive(backend: Option<ResMut<Backend>>, mut display: ResMut<Display>) {
+    let Some(mut backend) = backend else { return };
+    for reply in backend.drain() {
+        match reply {
+            Reply::Datasets(Ok(d)) => backend.datasets = d,
+            Reply::Events(Ok((events, next, total))) => {
+                backend.events = events;
+                backend.next_page = next;
+                backend.total = total;
+            }
+            Reply::Event(Ok((summary, event))) => {
+                display.set_event(summary.event_id, event);
+                backend.shown = Some(summary);
+            }
+            Reply::Datasets(Err(e)) | Reply::Events(Err(e)) | Reply::Event(Err(e)) => {
+                display.message = Some(e);
+            }
+            Reply::Live(status) => backend.status = status,
+        }
+    }
+}
+
+/// The Backend window: the server, its datasets, a page of events, live mode.
+pub fn backend_panel(ui: &mut egui::Ui, backend: &mut Backend) -> Option<Request> {
+    let mut request = None;
+    ui.label(format!("backend {}", backend.url));
+    let mut live = backend.live;
+    if ui.checkbox(&mut live, "Live: follow the newest event").changed() {
+        backend.set_live(live);
+    }
+    if !backend.status.is_empty() {
+        ui.label(&backend.status);
+    }
+    if let Some(s) = &backend.shown {
+        ui.label(format!(
+            "showing {} #{}: run {} event {}, {}",
+            s.dataset,
+            s.event_id,
+            s.run,
+            s.event_number,
+            alyx_shared::utc(s.timestamp_ns)
+        ));
+    }
+    ui.separator();
+    egui::ComboBox::from_label("dataset")
+        .selected_text(&backend.dataset)
+        .show_ui(ui, |ui| {
+            for d in &backend.datasets {
+                let text = format!("{} ({} events)", d.name, d.event_count);
+                if ui.selectable_label(d.name == backend.dataset, text).clicked() {
+                    request = Some(Request::Events { dataset: d.name.clone(), after: None });
+                }
+            }
+        });
+    ui.horizontal(|ui| {
+        ui.label(format!("{} events", backend.total));
+        if ui.button("⟳ refresh").clicked() {
+            request = Some(Request::Events { dataset: backend.dataset.clone(), after: None });
+        }
+        if let Some(next) = backend.next_page
+            && ui.button("next page ▶").clicked()
+        {
+            request = Some(Request::Events { dataset: backend.dataset.clone(), after: Some(next) });
+        }
+    });
+    egui::ScrollArea::vertical().max_height(300.0).show(ui, |ui| {
+        for e in &backend.events {
+            let text = format!(
+                "#{:<7} run {:<6} event {:<9} {:>4} tracks {:>6} hits",
+                e.event_id, e.run, e.event_number, e.n_tracks, e.n_hits
+            );
+            let selected = backend.shown.as_ref().is_some_and(|s| s.event_id == e.event_id);
+            if ui.selectable_label(selected, egui::RichText::new(text).monospace()).clicked() {
+                request = Some(Request::Event { dataset: backend.dataset.clone(), id: e.event_id });
+            }
+        }
+    });
+    request
+}
+
+fn backend_window(mut contexts: EguiContexts, backend: Option<ResMut<Backend>>, panels: Res<Panels>) {
+    let Some(mut backend) = backend else { return };
+    if !panels.events {
+        return;
+    }
+    let Ok(ctx) = contexts.ctx_mut() else { return };
+    let mut request = None;
+    egui::Window::new("Backend")
+        .default_pos([10.0, 420.0])
+        .show(ctx, |ui| request = backend_panel(ui, &mut backend));
+    if let Some(request) = request {
+        if let Request::Events { dataset, .. } = &request
+            && *dataset != backend.dataset
+        {
+            backend.dataset = dataset.clone();
+            if backend.live {
+                backend.set_live(true);
+            }
+        }
+        if let Request::Event { .. } = request {
+            // Picking an event by hand stops following the stream.
+            if backend.live {
+                backend.set_live(false);
+            }
+        }
+        backend.send(request);
+    }
+}
