@@ -47,6 +47,7 @@ pub async fn run(
     let store = DataStore::open(&config.data_dir)?;
     let metrics = Arc::new(Metrics::new());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx_for_streams = stop_rx.clone();
     let stopped = move || {
         let mut rx = stop_rx.clone();
         async move {
@@ -101,6 +102,7 @@ pub async fn run(
         pool: pool.clone(),
         store: store.clone(),
         live,
+        shutdown: stop_rx_for_streams,
     };
     let admin = AdminApi {
         ctx,

@@ -23,6 +23,8 @@ pub struct EventsApi {
     pub pool: PgPool,
     pub store: DataStore,
     pub live: LiveSender,
+    /// Becomes true when alyxd shuts down: live streams end so connections can close.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 const DEFAULT_PAGE: u32 = 100;
@@ -124,7 +126,7 @@ impl EventService for EventsApi {
                 let r = request.into_inner();
                 let rx = self.live.subscribe();
                 let (tx, out) = mpsc::channel(16);
-                tokio::spawn(forward(rx, tx, r, self.store.clone()));
+                tokio::spawn(forward(rx, tx, r, self.store.clone(), self.shutdown.clone()));
                 Ok(Response::new(Box::pin(ReceiverStream::new(out)) as Self::SubscribeStream))
             })
             .await
@@ -139,10 +141,15 @@ async fn forward(
     tx: mpsc::Sender<Result<v1::LiveEvent, Status>>,
     request: v1::SubscribeRequest,
     store: DataStore,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut skipped = 0u64;
     loop {
-        let mut summary = match rx.recv().await {
+        let next = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            n = rx.recv() => n,
+        };
+        let mut summary = match next {
             Ok(s) => s,
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 skipped += n;

@@ -83,6 +83,14 @@ pub struct Server {
 
 impl Server {
     pub async fn start(config: Config) -> Self {
+        // alyxd's logs in the test's output (shown for failing tests; RUST_LOG filters).
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info,sqlx=warn".into()),
+            )
+            .try_init();
         let (grpc, metrics) = alyx_backend::server::bind(&config).await.expect("bind");
         let grpc_addr = grpc.local_addr().expect("addr");
         let metrics_addr = metrics.local_addr().expect("addr");
@@ -96,13 +104,29 @@ impl Server {
             stop: Some(stop),
             task: Some(task),
         };
-        // Wait until it answers.
+        // The port accepts connections at once; wait until alyxd serves (after migrations).
         let started = Instant::now();
-        while Channel::from_shared(server.grpc.clone()).expect("url").connect().await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "alyxd did not start");
+        loop {
+            if server.serving().await {
+                return server;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "alyxd did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        server
+    }
+
+    /// The health service says SERVING.
+    pub async fn serving(&self) -> bool {
+        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+        let Ok(channel) = Channel::from_shared(self.grpc.clone()).expect("url").connect().await else {
+            return false;
+        };
+        let mut client = HealthClient::new(channel);
+        let check = client.check(HealthCheckRequest { service: String::new() });
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), check).await,
+            Ok(Ok(r)) if r.get_ref().status == 1
+        )
     }
 
     /// Graceful shutdown, as on SIGTERM.
