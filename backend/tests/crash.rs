@@ -115,18 +115,25 @@ async fn assert_stored_exactly_once(pool: &PgPool, dir: &std::path::Path, n: i64
         .await
         .expect("chunks");
     assert_eq!(chunk_events, n, "events in catalogued chunks");
-    let dataset = DataStore::open(dir).expect("store").dataset("live").expect("dataset");
-    let report = dataset.verify();
-    assert!(report.is_ok(), "{:?}", report.problems);
-    let events = dataset
-        .scan(Table::Events)
-        .expect("scan")
-        .select([col("run"), col("event_number")])
-        .collect()
-        .expect("events table");
-    assert_eq!(events.height() as i64, n, "rows in the Parquet events table");
-    let unique = events.unique::<String, String>(None, UniqueKeepStrategy::First, None).expect("unique");
-    assert_eq!(unique.height() as i64, n, "distinct events in Parquet");
+    // polars blocks on its own runtime: not on this test's async thread.
+    let dir = dir.to_path_buf();
+    let (rows, unique) = tokio::task::spawn_blocking(move || {
+        let dataset = DataStore::open(&dir).expect("store").dataset("live").expect("dataset");
+        let report = dataset.verify();
+        assert!(report.is_ok(), "{:?}", report.problems);
+        let events = dataset
+            .scan(Table::Events)
+            .expect("scan")
+            .select([col("run"), col("event_number")])
+            .collect()
+            .expect("events table");
+        let unique = events.unique::<String, String>(None, UniqueKeepStrategy::First, None).expect("unique");
+        (events.height() as i64, unique.height() as i64)
+    })
+    .await
+    .expect("parquet check");
+    assert_eq!(rows, n, "rows in the Parquet events table");
+    assert_eq!(unique, n, "distinct events in Parquet");
 }
 
 #[sqlx::test(migrations = false)]
@@ -221,8 +228,9 @@ async fn a_backlog_passes_with_bounded_memory_and_nothing_lost(pool: PgPool) {
     peak = peak.max(alyxd.peak_rss_mib());
     eprintln!("backlog {backlog_mib:.0} MiB of messages; alyxd peak resident memory {peak:.0} MiB");
     assert!(peak > 0.0, "peak memory was read");
+    assert!(backlog_mib > 300.0, "the backlog is larger than alyxd's memory should be");
     assert!(
-        peak < backlog_mib.max(400.0),
+        peak < backlog_mib / 2.0,
         "resident memory ({peak:.0} MiB) grew with the backlog ({backlog_mib:.0} MiB)"
     );
     alyxd.terminate();
