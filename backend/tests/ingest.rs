@@ -259,3 +259,36 @@ async fn with_the_broker_unreachable_alyxd_serves_and_reports_ingest_down(pool: 
     assert!(server.metrics_text().await.contains("alyxd_ingest_up 0"));
     server.stop().await;
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_chunk_written_but_never_committed_is_removed_before_its_partition_is_read(pool: PgPool) {
+    let Some(brokers) = brokers() else { return };
+    let topic = unique_topic("orphan");
+    create_topic(&brokers, &topic, 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // What a crash between the chunk write and the commit leaves: a chunk the manifest lists,
+    // from partition 0, that the catalogue never recorded.
+    let generator = EventGenerator::new(GeneratorConfig::pp(7), DetectorGeometry::alice_barrel());
+    let orphan: Vec<CollisionEvent> = (0..20).map(|i| generator.event(i)).collect();
+    let store = DataStore::open(dir.path()).expect("store");
+    let mut dataset = store.create_dataset("live", &format!("kafka:{topic}")).expect("dataset");
+    dataset
+        .append_from(&orphan, Some(&format!("kafka:{topic}/0@0-19")))
+        .expect("orphan chunk");
+    produce(&options(&brokers, &topic, 0, 20)).await.expect("produce");
+
+    let server = Server::start(config(&pool, dir.path(), Some(&brokers), &topic)).await;
+    eventually(Duration::from_secs(60), "20 catalogue rows", || async {
+        (catalogue_rows(&pool).await == 20).then_some(())
+    })
+    .await;
+    server.stop().await;
+    let dataset = store.dataset("live").expect("dataset");
+    assert_eq!(dataset.manifest().event_count(), 20, "the orphan chunk is gone, the events stored once");
+    let manifest_chunks: Vec<i32> = dataset.manifest().chunks.iter().map(|c| c.id as i32).collect();
+    let catalogued: Vec<i32> = sqlx::query_scalar("SELECT chunk_id FROM chunks ORDER BY chunk_id")
+        .fetch_all(&pool)
+        .await
+        .expect("chunks");
+    assert_eq!(manifest_chunks, catalogued, "the manifest lists exactly the catalogued chunks");
+}
