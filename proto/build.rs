@@ -6,12 +6,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc);
     // The descriptor set serves gRPC server reflection (grpcurl lists and calls services).
-    let descriptors = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("alyx_v1_descriptor.bin");
+    let descriptors =
+        std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("alyx_v1_descriptor.bin");
     tonic_prost_build::configure()
         .file_descriptor_set_path(&descriptors)
         .compile_with_config(
             config,
-            &["alyx/v1/event.proto", "alyx/v1/events.proto", "alyx/v1/admin.proto"],
+            &[
+                "alyx/v1/event.proto",
+                "alyx/v1/events.proto",
+                "alyx/v1/admin.proto",
+            ],
             &["."],
         )?;
     println!("cargo:rerun-if-changed=alyx/v1");

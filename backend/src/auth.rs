@@ -132,9 +132,7 @@ impl Authenticator {
         .await?;
         let Some((name, role)) = row else {
             self.lock().remove(&hash);
-            return Err(Error::Unauthenticated(
-                "unknown or revoked token".into(),
-            ));
+            return Err(Error::Unauthenticated("unknown or revoked token".into()));
         };
         let caller = Caller {
             name,
@@ -145,7 +143,9 @@ impl Authenticator {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Caller, Instant)>> {
-        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -161,7 +161,10 @@ pub struct UserInfo {
 /// Creates a user (or a new token for an existing one of the same role) and returns the token,
 /// which is stored only hashed.
 pub async fn create_user(pool: &PgPool, name: &str, role: Role) -> Result<String> {
-    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if name.is_empty()
+        || name.len() > 64
+        || name.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(Error::InvalidArgument(format!(
             "invalid user name `{name}`: 1 to 64 characters, no spaces"
         )));
@@ -253,14 +256,23 @@ mod tests {
     fn bearer_header_forms() {
         assert_eq!(bearer(Some("Bearer abc")).ok(), Some("abc"));
         assert!(matches!(bearer(None), Err(Error::Unauthenticated(_))));
-        assert!(matches!(bearer(Some("Basic abc")), Err(Error::Unauthenticated(_))));
-        assert!(matches!(bearer(Some("Bearer ")), Err(Error::Unauthenticated(_))));
+        assert!(matches!(
+            bearer(Some("Basic abc")),
+            Err(Error::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            bearer(Some("Bearer ")),
+            Err(Error::Unauthenticated(_))
+        ));
     }
 
     #[test]
     fn only_operators_administer() {
         for role in Role::ALL {
-            let caller = Caller { name: "x".into(), role };
+            let caller = Caller {
+                name: "x".into(),
+                role,
+            };
             assert_eq!(caller.require_operator().is_ok(), role == Role::Operator);
             assert_eq!(Role::parse(role.as_str()).ok(), Some(role));
         }

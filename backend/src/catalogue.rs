@@ -18,7 +18,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// Connection options from the configuration (URL and statement timeout).
 pub fn connect_options(config: &Config) -> Result<PgConnectOptions> {
     let options = PgConnectOptions::from_str(&config.database_url).map_err(|e| {
-        Error::InvalidArgument(format!("invalid database URL `{}`: {e}", config.database_url))
+        Error::InvalidArgument(format!(
+            "invalid database URL `{}`: {e}",
+            config.database_url
+        ))
     })?;
     Ok(if config.statement_timeout_ms > 0 {
         options.options([("statement_timeout", config.statement_timeout_ms.to_string())])
@@ -203,12 +206,15 @@ pub async fn list_events(
     .bind(run)
     .fetch_one(pool)
     .await?;
-    let mut events: Vec<EventSummary> =
-        rows.into_iter().map(|r| r.into_summary(dataset)).collect();
+    let mut events: Vec<EventSummary> = rows.into_iter().map(|r| r.into_summary(dataset)).collect();
     let more = events.len() > limit as usize;
     events.truncate(limit as usize);
     Ok(EventPage {
-        next_after: if more { events.last().map(|e| e.event_id) } else { None },
+        next_after: if more {
+            events.last().map(|e| e.event_id)
+        } else {
+            None
+        },
         events,
         total: total.max(0) as u64,
     })
@@ -273,11 +279,10 @@ pub async fn storage_status(pool: &PgPool) -> Result<StorageStatus> {
     )
     .fetch_all(pool)
     .await?;
-    let partitions: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass",
-    )
-    .fetch_one(pool)
-    .await?;
+    let partitions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass")
+            .fetch_one(pool)
+            .await?;
     let datasets: Vec<DatasetStorage> = rows
         .into_iter()
         .map(|(name, chunks, bytes, rows)| DatasetStorage {

@@ -94,9 +94,8 @@ impl Config {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     Error::InvalidArgument(format!("cannot read {}: {e}", path.display()))
                 })?;
-                toml::from_str(&text).map_err(|e| {
-                    Error::InvalidArgument(format!("{}: {e}", path.display()))
-                })?
+                toml::from_str(&text)
+                    .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?
             }
             None => Self::default(),
         };
@@ -189,7 +188,10 @@ mod tests {
             .apply_env(|k| (k == "ALYXD_LISTEN").then(|| "nowhere".to_owned()))
             .expect_err("not an address");
         assert!(err.to_string().contains("ALYXD_LISTEN=nowhere"), "{err}");
-        assert!(toml::from_str::<Config>("colour = 3").is_err(), "unknown keys are refused");
+        assert!(
+            toml::from_str::<Config>("colour = 3").is_err(),
+            "unknown keys are refused"
+        );
     }
 
     #[test]

@@ -34,8 +34,8 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("alyxd".into()), None)
-            .unwrap_or_else(|_| Registry::new());
+        let registry =
+            Registry::new_custom(Some("alyxd".into()), None).unwrap_or_else(|_| Registry::new());
         let buckets = prometheus::exponential_buckets(0.0005, 2.0, 18).unwrap_or_default();
         macro_rules! reg {
             ($metric:expr) => {{
@@ -48,7 +48,10 @@ impl Metrics {
         }
         Self {
             events_stored: reg!(IntCounter::new("ingest_events_total", "events stored")),
-            bytes_consumed: reg!(IntCounter::new("ingest_bytes_total", "message bytes consumed")),
+            bytes_consumed: reg!(IntCounter::new(
+                "ingest_bytes_total",
+                "message bytes consumed"
+            )),
             batches: reg!(IntCounter::new("ingest_batches_total", "batches committed")),
             duplicates: reg!(IntCounter::new(
                 "ingest_duplicates_total",
@@ -75,7 +78,10 @@ impl Metrics {
                 .buckets(buckets.clone())
             )),
             lag: reg!(IntGaugeVec::new(
-                Opts::new("ingest_lag_messages", "messages produced but not yet stored"),
+                Opts::new(
+                    "ingest_lag_messages",
+                    "messages produced but not yet stored"
+                ),
                 &["partition"]
             )),
             queue_depth: reg!(IntGauge::new(
@@ -86,7 +92,10 @@ impl Metrics {
                 "ingest_estimated_delay_seconds",
                 "estimated time until an event produced now is queryable"
             )),
-            up: reg!(IntGauge::new("ingest_up", "1 when the broker answers, else 0")),
+            up: reg!(IntGauge::new(
+                "ingest_up",
+                "1 when the broker answers, else 0"
+            )),
             owned_partitions: reg!(IntGauge::new(
                 "ingest_owned_partitions",
                 "topic partitions this instance ingests"

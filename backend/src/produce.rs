@@ -105,7 +105,9 @@ async fn wait(pending: &mut Vec<rdkafka::producer::DeliveryFuture>) -> Result<()
         match delivery.await {
             Ok(Ok(_)) => {}
             Ok(Err((e, _))) => {
-                return Err(Error::Unavailable(format!("the broker refused an event: {e}")));
+                return Err(Error::Unavailable(format!(
+                    "the broker refused an event: {e}"
+                )));
             }
             Err(_) => return Err(Error::Unavailable("delivery was cancelled".into())),
         }
@@ -132,11 +134,16 @@ pub async fn produce_raw(brokers: &str, topic: &str, payloads: &[Vec<u8>]) -> Re
 /// Creates `topic` with `partitions` partitions (replication 1).
 pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
     let results = admin
         .create_topics(
-            [&NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            [&NewTopic::new(
+                topic,
+                partitions,
+                TopicReplication::Fixed(1),
+            )],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
         )
         .await?;

@@ -19,7 +19,14 @@ struct Alyxd {
 }
 
 impl Alyxd {
-    fn spawn(pool: &PgPool, dir: &std::path::Path, brokers: &str, topic: &str, name: &str, extra: &[(&str, &str)]) -> Self {
+    fn spawn(
+        pool: &PgPool,
+        dir: &std::path::Path,
+        brokers: &str,
+        topic: &str,
+        name: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_alyxd"));
         command
             .arg("serve")
@@ -39,7 +46,9 @@ impl Alyxd {
         for (k, v) in extra {
             command.env(k, v);
         }
-        Self { child: command.spawn().expect("alyxd starts") }
+        Self {
+            child: command.spawn().expect("alyxd starts"),
+        }
     }
 
     fn kill_9(&mut self) {
@@ -50,7 +59,10 @@ impl Alyxd {
     /// SIGTERM, and a clean exit within 30 s.
     fn terminate(&mut self) {
         let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
         assert!(status.success());
         let started = Instant::now();
         loop {
@@ -58,14 +70,18 @@ impl Alyxd {
                 assert!(status.success(), "alyxd exited with {status} after SIGTERM");
                 return;
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "alyxd did not stop on SIGTERM");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "alyxd did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// Peak resident memory so far (VmHWM), in MiB.
     fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -95,8 +111,16 @@ fn pp(brokers: &str, topic: &str, events: u64) -> ProduceOptions {
 }
 
 /// Produces `events` at `rate` per second in the background, as a detector would.
-fn produce_in_background(brokers: &str, topic: &str, events: u64, rate: f64) -> tokio::task::JoinHandle<()> {
-    let options = ProduceOptions { rate: Some(rate), ..pp(brokers, topic, events) };
+fn produce_in_background(
+    brokers: &str,
+    topic: &str,
+    events: u64,
+    rate: f64,
+) -> tokio::task::JoinHandle<()> {
+    let options = ProduceOptions {
+        rate: Some(rate),
+        ..pp(brokers, topic, events)
+    };
     tokio::spawn(async move {
         produce(&options).await.expect("produce");
     })
@@ -104,21 +128,26 @@ fn produce_in_background(brokers: &str, topic: &str, events: u64, rate: f64) -> 
 
 /// Exactly `n` events in the catalogue and in the Parquet chunks, each once, every checksum valid.
 async fn assert_stored_exactly_once(pool: &PgPool, dir: &std::path::Path, n: i64) {
-    let distinct: i64 = sqlx::query_scalar("SELECT count(DISTINCT (run, event_number)) FROM events")
-        .fetch_one(pool)
-        .await
-        .expect("count");
+    let distinct: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT (run, event_number)) FROM events")
+            .fetch_one(pool)
+            .await
+            .expect("count");
     assert_eq!(catalogue_rows(pool).await, n, "catalogue rows");
     assert_eq!(distinct, n, "distinct events in the catalogue");
-    let chunk_events: i64 = sqlx::query_scalar("SELECT coalesce(sum(event_count), 0)::bigint FROM chunks")
-        .fetch_one(pool)
-        .await
-        .expect("chunks");
+    let chunk_events: i64 =
+        sqlx::query_scalar("SELECT coalesce(sum(event_count), 0)::bigint FROM chunks")
+            .fetch_one(pool)
+            .await
+            .expect("chunks");
     assert_eq!(chunk_events, n, "events in catalogued chunks");
     // polars blocks on its own runtime: not on this test's async thread.
     let dir = dir.to_path_buf();
     let (rows, unique) = tokio::task::spawn_blocking(move || {
-        let dataset = DataStore::open(&dir).expect("store").dataset("live").expect("dataset");
+        let dataset = DataStore::open(&dir)
+            .expect("store")
+            .dataset("live")
+            .expect("dataset");
         let report = dataset.verify();
         assert!(report.is_ok(), "{:?}", report.problems);
         let events = dataset
@@ -127,7 +156,9 @@ async fn assert_stored_exactly_once(pool: &PgPool, dir: &std::path::Path, n: i64
             .select([col("run"), col("event_number")])
             .collect()
             .expect("events table");
-        let unique = events.unique::<String, String>(None, UniqueKeepStrategy::First, None).expect("unique");
+        let unique = events
+            .unique::<String, String>(None, UniqueKeepStrategy::First, None)
+            .expect("unique");
         (events.height() as i64, unique.height() as i64)
     })
     .await
@@ -152,12 +183,17 @@ async fn kill_9_mid_ingest_then_restart_stores_every_event_exactly_once(pool: Pg
     .await;
     first.kill_9();
     let at_kill = catalogue_rows(&pool).await;
-    assert!(at_kill < n as i64, "the kill came mid-ingest ({at_kill} of {n} stored)");
+    assert!(
+        at_kill < n as i64,
+        "the kill came mid-ingest ({at_kill} of {n} stored)"
+    );
 
     let mut second = Alyxd::spawn(&pool, dir.path(), &brokers, &topic, "a-restarted", &[]);
-    eventually(Duration::from_secs(180), "every event after the restart", || async {
-        (catalogue_rows(&pool).await >= n as i64).then_some(())
-    })
+    eventually(
+        Duration::from_secs(180),
+        "every event after the restart",
+        || async { (catalogue_rows(&pool).await >= n as i64).then_some(()) },
+    )
     .await;
     producer.await.expect("producer");
     second.terminate();
@@ -176,19 +212,27 @@ async fn a_second_instance_takes_over_when_the_first_dies(pool: PgPool) {
     let mut a = Alyxd::spawn(&pool, dir.path(), &brokers, &topic, "a", &[]);
     let mut b = Alyxd::spawn(&pool, dir.path(), &brokers, &topic, "b", &[]);
     // Both instances own partitions (they share the four) and are storing.
-    eventually(Duration::from_secs(120), "both instances ingesting", || async {
-        let owners: Vec<String> = sqlx::query_scalar("SELECT DISTINCT owner FROM ingest_offsets WHERE next_offset > 0")
+    eventually(
+        Duration::from_secs(120),
+        "both instances ingesting",
+        || async {
+            let owners: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT owner FROM ingest_offsets WHERE next_offset > 0",
+            )
             .fetch_all(&pool)
             .await
             .unwrap_or_default();
-        (owners.len() == 2).then_some(())
-    })
+            (owners.len() == 2).then_some(())
+        },
+    )
     .await;
     a.kill_9();
     assert!(catalogue_rows(&pool).await < n as i64, "a died mid-ingest");
-    eventually(Duration::from_secs(180), "b storing every event", || async {
-        (catalogue_rows(&pool).await >= n as i64).then_some(())
-    })
+    eventually(
+        Duration::from_secs(180),
+        "b storing every event",
+        || async { (catalogue_rows(&pool).await >= n as i64).then_some(()) },
+    )
     .await;
     let owners: Vec<String> = sqlx::query_scalar("SELECT DISTINCT owner FROM ingest_offsets")
         .fetch_all(&pool)
@@ -216,7 +260,11 @@ async fn a_backlog_passes_with_bounded_memory_and_nothing_lost(pool: PgPool) {
         &brokers,
         &topic,
         "small",
-        &[("ALYXD_QUEUE_BATCHES", "1"), ("ALYXD_FETCH_BUFFER_KB", "4096"), ("ALYXD_BATCH_EVENTS", "200")],
+        &[
+            ("ALYXD_QUEUE_BATCHES", "1"),
+            ("ALYXD_FETCH_BUFFER_KB", "4096"),
+            ("ALYXD_BATCH_EVENTS", "200"),
+        ],
     );
     let mut peak = 0.0f64;
     eventually(Duration::from_secs(300), "the whole backlog stored", || {
@@ -228,7 +276,10 @@ async fn a_backlog_passes_with_bounded_memory_and_nothing_lost(pool: PgPool) {
     peak = peak.max(alyxd.peak_rss_mib());
     eprintln!("backlog {backlog_mib:.0} MiB of messages; alyxd peak resident memory {peak:.0} MiB");
     assert!(peak > 0.0, "peak memory was read");
-    assert!(backlog_mib > 300.0, "the backlog is larger than alyxd's memory should be");
+    assert!(
+        backlog_mib > 300.0,
+        "the backlog is larger than alyxd's memory should be"
+    );
     assert!(
         peak < backlog_mib / 2.0,
         "resident memory ({peak:.0} MiB) grew with the backlog ({backlog_mib:.0} MiB)"

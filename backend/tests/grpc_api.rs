@@ -20,7 +20,11 @@ async fn calls_without_a_valid_token_are_unauthenticated(pool: PgPool) {
         .await
         .expect_err("no token");
     assert_eq!(missing.code(), Code::Unauthenticated);
-    assert!(missing.message().contains("Bearer"), "{}", missing.message());
+    assert!(
+        missing.message().contains("Bearer"),
+        "{}",
+        missing.message()
+    );
 
     let wrong = events
         .list_datasets(authorized("alyx_not-a-token", v1::ListDatasetsRequest {}))
@@ -39,7 +43,10 @@ async fn calls_without_a_valid_token_are_unauthenticated(pool: PgPool) {
     let missing_dataset = events
         .list_events(authorized(
             &physicist,
-            v1::ListEventsRequest { dataset: "nope".into(), ..Default::default() },
+            v1::ListEventsRequest {
+                dataset: "nope".into(),
+                ..Default::default()
+            },
         ))
         .await
         .expect_err("unknown dataset");
@@ -61,12 +68,19 @@ async fn only_operators_administer_and_revoked_tokens_stop_working(pool: PgPool)
         .await
         .expect_err("shift is not an operator");
     assert_eq!(denied.code(), Code::PermissionDenied);
-    assert!(denied.message().contains("operator"), "{}", denied.message());
+    assert!(
+        denied.message().contains("operator"),
+        "{}",
+        denied.message()
+    );
 
     let created = admin
         .create_user(authorized(
             &operator,
-            v1::CreateUserRequest { name: "grace".into(), role: v1::Role::Physicist.into() },
+            v1::CreateUserRequest {
+                name: "grace".into(),
+                role: v1::Role::Physicist.into(),
+            },
         ))
         .await
         .expect("operator creates a user")
@@ -79,7 +93,13 @@ async fn only_operators_administer_and_revoked_tokens_stop_working(pool: PgPool)
     assert!(!stored.contains(&created.token), "tokens are stored hashed");
 
     let bad_role = admin
-        .create_user(authorized(&operator, v1::CreateUserRequest { name: "x".into(), role: 0 }))
+        .create_user(authorized(
+            &operator,
+            v1::CreateUserRequest {
+                name: "x".into(),
+                role: 0,
+            },
+        ))
         .await
         .expect_err("no role");
     assert_eq!(bad_role.code(), Code::InvalidArgument);
@@ -94,7 +114,12 @@ async fn only_operators_administer_and_revoked_tokens_stop_working(pool: PgPool)
     assert_eq!(names, ["crew", "grace", "ops"]);
 
     let revoked = admin
-        .revoke_user(authorized(&operator, v1::RevokeUserRequest { name: "grace".into() }))
+        .revoke_user(authorized(
+            &operator,
+            v1::RevokeUserRequest {
+                name: "grace".into(),
+            },
+        ))
         .await
         .expect("revoke")
         .into_inner();
@@ -117,7 +142,11 @@ async fn only_operators_administer_and_revoked_tokens_stop_working(pool: PgPool)
         .await
         .expect("storage")
         .into_inner();
-    assert!(storage.catalogue_partitions >= 9, "default + a day back + a week ahead: {}", storage.catalogue_partitions);
+    assert!(
+        storage.catalogue_partitions >= 9,
+        "default + a day back + a week ahead: {}",
+        storage.catalogue_partitions
+    );
     server.stop().await;
 }
 
@@ -134,23 +163,27 @@ async fn health_and_reflection_need_no_token(pool: PgPool) {
         .expect("connect");
     let mut health = HealthClient::new(channel.clone());
     let overall = health
-        .check(HealthCheckRequest { service: String::new() })
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .expect("health")
         .into_inner();
     assert_eq!(overall.status(), ServingStatus::Serving);
     let events = health
-        .check(HealthCheckRequest { service: "alyx.v1.EventService".into() })
+        .check(HealthCheckRequest {
+            service: "alyx.v1.EventService".into(),
+        })
         .await
         .expect("health")
         .into_inner();
     assert_eq!(events.status(), ServingStatus::Serving);
 
     use tokio_stream::StreamExt;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
     let mut reflection = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),
@@ -161,13 +194,22 @@ async fn health_and_reflection_need_no_token(pool: PgPool) {
         .await
         .expect("reflection")
         .into_inner();
-    let Some(Ok(response)) = responses.next().await else { panic!("no reflection answer") };
+    let Some(Ok(response)) = responses.next().await else {
+        panic!("no reflection answer")
+    };
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
         panic!("unexpected reflection answer")
     };
     let services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for expected in ["alyx.v1.EventService", "alyx.v1.AdminService", "grpc.health.v1.Health"] {
-        assert!(services.iter().any(|s| s == expected), "{expected} missing from {services:?}");
+    for expected in [
+        "alyx.v1.EventService",
+        "alyx.v1.AdminService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            services.iter().any(|s| s == expected),
+            "{expected} missing from {services:?}"
+        );
     }
     server.stop().await;
 }

@@ -34,7 +34,9 @@ async fn produced_events_are_stored_once_listed_fetched_and_streamed(pool: PgPoo
     let topic = unique_topic("ingest");
     create_topic(&brokers, &topic, 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    produce(&options(&brokers, &topic, 0, 300)).await.expect("produce");
+    produce(&options(&brokers, &topic, 0, 300))
+        .await
+        .expect("produce");
 
     let server = Server::start(config(&pool, dir.path(), Some(&brokers), &topic)).await;
     eventually(Duration::from_secs(60), "300 catalogue rows", || async {
@@ -85,7 +87,11 @@ async fn produced_events_are_stored_once_listed_fetched_and_streamed(pool: PgPoo
     let bad_token = events
         .list_events(authorized(
             &reader,
-            v1::ListEventsRequest { dataset: "live".into(), page_token: "x".into(), ..Default::default() },
+            v1::ListEventsRequest {
+                dataset: "live".into(),
+                page_token: "x".into(),
+                ..Default::default()
+            },
         ))
         .await
         .expect_err("bad page token");
@@ -95,7 +101,11 @@ async fn produced_events_are_stored_once_listed_fetched_and_streamed(pool: PgPoo
     let first = events
         .list_events(authorized(
             &reader,
-            v1::ListEventsRequest { dataset: "live".into(), page_size: 1, ..Default::default() },
+            v1::ListEventsRequest {
+                dataset: "live".into(),
+                page_size: 1,
+                ..Default::default()
+            },
         ))
         .await
         .expect("page")
@@ -105,7 +115,10 @@ async fn produced_events_are_stored_once_listed_fetched_and_streamed(pool: PgPoo
     let got = events
         .get_event(authorized(
             &reader,
-            v1::GetEventRequest { dataset: "live".into(), event_id: first.event_id },
+            v1::GetEventRequest {
+                dataset: "live".into(),
+                event_id: first.event_id,
+            },
         ))
         .await
         .expect("event")
@@ -116,19 +129,30 @@ async fn produced_events_are_stored_once_listed_fetched_and_streamed(pool: PgPoo
         .map(|i| generator.event(i))
         .find(|e| e.header.event_number == first.event_number && e.header.run == first.run)
         .expect("the stored event was produced");
-    assert!(event.same_as(&original), "stored event differs from the produced one");
-    assert_eq!(got.summary.expect("summary").n_tracks as usize, original.tracks.len());
+    assert!(
+        event.same_as(&original),
+        "stored event differs from the produced one"
+    );
+    assert_eq!(
+        got.summary.expect("summary").n_tracks as usize,
+        original.tracks.len()
+    );
 
     // Live: a subscriber sees events produced after it subscribed, with payloads on request.
     let mut live = events
         .subscribe(authorized(
             &reader,
-            v1::SubscribeRequest { dataset: "live".into(), include_event: true },
+            v1::SubscribeRequest {
+                dataset: "live".into(),
+                include_event: true,
+            },
         ))
         .await
         .expect("subscribe")
         .into_inner();
-    produce(&options(&brokers, &topic, 300, 50)).await.expect("produce more");
+    produce(&options(&brokers, &topic, 300, 50))
+        .await
+        .expect("produce more");
     let message = tokio::time::timeout(Duration::from_secs(30), live.next())
         .await
         .expect("a live event within 30 s")
@@ -137,27 +161,50 @@ async fn produced_events_are_stored_once_listed_fetched_and_streamed(pool: PgPoo
     let summary = message.summary.expect("summary");
     assert!(summary.event_id >= 300, "a new event: {}", summary.event_id);
     let payload = message.event.expect("payload asked for");
-    assert_eq!(payload.header.expect("header").event_number, summary.event_number);
+    assert_eq!(
+        payload.header.expect("header").event_number,
+        summary.event_number
+    );
 
     // Re-sent events (a producer replaying) are recognised by identity and stored once.
-    produce(&options(&brokers, &topic, 0, 100)).await.expect("produce duplicates");
-    eventually(Duration::from_secs(60), "350 rows and the duplicates consumed", || async {
-        let offsets: i64 = sqlx::query_scalar("SELECT coalesce(sum(next_offset), 0)::bigint FROM ingest_offsets")
+    produce(&options(&brokers, &topic, 0, 100))
+        .await
+        .expect("produce duplicates");
+    eventually(
+        Duration::from_secs(60),
+        "350 rows and the duplicates consumed",
+        || async {
+            let offsets: i64 = sqlx::query_scalar(
+                "SELECT coalesce(sum(next_offset), 0)::bigint FROM ingest_offsets",
+            )
             .fetch_one(&pool)
             .await
             .unwrap_or(0);
-        (offsets == 450).then_some(())
-    })
+            (offsets == 450).then_some(())
+        },
+    )
     .await;
     assert_eq!(catalogue_rows(&pool).await, 350);
     let metrics = server.metrics_text().await;
-    assert!(metrics.contains("alyxd_ingest_events_total 350"), "{metrics}");
-    assert!(metrics.contains("alyxd_ingest_duplicates_total 100"), "{metrics}");
-    assert!(metrics.contains("alyxd_rpc_seconds_count{code=\"Ok\",method=\"GetEvent\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("alyxd_ingest_events_total 350"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("alyxd_ingest_duplicates_total 100"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("alyxd_rpc_seconds_count{code=\"Ok\",method=\"GetEvent\"} 1"),
+        "{metrics}"
+    );
     server.stop().await;
 
     // The Parquet side agrees: 350 events, every checksum valid.
-    let dataset = DataStore::open(dir.path()).expect("store").dataset("live").expect("dataset");
+    let dataset = DataStore::open(dir.path())
+        .expect("store")
+        .dataset("live")
+        .expect("dataset");
     assert!(dataset.verify().is_ok(), "{:?}", dataset.verify());
     assert_eq!(dataset.manifest().event_count(), 350);
 }
@@ -181,32 +228,47 @@ async fn garbage_truncated_and_invalid_messages_become_dead_letters(pool: PgPool
         invalid.encode_to_vec(),
         good[2].clone(),
     ];
-    produce_raw(&brokers, &topic, &payloads).await.expect("produce");
+    produce_raw(&brokers, &topic, &payloads)
+        .await
+        .expect("produce");
     let server = Server::start(config(&pool, dir.path(), Some(&brokers), &topic)).await;
-    eventually(Duration::from_secs(60), "2 events and 3 dead letters", || async {
-        let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(0);
-        (catalogue_rows(&pool).await == 2 && dead == 3).then_some(())
-    })
+    eventually(
+        Duration::from_secs(60),
+        "2 events and 3 dead letters",
+        || async {
+            let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0);
+            (catalogue_rows(&pool).await == 2 && dead == 3).then_some(())
+        },
+    )
     .await;
-    let letters: Vec<(i64, String, Vec<u8>)> =
-        sqlx::query_as("SELECT kafka_offset, reason, payload FROM dead_letters ORDER BY kafka_offset")
-            .fetch_all(&pool)
-            .await
-            .expect("dead letters");
+    let letters: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT kafka_offset, reason, payload FROM dead_letters ORDER BY kafka_offset",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("dead letters");
     assert_eq!(letters.iter().map(|l| l.0).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(letters[0].2, payloads[1], "raw bytes are kept");
     assert_eq!(letters[1].2, payloads[2]);
-    assert!(letters[0].1.contains("not an alyx.v1.CollisionEvent"), "{}", letters[0].1);
+    assert!(
+        letters[0].1.contains("not an alyx.v1.CollisionEvent"),
+        "{}",
+        letters[0].1
+    );
     assert!(letters[2].1.contains("invalid event"), "{}", letters[2].1);
 
     // Ingest carries on after them.
-    produce_raw(&brokers, &topic, &good[3..]).await.expect("produce");
-    eventually(Duration::from_secs(30), "the event after the dead letters", || async {
-        (catalogue_rows(&pool).await == 3).then_some(())
-    })
+    produce_raw(&brokers, &topic, &good[3..])
+        .await
+        .expect("produce");
+    eventually(
+        Duration::from_secs(30),
+        "the event after the dead letters",
+        || async { (catalogue_rows(&pool).await == 3).then_some(()) },
+    )
     .await;
     let operator = token(&pool, "ops", Role::Operator).await;
     let status = server
@@ -251,7 +313,11 @@ async fn with_the_broker_unreachable_alyxd_serves_and_reports_ingest_down(pool: 
         .await
         .expect("serves while the broker is down")
         .into_inner();
-    assert_eq!(datasets.datasets.len(), 1, "the ingest dataset exists, empty");
+    assert_eq!(
+        datasets.datasets.len(),
+        1,
+        "the ingest dataset exists, empty"
+    );
     let _ = admin
         .get_storage_status(authorized(&operator, v1::GetStorageStatusRequest {}))
         .await
@@ -271,11 +337,15 @@ async fn a_chunk_written_but_never_committed_is_removed_before_its_partition_is_
     let generator = EventGenerator::new(GeneratorConfig::pp(7), DetectorGeometry::alice_barrel());
     let orphan: Vec<CollisionEvent> = (0..20).map(|i| generator.event(i)).collect();
     let store = DataStore::open(dir.path()).expect("store");
-    let mut dataset = store.create_dataset("live", &format!("kafka:{topic}")).expect("dataset");
+    let mut dataset = store
+        .create_dataset("live", &format!("kafka:{topic}"))
+        .expect("dataset");
     dataset
         .append_from(&orphan, Some(&format!("kafka:{topic}/0@0-19")))
         .expect("orphan chunk");
-    produce(&options(&brokers, &topic, 0, 20)).await.expect("produce");
+    produce(&options(&brokers, &topic, 0, 20))
+        .await
+        .expect("produce");
 
     let server = Server::start(config(&pool, dir.path(), Some(&brokers), &topic)).await;
     eventually(Duration::from_secs(60), "20 catalogue rows", || async {
@@ -284,11 +354,23 @@ async fn a_chunk_written_but_never_committed_is_removed_before_its_partition_is_
     .await;
     server.stop().await;
     let dataset = store.dataset("live").expect("dataset");
-    assert_eq!(dataset.manifest().event_count(), 20, "the orphan chunk is gone, the events stored once");
-    let manifest_chunks: Vec<i32> = dataset.manifest().chunks.iter().map(|c| c.id as i32).collect();
+    assert_eq!(
+        dataset.manifest().event_count(),
+        20,
+        "the orphan chunk is gone, the events stored once"
+    );
+    let manifest_chunks: Vec<i32> = dataset
+        .manifest()
+        .chunks
+        .iter()
+        .map(|c| c.id as i32)
+        .collect();
     let catalogued: Vec<i32> = sqlx::query_scalar("SELECT chunk_id FROM chunks ORDER BY chunk_id")
         .fetch_all(&pool)
         .await
         .expect("chunks");
-    assert_eq!(manifest_chunks, catalogued, "the manifest lists exactly the catalogued chunks");
+    assert_eq!(
+        manifest_chunks, catalogued,
+        "the manifest lists exactly the catalogued chunks"
+    );
 }

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use alyx_desktop::app::{self, Launch, Output};
 use alyx_desktop::display::{Orbit, View};
 use alyx_desktop::remote::{self, Backend, Connection, Reply, Request};
-use alyx_shared::CollisionEvent;
 use alyx_desktop::settings::default_config_dir;
+use alyx_shared::CollisionEvent;
 use alyx_shared::store::DataStore;
 use alyx_shared::{datasets, default_data_dir};
 use anyhow::{Context, Result, bail};
@@ -100,7 +100,10 @@ fn backend_source(args: &Args, url: &str) -> Result<Source> {
         .token
         .clone()
         .context("--backend needs --token (or ALYX_TOKEN); an operator makes one with `alyxctl admin create-user`")?;
-    let connection = Connection { url: url.to_owned(), token };
+    let connection = Connection {
+        url: url.to_owned(),
+        token,
+    };
     let client = remote::Blocking::new(connection.clone()).map_err(anyhow::Error::msg)?;
     let Reply::Datasets(datasets) = client.call(Request::Datasets) else {
         bail!("unexpected answer from the backend client");
@@ -108,35 +111,52 @@ fn backend_source(args: &Args, url: &str) -> Result<Source> {
     let datasets = datasets.map_err(anyhow::Error::msg)?;
     let name = match &args.dataset {
         Some(name) => name.clone(),
-        None => datasets.first().map(|d| d.name.clone()).context("the backend has no datasets yet")?,
+        None => datasets
+            .first()
+            .map(|d| d.name.clone())
+            .context("the backend has no datasets yet")?,
     };
     let first = match args.event {
         Some(id) => Some(id),
-        None => match client.call(Request::Events { dataset: name.clone(), after: None }) {
-            Reply::Events(page) => page.map_err(anyhow::Error::msg)?.0.first().map(|e| e.event_id),
+        None => match client.call(Request::Events {
+            dataset: name.clone(),
+            after: None,
+        }) {
+            Reply::Events(page) => page
+                .map_err(anyhow::Error::msg)?
+                .0
+                .first()
+                .map(|e| e.event_id),
             _ => None,
         },
     };
     let (event_id, event) = match first {
-        Some(id) => match client.call(Request::Event { dataset: name.clone(), id }) {
+        Some(id) => match client.call(Request::Event {
+            dataset: name.clone(),
+            id,
+        }) {
             Reply::Event(Ok((summary, event))) => (summary.event_id, event),
             Reply::Event(Err(e)) => bail!("event {id} of {name}: {e}"),
             _ => bail!("unexpected answer from the backend client"),
         },
         // An empty dataset: an empty scene until the live stream brings events.
-        None => (0, CollisionEvent::new(alyx_shared::model::EventHeader {
-            run: 0,
-            event_number: 0,
-            timestamp_ns: 0,
-            system: alyx_shared::CollisionSystem::Unknown,
-            sqrt_s_gev: f64::NAN,
-            vertex_cm: [0.0; 3],
-            trigger_bits: 0,
-            weight: 1.0,
-            hit_collections: Vec::new(),
-        })),
+        None => (
+            0,
+            CollisionEvent::new(alyx_shared::model::EventHeader {
+                run: 0,
+                event_number: 0,
+                timestamp_ns: 0,
+                system: alyx_shared::CollisionSystem::Unknown,
+                sqrt_s_gev: f64::NAN,
+                vertex_cm: [0.0; 3],
+                trigger_bits: 0,
+                weight: 1.0,
+                hit_collections: Vec::new(),
+            }),
+        ),
     };
-    let backend = Backend::connect(connection, name.clone(), args.live).map_err(anyhow::Error::msg)?;
+    let backend =
+        Backend::connect(connection, name.clone(), args.live).map_err(anyhow::Error::msg)?;
     Ok(Source {
         dataset: None,
         backend: Some(backend),

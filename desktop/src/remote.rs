@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
-use alyx_proto::v1;
 use alyx_proto::v1::event_service_client::EventServiceClient;
+use alyx_proto::{authorized, v1};
 use alyx_shared::model::CollisionEvent;
 use alyx_shared::summary::{DatasetInfo, EventSummary};
 use bevy::prelude::*;
@@ -19,8 +19,8 @@ use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::display::Display;
 use crate::Panels;
+use crate::display::Display;
 
 /// Where the backend is and who asks.
 #[derive(Clone, Debug)]
@@ -33,8 +33,14 @@ pub struct Connection {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
     Datasets,
-    Events { dataset: String, after: Option<u64> },
-    Event { dataset: String, id: u64 },
+    Events {
+        dataset: String,
+        after: Option<u64>,
+    },
+    Event {
+        dataset: String,
+        id: u64,
+    },
     /// Follow the newest stored event of the dataset (`None` stops following).
     Follow(Option<String>),
 }
@@ -70,7 +76,10 @@ impl Blocking {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the network runtime: {e}"))?;
-        Ok(Self { runtime, connection })
+        Ok(Self {
+            runtime,
+            connection,
+        })
     }
 
     pub fn call(&self, request: Request) -> Reply {
@@ -83,14 +92,6 @@ fn client(url: &str) -> Result<EventServiceClient<Channel>, String> {
         .map_err(|e| format!("invalid backend URL `{url}`: {e}"))?
         .connect_timeout(Duration::from_secs(5));
     Ok(EventServiceClient::new(endpoint.connect_lazy()))
-}
-
-fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    if let Ok(v) = format!("Bearer {token}").parse() {
-        r.metadata_mut().insert("authorization", v);
-    }
-    r
 }
 
 async fn answer(c: &Connection, request: Request) -> Reply {
@@ -110,7 +111,13 @@ async fn answer(c: &Connection, request: Request) -> Reply {
             events
                 .list_datasets(authorized(&c.token, v1::ListDatasetsRequest {}))
                 .await
-                .map(|r| r.into_inner().datasets.into_iter().map(Into::into).collect())
+                .map(|r| {
+                    r.into_inner()
+                        .datasets
+                        .into_iter()
+                        .map(Into::into)
+                        .collect()
+                })
                 .map_err(|e| describe(url, e)),
         ),
         Request::Events { dataset, after } => Reply::Events(
@@ -137,7 +144,13 @@ async fn answer(c: &Connection, request: Request) -> Reply {
         ),
         Request::Event { dataset, id } => Reply::Event(
             match events
-                .get_event(authorized(&c.token, v1::GetEventRequest { dataset, event_id: id }))
+                .get_event(authorized(
+                    &c.token,
+                    v1::GetEventRequest {
+                        dataset,
+                        event_id: id,
+                    },
+                ))
                 .await
             {
                 Ok(r) => {
@@ -157,7 +170,12 @@ async fn answer(c: &Connection, request: Request) -> Reply {
 
 /// Follows `dataset`'s live stream, sending each newest event, reconnecting after a second
 /// whenever the stream breaks, until `stop` says otherwise.
-async fn follow(c: Connection, dataset: String, replies: Sender<Reply>, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn follow(
+    c: Connection,
+    dataset: String,
+    replies: Sender<Reply>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         if *stop.borrow() {
             return;
@@ -167,7 +185,10 @@ async fn follow(c: Connection, dataset: String, replies: Sender<Reply>, mut stop
             events
                 .subscribe(authorized(
                     &c.token,
-                    v1::SubscribeRequest { dataset: dataset.clone(), include_event: true },
+                    v1::SubscribeRequest {
+                        dataset: dataset.clone(),
+                        include_event: true,
+                    },
                 ))
                 .await
                 .map(tonic::Response::into_inner)
@@ -183,10 +204,13 @@ async fn follow(c: Connection, dataset: String, replies: Sender<Reply>, mut stop
                     };
                     match next {
                         Some(Ok(live)) => {
-                            let (Some(summary), Some(event)) = (live.summary, live.event) else { continue };
+                            let (Some(summary), Some(event)) = (live.summary, live.event) else {
+                                continue;
+                            };
                             match CollisionEvent::try_from(event) {
                                 Ok(e) => {
-                                    if replies.send(Reply::Event(Ok((summary.into(), e)))).is_err() {
+                                    if replies.send(Reply::Event(Ok((summary.into(), e)))).is_err()
+                                    {
                                         return;
                                     }
                                 }
@@ -196,11 +220,16 @@ async fn follow(c: Connection, dataset: String, replies: Sender<Reply>, mut stop
                             }
                         }
                         Some(Err(e)) => {
-                            let _ = replies.send(Reply::Live(format!("live: reconnecting ({})", describe(&c.url, e))));
+                            let _ = replies.send(Reply::Live(format!(
+                                "live: reconnecting ({})",
+                                describe(&c.url, e)
+                            )));
                             break;
                         }
                         None => {
-                            let _ = replies.send(Reply::Live("live: the backend closed the stream; reconnecting".into()));
+                            let _ = replies.send(Reply::Live(
+                                "live: the backend closed the stream; reconnecting".into(),
+                            ));
                             break;
                         }
                     }
@@ -238,7 +267,12 @@ fn spawn_client(connection: Connection) -> Result<(Sender<Request>, Receiver<Rep
                         }
                         if let Some(dataset) = dataset {
                             let (stop, stopped) = tokio::sync::watch::channel(false);
-                            runtime.spawn(follow(connection.clone(), dataset, reply_tx.clone(), stopped));
+                            runtime.spawn(follow(
+                                connection.clone(),
+                                dataset,
+                                reply_tx.clone(),
+                                stopped,
+                            ));
                             following = Some(stop);
                         } else {
                             let _ = reply_tx.send(Reply::Live(String::new()));
@@ -294,7 +328,10 @@ impl Backend {
             shown: None,
         };
         backend.send(Request::Datasets);
-        backend.send(Request::Events { dataset: backend.dataset.clone(), after: None });
+        backend.send(Request::Events {
+            dataset: backend.dataset.clone(),
+            after: None,
+        });
         let mut backend = backend;
         backend.set_live(live);
         Ok(backend)
@@ -360,7 +397,10 @@ pub fn backend_panel(ui: &mut egui::Ui, backend: &mut Backend) -> Option<Request
     let mut request = None;
     ui.label(format!("backend {}", backend.url));
     let mut live = backend.live;
-    if ui.checkbox(&mut live, "Live: follow the newest event").changed() {
+    if ui
+        .checkbox(&mut live, "Live: follow the newest event")
+        .changed()
+    {
         backend.set_live(live);
     }
     if !backend.status.is_empty() {
@@ -382,38 +422,65 @@ pub fn backend_panel(ui: &mut egui::Ui, backend: &mut Backend) -> Option<Request
         .show_ui(ui, |ui| {
             for d in &backend.datasets {
                 let text = format!("{} ({} events)", d.name, d.event_count);
-                if ui.selectable_label(d.name == backend.dataset, text).clicked() {
-                    request = Some(Request::Events { dataset: d.name.clone(), after: None });
+                if ui
+                    .selectable_label(d.name == backend.dataset, text)
+                    .clicked()
+                {
+                    request = Some(Request::Events {
+                        dataset: d.name.clone(),
+                        after: None,
+                    });
                 }
             }
         });
     ui.horizontal(|ui| {
         ui.label(format!("{} events", backend.total));
         if ui.button("⟳ refresh").clicked() {
-            request = Some(Request::Events { dataset: backend.dataset.clone(), after: None });
+            request = Some(Request::Events {
+                dataset: backend.dataset.clone(),
+                after: None,
+            });
         }
         if let Some(next) = backend.next_page
             && ui.button("next page ▶").clicked()
         {
-            request = Some(Request::Events { dataset: backend.dataset.clone(), after: Some(next) });
+            request = Some(Request::Events {
+                dataset: backend.dataset.clone(),
+                after: Some(next),
+            });
         }
     });
-    egui::ScrollArea::vertical().max_height(300.0).show(ui, |ui| {
-        for e in &backend.events {
-            let text = format!(
-                "#{:<7} run {:<6} event {:<9} {:>4} tracks {:>6} hits",
-                e.event_id, e.run, e.event_number, e.n_tracks, e.n_hits
-            );
-            let selected = backend.shown.as_ref().is_some_and(|s| s.event_id == e.event_id);
-            if ui.selectable_label(selected, egui::RichText::new(text).monospace()).clicked() {
-                request = Some(Request::Event { dataset: backend.dataset.clone(), id: e.event_id });
+    egui::ScrollArea::vertical()
+        .max_height(300.0)
+        .show(ui, |ui| {
+            for e in &backend.events {
+                let text = format!(
+                    "#{:<7} run {:<6} event {:<9} {:>4} tracks {:>6} hits",
+                    e.event_id, e.run, e.event_number, e.n_tracks, e.n_hits
+                );
+                let selected = backend
+                    .shown
+                    .as_ref()
+                    .is_some_and(|s| s.event_id == e.event_id);
+                if ui
+                    .selectable_label(selected, egui::RichText::new(text).monospace())
+                    .clicked()
+                {
+                    request = Some(Request::Event {
+                        dataset: backend.dataset.clone(),
+                        id: e.event_id,
+                    });
+                }
             }
-        }
-    });
+        });
     request
 }
 
-fn backend_window(mut contexts: EguiContexts, backend: Option<ResMut<Backend>>, panels: Res<Panels>) {
+fn backend_window(
+    mut contexts: EguiContexts,
+    backend: Option<ResMut<Backend>>,
+    panels: Res<Panels>,
+) {
     let Some(mut backend) = backend else { return };
     if !panels.events {
         return;

@@ -25,10 +25,23 @@ fn brokers() -> Option<String> {
     }
 }
 
-fn config(pool: &PgPool, dir: &std::path::Path, brokers: &str, topic: &str, port: u16) -> alyx_backend::Config {
-    let db = pool.connect_options().get_database().expect("db name").to_owned();
+fn config(
+    pool: &PgPool,
+    dir: &std::path::Path,
+    brokers: &str,
+    topic: &str,
+    port: u16,
+) -> alyx_backend::Config {
+    let db = pool
+        .connect_options()
+        .get_database()
+        .expect("db name")
+        .to_owned();
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let base = base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b).to_owned();
+    let base = base
+        .rsplit_once('/')
+        .map_or(base.as_str(), |(b, _)| b)
+        .to_owned();
     let mut c = alyx_backend::Config::default();
     c.database_url = format!("{base}/{db}");
     c.database_pool = 4;
@@ -51,9 +64,14 @@ struct Running {
 async fn start(config: alyx_backend::Config) -> Running {
     let (grpc, metrics) = alyx_backend::server::bind(&config).await.expect("bind");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(alyx_backend::server::run(config, grpc, metrics, async move {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(alyx_backend::server::run(
+        config,
+        grpc,
+        metrics,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Running { stop, task }
 }
 
@@ -75,7 +93,9 @@ async fn produce_events(brokers: &str, topic: &str, first: u64, events: u64) {
 /// has an event number of the generated events `range`.
 async fn shows_one_of(app: &mut App, range: std::ops::Range<u64>, what: &str) -> u64 {
     let generator = EventGenerator::new(GeneratorConfig::pp(5), DetectorGeometry::alice_barrel());
-    let numbers: Vec<u64> = range.map(|i| generator.event(i).header.event_number).collect();
+    let numbers: Vec<u64> = range
+        .map(|i| generator.event(i).header.event_number)
+        .collect();
     let started = Instant::now();
     loop {
         app.update();
@@ -83,7 +103,10 @@ async fn shows_one_of(app: &mut App, range: std::ops::Range<u64>, what: &str) ->
         if numbers.contains(&display.event.header.event_number) && !display.event.hits.is_empty() {
             return display.event.header.event_number;
         }
-        assert!(started.elapsed() < Duration::from_secs(90), "timed out waiting for {what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -107,9 +130,13 @@ async fn live_mode_follows_new_events_and_reconnects_after_a_backend_restart(poo
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let connection = Connection { url: format!("http://127.0.0.1:{port}"), token };
+    let connection = Connection {
+        url: format!("http://127.0.0.1:{port}"),
+        token,
+    };
     let backend = Backend::connect(connection, "live".into(), true).expect("client");
-    let blank = EventGenerator::new(GeneratorConfig::pp(99), DetectorGeometry::alice_barrel()).event(0);
+    let blank =
+        EventGenerator::new(GeneratorConfig::pp(99), DetectorGeometry::alice_barrel()).event(0);
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .insert_resource(Display::new(0, blank))

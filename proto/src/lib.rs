@@ -12,7 +12,8 @@ pub mod v1 {
     tonic::include_proto!("alyx.v1");
 
     /// The encoded descriptors of `alyx.v1`, for gRPC server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("alyx_v1_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("alyx_v1_descriptor");
 }
 
 /// A message that does not describe a valid event.
@@ -386,6 +387,17 @@ impl From<v1::DatasetInfo> for alyx_shared::summary::DatasetInfo {
             time_range_ns: any.then_some((d.time_min_ns, d.time_max_ns)),
         }
     }
+}
+
+/// `message` with the `authorization: Bearer <token>` metadata that every ALYX RPC except
+/// health and reflection needs. A token that is not valid metadata is left out (the server then
+/// answers UNAUTHENTICATED).
+pub fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
 }
 
 #[cfg(test)]

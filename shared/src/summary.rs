@@ -28,7 +28,13 @@ pub struct EventSummary {
 }
 
 impl EventSummary {
-    pub fn of(dataset: &str, event_id: u64, chunk: u32, event: &CollisionEvent, flags: String) -> Self {
+    pub fn of(
+        dataset: &str,
+        event_id: u64,
+        chunk: u32,
+        event: &CollisionEvent,
+        flags: String,
+    ) -> Self {
         let h = &event.header;
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Self {

@@ -647,7 +647,12 @@ async fn admin(command: AdminCommand) -> Result<()> {
         }
         AdminCommand::ListUsers { config } => {
             let pool = pool(config).await?;
-            out!("{:<24} {:<10} {:<8} created (UTC)", "name", "role", "tokens");
+            out!(
+                "{:<24} {:<10} {:<8} created (UTC)",
+                "name",
+                "role",
+                "tokens"
+            );
             for u in auth::list_users(&pool).await? {
                 out!(
                     "{:<24} {:<10} {:<8} {}",
@@ -669,18 +674,11 @@ async fn admin(command: AdminCommand) -> Result<()> {
 }
 
 async fn status(backend: &str, token: &str) -> Result<()> {
-    use alyx_proto::v1;
     use alyx_proto::v1::admin_service_client::AdminServiceClient;
+    use alyx_proto::{authorized, v1};
     let mut client = AdminServiceClient::connect(backend.to_owned())
         .await
         .with_context(|| format!("cannot reach alyxd at {backend}"))?;
-    fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        if let Ok(value) = format!("Bearer {token}").parse() {
-            request.metadata_mut().insert("authorization", value);
-        }
-        request
-    }
     let rpc = |s: tonic::Status| anyhow::anyhow!("{}: {}", backend, s.message());
     let ingest = client
         .get_ingest_status(authorized(token, v1::GetIngestStatusRequest {}))
@@ -693,7 +691,12 @@ async fn status(backend: &str, token: &str) -> Result<()> {
         .map_err(rpc)?
         .into_inner();
     out!("ingest      {} {}", ingest.state, ingest.detail);
-    out!("  topic     {} on {} (answered by {})", ingest.topic, ingest.brokers, ingest.instance);
+    out!(
+        "  topic     {} on {} (answered by {})",
+        ingest.topic,
+        ingest.brokers,
+        ingest.instance
+    );
     out!(
         "  rate      {:.0} events/s; {} stored by this instance; queue {} batches; est. delay {:.1} s",
         ingest.events_per_second,
@@ -702,7 +705,13 @@ async fn status(backend: &str, token: &str) -> Result<()> {
         ingest.estimated_delay_s
     );
     out!("  dead letters {}", ingest.dead_letters);
-    out!("  {:>9} {:>12} {:>12} {:>8}  owner", "partition", "committed", "high", "lag");
+    out!(
+        "  {:>9} {:>12} {:>12} {:>8}  owner",
+        "partition",
+        "committed",
+        "high",
+        "lag"
+    );
     for p in &ingest.partitions {
         out!(
             "  {:>9} {:>12} {:>12} {:>8}  {}",

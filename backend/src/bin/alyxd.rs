@@ -7,7 +7,11 @@ use alyx_backend::{Config, catalogue, server};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "alyxd", version, about = "ALYX backend: Kafka ingest, event catalogue, gRPC API")]
+#[command(
+    name = "alyxd",
+    version,
+    about = "ALYX backend: Kafka ingest, event catalogue, gRPC API"
+)]
 struct Cli {
     /// Configuration file (see alyxd.example.toml); ALYXD_* variables override it.
     #[arg(long, global = true, env = "ALYXD_CONFIG")]
@@ -34,7 +38,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log_json);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("alyxd: cannot start the runtime: {e}");
@@ -82,7 +89,9 @@ fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

@@ -31,7 +31,11 @@ struct Args {
     batch_events: usize,
     #[arg(long, env = "ALYX_KAFKA_BROKERS", default_value = "127.0.0.1:19092")]
     brokers: String,
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     database_url: String,
 }
 
@@ -39,15 +43,24 @@ struct Args {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let db = format!("alyx_bench_{}", std::process::id());
-    let mut admin = PgConnection::connect(&args.database_url).await.context("PostgreSQL")?;
-    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut admin).await?;
+    let mut admin = PgConnection::connect(&args.database_url)
+        .await
+        .context("PostgreSQL")?;
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
+        .await?;
     let result = run(&args, &db).await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
     result
 }
 
 async fn run(args: &Args, db: &str) -> Result<()> {
-    let base = args.database_url.rsplit_once('/').map_or(args.database_url.as_str(), |(b, _)| b);
+    let base = args
+        .database_url
+        .rsplit_once('/')
+        .map_or(args.database_url.as_str(), |(b, _)| b);
     let topic = format!("bench-{}", std::process::id());
     create_topic(&args.brokers, &topic, args.partitions).await?;
     let dir = tempfile::tempdir()?;
@@ -69,7 +82,10 @@ async fn run(args: &Args, db: &str) -> Result<()> {
         rate,
     };
 
-    println!("ingest-bench: {} pp events, {} partitions, batches of {}", args.events, args.partitions, args.batch_events);
+    println!(
+        "ingest-bench: {} pp events, {} partitions, batches of {}",
+        args.events, args.partitions, args.batch_events
+    );
     let produced = produce(&options(0, args.events, None)).await?;
     println!(
         "  produce (backlog)   {:>9.0} events/s {:>7.1} MB/s  ({:.1} MB, {:.0} B/event)",
@@ -83,9 +99,14 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     let metrics_addr = metrics_listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let started = Instant::now();
-    let task = tokio::spawn(server::run(config.clone(), grpc, metrics_listener, async move {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(server::run(
+        config.clone(),
+        grpc,
+        metrics_listener,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     let pool = loop {
         if let Ok(p) = PgPool::connect(&config.database_url).await {
             break p;
@@ -104,7 +125,9 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     let stages = scrape(metrics_addr).await?;
 
     // Latency at a steady rate.
-    let latency_started = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events").fetch_one(&pool).await?;
+    let latency_started = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await?;
     produce(&options(args.events, args.latency_events, Some(args.rate))).await?;
     wait_for(&pool, latency_started + args.latency_events as i64).await?;
     let (p50, p99, max): (f64, f64, f64) = sqlx::query_as(
@@ -137,11 +160,17 @@ async fn run(args: &Args, db: &str) -> Result<()> {
 async fn wait_for(pool: &PgPool, n: i64) -> Result<()> {
     let started = Instant::now();
     loop {
-        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await.unwrap_or(0);
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(pool)
+            .await
+            .unwrap_or(0);
         if rows >= n {
             return Ok(());
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(1800), "ingest stalled at {rows} of {n} events");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "ingest stalled at {rows} of {n} events"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

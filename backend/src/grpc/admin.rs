@@ -73,7 +73,11 @@ impl AdminService for AdminApi {
     ) -> Result<Response<v1::IngestStatus>, Status> {
         self.ctx
             .observe("GetIngestStatus", async {
-                self.ctx.caller(&request).await?.require_operator().map_err(status)?;
+                self.ctx
+                    .caller(&request)
+                    .await?
+                    .require_operator()
+                    .map_err(status)?;
                 let s = match &self.ingest {
                     Some(ingest) => ingest_to(ingest.status().await.map_err(status)?),
                     None => v1::IngestStatus {
@@ -92,8 +96,14 @@ impl AdminService for AdminApi {
     ) -> Result<Response<v1::StorageStatus>, Status> {
         self.ctx
             .observe("GetStorageStatus", async {
-                self.ctx.caller(&request).await?.require_operator().map_err(status)?;
-                let s = catalogue::storage_status(&self.pool).await.map_err(status)?;
+                self.ctx
+                    .caller(&request)
+                    .await?
+                    .require_operator()
+                    .map_err(status)?;
+                let s = catalogue::storage_status(&self.pool)
+                    .await
+                    .map_err(status)?;
                 Ok(Response::new(v1::StorageStatus {
                     datasets: s
                         .datasets
@@ -119,7 +129,11 @@ impl AdminService for AdminApi {
     ) -> Result<Response<v1::CreateUserResponse>, Status> {
         self.ctx
             .observe("CreateUser", async {
-                self.ctx.caller(&request).await?.require_operator().map_err(status)?;
+                self.ctx
+                    .caller(&request)
+                    .await?
+                    .require_operator()
+                    .map_err(status)?;
                 let r = request.into_inner();
                 let token = auth::create_user(&self.pool, &r.name, role_from(r.role)?)
                     .await
@@ -135,7 +149,11 @@ impl AdminService for AdminApi {
     ) -> Result<Response<v1::ListUsersResponse>, Status> {
         self.ctx
             .observe("ListUsers", async {
-                self.ctx.caller(&request).await?.require_operator().map_err(status)?;
+                self.ctx
+                    .caller(&request)
+                    .await?
+                    .require_operator()
+                    .map_err(status)?;
                 let users = auth::list_users(&self.pool).await.map_err(status)?;
                 Ok(Response::new(v1::ListUsersResponse {
                     users: users
@@ -158,7 +176,11 @@ impl AdminService for AdminApi {
     ) -> Result<Response<v1::RevokeUserResponse>, Status> {
         self.ctx
             .observe("RevokeUser", async {
-                self.ctx.caller(&request).await?.require_operator().map_err(status)?;
+                self.ctx
+                    .caller(&request)
+                    .await?
+                    .require_operator()
+                    .map_err(status)?;
                 let n = auth::revoke_user(&self.pool, &request.get_ref().name)
                     .await
                     .map_err(status)?;

@@ -30,7 +30,11 @@ pub struct EventsApi {
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
-fn read_event(store: &DataStore, dataset: &str, id: u64) -> Result<alyx_shared::CollisionEvent, Error> {
+fn read_event(
+    store: &DataStore,
+    dataset: &str,
+    id: u64,
+) -> Result<alyx_shared::CollisionEvent, Error> {
     Ok(store.dataset(dataset)?.read_event(id)?)
 }
 
@@ -102,10 +106,11 @@ impl EventService for EventsApi {
                     .await
                     .map_err(status)?;
                 let store = self.store.clone();
-                let event = tokio::task::spawn_blocking(move || read_event(&store, &r.dataset, r.event_id))
-                    .await
-                    .map_err(|e| status(e.into()))?
-                    .map_err(status)?;
+                let event =
+                    tokio::task::spawn_blocking(move || read_event(&store, &r.dataset, r.event_id))
+                        .await
+                        .map_err(|e| status(e.into()))?
+                        .map_err(status)?;
                 Ok(Response::new(v1::GetEventResponse {
                     summary: Some((&summary).into()),
                     event: Some((&event).into()),
@@ -126,8 +131,16 @@ impl EventService for EventsApi {
                 let r = request.into_inner();
                 let rx = self.live.subscribe();
                 let (tx, out) = mpsc::channel(16);
-                tokio::spawn(forward(rx, tx, r, self.store.clone(), self.shutdown.clone()));
-                Ok(Response::new(Box::pin(ReceiverStream::new(out)) as Self::SubscribeStream))
+                tokio::spawn(forward(
+                    rx,
+                    tx,
+                    r,
+                    self.store.clone(),
+                    self.shutdown.clone(),
+                ));
+                Ok(Response::new(
+                    Box::pin(ReceiverStream::new(out)) as Self::SubscribeStream
+                ))
             })
             .await
     }
@@ -168,7 +181,9 @@ async fn forward(
         let event = if request.include_event {
             let store = store.clone();
             let s = summary.clone();
-            match tokio::task::spawn_blocking(move || read_event(&store, &s.dataset, s.event_id)).await {
+            match tokio::task::spawn_blocking(move || read_event(&store, &s.dataset, s.event_id))
+                .await
+            {
                 Ok(Ok(e)) => Some(v1::CollisionEvent::from(&e)),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "live stream cannot read an event");

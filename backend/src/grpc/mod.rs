@@ -90,8 +90,14 @@ mod tests {
             (Error::Unauthenticated("who".into()), Code::Unauthenticated),
             (Error::PermissionDenied("no".into()), Code::PermissionDenied),
             (Error::Unavailable("down".into()), Code::Unavailable),
-            (Error::Store(alyx_shared::Error::NoSuchEvent(7)), Code::NotFound),
-            (Error::Database(sqlx::Error::PoolTimedOut), Code::Unavailable),
+            (
+                Error::Store(alyx_shared::Error::NoSuchEvent(7)),
+                Code::NotFound,
+            ),
+            (
+                Error::Database(sqlx::Error::PoolTimedOut),
+                Code::Unavailable,
+            ),
             (Error::Internal("bug".into()), Code::Internal),
         ];
         for (error, code) in cases {

@@ -86,8 +86,13 @@ mod tests {
     use alyx_shared::generator::{EventGenerator, GeneratorConfig};
 
     fn encoded(n: u64) -> Vec<Vec<u8>> {
-        let g = EventGenerator::new(GeneratorConfig::pp(9), alyx_shared::DetectorGeometry::alice_barrel());
-        (0..n).map(|i| v1::CollisionEvent::from(&g.event(i)).encode_to_vec()).collect()
+        let g = EventGenerator::new(
+            GeneratorConfig::pp(9),
+            alyx_shared::DetectorGeometry::alice_barrel(),
+        );
+        (0..n)
+            .map(|i| v1::CollisionEvent::from(&g.event(i)).encode_to_vec())
+            .collect()
     }
 
     #[test]
@@ -107,14 +112,29 @@ mod tests {
         let messages = payloads
             .into_iter()
             .enumerate()
-            .map(|(i, payload)| RawMessage { offset: i as i64, timestamp_ms: None, payload })
+            .map(|(i, payload)| RawMessage {
+                offset: i as i64,
+                timestamp_ms: None,
+                payload,
+            })
             .collect();
         let (ok, dead) = decode_batch(messages);
         assert_eq!(ok.iter().map(|d| d.offset).collect::<Vec<_>>(), [0, 5]);
-        assert_eq!(dead.iter().map(|d| d.offset).collect::<Vec<_>>(), [1, 2, 3, 4]);
-        assert!(dead[0].reason.contains("not an alyx.v1.CollisionEvent"), "{}", dead[0].reason);
+        assert_eq!(
+            dead.iter().map(|d| d.offset).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        assert!(
+            dead[0].reason.contains("not an alyx.v1.CollisionEvent"),
+            "{}",
+            dead[0].reason
+        );
         assert!(dead[2].reason.contains("empty"), "{}", dead[2].reason);
-        assert!(dead[3].reason.contains("invalid event"), "{}", dead[3].reason);
+        assert!(
+            dead[3].reason.contains("invalid event"),
+            "{}",
+            dead[3].reason
+        );
         assert_eq!(dead[0].payload, b"\xff\xfe garbage", "raw bytes are kept");
     }
 }

@@ -241,10 +241,11 @@ impl Ingest {
     pub async fn status(&self) -> Result<IngestStatus> {
         let s = &self.shared;
         let snapshot = Shared::locked(&s.snapshot).clone();
-        let dead_letters: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters WHERE topic = $1")
-            .bind(&s.config.topic)
-            .fetch_one(&s.pool)
-            .await?;
+        let dead_letters: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM dead_letters WHERE topic = $1")
+                .bind(&s.config.topic)
+                .fetch_one(&s.pool)
+                .await?;
         let rate = s.rate();
         let lag: i64 = snapshot.partitions.iter().map(|p| p.lag.max(0)).sum();
         let linger = s.config.batch_linger_ms as f64 / 1000.0;
@@ -326,7 +327,9 @@ async fn supervise(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         let share = partitions.div_ceil(alive as usize);
         // Give up the partitions beyond the fair share (highest first) so newcomers get theirs.
         while workers.len() > share {
-            let Some((&p, _)) = workers.iter().next_back() else { break };
+            let Some((&p, _)) = workers.iter().next_back() else {
+                break;
+            };
             if let Some(w) = workers.remove(&p) {
                 tracing::info!(partition = p, "releasing partition to rebalance");
                 let _ = w.stop.send(true);
@@ -345,7 +348,13 @@ async fn supervise(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     tracing::info!(partition = p, "owning partition");
                     let (wstop, wstopped) = watch::channel(false);
                     let handle = tokio::spawn(partition::run(shared.clone(), p, conn, wstopped));
-                    workers.insert(p, Worker { stop: wstop, handle });
+                    workers.insert(
+                        p,
+                        Worker {
+                            stop: wstop,
+                            handle,
+                        },
+                    );
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(partition = p, error = %e, "cannot claim partition"),
@@ -447,11 +456,21 @@ async fn topic_partitions(
     let Some(admin) = admin else {
         return Err(format!("topic `{topic}` does not exist"));
     };
-    tracing::info!(topic, partitions = shared.config.partitions, "creating topic");
-    let new = NewTopic::new(&topic, shared.config.partitions as i32, TopicReplication::Fixed(1));
+    tracing::info!(
+        topic,
+        partitions = shared.config.partitions,
+        "creating topic"
+    );
+    let new = NewTopic::new(
+        &topic,
+        shared.config.partitions as i32,
+        TopicReplication::Fixed(1),
+    );
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
     if let Err(e) = admin.create_topics([&new], &options).await {
-        return Err(format!("topic `{topic}` does not exist and cannot be created: {e}"));
+        return Err(format!(
+            "topic `{topic}` does not exist and cannot be created: {e}"
+        ));
     }
     tokio::task::spawn_blocking(lookup)
         .await
@@ -487,18 +506,21 @@ async fn update_lag(shared: &Shared, meta: Arc<BaseConsumer>, partitions: usize)
             .collect()
     })
     .await?;
-    let rows: Vec<(i32, i64, String)> = sqlx::query_as(
-        "SELECT partition, next_offset, owner FROM ingest_offsets WHERE topic = $1",
-    )
-    .bind(&shared.config.topic)
-    .fetch_all(&shared.pool)
-    .await?;
+    let rows: Vec<(i32, i64, String)> =
+        sqlx::query_as("SELECT partition, next_offset, owner FROM ingest_offsets WHERE topic = $1")
+            .bind(&shared.config.topic)
+            .fetch_all(&shared.pool)
+            .await?;
     let status: Vec<PartitionStatus> = (0..partitions)
         .map(|p| {
             let row = rows.iter().find(|r| r.0 == p as i32);
             let committed = row.map_or(-1, |r| r.1);
             let high = highs.get(p).copied().unwrap_or(-1);
-            let lag = if high < 0 { -1 } else { (high - committed.max(0)).max(0) };
+            let lag = if high < 0 {
+                -1
+            } else {
+                (high - committed.max(0)).max(0)
+            };
             shared
                 .metrics
                 .lag
@@ -537,6 +559,10 @@ mod tests {
     fn delay_is_backlog_over_rate_plus_linger() {
         assert_eq!(estimated_delay(0, 0.0, 0.2), 0.2);
         assert_eq!(estimated_delay(1000, 500.0, 0.2), 2.2);
-        assert_eq!(estimated_delay(10, 0.0, 0.0), 10.0, "no rate yet counts as 1 event/s");
+        assert_eq!(
+            estimated_delay(10, 0.0, 0.0),
+            10.0,
+            "no rate yet counts as 1 event/s"
+        );
     }
 }

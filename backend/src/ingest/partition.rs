@@ -12,7 +12,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::sync::{mpsc, watch};
 
 use super::Shared;
-use super::decode::{self, Decoded, DeadLetter, RawMessage};
+use super::decode::{self, DeadLetter, Decoded, RawMessage};
 use super::store;
 use crate::error::Result;
 
@@ -54,7 +54,10 @@ pub(super) async fn run(
     let mut result = Ok(());
     while let Some(batch) = rx.recv().await {
         shared.queued.fetch_sub(1, Ordering::Relaxed);
-        shared.metrics.queue_depth.set(shared.queued.load(Ordering::Relaxed));
+        shared
+            .metrics
+            .queue_depth
+            .set(shared.queued.load(Ordering::Relaxed));
         match store::commit(&shared, partition, &mut conn, next, batch).await {
             Ok(n) => next = n,
             Err(e) => {
@@ -68,7 +71,9 @@ pub(super) async fn run(
     rx.close();
     shared.queued.fetch_sub(dropped, Ordering::Relaxed);
     let _ = reader.await;
-    let _ = sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut conn).await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut conn)
+        .await;
     let _ = conn.close().await;
     result
 }
@@ -131,7 +136,10 @@ async fn read(
             .with_label_values(&["decode"])
             .observe(started.elapsed().as_secs_f64());
         shared.queued.fetch_add(1, Ordering::Relaxed);
-        shared.metrics.queue_depth.set(shared.queued.load(Ordering::Relaxed));
+        shared
+            .metrics
+            .queue_depth
+            .set(shared.queued.load(Ordering::Relaxed));
         let batch = Batch {
             next_offset,
             events,
@@ -190,6 +198,10 @@ async fn recover(shared: &Arc<Shared>, partition: i32, conn: &mut PgConnection) 
         store::with_dataset(&shared2, |d| d.remove_chunks(&orphans))
     })
     .await??;
-    tracing::warn!(partition, chunks = removed, "removed chunks written but never committed (crash recovery)");
+    tracing::warn!(
+        partition,
+        chunks = removed,
+        "removed chunks written but never committed (crash recovery)"
+    );
     Ok(())
 }

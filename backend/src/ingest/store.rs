@@ -108,7 +108,10 @@ pub(super) async fn commit(
     let started = Instant::now();
     if !events.is_empty() {
         let runs: Vec<i32> = events.iter().map(|d| d.event.header.run as i32).collect();
-        let numbers: Vec<i64> = events.iter().map(|d| d.event.header.event_number as i64).collect();
+        let numbers: Vec<i64> = events
+            .iter()
+            .map(|d| d.event.header.event_number as i64)
+            .collect();
         let times = events.iter().map(|d| d.event.header.timestamp_ns);
         let (lo, hi) = (times.clone().min().unwrap_or(0), times.max().unwrap_or(0));
         ensure_days(shared, conn, lo, hi).await;
@@ -125,7 +128,12 @@ pub(super) async fn commit(
         .await?;
         let mut seen: HashSet<(i32, i64)> = existing.into_iter().collect();
         let before = events.len();
-        events.retain(|d| seen.insert((d.event.header.run as i32, d.event.header.event_number as i64)));
+        events.retain(|d| {
+            seen.insert((
+                d.event.header.run as i32,
+                d.event.header.event_number as i64,
+            ))
+        });
         m.duplicates.inc_by((before - events.len()) as u64);
     }
     stage("dedup", started);
@@ -287,7 +295,8 @@ pub(super) async fn commit(
         shared.record_stored(w.event_count as u64);
         let now_ms = now_ms();
         for &p in &w.produced_ms {
-            m.latency_seconds.observe((now_ms - p).max(0) as f64 / 1000.0);
+            m.latency_seconds
+                .observe((now_ms - p).max(0) as f64 / 1000.0);
         }
     }
     for d in &dead {
@@ -332,12 +341,18 @@ async fn ensure_days(shared: &Shared, conn: &mut PgConnection, lo_ns: i64, hi_ns
             }
             Shared::locked(&shared.known_days).extend(lo..=hi);
         }
-        Err(e) => tracing::warn!(error = %e, "cannot create catalogue partitions; rows go to events_default"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot create catalogue partitions; rows go to events_default")
+        }
     }
 }
 
 /// Appends the events as one chunk and prepares its catalogue rows.
-fn write_chunk(shared: &Shared, decoded: Vec<super::decode::Decoded>, origin: String) -> Result<Written> {
+fn write_chunk(
+    shared: &Shared,
+    decoded: Vec<super::decode::Decoded>,
+    origin: String,
+) -> Result<Written> {
     let produced_ms: Vec<i64> = decoded.iter().filter_map(|d| d.timestamp_ms).collect();
     let stamps: Vec<Option<i64>> = decoded.iter().map(|d| d.timestamp_ms).collect();
     let events: Vec<alyx_shared::CollisionEvent> = decoded.into_iter().map(|d| d.event).collect();
@@ -406,7 +421,11 @@ fn float(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+        if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
     } else {
         v.to_string()
     }

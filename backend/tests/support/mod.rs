@@ -18,7 +18,9 @@ pub fn brokers() -> Option<String> {
     match std::env::var("ALYX_KAFKA_BROKERS") {
         Ok(b) if !b.is_empty() => Some(b),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("ALYX_KAFKA_BROKERS is not set: run the tests through scripts/test.sh, which starts the broker")
+            panic!(
+                "ALYX_KAFKA_BROKERS is not set: run the tests through scripts/test.sh, which starts the broker"
+            )
         }
         _ => {
             eprintln!("skipping: no Kafka broker (set ALYX_KAFKA_BROKERS or run scripts/test.sh)");
@@ -52,12 +54,20 @@ pub fn database_url(pool: &PgPool) -> String {
         .expect("test database has a name")
         .to_owned();
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set by the test command");
-    let base = base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b).to_owned();
+    let base = base
+        .rsplit_once('/')
+        .map_or(base.as_str(), |(b, _)| b)
+        .to_owned();
     format!("{base}/{db}")
 }
 
 /// A configuration for an in-process or spawned alyxd on free ports.
-pub fn config(pool: &PgPool, data_dir: &std::path::Path, brokers: Option<&str>, topic: &str) -> Config {
+pub fn config(
+    pool: &PgPool,
+    data_dir: &std::path::Path,
+    brokers: Option<&str>,
+    topic: &str,
+) -> Config {
     let mut c = Config::default();
     c.database_url = database_url(pool);
     c.database_pool = 4;
@@ -95,9 +105,14 @@ impl Server {
         let grpc_addr = grpc.local_addr().expect("addr");
         let metrics_addr = metrics.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(alyx_backend::server::run(config, grpc, metrics, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(alyx_backend::server::run(
+            config,
+            grpc,
+            metrics,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         let server = Self {
             grpc: format!("http://{grpc_addr}"),
             metrics: metrics_addr,
@@ -110,7 +125,10 @@ impl Server {
             if server.serving().await {
                 return server;
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "alyxd did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "alyxd did not start"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -118,11 +136,17 @@ impl Server {
     /// The health service says SERVING.
     pub async fn serving(&self) -> bool {
         use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-        let Ok(channel) = Channel::from_shared(self.grpc.clone()).expect("url").connect().await else {
+        let Ok(channel) = Channel::from_shared(self.grpc.clone())
+            .expect("url")
+            .connect()
+            .await
+        else {
             return false;
         };
         let mut client = HealthClient::new(channel);
-        let check = client.check(HealthCheckRequest { service: String::new() });
+        let check = client.check(HealthCheckRequest {
+            service: String::new(),
+        });
         matches!(
             tokio::time::timeout(Duration::from_secs(1), check).await,
             Ok(Ok(r)) if r.get_ref().status == 1
@@ -140,17 +164,25 @@ impl Server {
     }
 
     pub async fn events(&self) -> EventServiceClient<Channel> {
-        EventServiceClient::connect(self.grpc.clone()).await.expect("connect")
+        EventServiceClient::connect(self.grpc.clone())
+            .await
+            .expect("connect")
     }
 
     pub async fn admin(&self) -> AdminServiceClient<Channel> {
-        AdminServiceClient::connect(self.grpc.clone()).await.expect("connect")
+        AdminServiceClient::connect(self.grpc.clone())
+            .await
+            .expect("connect")
     }
 
     pub async fn metrics_text(&self) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(self.metrics).await.expect("metrics port");
-        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.expect("write");
+        let mut s = tokio::net::TcpStream::connect(self.metrics)
+            .await
+            .expect("metrics port");
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+            .await
+            .expect("write");
         let mut out = String::new();
         s.read_to_string(&mut out).await.expect("read");
         out
@@ -159,16 +191,13 @@ impl Server {
 
 /// A token for a new user with `role`.
 pub async fn token(pool: &PgPool, name: &str, role: Role) -> String {
-    auth::create_user(pool, name, role).await.expect("create user")
+    auth::create_user(pool, name, role)
+        .await
+        .expect("create user")
 }
 
-/// `message` with `authorization: Bearer token`.
-pub fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().expect("ascii"));
-    r
-}
+#[allow(unused_imports)]
+pub use alyx_proto::authorized;
 
 /// Polls `f` until it returns `Some`, failing after `timeout` with `what`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
@@ -181,7 +210,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -182,10 +182,9 @@ impl DataStore {
         let _ = fs::remove_file(&tmp);
         match linked {
             Ok(()) => Ok(Dataset { dir, manifest }),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Invalid(format!(
-                "dataset `{name}` already exists in {}",
-                self.root.display()
-            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Invalid(
+                format!("dataset `{name}` already exists in {}", self.root.display()),
+            )),
             Err(e) => Err(Error::io(&path, e)),
         }
     }
@@ -306,7 +305,11 @@ impl Dataset {
     }
 
     /// As [`Dataset::append`], recording where the events came from in the chunk's `origin`.
-    pub fn append_from(&mut self, events: &[CollisionEvent], origin: Option<&str>) -> Result<&Chunk> {
+    pub fn append_from(
+        &mut self,
+        events: &[CollisionEvent],
+        origin: Option<&str>,
+    ) -> Result<&Chunk> {
         let _lock = WriteLock::acquire(&self.dir)?;
         // Another writer may have appended since we opened: start from the manifest on disk.
         *self = Self::open(&self.dir)?;
