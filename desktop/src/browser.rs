@@ -561,8 +561,10 @@ fn window(
     mut contexts: EguiContexts,
     mut state: ResMut<BrowserState>,
     mut panels: ResMut<Panels>,
+    dataset: Option<Res<OpenDataset>>,
 ) -> Result {
-    if !panels.events {
+    // Without a local dataset (working with a backend) the Backend window lists events.
+    if !panels.events || dataset.is_none() {
         return Ok(());
     }
     let ctx = contexts.ctx_mut()?;

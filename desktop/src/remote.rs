@@ -488,7 +488,8 @@ fn backend_window(
     let Ok(ctx) = contexts.ctx_mut() else { return };
     let mut request = None;
     egui::Window::new("Backend")
-        .default_pos([10.0, 420.0])
+        .default_pos([310.0, 420.0])
+        .default_width(520.0)
         .show(ctx, |ui| request = backend_panel(ui, &mut backend));
     if let Some(request) = request {
         if let Request::Events { dataset, .. } = &request
