@@ -92,8 +92,8 @@ struct Shared {
     pool: PgPool,
     db_options: PgConnectOptions,
     metrics: Arc<Metrics>,
-    /// The dataset ingested events go to; the mutex serialises this process's writers (the
-    /// store's lock file serialises processes).
+    /// The dataset ingested events go to. Chunks are encoded outside this mutex; it serialises
+    /// this process's manifest updates (the store's lock file serialises processes).
     dataset: Mutex<Dataset>,
     dataset_id: i32,
     /// Decoded batches waiting for storage, over all partitions.
@@ -201,6 +201,23 @@ impl Ingest {
                 .or_else(|_| store.dataset(&config.dataset))?,
         };
         let dataset_id = crate::catalogue::dataset_id(&pool, &config.dataset, &source).await?;
+        // Ids are reserved in PostgreSQL from here on: start above what the store already has.
+        let max_chunk = dataset
+            .manifest()
+            .chunks
+            .iter()
+            .map(|c| c.id)
+            .max()
+            .unwrap_or(0);
+        sqlx::query(
+            "UPDATE datasets SET next_event_id = greatest(next_event_id, $2),
+                 next_chunk_id = greatest(next_chunk_id, $3) WHERE id = $1",
+        )
+        .bind(dataset_id)
+        .bind(dataset.manifest().next_event_id as i64)
+        .bind(max_chunk as i32 + 1)
+        .execute(&pool)
+        .await?;
         let shared = Arc::new(Shared {
             snapshot: Mutex::new(Snapshot {
                 state: IngestState::Down,

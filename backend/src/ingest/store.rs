@@ -149,8 +149,23 @@ pub(super) async fn commit(
             origin_prefix(&shared.config.topic, partition),
             next_offset - 1
         );
+        // Ids come from PostgreSQL, so partitions encode their chunks in parallel.
+        let (first_id, chunk_id): (i64, i32) = sqlx::query_as(
+            "UPDATE datasets SET next_event_id = next_event_id + $2,
+                 next_chunk_id = next_chunk_id + 1
+             WHERE id = $1 RETURNING next_event_id - $2, next_chunk_id - 1",
+        )
+        .bind(shared.dataset_id)
+        .bind(events.len() as i64)
+        .fetch_one(&mut *conn)
+        .await?;
         let shared2 = shared.clone();
-        Some(tokio::task::spawn_blocking(move || write_chunk(&shared2, events, origin)).await??)
+        Some(
+            tokio::task::spawn_blocking(move || {
+                write_chunk(&shared2, events, origin, first_id as u64, chunk_id as u32)
+            })
+            .await??,
+        )
     };
     stage("write", started);
 
@@ -347,16 +362,21 @@ async fn ensure_days(shared: &Shared, conn: &mut PgConnection, lo_ns: i64, hi_ns
     }
 }
 
-/// Appends the events as one chunk and prepares its catalogue rows.
+/// Writes the events as chunk `chunk_id` (ids from `first_id`), lists it in the manifest and
+/// prepares its catalogue rows.
 fn write_chunk(
     shared: &Shared,
     decoded: Vec<super::decode::Decoded>,
     origin: String,
+    first_id: u64,
+    chunk_id: u32,
 ) -> Result<Written> {
     let produced_ms: Vec<i64> = decoded.iter().filter_map(|d| d.timestamp_ms).collect();
     let stamps: Vec<Option<i64>> = decoded.iter().map(|d| d.timestamp_ms).collect();
     let events: Vec<alyx_shared::CollisionEvent> = decoded.into_iter().map(|d| d.event).collect();
-    let chunk = with_dataset(shared, |d| d.append_from(&events, Some(&origin)).cloned())?;
+    let dataset = Shared::locked(&shared.dataset).clone();
+    let written = dataset.write_chunk(&events, first_id, chunk_id, Some(&origin))?;
+    let chunk = with_dataset(shared, |d| d.publish(written.clone()).cloned())?;
     let mut copy_rows = String::with_capacity(events.len() * 160);
     let mut runs: BTreeMap<u32, RunRow> = BTreeMap::new();
     for (i, (event, produced)) in events.iter().zip(&stamps).enumerate() {

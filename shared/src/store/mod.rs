@@ -314,7 +314,6 @@ impl Dataset {
         // Another writer may have appended since we opened: start from the manifest on disk.
         *self = Self::open(&self.dir)?;
         let first_id = self.manifest.next_event_id;
-        let frames = tables::events_to_frames(events, first_id)?;
         let id = self
             .manifest
             .chunks
@@ -322,6 +321,22 @@ impl Dataset {
             .map(|c| c.id)
             .max()
             .map_or(1, |m| m + 1);
+        let chunk = self.write_chunk(events, first_id, id, origin)?;
+        self.publish_locked(chunk)
+    }
+
+    /// Writes the files of chunk `id` holding `events` with ids from `first_id`, without
+    /// taking the dataset's lock and without listing the chunk: several writers can encode at
+    /// once, each with ids and a chunk id reserved elsewhere (alyxd reserves them in
+    /// PostgreSQL); [`Dataset::publish`] then lists it. Files never published are ignored.
+    pub fn write_chunk(
+        &self,
+        events: &[CollisionEvent],
+        first_id: u64,
+        id: u32,
+        origin: Option<&str>,
+    ) -> Result<Chunk> {
+        let frames = tables::events_to_frames(events, first_id)?;
         let mut files = BTreeMap::new();
         let mut flagged_events = 0;
         for (table, mut df) in frames {
@@ -371,14 +386,39 @@ impl Dataset {
             files,
             origin: origin.map(str::to_owned),
         };
+        Ok(chunk)
+    }
+
+    /// Lists a chunk written by [`Dataset::write_chunk`] in the manifest (atomically, under the
+    /// dataset's lock), keeping chunks in event-id order.
+    pub fn publish(&mut self, chunk: Chunk) -> Result<&Chunk> {
+        let _lock = WriteLock::acquire(&self.dir)?;
+        *self = Self::open(&self.dir)?;
+        self.publish_locked(chunk)
+    }
+
+    fn publish_locked(&mut self, chunk: Chunk) -> Result<&Chunk> {
+        if self.manifest.chunks.iter().any(|c| c.id == chunk.id) {
+            return Err(Error::Invalid(format!(
+                "chunk {} is already in dataset `{}`",
+                chunk.id, self.manifest.name
+            )));
+        }
+        let id = chunk.id;
         let mut manifest = self.manifest.clone();
-        manifest.next_event_id = first_id + events.len() as u64;
-        manifest.chunks.push(chunk);
+        manifest.next_event_id = manifest
+            .next_event_id
+            .max(chunk.first_event_id + chunk.event_count);
+        let at = manifest
+            .chunks
+            .partition_point(|c| c.first_event_id <= chunk.first_event_id);
+        manifest.chunks.insert(at, chunk);
         write_atomically(&self.dir.join(MANIFEST), &manifest_bytes(&manifest)?)?;
         self.manifest = manifest;
         self.manifest
             .chunks
-            .last()
+            .iter()
+            .find(|c| c.id == id)
             .ok_or_else(|| Error::Invalid("no chunk after append".into()))
     }
 

@@ -255,3 +255,47 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn chunks_written_in_parallel_are_listed_in_event_id_order_whatever_order_they_publish_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = DataStore::open(dir.path()).expect("store");
+    let mut ds = store.create_dataset("live", "test").expect("create");
+    let (a, b) = (generated(21, 4), generated(22, 6));
+    // Ids reserved elsewhere: a gets 0..4 as chunk 1, b gets 4..10 as chunk 2; b publishes first.
+    let (chunk_a, chunk_b) = std::thread::scope(|s| {
+        let wa = s.spawn(|| ds.write_chunk(&a, 0, 1, Some("kafka:t/0@0-3")));
+        let wb = s.spawn(|| ds.write_chunk(&b, 4, 2, Some("kafka:t/1@0-5")));
+        (
+            wa.join().expect("a").expect("a written"),
+            wb.join().expect("b").expect("b written"),
+        )
+    });
+    assert_eq!(
+        Dataset::open(ds.dir())
+            .expect("open")
+            .manifest()
+            .event_count(),
+        0,
+        "not listed before publishing"
+    );
+    ds.publish(chunk_b).expect("publish b");
+    ds.publish(chunk_a.clone()).expect("publish a");
+    assert!(ds.publish(chunk_a).is_err(), "a chunk is listed once");
+    let reopened = Dataset::open(ds.dir()).expect("reopen");
+    assert_eq!(
+        reopened
+            .manifest()
+            .chunks
+            .iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(reopened.manifest().next_event_id, 10);
+    let back = reopened.read_events(0..10).expect("read");
+    for ((id, event), original) in back.iter().zip(a.iter().chain(&b)) {
+        assert!(event.same_as(original), "event {id} changed");
+    }
+    assert!(reopened.verify().is_ok());
+}
