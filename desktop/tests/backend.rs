@@ -12,19 +12,6 @@ use alyx_shared::{CollisionSystem, DetectorGeometry};
 use bevy::prelude::*;
 use sqlx::PgPool;
 
-fn brokers() -> Option<String> {
-    match std::env::var("ALYX_KAFKA_BROKERS") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("ALYX_KAFKA_BROKERS is not set: run the tests through scripts/test.sh")
-        }
-        _ => {
-            eprintln!("skipping: no Kafka broker (set ALYX_KAFKA_BROKERS)");
-            None
-        }
-    }
-}
-
 fn config(
     pool: &PgPool,
     dir: &std::path::Path,
@@ -113,7 +100,9 @@ async fn shows_one_of(app: &mut App, range: std::ops::Range<u64>, what: &str) ->
 
 #[sqlx::test(migrations = false)]
 async fn live_mode_follows_new_events_and_reconnects_after_a_backend_restart(pool: PgPool) {
-    let Some(brokers) = brokers() else { return };
+    let Some(brokers) = alyx_tests::kafka_brokers() else {
+        return;
+    };
     let topic = format!("desktop-live-{}", std::process::id());
     create_topic(&brokers, &topic, 1).await.expect("topic");
     let dir = tempfile::tempdir().expect("tempdir");

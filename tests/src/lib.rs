@@ -1,4 +1,5 @@
-//! Helpers for the integration tests: where the real test files are.
+//! Helpers for the integration tests: where the real test files are, and the services the test
+//! command starts.
 //!
 //! Files come from `$ALYX_TEST_DATA` (the test command sets it), else `../shared/data` beside
 //! the checkout. Under `CI=true` a missing file fails the test; elsewhere the test is skipped
@@ -26,4 +27,31 @@ pub fn data_file(relative: &str) -> Option<PathBuf> {
         path.display()
     );
     None
+}
+
+/// The Kafka-protocol broker the test command started (`ALYX_KAFKA_BROKERS`), or `None` (after
+/// saying so) outside CI. Under `CI=true` a missing broker fails the test.
+pub fn kafka_brokers() -> Option<String> {
+    match std::env::var("ALYX_KAFKA_BROKERS") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(
+                !ci,
+                "ALYX_KAFKA_BROKERS is not set: run the tests through scripts/test.sh, which starts the broker"
+            );
+            eprintln!("skipping: no Kafka broker (set ALYX_KAFKA_BROKERS or run scripts/test.sh)");
+            None
+        }
+    }
+}
+
+/// The URL of database `name` on the server of `DATABASE_URL` (where `#[sqlx::test]` makes
+/// each test's database).
+pub fn database_url(name: &str) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set by the test command");
+    let server = base
+        .rsplit_once('/')
+        .map_or(base.as_str(), |(server, _)| server);
+    format!("{server}/{name}")
 }

@@ -310,15 +310,16 @@ async fn supervise(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut workers: BTreeMap<i32, Worker> = BTreeMap::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_partition_check = Instant::now() - Duration::from_secs(3600);
+    // `Instant::now() - 1 h` would panic on a machine up for less than an hour.
+    let mut last_partition_check: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             _ = tick.tick() => {}
         }
-        if last_partition_check.elapsed() > Duration::from_secs(3600) {
+        if last_partition_check.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
             match crate::catalogue::ensure_partitions_ahead(&shared.pool).await {
-                Ok(_) => last_partition_check = Instant::now(),
+                Ok(_) => last_partition_check = Some(Instant::now()),
                 Err(e) => tracing::warn!(error = %e, "cannot create catalogue partitions ahead"),
             }
         }

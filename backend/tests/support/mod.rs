@@ -12,22 +12,8 @@ use alyx_proto::v1::event_service_client::EventServiceClient;
 use sqlx::PgPool;
 use tonic::transport::Channel;
 
-/// The broker the test command started, or `None` (with a note) outside CI. Under `CI=true` a
-/// missing broker fails the test.
-pub fn brokers() -> Option<String> {
-    match std::env::var("ALYX_KAFKA_BROKERS") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!(
-                "ALYX_KAFKA_BROKERS is not set: run the tests through scripts/test.sh, which starts the broker"
-            )
-        }
-        _ => {
-            eprintln!("skipping: no Kafka broker (set ALYX_KAFKA_BROKERS or run scripts/test.sh)");
-            None
-        }
-    }
-}
+#[allow(unused_imports)]
+pub use alyx_tests::kafka_brokers as brokers;
 
 /// A topic name no other test uses.
 pub fn unique_topic(name: &str) -> String {
@@ -48,17 +34,11 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
 
 /// The URL of the database `#[sqlx::test]` made for this test.
 pub fn database_url(pool: &PgPool) -> String {
-    let db = pool
-        .connect_options()
-        .get_database()
-        .expect("test database has a name")
-        .to_owned();
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set by the test command");
-    let base = base
-        .rsplit_once('/')
-        .map_or(base.as_str(), |(b, _)| b)
-        .to_owned();
-    format!("{base}/{db}")
+    alyx_tests::database_url(
+        pool.connect_options()
+            .get_database()
+            .expect("test database has a name"),
+    )
 }
 
 /// A configuration for an in-process or spawned alyxd on free ports.
