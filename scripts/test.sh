@@ -8,8 +8,9 @@
 #   DATABASE_URL      PostgreSQL for #[sqlx::test] (default postgres://postgres@127.0.0.1:5432/postgres;
 #                     each test creates and drops its own database)
 #
-# It starts a Kafka-protocol broker (tansu, in memory, on 127.0.0.1:19092) for the ingest tests,
-# exports ALYX_KAFKA_BROKERS, and stops it on exit.
+# It starts a Kafka-protocol broker (tansu, in memory, on 127.0.0.1:19092) for the ingest tests
+# and a Spark Connect server (pyspark 4.3.0 from PyPI, local[2], on 127.0.0.1:15002) for the
+# Spark engine, exports ALYX_KAFKA_BROKERS and ALYX_SPARK_URL, and stops both on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 TOOLS="${ALYX_TOOLS_DIR:-$HOME/.cache/alyx/tools}"
 KAFKA_PORT="${ALYX_KAFKA_PORT:-19092}"
+SPARK_PORT="${ALYX_SPARK_PORT:-15002}"
+SPARK_BASE="$TOOLS/spark"
 started_pids=()
 stop_services() {
   local pid
@@ -47,6 +50,8 @@ install_prerequisites() {
   # The desktop (Bevy): X11/Wayland/udev/ALSA headers to build, Mesa's software Vulkan
   # (lavapipe) and Xvfb to render screenshots without a GPU or a display.
   local pkg
+  # Spark Connect runs on Java 17.
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   for pkg in zlib1g-dev libxkbcommon-dev libasound2-dev libudev-dev libwayland-dev libvulkan1 mesa-vulkan-drivers xvfb; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
@@ -95,10 +100,61 @@ start_broker() {
   export ALYX_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 }
 
+# Spark Connect from pyspark's wheel (with its connect extras), in a virtualenv of its own.
+install_spark() {
+  local venv="$SPARK_BASE/venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/python" -c 'import pyspark' 2>/dev/null \
+    || "$venv/bin/pip" install -q 'pyspark[connect]==4.3.0' 'pandas<3'
+}
+
+# Started before the build (the JVM warms up meanwhile); waited for before the tests.
+start_spark() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$SPARK_PORT") 2>/dev/null; then
+    echo "a server already listens on 127.0.0.1:$SPARK_PORT; using it as Spark Connect"
+    return
+  fi
+  local spark_home
+  spark_home=$("$SPARK_BASE/venv/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
+  mkdir -p "$SPARK_BASE"/{logs,local,warehouse,work}
+  (
+    cd "$SPARK_BASE/work"
+    export SPARK_HOME="$spark_home" SPARK_LOCAL_IP=127.0.0.1 SPARK_NO_DAEMONIZE=1
+    export JAVA_HOME="${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")}"
+    exec "$spark_home/bin/spark-submit" \
+      --class org.apache.spark.sql.connect.service.SparkConnectServer --name alyx-test-spark \
+      --master 'local[2]' --driver-memory 2g \
+      --conf spark.connect.grpc.binding.address=127.0.0.1 --conf "spark.connect.grpc.binding.port=$SPARK_PORT" \
+      --conf spark.driver.host=127.0.0.1 --conf spark.driver.bindAddress=127.0.0.1 \
+      --conf spark.ui.enabled=false --conf "spark.local.dir=$SPARK_BASE/local" \
+      --conf "spark.sql.warehouse.dir=$SPARK_BASE/warehouse" --conf spark.sql.shuffle.partitions=4 \
+      spark-internal
+  ) > "$SPARK_BASE/logs/connect.log" 2>&1 &
+  started_pids+=($!)
+  spark_pid=$!
+}
+
+wait_spark() {
+  local i
+  for i in $(seq 1 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$SPARK_PORT") 2>/dev/null && break
+    if [ -n "${spark_pid:-}" ] && ! kill -0 "$spark_pid" 2>/dev/null; then
+      tail -30 "$SPARK_BASE/logs/connect.log" >&2; echo "Spark Connect died" >&2; exit 1
+    fi
+    sleep 0.5
+  done
+  (exec 3<>"/dev/tcp/127.0.0.1/$SPARK_PORT") 2>/dev/null \
+    || { tail -30 "$SPARK_BASE/logs/connect.log" >&2; echo "Spark Connect did not start" >&2; exit 1; }
+  export ALYX_SPARK_URL="sc://127.0.0.1:$SPARK_PORT"
+}
+
 phase setup install_prerequisites
 phase broker install_broker
+phase spark install_spark
+start_spark
 phase build cargo build --workspace --all-targets --locked
 start_broker
+phase sparkwait wait_spark
 phase test cargo test --workspace --locked
 
 echo "==> phase timings"

@@ -25,6 +25,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Log as JSON lines instead of text (`ALYXD_LOG_JSON`); the level comes from `RUST_LOG`.
     pub log_json: bool,
+    /// Spark Connect server of the Spark engine, `sc://host:15002` (`ALYXD_SPARK_URL`);
+    /// empty: no Spark engine.
+    pub spark_url: String,
     pub ingest: IngestConfig,
 }
 
@@ -64,6 +67,7 @@ impl Default for Config {
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             data_dir: alyx_shared::default_data_dir().join("alyxd"),
             log_json: false,
+            spark_url: String::new(),
             ingest: IngestConfig::default(),
         }
     }
@@ -128,6 +132,7 @@ impl Config {
         env!("ALYXD_METRICS_LISTEN" => self.metrics_listen);
         env!("ALYXD_DATA_DIR" => self.data_dir);
         env!("ALYXD_LOG_JSON" => self.log_json);
+        env!("ALYXD_SPARK_URL" => self.spark_url);
         env!("ALYXD_INGEST" => ingest.enabled);
         env!("ALYXD_KAFKA_BROKERS" => ingest.brokers);
         env!("ALYXD_KAFKA_TOPIC" => ingest.topic);

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod catalogue;
 pub mod config;
+pub mod engines;
 pub mod error;
 pub mod grpc;
 pub mod ingest;
@@ -16,6 +17,7 @@ pub mod live;
 pub mod metrics;
 pub mod produce;
 pub mod server;
+pub mod spark;
 
 pub use config::Config;
 pub use error::{Error, Result};

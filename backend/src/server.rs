@@ -14,7 +14,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::grpc::{Context, admin::AdminApi, events::EventsApi};
+use crate::engines::Engines;
+use crate::grpc::{Context, admin::AdminApi, events::EventsApi, query::QueryApi};
 use crate::ingest::Ingest;
 use crate::metrics::{self, Metrics};
 use crate::{catalogue, live};
@@ -88,6 +89,9 @@ pub async fn run(
     health
         .set_serving::<v1::admin_service_server::AdminServiceServer<AdminApi>>()
         .await;
+    health
+        .set_serving::<v1::query_service_server::QueryServiceServer<QueryApi>>()
+        .await;
     // Reflection in both versions: grpcurl and older tools still ask v1alpha.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -103,6 +107,14 @@ pub async fn run(
         store: store.clone(),
         live,
         shutdown: stop_rx_for_streams,
+    };
+    let query = QueryApi {
+        ctx: ctx.clone(),
+        engines: Engines {
+            store: store.clone(),
+            pool: Some(pool.clone()),
+            spark_url: (!config.spark_url.is_empty()).then(|| config.spark_url.clone()),
+        },
     };
     let admin = AdminApi {
         ctx,
@@ -127,6 +139,7 @@ pub async fn run(
             .add_service(reflection_v1alpha)
             .add_service(v1::event_service_server::EventServiceServer::new(events))
             .add_service(v1::admin_service_server::AdminServiceServer::new(admin))
+            .add_service(v1::query_service_server::QueryServiceServer::new(query))
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), grpc_shutdown),
     );
 

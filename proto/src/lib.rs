@@ -16,6 +16,12 @@ pub mod v1 {
         tonic::include_file_descriptor_set!("alyx_v1_descriptor");
 }
 
+/// Generated client of Spark Connect (package `spark.connect`, from pyspark 4.3.0's descriptors).
+#[allow(clippy::all, clippy::unwrap_used, clippy::doc_lazy_continuation)]
+pub mod spark {
+    tonic::include_proto!("spark.connect");
+}
+
 /// A message that does not describe a valid event.
 #[derive(Debug, thiserror::Error)]
 pub enum ConversionError {

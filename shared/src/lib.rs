@@ -13,6 +13,7 @@ pub mod helix;
 pub mod histogram;
 pub mod import;
 pub mod model;
+pub mod nano;
 pub mod physics;
 pub mod query;
 pub mod store;

@@ -55,3 +55,20 @@ pub fn database_url(name: &str) -> String {
         .map_or(base.as_str(), |(server, _)| server);
     format!("{server}/{name}")
 }
+
+/// The Spark Connect server the test command started (`ALYX_SPARK_URL`), or `None` (after
+/// saying so) outside CI. Under `CI=true` a missing server fails the test.
+pub fn spark_url() -> Option<String> {
+    match std::env::var("ALYX_SPARK_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(
+                !ci,
+                "ALYX_SPARK_URL is not set: run the tests through scripts/test.sh, which starts Spark Connect"
+            );
+            eprintln!("skipping: no Spark Connect server (set ALYX_SPARK_URL or run scripts/test.sh)");
+            None
+        }
+    }
+}

@@ -107,9 +107,28 @@ enum Command {
     },
     /// Run SQL over a dataset's tables (events, tracks, hits, muons, ...; see README).
     Query {
-        dir: PathBuf,
+        /// A data directory (the local engine), or none with --backend.
+        dir: Option<PathBuf>,
+        /// ALYX SQL.
+        #[arg(long, conflicts_with_all = ["query_file", "adl"])]
+        sql: Option<String>,
+        /// A query as JSON: a builder selection or a query AST.
+        #[arg(long, conflicts_with = "adl")]
+        query_file: Option<PathBuf>,
+        /// One of the ADL benchmark queries, 1–8.
         #[arg(long)]
-        sql: String,
+        adl: Option<u8>,
+        /// local (polars on the Parquet chunks), postgres (the catalogue) or spark.
+        #[arg(long, default_value = "local")]
+        engine: String,
+        /// alyxd's gRPC URL: run the query there (needed for postgres and spark).
+        #[arg(long, env = "ALYX_BACKEND")]
+        backend: Option<String>,
+        #[arg(long, env = "ALYX_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Print the SQL the engine runs (and its plan) instead of running it.
+        #[arg(long)]
+        explain: bool,
         #[arg(long, default_value = "table")]
         format: String,
         /// Write to a file instead of stdout (required for parquet).
@@ -438,6 +457,12 @@ fn run(command: Command) -> Result<()> {
         Command::Query {
             dir,
             sql,
+            query_file,
+            adl,
+            engine,
+            backend,
+            token,
+            explain,
             format,
             out,
             limit,
@@ -448,25 +473,59 @@ fn run(command: Command) -> Result<()> {
             let format = OutputFormat::parse(&format).with_context(|| {
                 format!("unknown --format `{format}`; use table, csv, json or parquet")
             })?;
-            let dataset = Dataset::resolve(&dir, dataset.as_deref())?;
-            let mut df = match histogram {
-                None => query::sql(&dataset, &sql)?,
-                Some(spec) => {
+            let engine = query::Engine::parse(&engine).with_context(|| {
+                format!("unknown --engine `{engine}`; use local, postgres or spark")
+            })?;
+            let (text, ast) = query_source(sql, query_file, adl)?;
+            let histogram = histogram
+                .map(|spec| -> Result<(String, Binning)> {
                     let (column, binning) = spec.split_once(':').with_context(|| {
                         format!("--histogram `{spec}`: expected COL:BINS:LO:HI")
                     })?;
-                    let binning = Binning::parse(binning)?;
-                    let lf = query::lazy(&dataset, &sql)?;
-                    let h = Histogram::from_lazy(lf, column, weight.as_deref(), binning)?;
-                    eprintln!(
-                        "{column}: {} entries in range (Σw {:.6}), underflow {}, overflow {}, missing {}",
-                        h.entries.iter().sum::<u64>(),
-                        h.integral(),
-                        h.underflow,
-                        h.overflow,
-                        h.missing
-                    );
-                    h.to_frame()?
+                    Ok((column.to_owned(), Binning::parse(binning)?))
+                })
+                .transpose()?;
+            let mut df = match backend {
+                Some(url) => {
+                    let dataset = dataset.context("--backend needs --dataset NAME")?;
+                    let request = remote_query::Request {
+                        url,
+                        token,
+                        dataset,
+                        engine,
+                        text,
+                        ast,
+                        weight,
+                    };
+                    runtime()?.block_on(remote_query::run(request, histogram, explain))?
+                }
+                None => {
+                    if engine != query::Engine::Local {
+                        bail!("the {} engine runs in alyxd: add --backend URL", engine.name());
+                    }
+                    let dir = dir.context("give a data directory, or --backend URL")?;
+                    let q = match (text, ast) {
+                        (Some(t), _) => query::parse(&t).map_err(|d| explain_error(&t, &[d]))?,
+                        (None, Some(q)) => q,
+                        (None, None) => bail!("give --sql, --query-file or --adl"),
+                    };
+                    let shown = query::to_sql(&q, query::Dialect::Alyx);
+                    let checked = query::check(&q, engine).map_err(|ds| explain_error(&shown, &ds))?;
+                    let dataset = Dataset::resolve(&dir, dataset.as_deref())?;
+                    if explain {
+                        let lf = query::local_lazy(&dataset, &checked.query)?;
+                        println!("{}", query::to_sql(&checked.query, query::Dialect::Polars));
+                        println!("{}", lf.describe_optimized_plan()?);
+                        return Ok(());
+                    }
+                    match histogram {
+                        None => query::run_local(&dataset, &checked)?,
+                        Some((column, binning)) => {
+                            let h = query::histogram_local(&dataset, &checked, &column, weight.as_deref(), binning)?;
+                            report_histogram(&column, &h);
+                            h.to_frame()?
+                        }
+                    }
                 }
             };
             match out {
@@ -495,6 +554,58 @@ fn run(command: Command) -> Result<()> {
         Command::Demo { data_dir } => demo(data_dir.unwrap_or_else(default_data_dir))?,
     }
     Ok(())
+}
+
+/// The query the user gave: SQL text, or an AST from a query file (a builder selection or a
+/// query) or the ADL set.
+fn query_source(
+    sql: Option<String>,
+    file: Option<PathBuf>,
+    adl: Option<u8>,
+) -> Result<(Option<String>, Option<query::Query>)> {
+    if let Some(n) = adl {
+        let (_, spec, _) = query::adl::query(n).with_context(|| format!("--adl {n}: the ADL queries are 1–8"))?;
+        let q = spec.query().map_err(|d| anyhow::anyhow!("{d}"))?;
+        return Ok((None, Some(q)));
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+        if let Ok(spec) = serde_json::from_str::<query::builder::Spec>(&text) {
+            let q = spec.query().map_err(|d| anyhow::anyhow!("{}: {d}", path.display()))?;
+            return Ok((None, Some(q)));
+        }
+        let q: query::Query = serde_json::from_str(&text).with_context(|| {
+            format!("{}: neither a builder selection nor a query AST", path.display())
+        })?;
+        return Ok((None, Some(q)));
+    }
+    Ok((sql, None))
+}
+
+/// Diagnostics with the offending line of `text` and a caret under the place.
+fn explain_error(text: &str, diagnostics: &[query::Diagnostic]) -> anyhow::Error {
+    let mut out = String::from("invalid query:");
+    for d in diagnostics {
+        out.push_str(&format!("\n  {d}"));
+        if d.line > 0 {
+            if let Some(line) = text.lines().nth(d.line as usize - 1) {
+                let caret = " ".repeat(d.column.saturating_sub(1) as usize);
+                out.push_str(&format!("\n    {line}\n    {caret}^"));
+            }
+        }
+    }
+    anyhow::anyhow!(out)
+}
+
+fn report_histogram(column: &str, h: &Histogram) {
+    eprintln!(
+        "{column}: {} entries in range (Σw {:.6}), underflow {}, overflow {}, missing {}",
+        h.entries.iter().sum::<u64>(),
+        h.integral(),
+        h.underflow,
+        h.overflow,
+        h.missing
+    );
 }
 
 fn select(dir: &Path, name: Option<&str>) -> Result<Vec<Dataset>> {
@@ -738,4 +849,113 @@ async fn status(backend: &str, token: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `alyxctl query --backend`: the query runs in alyxd (QueryService), pages come back as Arrow.
+mod remote_query {
+    use std::io::Cursor;
+
+    use alyx_proto::v1::query_service_client::QueryServiceClient;
+    use alyx_proto::{authorized, v1};
+    use alyx_shared::histogram::{Binning, Histogram};
+    use alyx_shared::query::{self, Engine};
+    use anyhow::{Context, Result, bail};
+    use polars::prelude::*;
+
+    pub struct Request {
+        pub url: String,
+        pub token: Option<String>,
+        pub dataset: String,
+        pub engine: Engine,
+        pub text: Option<String>,
+        pub ast: Option<query::Query>,
+        pub weight: Option<String>,
+    }
+
+    fn message(s: tonic::Status) -> anyhow::Error {
+        anyhow::anyhow!("{}", s.message())
+    }
+
+    pub async fn run(r: Request, histogram: Option<(String, Binning)>, explain: bool) -> Result<DataFrame> {
+        let token = r.token.clone().context("--backend needs --token (or ALYX_TOKEN)")?;
+        let mut client = QueryServiceClient::connect(r.url.clone())
+            .await
+            .with_context(|| format!("cannot reach alyxd at {}", r.url))?
+            .max_decoding_message_size(256 << 20);
+        let kind = match (&r.text, &r.ast) {
+            (Some(t), _) => v1::query_text::Kind::Sql(t.clone()),
+            (None, Some(q)) => v1::query_text::Kind::QueryJson(serde_json::to_string(q)?),
+            (None, None) => bail!("give --sql, --query-file or --adl"),
+        };
+        let q = v1::QueryRequest {
+            dataset: r.dataset.clone(),
+            engine: match r.engine {
+                Engine::Local => v1::Engine::Local,
+                Engine::Postgres => v1::Engine::Postgres,
+                Engine::Spark => v1::Engine::Spark,
+            } as i32,
+            query: Some(v1::QueryText { kind: Some(kind) }),
+        };
+        if explain {
+            let e = client
+                .explain(authorized(&token, v1::ExplainRequest { query: Some(q) }))
+                .await
+                .map_err(message)?
+                .into_inner();
+            println!("{}\n\n{}\n\n{}", e.sql, e.engine_sql, e.plan);
+            return Ok(DataFrame::empty());
+        }
+        if let Some((column, binning)) = histogram {
+            let (bins, lo, hi, edges) = match &binning {
+                Binning::Fixed { bins, lo, hi } => (*bins as u32, *lo, *hi, Vec::new()),
+                Binning::Variable(e) => (0, 0.0, 0.0, e.clone()),
+            };
+            let h = client
+                .histogram(authorized(
+                    &token,
+                    v1::HistogramRequest {
+                        query: Some(q),
+                        column: column.clone(),
+                        weight: r.weight.clone().unwrap_or_default(),
+                        binning: Some(v1::Binning { bins, lo, hi, edges }),
+                    },
+                ))
+                .await
+                .map_err(message)?
+                .into_inner();
+            let hist = Histogram {
+                binning,
+                sum_w: h.sum_w,
+                sum_w2: h.sum_w2,
+                entries: h.entries,
+                underflow: h.underflow,
+                overflow: h.overflow,
+                missing: h.missing,
+            };
+            super::report_histogram(&column, &hist);
+            return Ok(hist.to_frame()?);
+        }
+        let mut stream = client
+            .execute(authorized(&token, v1::ExecuteRequest { query: Some(q), page_size: 0, max_pages: 0 }))
+            .await
+            .map_err(message)?
+            .into_inner();
+        let mut all: Option<DataFrame> = None;
+        while let Some(page) = stream.message().await.map_err(message)? {
+            if let Some(n) = page.estimated_total {
+                eprintln!("≈ {n} rows");
+            }
+            let df = IpcStreamReader::new(Cursor::new(page.arrow_ipc)).finish()?;
+            match &mut all {
+                None => all = Some(df),
+                Some(a) => {
+                    a.vstack_mut(&df)?;
+                }
+            }
+            if let Some(n) = page.exact_total {
+                eprintln!("{n} rows");
+            }
+        }
+        Ok(all.unwrap_or_default())
+    }
 }

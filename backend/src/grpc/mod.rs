@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod events;
+pub mod query;
 
 use std::sync::Arc;
 use std::time::Instant;

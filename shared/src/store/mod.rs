@@ -475,7 +475,19 @@ impl Dataset {
 
     /// A lazy scan of `table` over all chunks, with predicate and projection pushdown.
     pub fn scan(&self, table: Table) -> Result<LazyFrame> {
-        let files = self.table_files(table)?;
+        self.scan_chunks(table, None)
+    }
+
+    /// A lazy scan of `table` over the chunks with ids in `chunks` (all when `None`): a
+    /// catalogue selection or a sample restricts what a query reads this way.
+    pub fn scan_chunks(&self, table: Table, chunks: Option<&[u32]>) -> Result<LazyFrame> {
+        let files = self
+            .manifest
+            .chunks
+            .iter()
+            .filter(|c| chunks.is_none_or(|ids| ids.contains(&c.id)))
+            .map(|c| self.entry(c, table))
+            .collect::<Result<Vec<_>>>()?;
         if files.is_empty() {
             // An empty dataset: an empty frame with the table's schema.
             let frames = tables::events_to_frames(&[], 0)?;

@@ -1,0 +1,229 @@
+//! The three query engines behind QueryService: local (polars over the Parquet chunks in the
+//! data directory), PostgreSQL (the event catalogue) and Spark (Spark Connect, over the same
+//! chunks). Each takes a query that passed `check` for it, runs it with every result column cast
+//! to its ALYX type, and returns a polars frame — the same frame for the same query on every
+//! engine.
+
+use alyx_shared::query::{self, Dialect, Engine, Query, Type, plan, print};
+use alyx_shared::store::{DataStore, Dataset, Table};
+use polars::prelude::*;
+use sqlx::{PgPool, Row};
+
+use crate::error::{Error, Result};
+use crate::spark::SparkSession;
+
+/// Where the engines find their data and services.
+#[derive(Clone)]
+pub struct Engines {
+    pub store: DataStore,
+    /// The catalogue (the PostgreSQL engine); `None` without a database.
+    pub pool: Option<PgPool>,
+    /// Spark Connect (`sc://host:port`); `None` when no cluster is configured.
+    pub spark_url: Option<String>,
+}
+
+impl Engines {
+    fn dataset(&self, name: &str) -> Result<Dataset> {
+        self.store.dataset(name).map_err(|e| match e {
+            alyx_shared::Error::NotFound(_) => Error::NotFound(format!("no dataset `{name}`")),
+            other => Error::Store(other),
+        })
+    }
+
+    /// Runs `query` (a checked query, or a plan around one) with result `columns` on `engine`.
+    pub async fn run(
+        &self,
+        engine: Engine,
+        dataset: &str,
+        query: &Query,
+        columns: &[(String, Type)],
+        user: &str,
+    ) -> Result<DataFrame> {
+        let typed = plan::typed(query, columns);
+        match engine {
+            Engine::Local => {
+                let ds = self.dataset(dataset)?;
+                let columns = columns.to_vec();
+                tokio::task::spawn_blocking(move || {
+                    query::run_local_plan(&ds, &typed, &columns).map_err(Error::Store)
+                })
+                .await?
+            }
+            Engine::Spark => {
+                let ds = self.dataset(dataset)?;
+                let url = self.spark_url.as_deref().ok_or_else(|| {
+                    Error::Unavailable("no Spark cluster is configured (ALYXD_SPARK_URL)".into())
+                })?;
+                let mut session = SparkSession::connect(url, user).await?;
+                let result = spark_run(&mut session, &ds, &typed, columns).await;
+                session.release().await;
+                result
+            }
+            Engine::Postgres => {
+                let pool = self.pool.as_ref().ok_or_else(|| {
+                    Error::Unavailable("the PostgreSQL engine needs alyxd's database".into())
+                })?;
+                let sql = postgres_sql(pool, dataset, &typed).await?;
+                postgres_rows(pool, &sql, columns).await
+            }
+        }
+    }
+
+    /// An estimate of the number of rows `checked` returns: the planner's for PostgreSQL, a
+    /// one-chunk sample scaled by event counts for the Parquet engines.
+    pub async fn estimate(&self, engine: Engine, dataset: &str, checked: &query::Checked) -> Result<u64> {
+        match engine {
+            Engine::Postgres => {
+                let pool = self.pool.as_ref().ok_or_else(|| {
+                    Error::Unavailable("the PostgreSQL engine needs alyxd's database".into())
+                })?;
+                let sql = postgres_sql(pool, dataset, &checked.query).await?;
+                let row = sqlx::query(&format!("EXPLAIN {sql}")).fetch_one(pool).await?;
+                let top: String = row.try_get(0)?;
+                Ok(planner_rows(&top).unwrap_or(0))
+            }
+            Engine::Local | Engine::Spark => {
+                let ds = self.dataset(dataset)?;
+                let checked = checked.clone();
+                tokio::task::spawn_blocking(move || query::estimate_rows(&ds, &checked).map_err(Error::Store))
+                    .await?
+            }
+        }
+    }
+
+    /// The SQL each engine runs for `query`, and (local, PostgreSQL) the engine's plan.
+    pub async fn explain(&self, engine: Engine, dataset: &str, query: &Query) -> Result<(String, String)> {
+        match engine {
+            Engine::Local => {
+                let ds = self.dataset(dataset)?;
+                let q = query.clone();
+                let sql = print::to_sql(query, Dialect::Polars);
+                let plan = tokio::task::spawn_blocking(move || -> Result<String> {
+                    let lf = query::local_lazy(&ds, &q)?;
+                    lf.describe_optimized_plan().map_err(|e| Error::Store(e.into()))
+                })
+                .await??;
+                Ok((sql, plan))
+            }
+            Engine::Postgres => {
+                let pool = self.pool.as_ref().ok_or_else(|| {
+                    Error::Unavailable("the PostgreSQL engine needs alyxd's database".into())
+                })?;
+                let sql = postgres_sql(pool, dataset, query).await?;
+                let rows = sqlx::query(&format!("EXPLAIN {sql}")).fetch_all(pool).await?;
+                let plan: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok()).collect();
+                Ok((sql, plan.join("\n")))
+            }
+            Engine::Spark => Ok((print::to_sql(query, Dialect::Spark), String::new())),
+        }
+    }
+}
+
+async fn spark_run(
+    session: &mut SparkSession,
+    ds: &Dataset,
+    query: &Query,
+    columns: &[(String, Type)],
+) -> Result<DataFrame> {
+    for name in plan::tables_read(query) {
+        let Some(table) = Table::ALL.into_iter().find(|t| t.name() == name) else {
+            continue;
+        };
+        let paths = ds
+            .table_files(table)?
+            .into_iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        session.create_view(&name, paths).await?;
+    }
+    let df = session.sql(&print::to_sql(query, Dialect::Spark), None).await?;
+    if df.width() == 0 {
+        return Ok(empty(columns));
+    }
+    Ok(query::conform(df, columns)?)
+}
+
+/// An empty frame with `columns`.
+pub fn empty(columns: &[(String, Type)]) -> DataFrame {
+    let cols: Vec<Column> = columns
+        .iter()
+        .map(|(n, t)| Column::new_empty(n.as_str().into(), &dtype(*t)))
+        .collect();
+    DataFrame::new_infer_height(cols).unwrap_or_default()
+}
+
+fn dtype(t: Type) -> DataType {
+    match t {
+        Type::Int => DataType::Int64,
+        Type::Float => DataType::Float64,
+        Type::Bool => DataType::Boolean,
+        Type::Text => DataType::String,
+    }
+}
+
+/// `query` in PostgreSQL's SQL, with `events` standing for the dataset's catalogue rows under
+/// the store's column names.
+async fn postgres_sql(pool: &PgPool, dataset: &str, query: &Query) -> Result<String> {
+    let id: Option<i32> = sqlx::query_scalar("SELECT id FROM datasets WHERE name = $1")
+        .bind(dataset)
+        .fetch_optional(pool)
+        .await?;
+    let id = id.ok_or_else(|| Error::NotFound(format!("no dataset `{dataset}` in the catalogue")))?;
+    let events = format!(
+        "SELECT event_id, run, event_number, time_ns AS timestamp_ns, system, sqrt_s_gev, \
+         vertex_x_cm AS vx, vertex_y_cm AS vy, vertex_z_cm AS vz, trigger_bits AS trigger, \
+         n_tracks, n_hits, n_muons, n_electrons, n_jets, flags FROM events WHERE dataset_id = {id}"
+    );
+    Ok(print::to_sql_with(query, Dialect::Postgres, &[("events".into(), events)]))
+}
+
+async fn postgres_rows(pool: &PgPool, sql: &str, columns: &[(String, Type)]) -> Result<DataFrame> {
+    let rows = sqlx::query(sql).fetch_all(pool).await.map_err(|e| match e {
+        sqlx::Error::Database(db) => Error::InvalidArgument(format!("postgres: {}", db.message())),
+        other => Error::Database(other),
+    })?;
+    let mut cols = Vec::new();
+    for (i, (name, t)) in columns.iter().enumerate() {
+        let name = name.as_str().into();
+        let col = match t {
+            Type::Int => {
+                let v: Vec<Option<i64>> = rows.iter().map(|r| r.try_get(i)).collect::<Result<_, _>>()?;
+                Column::new(name, v)
+            }
+            Type::Float => {
+                let v: Vec<Option<f64>> = rows.iter().map(|r| r.try_get(i)).collect::<Result<_, _>>()?;
+                Column::new(name, v)
+            }
+            Type::Bool => {
+                let v: Vec<Option<bool>> = rows.iter().map(|r| r.try_get(i)).collect::<Result<_, _>>()?;
+                Column::new(name, v)
+            }
+            Type::Text => {
+                let v: Vec<Option<String>> = rows.iter().map(|r| r.try_get(i)).collect::<Result<_, _>>()?;
+                Column::new(name, v)
+            }
+        };
+        cols.push(col);
+    }
+    if cols.is_empty() {
+        return Ok(DataFrame::empty());
+    }
+    DataFrame::new_infer_height(cols).map_err(|e| Error::Store(e.into()))
+}
+
+/// The planner's row estimate in the top line of PostgreSQL's EXPLAIN (`… rows=2550 width=4)`).
+fn planner_rows(line: &str) -> Option<u64> {
+    let rest = &line[line.find("rows=")? + 5..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn planner_rows_come_from_explains_top_line() {
+        let line = "Hash Join  (cost=1.09..2.20 rows=1364 width=16)";
+        assert_eq!(super::planner_rows(line), Some(1364));
+        assert_eq!(super::planner_rows("Result"), None);
+    }
+}

@@ -1,0 +1,270 @@
+//! `alyx.v1.QueryService` over the engines: every query is parsed and checked first, and
+//! nothing runs when it is invalid.
+
+use std::pin::Pin;
+
+use alyx_proto::v1;
+use alyx_proto::v1::query_service_server::QueryService;
+use alyx_shared::histogram::Binning;
+use alyx_shared::query::{self, Checked, Diagnostic, Dialect, Engine, Type, plan, print};
+use polars::prelude::*;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::{Context, status};
+use crate::engines::Engines;
+use crate::error::Error;
+
+pub struct QueryApi {
+    pub ctx: Context,
+    pub engines: Engines,
+}
+
+const DEFAULT_PAGE: u32 = 10_000;
+const MAX_PAGE: u32 = 100_000;
+
+fn engine(e: i32) -> Result<Engine, Status> {
+    match v1::Engine::try_from(e) {
+        Ok(v1::Engine::Local) => Ok(Engine::Local),
+        Ok(v1::Engine::Postgres) => Ok(Engine::Postgres),
+        Ok(v1::Engine::Spark) => Ok(Engine::Spark),
+        Err(_) => Err(Status::invalid_argument(format!("unknown engine {e}"))),
+    }
+}
+
+fn column_type(t: Type) -> i32 {
+    (match t {
+        Type::Int => v1::ColumnType::Int,
+        Type::Float => v1::ColumnType::Float,
+        Type::Bool => v1::ColumnType::Bool,
+        Type::Text => v1::ColumnType::Text,
+    }) as i32
+}
+
+fn columns(cols: &[(String, Type)]) -> Vec<v1::ResultColumn> {
+    cols.iter()
+        .map(|(name, t)| v1::ResultColumn {
+            name: name.clone(),
+            r#type: column_type(*t),
+        })
+        .collect()
+}
+
+fn diagnostics(ds: &[Diagnostic]) -> Vec<v1::Diagnostic> {
+    ds.iter()
+        .map(|d| v1::Diagnostic {
+            message: d.message.clone(),
+            line: d.line,
+            column: d.column,
+        })
+        .collect()
+}
+
+/// The request's dataset, engine and query, parsed and checked (the diagnostics on failure).
+fn prepare(r: Option<v1::QueryRequest>) -> Result<(String, Engine, Result<Checked, Vec<Diagnostic>>), Status> {
+    let r = r.ok_or_else(|| Status::invalid_argument("the request has no query"))?;
+    let engine = engine(r.engine)?;
+    let parsed = match r.query.and_then(|q| q.kind) {
+        Some(v1::query_text::Kind::Sql(sql)) => query::parse(&sql).map_err(|d| vec![d]),
+        Some(v1::query_text::Kind::QueryJson(json)) => serde_json::from_str::<query::Query>(&json)
+            .map_err(|e| vec![Diagnostic::new(format!("the query JSON is not a query: {e}"), query::At::NONE)]),
+        None => return Err(Status::invalid_argument("the request has no query text")),
+    };
+    let checked = parsed.and_then(|q| query::check(&q, engine));
+    Ok((r.dataset, engine, checked))
+}
+
+/// The query checked, or INVALID_ARGUMENT with every diagnostic.
+fn checked_or_invalid(c: Result<Checked, Vec<Diagnostic>>) -> Result<Checked, Status> {
+    c.map_err(|ds| {
+        let lines: Vec<String> = ds.iter().map(ToString::to_string).collect();
+        Status::invalid_argument(format!("invalid query: {}", lines.join("; ")))
+    })
+}
+
+fn ipc(df: &mut DataFrame) -> Result<Vec<u8>, Status> {
+    let mut buf = Vec::new();
+    IpcStreamWriter::new(&mut buf)
+        .finish(df)
+        .map_err(|e| Status::internal(format!("cannot encode the page: {e}")))?;
+    Ok(buf)
+}
+
+type PageStream = Pin<Box<dyn Stream<Item = Result<v1::ResultPage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl QueryService for QueryApi {
+    async fn validate(
+        &self,
+        request: Request<v1::ValidateRequest>,
+    ) -> Result<Response<v1::ValidateResponse>, Status> {
+        self.ctx
+            .observe("Validate", async {
+                self.ctx.caller(&request).await?;
+                let (_, engine, checked) = prepare(request.into_inner().query)?;
+                Ok(Response::new(match checked {
+                    Ok(c) => v1::ValidateResponse {
+                        ok: true,
+                        diagnostics: Vec::new(),
+                        columns: columns(&c.columns),
+                        sql: print::to_sql(&c.query, Dialect::Alyx),
+                        engine_sql: print::to_sql(&c.query, engine.dialect()),
+                    },
+                    Err(ds) => v1::ValidateResponse {
+                        ok: false,
+                        diagnostics: diagnostics(&ds),
+                        ..Default::default()
+                    },
+                }))
+            })
+            .await
+    }
+
+    type ExecuteStream = PageStream;
+
+    async fn execute(
+        &self,
+        request: Request<v1::ExecuteRequest>,
+    ) -> Result<Response<Self::ExecuteStream>, Status> {
+        self.ctx
+            .observe("Execute", async {
+                let caller = self.ctx.caller(&request).await?;
+                let r = request.into_inner();
+                let size = match r.page_size {
+                    0 => DEFAULT_PAGE,
+                    n => n.min(MAX_PAGE),
+                } as u64;
+                let max_pages = r.max_pages;
+                let (dataset, engine, checked) = prepare(r.query)?;
+                let checked = checked_or_invalid(checked)?;
+                // Ordering is checked before the first page, so a bad ORDER BY fails the call.
+                plan::page(&checked, 0, size).map_err(|d| Status::invalid_argument(d.to_string()))?;
+                let engines = self.engines.clone();
+                let (tx, rx) = mpsc::channel(2);
+                tokio::spawn(async move {
+                    let result = stream_pages(&engines, &dataset, engine, &checked, size, max_pages, &caller.name, &tx).await;
+                    if let Err(e) = result {
+                        let _ = tx.send(Err(status(e))).await;
+                    }
+                });
+                Ok(Response::new(Box::pin(ReceiverStream::new(rx)) as PageStream))
+            })
+            .await
+    }
+
+    async fn histogram(
+        &self,
+        request: Request<v1::HistogramRequest>,
+    ) -> Result<Response<v1::HistogramResponse>, Status> {
+        self.ctx
+            .observe("Histogram", async {
+                let caller = self.ctx.caller(&request).await?;
+                let r = request.into_inner();
+                let b = r.binning.unwrap_or_default();
+                let binning = if b.edges.is_empty() {
+                    Binning::fixed(b.bins as usize, b.lo, b.hi)
+                } else {
+                    Binning::variable(b.edges)
+                }
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                let (dataset, engine, checked) = prepare(r.query)?;
+                let checked = checked_or_invalid(checked)?;
+                let weight = (!r.weight.is_empty()).then_some(r.weight.as_str());
+                let q = plan::histogram(&checked, &r.column, weight, &binning)
+                    .map_err(|d| Status::invalid_argument(d.to_string()))?;
+                let df = self
+                    .engines
+                    .run(engine, &dataset, &q, &plan::histogram_columns(), &caller.name)
+                    .await
+                    .map_err(status)?;
+                let h = plan::histogram_from_rows(&df, binning).map_err(|e| status(Error::Store(e)))?;
+                Ok(Response::new(v1::HistogramResponse {
+                    edges: h.binning.edges(),
+                    sum_w: h.sum_w.clone(),
+                    sum_w2: h.sum_w2.clone(),
+                    entries: h.entries.clone(),
+                    underflow: h.underflow,
+                    overflow: h.overflow,
+                    missing: h.missing,
+                }))
+            })
+            .await
+    }
+
+    async fn explain(
+        &self,
+        request: Request<v1::ExplainRequest>,
+    ) -> Result<Response<v1::ExplainResponse>, Status> {
+        self.ctx
+            .observe("Explain", async {
+                self.ctx.caller(&request).await?;
+                let (dataset, engine, checked) = prepare(request.into_inner().query)?;
+                let checked = checked_or_invalid(checked)?;
+                let (engine_sql, plan) = self
+                    .engines
+                    .explain(engine, &dataset, &checked.query)
+                    .await
+                    .map_err(status)?;
+                Ok(Response::new(v1::ExplainResponse {
+                    sql: print::to_sql(&checked.query, Dialect::Alyx),
+                    engine_sql,
+                    plan,
+                }))
+            })
+            .await
+    }
+}
+
+/// Sends pages of `checked` until the result or `max_pages` ends; the first carries the
+/// estimate, the last the exact count.
+#[allow(clippy::too_many_arguments)]
+async fn stream_pages(
+    engines: &Engines,
+    dataset: &str,
+    engine: Engine,
+    checked: &Checked,
+    size: u64,
+    max_pages: u32,
+    user: &str,
+    tx: &mpsc::Sender<Result<v1::ResultPage, Status>>,
+) -> Result<(), Error> {
+    let estimate = engines.estimate(engine, dataset, checked).await.ok();
+    let mut first = 0u64;
+    let mut sent = 0u32;
+    loop {
+        let q = plan::page(checked, first, size)
+            .map_err(|d| Error::InvalidArgument(d.to_string()))?;
+        let mut df = engines.run(engine, dataset, &q, &checked.columns, user).await?;
+        let rows = df.height() as u64;
+        let last = rows < size || (max_pages > 0 && sent + 1 >= max_pages);
+        let exact = if rows < size {
+            Some(first + rows)
+        } else if last {
+            let n = engines
+                .run(engine, dataset, &plan::count(checked), &[("n".into(), Type::Int)], user)
+                .await?;
+            n.column("n").ok().and_then(|c| c.i64().ok()?.get(0)).map(|n| n.max(0) as u64)
+        } else {
+            None
+        };
+        let page = v1::ResultPage {
+            columns: columns(&checked.columns),
+            arrow_ipc: ipc(&mut df).map_err(|s| Error::Internal(s.message().to_owned()))?,
+            first_row: first,
+            rows: rows as u32,
+            estimated_total: (sent == 0).then_some(estimate.unwrap_or(rows)),
+            exact_total: exact,
+            last,
+        };
+        if tx.send(Ok(page)).await.is_err() {
+            return Ok(()); // the client went away
+        }
+        sent += 1;
+        first += rows;
+        if last {
+            return Ok(());
+        }
+    }
+}

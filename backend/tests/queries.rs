@@ -1,0 +1,219 @@
+//! QueryService end to end, in process: validation with positions, paged execution with an
+//! estimate then the exact count, and the same answers from the local engine, Spark (the real
+//! Spark Connect server the test command starts) and the PostgreSQL catalogue.
+
+mod support;
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use alyx_backend::auth::Role;
+use alyx_backend::produce::{ProduceOptions, produce};
+use alyx_proto::v1;
+use alyx_proto::v1::query_service_client::QueryServiceClient;
+use alyx_shared::nano::{self, NanoConfig};
+use alyx_shared::query::adl;
+use alyx_shared::{CollisionSystem, DataStore};
+use polars::prelude::*;
+use sqlx::PgPool;
+use support::*;
+use tonic::transport::Channel;
+
+async fn client(server: &Server) -> QueryServiceClient<Channel> {
+    QueryServiceClient::connect(server.grpc.clone())
+        .await
+        .expect("connect")
+        .max_decoding_message_size(256 << 20)
+}
+
+fn request(dataset: &str, engine: v1::Engine, sql: &str) -> v1::QueryRequest {
+    v1::QueryRequest {
+        dataset: dataset.into(),
+        engine: engine as i32,
+        query: Some(v1::QueryText {
+            kind: Some(v1::query_text::Kind::Sql(sql.into())),
+        }),
+    }
+}
+
+fn json_request(dataset: &str, engine: v1::Engine, q: &alyx_shared::query::Query) -> v1::QueryRequest {
+    v1::QueryRequest {
+        dataset: dataset.into(),
+        engine: engine as i32,
+        query: Some(v1::QueryText {
+            kind: Some(v1::query_text::Kind::QueryJson(serde_json::to_string(q).expect("json"))),
+        }),
+    }
+}
+
+/// Every page of an Execute call, and the pages' totals.
+async fn execute(
+    client: &mut QueryServiceClient<Channel>,
+    token: &str,
+    q: v1::QueryRequest,
+    page_size: u32,
+) -> (DataFrame, Vec<v1::ResultPage>) {
+    let mut stream = client
+        .execute(authorized(token, v1::ExecuteRequest { query: Some(q), page_size, max_pages: 0 }))
+        .await
+        .expect("execute")
+        .into_inner();
+    let mut pages = Vec::new();
+    let mut all: Option<DataFrame> = None;
+    while let Some(page) = stream.message().await.expect("page") {
+        let df = IpcStreamReader::new(Cursor::new(page.arrow_ipc.clone())).finish().expect("arrow");
+        match &mut all {
+            None => all = Some(df),
+            Some(a) => {
+                a.vstack_mut(&df).expect("stack");
+            }
+        }
+        pages.push(page);
+    }
+    (all.expect("at least one page"), pages)
+}
+
+fn nano_store(dir: &std::path::Path, events: u64) {
+    let store = DataStore::open(dir).expect("store");
+    let mut ds = store.create_dataset("nano", "test").expect("dataset");
+    let all = nano::events(&NanoConfig::new(3), 0..events);
+    for part in all.chunks(1000) {
+        ds.append(part).expect("append");
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn queries_validate_page_and_agree_on_local_and_spark(pool: PgPool) {
+    let spark = alyx_tests::spark_url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    nano_store(dir.path(), 3000);
+    let mut config = config(&pool, dir.path(), None, "unused");
+    config.spark_url = spark.clone().unwrap_or_default();
+    let server = Server::start(config).await;
+    let token = token(&pool, "ada", Role::Physicist).await;
+    let mut q = client(&server).await;
+
+    // Validation: positions, and nothing runs.
+    let v = q
+        .validate(authorized(&token, v1::ValidateRequest {
+            query: Some(request("nano", v1::Engine::Local, "SELECT pt FROM jets\nWHERE btagg > 0.5")),
+        }))
+        .await
+        .expect("validate")
+        .into_inner();
+    assert!(!v.ok);
+    assert_eq!((v.diagnostics[0].line, v.diagnostics[0].column), (2, 7), "{:?}", v.diagnostics);
+    assert!(v.diagnostics[0].message.contains("did you mean `btag`"), "{:?}", v.diagnostics);
+    let err = q
+        .execute(authorized(&token, v1::ExecuteRequest {
+            query: Some(request("nano", v1::Engine::Local, "SELECT nonsense FROM jets")),
+            page_size: 0,
+            max_pages: 0,
+        }))
+        .await
+        .err()
+        .expect("invalid query fails");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("unknown column `nonsense`"), "{}", err.message());
+    let err = q
+        .validate(v1::ValidateRequest { query: Some(request("nano", v1::Engine::Local, "SELECT 1")) })
+        .await
+        .err()
+        .expect("no token");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+
+    // Paging: an estimate first, the exact count last, every row once in a stable order.
+    let sql = "SELECT event_id, idx, pt FROM jets WHERE pt > 20 ORDER BY pt DESC";
+    let (whole, pages) = execute(&mut q, &token, request("nano", v1::Engine::Local, sql), 1000).await;
+    assert!(pages.len() >= 3, "{} pages", pages.len());
+    assert!(pages[0].estimated_total.is_some());
+    let last = pages.last().expect("last");
+    assert!(last.last);
+    assert_eq!(last.exact_total, Some(whole.height() as u64));
+    let pt = whole.column("pt").expect("pt").f64().expect("f64");
+    assert!(pt.into_iter().flatten().collect::<Vec<_>>().windows(2).all(|w| w[0] >= w[1]));
+    let estimate = pages[0].estimated_total.expect("estimate") as f64;
+    let exact = whole.height() as f64;
+    assert!((estimate - exact).abs() < 0.2 * exact, "estimate {estimate} vs {exact}");
+
+    let Some(_) = spark else { return };
+    // The same rows from Spark.
+    let (from_spark, _) = execute(&mut q, &token, request("nano", v1::Engine::Spark, sql), 100_000).await;
+    assert!(from_spark.equals(&whole), "spark rows differ:\n{from_spark}\n{whole}");
+
+    // The ADL histograms, identical on both engines.
+    for n in 1..=8 {
+        let (_, spec, plots) = adl::query(n).expect("adl");
+        let query = spec.query().expect("query");
+        for plot in plots {
+            let alyx_shared::histogram::Binning::Fixed { bins, lo, hi } = plot.binning else {
+                unreachable!("ADL plots have fixed bins")
+            };
+            let mut hist = |engine| {
+                let req = v1::HistogramRequest {
+                    query: Some(json_request("nano", engine, &query)),
+                    column: plot.column.into(),
+                    weight: String::new(),
+                    binning: Some(v1::Binning { bins: bins as u32, lo, hi, edges: vec![] }),
+                };
+                let mut q = q.clone();
+                let token = token.clone();
+                async move { q.histogram(authorized(&token, req)).await.expect("histogram").into_inner() }
+            };
+            let local = hist(v1::Engine::Local).await;
+            let spark = hist(v1::Engine::Spark).await;
+            assert_eq!(local.entries, spark.entries, "ADL {n} {}", plot.column);
+            assert_eq!((local.underflow, local.overflow), (spark.underflow, spark.overflow), "ADL {n}");
+            assert!(local.entries.iter().sum::<u64>() > 0, "ADL {n} {} is empty", plot.column);
+        }
+    }
+    server.stop().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: PgPool) {
+    let Some(brokers) = brokers() else { return };
+    let topic = unique_topic("query");
+    create_topic(&brokers, &topic, 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    produce(&ProduceOptions {
+        brokers: brokers.clone(),
+        topic: topic.clone(),
+        system: CollisionSystem::Pp,
+        events: 400,
+        first: 0,
+        seed: 5,
+        rate: None,
+    })
+    .await
+    .expect("produce");
+    let server = Server::start(config(&pool, dir.path(), Some(&brokers), &topic)).await;
+    eventually(Duration::from_secs(60), "400 catalogue rows", || async {
+        (catalogue_rows(&pool).await == 400).then_some(())
+    })
+    .await;
+    let token = token(&pool, "ada", Role::Physicist).await;
+    let mut q = client(&server).await;
+
+    let sql = "SELECT run, n_muons, COUNT(*) AS n, SUM(n_tracks) AS tracks, AVG(vz) AS mean_vz \
+               FROM events WHERE n_tracks > 5 GROUP BY run, n_muons ORDER BY run, n_muons";
+    let (pg, pages) = execute(&mut q, &token, request("live", v1::Engine::Postgres, sql), 0).await;
+    let (local, _) = execute(&mut q, &token, request("live", v1::Engine::Local, sql), 0).await;
+    assert!(pg.height() >= 2, "{pg}");
+    assert!(pages[0].estimated_total.is_some());
+    let mean = |df: &DataFrame| df.column("mean_vz").expect("c").f64().expect("f").into_iter().flatten().collect::<Vec<_>>();
+    assert!(pg.drop("mean_vz").expect("d").equals(&local.drop("mean_vz").expect("d")), "{pg}\n{local}");
+    for (a, b) in mean(&pg).iter().zip(mean(&local)) {
+        assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+    }
+    // The catalogue holds events only.
+    let v = q
+        .validate(authorized(&token, v1::ValidateRequest {
+            query: Some(request("live", v1::Engine::Postgres, "SELECT pt FROM muons")),
+        }))
+        .await
+        .expect("validate")
+        .into_inner();
+    assert!(!v.ok && v.diagnostics[0].message.contains("not available on the postgres engine"));
+    server.stop().await;
+}

@@ -1,0 +1,368 @@
+//! Queries: the AST the builder edits (`ast`), SQL text in and out (`parse`, `print`),
+//! validation with positions (`check`), histograms, pages and counts around a query (`plan`),
+//! physics selections as building blocks (`builder`) and the ADL benchmark set (`adl`).
+//!
+//! This module also holds the local engine: every table of `store::tables` registered under its
+//! name as a lazy Parquet scan in a polars SQL context, so filters and projections are pushed
+//! down to the files. The PostgreSQL and Spark engines live in the backend.
+
+pub mod adl;
+pub mod ast;
+pub mod builder;
+pub mod check;
+pub mod parse;
+pub mod plan;
+pub mod print;
+
+use std::fmt;
+use std::io::Write;
+
+use polars::prelude::*;
+use polars::sql::SQLContext;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::store::{Dataset, Table};
+
+pub use ast::{At, Query, Type};
+pub use check::{Checked, Schema, check};
+pub use parse::parse;
+pub use print::{Dialect, to_sql};
+
+/// A problem with a query, at a place in its text when it has one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    pub message: String,
+    /// 1-based line and column; 0 when the problem has no single place.
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Diagnostic {
+    pub fn new(message: impl Into<String>, at: At) -> Self {
+        let (line, column) = at.0.unwrap_or((0, 0));
+        Self {
+            message: message.into(),
+            line,
+            column,
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
+        } else {
+            f.write_str(&self.message)
+        }
+    }
+}
+
+/// Diagnostics as one error (for the CLI and the engines' callers).
+pub fn invalid_query(diagnostics: &[Diagnostic]) -> Error {
+    let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+    Error::Invalid(format!("invalid query: {}", lines.join("; ")))
+}
+
+/// Where a query runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// polars over the local Parquet chunks (the embedded default).
+    Local,
+    /// The event catalogue in PostgreSQL.
+    Postgres,
+    /// A Spark cluster through Spark Connect, reading the same Parquet chunks.
+    Spark,
+}
+
+impl Engine {
+    pub const ALL: [Engine; 3] = [Engine::Local, Engine::Postgres, Engine::Spark];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Local => "local",
+            Engine::Postgres => "postgres",
+            Engine::Spark => "spark",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == s)
+    }
+
+    pub fn dialect(self) -> Dialect {
+        match self {
+            Engine::Local => Dialect::Polars,
+            Engine::Postgres => Dialect::Postgres,
+            Engine::Spark => Dialect::Spark,
+        }
+    }
+}
+
+/// Parses and validates `text` for `engine`.
+pub fn prepare(text: &str, engine: Engine) -> std::result::Result<Checked, Vec<Diagnostic>> {
+    let q = parse(text).map_err(|d| vec![d])?;
+    check(&q, engine)
+}
+
+/// Casts each column of `df` to the ALYX type validation gave it, so that every engine returns
+/// the same table (names and types) for the same query.
+pub fn conform(df: DataFrame, columns: &[(String, Type)]) -> Result<DataFrame> {
+    if df.width() != columns.len() {
+        return Err(Error::Invalid(format!(
+            "the engine returned {} columns, the query has {}",
+            df.width(),
+            columns.len()
+        )));
+    }
+    let cols = df
+        .columns()
+        .iter()
+        .zip(columns)
+        .map(|(c, (name, t))| {
+            let dtype = match t {
+                Type::Int => DataType::Int64,
+                Type::Float => DataType::Float64,
+                Type::Bool => DataType::Boolean,
+                Type::Text => DataType::String,
+            };
+            Ok(c.cast(&dtype)?.with_name(name.as_str().into()))
+        })
+        .collect::<Result<Vec<Column>>>()?;
+    Ok(DataFrame::new_infer_height(cols)?)
+}
+
+/// The local engine: `query` (already checked) planned over `dataset`'s Parquet chunks.
+pub fn local_lazy(dataset: &Dataset, query: &Query) -> Result<LazyFrame> {
+    local_lazy_chunks(dataset, query, None)
+}
+
+/// [`local_lazy`] over the chunks `chunks` only.
+pub fn local_lazy_chunks(dataset: &Dataset, query: &Query, chunks: Option<&[u32]>) -> Result<LazyFrame> {
+    let text = print::to_sql(query, Dialect::Polars);
+    context_chunks(dataset, chunks)?.execute(&text).map_err(invalid)
+}
+
+/// An estimate of how many rows `checked` returns, from its first chunk scaled by the
+/// events in all chunks (the count of a small sample; exact for a one-chunk dataset).
+pub fn estimate_rows(dataset: &Dataset, checked: &Checked) -> Result<u64> {
+    let m = dataset.manifest();
+    let Some(first) = m.chunks.first() else {
+        return Ok(0);
+    };
+    let q = plan::count(checked);
+    let df = collect(local_lazy_chunks(dataset, &q, Some(&[first.id]))?)?;
+    let n = df.column("n")?.cast(&DataType::Float64)?.f64()?.get(0).unwrap_or(0.0);
+    let scale = m.event_count() as f64 / first.event_count.max(1) as f64;
+    Ok((n * scale).round() as u64)
+}
+
+/// Runs a checked query on the local engine, streaming through the chunks.
+pub fn run_local(dataset: &Dataset, checked: &Checked) -> Result<DataFrame> {
+    let df = collect(local_lazy(dataset, &checked.query)?)?;
+    conform(df, &checked.columns)
+}
+
+/// Runs `query` (built by `plan` around a checked query) with result `columns`.
+pub fn run_local_plan(dataset: &Dataset, query: &Query, columns: &[(String, Type)]) -> Result<DataFrame> {
+    conform(collect(local_lazy(dataset, query)?)?, columns)
+}
+
+fn collect(lf: LazyFrame) -> Result<DataFrame> {
+    lf.collect_with_engine(polars::prelude::Engine::Streaming)
+        .map_err(invalid)
+}
+
+/// A histogram computed by the local engine (one row per bin leaves polars).
+pub fn histogram_local(
+    dataset: &Dataset,
+    checked: &Checked,
+    value: &str,
+    weight: Option<&str>,
+    binning: crate::histogram::Binning,
+) -> Result<crate::histogram::Histogram> {
+    let q = plan::histogram(checked, value, weight, &binning).map_err(|d| invalid_query(&[d]))?;
+    let df = run_local_plan(dataset, &q, &plan::histogram_columns())?;
+    plan::histogram_from_rows(&df, binning)
+}
+
+/// SQL for a two-body resonance search: the invariant mass of track pairs (`pid_a`, `pid_b`,
+/// with their PDG masses) that share a production vertex at least `min_radius_cm` from the beam
+/// line (a perfect vertex finder; 0 for prompt decays), summarised in `lo..hi` GeV as `n`,
+/// `mean` and `sigma`.
+pub fn pair_mass_summary_sql(
+    pid_a: i32,
+    pid_b: i32,
+    min_radius_cm: f64,
+    (lo, hi): (f64, f64),
+) -> String {
+    let (ma2, mb2) = (
+        crate::model::pid_mass(pid_a).powi(2),
+        crate::model::pid_mass(pid_b).powi(2),
+    );
+    let r2 = min_radius_cm * min_radius_cm;
+    format!(
+        "WITH p AS (SELECT SQRT(POW(SQRT(a.px*a.px + a.py*a.py + a.pz*a.pz + {ma2}) + SQRT(b.px*b.px + b.py*b.py + b.pz*b.pz + {mb2}), 2) \
+           - POW(a.px + b.px, 2) - POW(a.py + b.py, 2) - POW(a.pz + b.pz, 2)) AS m \
+         FROM tracks a JOIN tracks b ON a.event_id = b.event_id AND a.vx = b.vx AND a.vy = b.vy AND a.vz = b.vz \
+         WHERE a.pid = {pid_a} AND b.pid = {pid_b} AND a.track_id <> b.track_id AND a.vx * a.vx + a.vy * a.vy >= {r2}) \
+         SELECT COUNT(*) AS n, AVG(m) AS mean, STDDEV(m) AS sigma FROM p WHERE m BETWEEN {lo} AND {hi}"
+    )
+}
+
+/// How results are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+    Parquet,
+}
+
+impl OutputFormat {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "table" => Some(Self::Table),
+            "csv" => Some(Self::Csv),
+            "json" => Some(Self::Json),
+            "parquet" => Some(Self::Parquet),
+            _ => None,
+        }
+    }
+}
+
+/// A SQL context with every table of `dataset` registered.
+pub fn context(dataset: &Dataset) -> Result<SQLContext> {
+    context_chunks(dataset, None)
+}
+
+/// A SQL context over the chunks `chunks` of `dataset` (all when `None`).
+pub fn context_chunks(dataset: &Dataset, chunks: Option<&[u32]>) -> Result<SQLContext> {
+    let ctx = SQLContext::new();
+    for table in Table::ALL {
+        ctx.register(table.name(), dataset.scan_chunks(table, chunks)?);
+    }
+    Ok(ctx)
+}
+
+fn invalid(e: PolarsError) -> Error {
+    Error::Invalid(format!("invalid query: {}", one_line(&e.to_string())))
+}
+
+/// Plans `query` without running it (for histograms and paging on top of it).
+pub fn lazy(dataset: &Dataset, query: &str) -> Result<LazyFrame> {
+    context(dataset)?.execute(query).map_err(invalid)
+}
+
+/// Runs `query` and collects the result.
+pub fn sql(dataset: &Dataset, query: &str) -> Result<DataFrame> {
+    lazy(dataset, query)?.collect().map_err(invalid)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Writes `df` in `format`. `Table` shows at most `max_rows` rows.
+pub fn write(
+    df: &mut DataFrame,
+    format: OutputFormat,
+    max_rows: usize,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let io = |e: std::io::Error| Error::Invalid(format!("cannot write output: {e}"));
+    match format {
+        OutputFormat::Table => write_table(df, max_rows, out).map_err(io)?,
+        OutputFormat::Csv => CsvWriter::new(out).finish(df)?,
+        OutputFormat::Json => JsonWriter::new(out)
+            .with_json_format(JsonFormat::Json)
+            .finish(df)?,
+        OutputFormat::Parquet => {
+            ParquetWriter::new(out).finish(df)?;
+        }
+    }
+    Ok(())
+}
+
+fn cell(v: AnyValue<'_>) -> String {
+    match v {
+        AnyValue::Null => "null".into(),
+        AnyValue::Float64(x) => float(x),
+        AnyValue::Float32(x) => float(f64::from(x)),
+        AnyValue::String(s) => s.to_owned(),
+        AnyValue::StringOwned(s) => s.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Six significant digits, like a physicist's printout; plain for integers-valued floats.
+fn float(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    if x != 0.0 && (x.abs() >= 1e7 || x.abs() < 1e-4) {
+        return format!("{x:.5e}");
+    }
+    let digits = (5 - x.abs().log10().floor() as i32).clamp(0, 10) as usize;
+    let s = format!("{x:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    }
+}
+
+fn write_table(df: &DataFrame, max_rows: usize, out: &mut dyn Write) -> std::io::Result<()> {
+    let columns = df.columns();
+    let shown = df.height().min(max_rows);
+    let mut grid: Vec<Vec<String>> = vec![columns.iter().map(|c| c.name().to_string()).collect()];
+    for row in 0..shown {
+        grid.push(
+            columns
+                .iter()
+                .map(|c| c.get(row).map(cell).unwrap_or_default())
+                .collect(),
+        );
+    }
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|i| grid.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let numeric: Vec<bool> = columns
+        .iter()
+        .map(|c| c.dtype().is_primitive_numeric())
+        .collect();
+    for (r, row) in grid.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                if numeric[i] && r > 0 {
+                    format!("{v:>w$}", w = widths[i])
+                } else {
+                    format!("{v:<w$}", w = widths[i])
+                }
+            })
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+        if r == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "─".repeat(*w)).collect();
+            writeln!(out, "{}", rule.join("  "))?;
+        }
+    }
+    let more = df.height() - shown;
+    if more > 0 {
+        writeln!(
+            out,
+            "… {more} more rows ({} in all); use --format csv or --limit to see them",
+            df.height()
+        )?;
+    } else {
+        writeln!(out, "({} rows)", df.height())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! The query engine on stored data: the ADL benchmark queries against plain Rust loops over the
+//! same events, the builder's dimuon selection on the real HZZ file, and paging.
+
+use alyx_shared::datasets;
+use alyx_shared::histogram::{Binning, Histogram};
+use alyx_shared::nano::{self, NanoConfig};
+use alyx_shared::query::ast::BinOp;
+use alyx_shared::query::builder::{Collection, Combine, Cut, Output, Spec};
+use alyx_shared::query::{self, Engine, adl, plan};
+use alyx_shared::store::{DataStore, Dataset};
+use alyx_tests::data_file;
+use polars::prelude::*;
+
+fn nano_dataset(events: u64) -> (tempfile::TempDir, Dataset, Vec<alyx_shared::model::CollisionEvent>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = DataStore::open(dir.path()).expect("store");
+    let mut ds = store.create_dataset("nano", "test").expect("dataset");
+    let config = NanoConfig::new(11);
+    let all = nano::events(&config, 0..events);
+    // Several chunks, as a real dataset has.
+    for part in all.chunks(4000) {
+        ds.append(part).expect("append");
+    }
+    (dir, ds, all)
+}
+
+/// Histograms agree bin by bin: identical counts, but for values a rounding step from an edge
+/// (the loops use `physics`, the engines SQL arithmetic): at most one entry per bin, and a
+/// handful in all.
+fn assert_close(what: &str, engine: &Histogram, reference: &Histogram) {
+    let moved: u64 = engine
+        .entries
+        .iter()
+        .zip(&reference.entries)
+        .map(|(a, b)| a.abs_diff(*b))
+        .sum();
+    assert!(
+        engine.entries.iter().zip(&reference.entries).all(|(a, b)| a.abs_diff(*b) <= 1) && moved <= 4,
+        "{what}: engine {:?}\nreference {:?}",
+        engine.entries,
+        reference.entries
+    );
+    let total = |h: &Histogram| h.entries.iter().sum::<u64>() as f64 + h.underflow + h.overflow;
+    assert_eq!(total(engine), total(reference), "{what}: totals");
+    assert!(total(reference) > 0.0, "{what}: empty");
+}
+
+#[test]
+fn adl_queries_match_plain_loops_on_the_local_engine() {
+    let (_dir, ds, events) = nano_dataset(12_000);
+    for n in 1..=8 {
+        let (title, spec, plots) = adl::query(n).expect("query");
+        let q = spec.query().unwrap_or_else(|d| panic!("ADL {n}: {d}"));
+        let checked = query::check(&q, Engine::Local).unwrap_or_else(|e| panic!("ADL {n}: {e:?}"));
+        let reference = adl::reference(n, &events);
+        for (plot, expected) in plots.iter().zip(&reference) {
+            let h = query::histogram_local(&ds, &checked, plot.column, None, plot.binning.clone())
+                .unwrap_or_else(|e| panic!("ADL {n} ({title}): {e}"));
+            assert_close(&format!("ADL {n} {}", plot.column), &h, expected);
+        }
+    }
+}
+
+#[test]
+fn builder_dimuon_selection_shows_the_z_peak_in_the_real_hzz_file() {
+    let Some(path) = data_file("root/uproot-HZZ.root") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = DataStore::open(dir.path()).expect("store");
+    let (ds, _) = datasets::import_files(&store, "hzz", &[path], None, None, &mut |_| {})
+        .expect("import");
+
+    // "Opposite-charge dimuon mass in 60–120 GeV", as the builder makes it.
+    let spec = Spec {
+        combine: Some(Combine {
+            n: 2,
+            opposite_charge: true,
+            same_flavour: false,
+            mass: Some((60.0, 120.0)),
+            closest_to: None,
+        }),
+        ..Spec::new(Collection::Muons, Output::Combinations)
+    };
+    let checked = query::check(&spec.query().expect("query"), Engine::Local).expect("valid");
+    let h = query::histogram_local(&ds, &checked, "mass", None, Binning::Fixed { bins: 60, lo: 60.0, hi: 120.0 })
+        .expect("histogram");
+    let peak = h.mode().expect("peak");
+    assert!((89.0..93.0).contains(&peak), "Z peak at {peak}");
+    assert!(h.integral() > 1000.0, "{} pairs", h.integral());
+
+    // The reference selection: events with exactly two muons, of opposite charge.
+    let spec = Spec {
+        event_cuts: vec![Cut::new("n_muons", BinOp::Eq, 2.0)],
+        combine: Some(Combine {
+            n: 2,
+            opposite_charge: true,
+            same_flavour: false,
+            mass: None,
+            closest_to: None,
+        }),
+        ..Spec::new(Collection::Muons, Output::Combinations)
+    };
+    let checked = query::check(&spec.query().expect("query"), Engine::Local).expect("valid");
+    let df = query::run_local(&ds, &checked).expect("run");
+    assert_eq!(df.height(), 1364, "uproot and RDataFrame count 1364");
+    let mean = df.column("mass").expect("mass").f64().expect("f64").mean().expect("mean");
+    assert!((mean - 90.571).abs() < 0.01, "mean dimuon mass {mean}");
+}
+
+#[test]
+fn pages_concatenated_equal_the_whole_result() {
+    let (_dir, ds, _) = nano_dataset(3_000);
+    let checked = query::prepare(
+        "SELECT event_id, idx, pt, btag FROM jets WHERE pt > 20 ORDER BY pt DESC",
+        Engine::Local,
+    )
+    .expect("valid");
+    let whole = query::run_local(&ds, &checked).expect("run");
+    assert!(whole.height() > 2_500, "{} rows", whole.height());
+    let mut pages = Vec::new();
+    let size = 1000;
+    let mut first = 0;
+    loop {
+        let q = plan::page(&checked, first, size).expect("page");
+        let page = query::run_local_plan(&ds, &q, &checked.columns).expect("page");
+        let n = page.height() as u64;
+        pages.push(page);
+        first += n;
+        if n < size {
+            break;
+        }
+    }
+    let mut joined = pages.remove(0);
+    for p in &pages {
+        joined.vstack_mut(p).expect("stack");
+    }
+    assert_eq!(joined.height(), whole.height());
+    // Ordered by pt descending, then by every column: the same rows in the same order.
+    let sorted = whole
+        .sort(["pt", "event_id", "idx", "btag"], SortMultipleOptions::default().with_order_descending_multi([true, false, false, false]))
+        .expect("sort");
+    assert!(joined.equals(&sorted), "pages differ from the whole result");
+
+    let count = query::run_local_plan(&ds, &plan::count(&checked), &[("n".into(), query::Type::Int)])
+        .expect("count");
+    let n = count.column("n").expect("n").i64().expect("i64").get(0).expect("row");
+    assert_eq!(n as usize, whole.height());
+}
