@@ -206,7 +206,7 @@ fn user_mistakes_get_one_clear_line_and_a_failure_code() {
     let err = fails(&[
         "generate", "--system", "xenon", "--events", "1", "--out", out,
     ]);
-    assert!(err.contains("pp or pbpb"), "{err}");
+    assert!(err.contains("pp, pbpb or nano"), "{err}");
     let err = fails(&[
         "generate", "--events", "1", "--out", out, "--rates", "k0s=-1",
     ]);

@@ -49,6 +49,27 @@ pub fn generate(
     Ok(dataset)
 }
 
+/// Generates `n_events` NanoAOD-like events (`nano`) into a new dataset `name`, in chunks of
+/// 100,000 events.
+pub fn generate_nano(
+    store: &DataStore,
+    name: &str,
+    config: crate::nano::NanoConfig,
+    n_events: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Dataset> {
+    let source = format!("alyx nanoaod-like generator: seed={}", config.seed);
+    let mut dataset = store.create_dataset(name, &source)?;
+    let mut done = 0;
+    while done < n_events {
+        let n = 100_000.min(n_events - done);
+        dataset.append(&crate::nano::events(&config, done..done + n))?;
+        done += n;
+        progress(done);
+    }
+    Ok(dataset)
+}
+
 /// Entries per chunk when importing: bounds memory for files of any size.
 pub const IMPORT_BATCH: usize = 100_000;
 

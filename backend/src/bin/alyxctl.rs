@@ -45,7 +45,8 @@ struct Cli {
 enum Command {
     /// Generate collision events with the ALICE-like barrel simulation.
     Generate {
-        /// Collision system: pp or pbpb.
+        /// Collision system: pp or pbpb (the ALICE-like barrel), or nano (NanoAOD-like
+        /// analysis objects: jets, leptons, MET).
         #[arg(long, default_value = "pp")]
         system: String,
         /// Pb–Pb centrality class: central (0–5 %), peripheral (70–80 %) or minbias.
@@ -313,9 +314,31 @@ fn run(command: Command) -> Result<()> {
             name,
             rates,
         } => {
+            if system == "nano" {
+                let name = name.unwrap_or_else(|| format!("nano-seed{seed}"));
+                let store = DataStore::open(&out)?;
+                let progress = bar(events, "generating");
+                let start = Instant::now();
+                let config = alyx_shared::nano::NanoConfig::new(seed);
+                let dataset = datasets::generate_nano(&store, &name, config, events, &mut |done| {
+                    progress.set_position(done)
+                })?;
+                progress.finish_and_clear();
+                let m = dataset.manifest();
+                out!(
+                    "generated {} NanoAOD-like events ({} jets, {} muons, {} electrons) into {} in {:.1} s",
+                    m.event_count(),
+                    m.rows(Table::Jets),
+                    m.rows(Table::Muons),
+                    m.rows(Table::Electrons),
+                    dataset.dir().display(),
+                    start.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            }
             let system = CollisionSystem::parse(&system)
                 .filter(|s| *s != CollisionSystem::Unknown)
-                .with_context(|| format!("unknown --system `{system}`; use pp or pbpb"))?;
+                .with_context(|| format!("unknown --system `{system}`; use pp, pbpb or nano"))?;
             let centrality = Centrality::parse(&centrality).with_context(|| {
                 format!("unknown --centrality `{centrality}`; use central, peripheral or minbias")
             })?;
