@@ -15,6 +15,7 @@ use bevy_egui::EguiPlugin;
 use crate::browser::EventBrowserPlugin;
 use crate::display::{Display, EventDisplayPlugin, View};
 use crate::histograms::HistogramPlugin;
+use crate::queries::QueryPlugin;
 use crate::settings::SettingsPlugin;
 use crate::visuals::{Offscreen, ScreenshotJob};
 use crate::{LocalStore, OpenDataset, Panels};
@@ -81,6 +82,7 @@ pub fn build(launch: Launch) -> App {
                 side: false,
                 events: false,
                 histograms: false,
+                queries: false,
             });
         }
     }
@@ -96,7 +98,7 @@ pub fn build(launch: Launch) -> App {
     }
     app.add_plugins(EguiPlugin::default())
         .insert_resource(Display::new(launch.event_id, launch.event))
-        .add_plugins((EventDisplayPlugin, EventBrowserPlugin, HistogramPlugin));
+        .add_plugins((EventDisplayPlugin, EventBrowserPlugin, HistogramPlugin, QueryPlugin));
     if let Some(backend) = launch.backend {
         app.insert_resource(backend)
             .add_plugins(crate::remote::BackendPlugin);

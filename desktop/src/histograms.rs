@@ -227,7 +227,7 @@ pub fn drawn_bins(h: &Histogram, log_y: bool) -> Vec<DrawnBin> {
 }
 
 /// A log axis label: `10^k` written out, for whole decades only.
-fn decade_label(k: f64) -> String {
+pub(crate) fn decade_label(k: f64) -> String {
     if (k - k.round()).abs() > 1e-6 {
         return String::new();
     }
@@ -238,7 +238,7 @@ fn decade_label(k: f64) -> String {
 }
 
 /// Grid lines at whole decades (enough of them to stay readable).
-fn decade_grid(input: GridInput) -> Vec<GridMark> {
+pub(crate) fn decade_grid(input: GridInput) -> Vec<GridMark> {
     let (lo, hi) = input.bounds;
     let step = ((hi - lo) / 8.0).ceil().max(1.0);
     let mut marks = Vec::new();

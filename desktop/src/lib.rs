@@ -13,6 +13,7 @@ pub mod display;
 pub mod histograms;
 pub mod instancing;
 pub mod panels;
+pub mod queries;
 pub mod remote;
 pub mod scene;
 pub mod settings;
@@ -56,6 +57,8 @@ pub struct Panels {
     pub side: bool,
     pub events: bool,
     pub histograms: bool,
+    /// The query builder.
+    pub queries: bool,
 }
 
 impl Default for Panels {
@@ -64,6 +67,7 @@ impl Default for Panels {
             side: true,
             events: true,
             histograms: false,
+            queries: false,
         }
     }
 }

@@ -122,6 +122,7 @@ fn ui(
                 ui.separator();
                 ui.checkbox(&mut panels.events, "Event browser");
                 ui.checkbox(&mut panels.histograms, "Histograms");
+                ui.checkbox(&mut panels.queries, "Query builder");
             });
             if let Some(d) = &dataset {
                 ui.separator();
