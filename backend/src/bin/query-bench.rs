@@ -1,0 +1,213 @@
+//! Query benchmarks through alyxd's QueryService:
+//!
+//! - catalogue queries (PostgreSQL engine) from `--clients` concurrent gRPC clients over a
+//!   catalogue of `--rows` events (generated with SQL in a database of the benchmark's own, in
+//!   daily partitions as ingest makes them): p50/p99 latency and queries/s;
+//! - with `ALYX_SPARK_URL` (the test command's Spark Connect server): time to the first page and
+//!   to a histogram on the Spark engine, next to the local engine, over a NanoAOD-like dataset.
+//!
+//!   cargo run --bin query-bench -- [--clients 400] [--rows 1000000] [--queries 10]
+
+use std::time::{Duration, Instant};
+
+use alyx_backend::auth::{Role, create_user};
+use alyx_backend::{Config, server};
+use alyx_proto::authorized;
+use alyx_proto::v1;
+use alyx_proto::v1::query_service_client::QueryServiceClient;
+use alyx_shared::nano::NanoConfig;
+use alyx_shared::DataStore;
+use alyx_shared::datasets;
+use anyhow::{Context, Result};
+use clap::Parser;
+use sqlx::{Connection, PgConnection, PgPool};
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 400)]
+    clients: usize,
+    /// Queries each client sends, one after the other.
+    #[arg(long, default_value_t = 10)]
+    queries: usize,
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Events of the NanoAOD-like dataset for the Spark figures.
+    #[arg(long, default_value_t = 100_000)]
+    spark_events: u64,
+    #[arg(long, env = "ALYX_SPARK_URL")]
+    spark_url: Option<String>,
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database_url: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let db = format!("alyx_qbench_{}", std::process::id());
+    let mut admin = PgConnection::connect(&args.database_url).await.context("PostgreSQL")?;
+    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut admin).await?;
+    let result = run(&args, &db).await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    result
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+}
+
+fn request(dataset: &str, engine: v1::Engine, sql: &str) -> v1::QueryRequest {
+    v1::QueryRequest {
+        dataset: dataset.into(),
+        engine: engine as i32,
+        query: Some(v1::QueryText { kind: Some(v1::query_text::Kind::Sql(sql.into())) }),
+    }
+}
+
+async fn run(args: &Args, db: &str) -> Result<()> {
+    let base = args.database_url.rsplit_once('/').map_or(args.database_url.as_str(), |(b, _)| b);
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::default();
+    config.database_url = format!("{base}/{db}");
+    config.database_pool = 32;
+    config.listen = "127.0.0.1:0".parse()?;
+    config.metrics_listen = "127.0.0.1:0".parse()?;
+    config.data_dir = dir.path().to_path_buf();
+    config.ingest.enabled = false;
+    config.spark_url = args.spark_url.clone().unwrap_or_default();
+
+    let (grpc, metrics) = server::bind(&config).await?;
+    let url = format!("http://{}", grpc.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server::run(config.clone(), grpc, metrics, async move {
+        let _ = stopped.await;
+    }));
+    // alyxd runs the migrations; wait until it answers.
+    let pool = PgPool::connect(&config.database_url).await?;
+    let started = Instant::now();
+    let mut client = loop {
+        if let Ok(c) = QueryServiceClient::connect(url.clone()).await {
+            if sqlx::query("SELECT 1 FROM users LIMIT 1").fetch_optional(&pool).await.is_ok() {
+                break c;
+            }
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "alyxd did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let token = create_user(&pool, "bench", Role::Physicist).await?;
+
+    // The catalogue: `rows` events over 30 days and 300 runs, in daily partitions.
+    let t = Instant::now();
+    sqlx::query("INSERT INTO datasets (name, source) VALUES ('catalogue', 'query-bench')").execute(&pool).await?;
+    sqlx::query("SELECT alyx_ensure_event_partitions(DATE '2026-07-01', DATE '2026-07-31')").execute(&pool).await?;
+    sqlx::query(
+        "INSERT INTO events (event_time, run, event_number, time_ns, dataset_id, event_id, chunk_id, system, sqrt_s_gev,
+                             vertex_x_cm, vertex_y_cm, vertex_z_cm, n_tracks, n_hits, n_muons, n_electrons, n_jets, trigger_bits, flags)
+         SELECT to_timestamp(t / 1e9::float8), 545000 + (i % 300)::int, i, t, 1, i, (i / 10000)::int, 'pp', 13600,
+                0, 0, (random() - 0.5) * 10, (random() * 100)::int, (random() * 5000)::int, (random() * 3)::int,
+                (random() * 2)::int, (random() * 8)::int, 1, ''
+         FROM (SELECT i, 1782864000000000000 + i * (2592000000000000 / $1) AS t FROM generate_series(0, $1 - 1) AS i) s",
+    )
+    .bind(args.rows as i64)
+    .execute(&pool)
+    .await?;
+    sqlx::query("ANALYZE events").execute(&pool).await?;
+    println!("catalogue: {} events in {:.1} s", args.rows, t.elapsed().as_secs_f64());
+
+    let queries = [
+        "SELECT run, COUNT(*) AS n FROM events WHERE n_muons >= 2 GROUP BY run ORDER BY run",
+        "SELECT event_id, run, event_number, n_tracks FROM events WHERE run = 545123 AND n_tracks > 90 ORDER BY event_id LIMIT 100",
+        "SELECT COUNT(*) AS n, AVG(n_tracks) AS mean FROM events WHERE timestamp_ns BETWEEN 1782950400000000000 AND 1782954000000000000",
+    ];
+    // Warm up (plans, connections).
+    for q in queries {
+        client
+            .execute(authorized(&token, v1::ExecuteRequest { query: Some(request("catalogue", v1::Engine::Postgres, q)), page_size: 0, max_pages: 1 }))
+            .await?;
+    }
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..args.clients {
+        let (url, token) = (url.clone(), token.clone());
+        let n = args.queries;
+        tasks.push(tokio::spawn(async move {
+            let mut client = QueryServiceClient::connect(url).await?;
+            let mut latencies = Vec::new();
+            for k in 0..n {
+                let q = queries[(c + k) % queries.len()];
+                let started = Instant::now();
+                let mut stream = client
+                    .execute(authorized(&token, v1::ExecuteRequest { query: Some(request("catalogue", v1::Engine::Postgres, q)), page_size: 0, max_pages: 1 }))
+                    .await?
+                    .into_inner();
+                while stream.message().await?.is_some() {}
+                latencies.push(started.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let wall = t.elapsed().as_secs_f64();
+    all.sort();
+    println!(
+        "catalogue queries, {} concurrent clients × {}: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, {:.0} queries/s",
+        args.clients,
+        args.queries,
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        percentile(&all, 1.0),
+        all.len() as f64 / wall
+    );
+
+    // Spark next to the local engine: first page and a histogram.
+    let store = DataStore::open(dir.path())?;
+    datasets::generate_nano(&store, "nano", NanoConfig::new(2), args.spark_events, &mut |_| {})?;
+    let sql = "SELECT event_id, idx, pt, eta FROM jets WHERE pt > 30 ORDER BY pt DESC";
+    let mut engines = vec![v1::Engine::Local];
+    if args.spark_url.is_some() {
+        engines.push(v1::Engine::Spark);
+    } else {
+        println!("no ALYX_SPARK_URL: Spark figures skipped");
+    }
+    for engine in engines {
+        let name = if engine == v1::Engine::Spark { "spark" } else { "local" };
+        let t = Instant::now();
+        let mut stream = client
+            .execute(authorized(&token, v1::ExecuteRequest { query: Some(request("nano", engine, sql)), page_size: 10_000, max_pages: 1 }))
+            .await?
+            .into_inner();
+        let first = stream.message().await?.context("a page")?;
+        let first_page = t.elapsed().as_secs_f64();
+        while stream.message().await?.is_some() {}
+        let t = Instant::now();
+        let h = client
+            .histogram(authorized(&token, v1::HistogramRequest {
+                query: Some(request("nano", engine, "SELECT pt FROM jets WHERE ABS(eta) < 2.4")),
+                column: "pt".into(),
+                weight: String::new(),
+                binning: Some(v1::Binning { bins: 100, lo: 0.0, hi: 500.0, edges: vec![] }),
+            }))
+            .await?
+            .into_inner();
+        println!(
+            "{name}: first page ({} rows of ≈ {}) in {first_page:.2} s; jet pT histogram ({} entries, {} events) in {:.2} s",
+            first.rows,
+            first.estimated_total.unwrap_or(0),
+            h.entries.iter().sum::<u64>(),
+            args.spark_events,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let _ = stop.send(());
+    task.await??;
+    Ok(())
+}
