@@ -25,7 +25,9 @@ pub struct Engines {
 impl Engines {
     fn dataset(&self, name: &str) -> Result<Dataset> {
         self.store.dataset(name).map_err(|e| match e {
-            alyx_shared::Error::NotFound(_) => Error::NotFound(format!("no dataset `{name}`")),
+            alyx_shared::Error::NotFound(_) | alyx_shared::Error::NotADataset { .. } => {
+                Error::NotFound(format!("no dataset `{name}`"))
+            }
             other => Error::Store(other),
         })
     }

@@ -21,7 +21,7 @@ use bevy::tasks::futures::check_ready;
 use bevy::tasks::{AsyncComputeTaskPool, Task};
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 use egui_plot::{Bar, BarChart, Line, Plot};
-use polars::prelude::*;
+use polars::prelude::{AnyValue, DataFrame, DataType};
 
 use crate::histograms::{crop_png, decade_grid, decade_label, drawn_bins, pixel_rect};
 use crate::{OpenDataset, Panels, ShowEvent};

@@ -170,9 +170,10 @@ pub fn run_local_plan(dataset: &Dataset, query: &Query, columns: &[(String, Type
     conform(collect(local_lazy(dataset, query)?)?, columns)
 }
 
+/// Collects with polars' streaming engine: chunk by chunk, so results larger than memory's
+/// share for the inputs still complete.
 fn collect(lf: LazyFrame) -> Result<DataFrame> {
-    lf.collect_with_engine(polars::prelude::Engine::Streaming)
-        .map_err(invalid)
+    lf.with_streaming(true).collect().map_err(invalid)
 }
 
 /// A histogram computed by the local engine (one row per bin leaves polars).

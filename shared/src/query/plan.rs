@@ -1,7 +1,7 @@
 //! Queries built around a checked query, the same for every engine: its histogram (reduced
 //! inside the engine: one row per bin comes back, never the rows), its pages and its row count.
 
-use polars::prelude::*;
+use polars::prelude::{DataFrame, DataType};
 
 use super::ast::dsl::*;
 use super::ast::*;

@@ -2,7 +2,7 @@ use proptest::prelude::*;
 
 use super::ast::dsl::*;
 use super::ast::*;
-use super::*;
+use super::{Dialect, Engine, adl, check, parse, plan, prepare, to_sql};
 
 fn roundtrip(q: &Query) -> Query {
     let text = to_sql(q, Dialect::Alyx);
