@@ -174,9 +174,99 @@ async fn postgres_sql(pool: &PgPool, dataset: &str, query: &Query) -> Result<Str
     let events = format!(
         "SELECT event_id, run, event_number, time_ns AS timestamp_ns, system, sqrt_s_gev, \
          vertex_x_cm AS vx, vertex_y_cm AS vy, vertex_z_cm AS vz, trigger_bits AS trigger, \
-         n_tracks, n_hits, n_muons, n_electrons, n_jets, flags FROM events WHERE dataset_id = {id}"
+         n_tracks, n_hits, n_muons, n_electrons, n_jets, flags, event_time FROM events WHERE dataset_id = {id}"
     );
-    Ok(print::to_sql_with(query, Dialect::Postgres, &[("events".into(), events)]))
+    let mut query = query.clone();
+    prune_by_time(&mut query);
+    Ok(print::to_sql_with(&query, Dialect::Postgres, &[("events".into(), events)]))
+}
+
+/// Adds the `event_time` bounds that `timestamp_ns` bounds on `events` imply, so that
+/// PostgreSQL prunes the catalogue's daily partitions (it is partitioned by `event_time`, which
+/// ingest derives from the event's ns timestamp). The bounds are widened by a second: they
+/// only ever admit more rows than the query's own condition, which still applies.
+fn prune_by_time(q: &mut Query) {
+    use alyx_shared::query::ast::{BinOp, Expr};
+    for cte in &mut q.with {
+        prune_by_time(&mut cte.query);
+    }
+    for s in &mut q.body {
+        let Some(from) = &s.from else { continue };
+        let events: Vec<String> = std::iter::once(&from.table)
+            .chain(from.joins.iter().map(|j| &j.table))
+            .filter(|t| t.name == "events")
+            .map(|t| t.qualifier().to_owned())
+            .collect();
+        let Some(filter) = &s.filter else { continue };
+        let mut conjuncts = Vec::new();
+        fn flatten<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+            match e {
+                Expr::Binary { op: BinOp::And, left, right } => {
+                    flatten(left, out);
+                    flatten(right, out);
+                }
+                other => out.push(other),
+            }
+        }
+        flatten(filter, &mut conjuncts);
+        let ts = |e: &Expr| match e {
+            Expr::Column { table: Some(t), name, .. } if name == "timestamp_ns" && events.contains(t) => Some(t.clone()),
+            _ => None,
+        };
+        let mut bounds: Vec<(String, BinOp, i64)> = Vec::new();
+        for c in conjuncts {
+            match c {
+                Expr::Binary { op, left, right } => match (ts(left), right.as_ref(), ts(right), left.as_ref()) {
+                    (Some(t), Expr::Int(x), _, _) => bounds.push((t, *op, *x)),
+                    (_, _, Some(t), Expr::Int(x)) => {
+                        let flipped = match op {
+                            BinOp::Lt => BinOp::Gt,
+                            BinOp::LtEq => BinOp::GtEq,
+                            BinOp::Gt => BinOp::Lt,
+                            BinOp::GtEq => BinOp::LtEq,
+                            other => *other,
+                        };
+                        bounds.push((t, flipped, *x));
+                    }
+                    _ => {}
+                },
+                Expr::Between { expr, lo, hi, negated: false } => {
+                    if let (Some(t), Expr::Int(a), Expr::Int(b)) = (ts(expr), lo.as_ref(), hi.as_ref()) {
+                        bounds.push((t.clone(), BinOp::GtEq, *a));
+                        bounds.push((t, BinOp::LtEq, *b));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut extra = Vec::new();
+        for (t, op, x) in bounds {
+            let seconds = x as f64 / 1e9;
+            let (op, seconds) = match op {
+                BinOp::Gt | BinOp::GtEq => (BinOp::GtEq, seconds - 1.0),
+                BinOp::Lt | BinOp::LtEq => (BinOp::LtEq, seconds + 1.0),
+                BinOp::Eq => {
+                    extra.push(time_bound(&t, BinOp::GtEq, seconds - 1.0));
+                    (BinOp::LtEq, seconds + 1.0)
+                }
+                _ => continue,
+            };
+            extra.push(time_bound(&t, op, seconds));
+        }
+        if !extra.is_empty() {
+            let all = std::iter::once(filter.clone()).chain(extra);
+            s.filter = all.reduce(|a, b| Expr::Binary { op: BinOp::And, left: Box::new(a), right: Box::new(b) });
+        }
+    }
+}
+
+fn time_bound(table: &str, op: alyx_shared::query::ast::BinOp, seconds: f64) -> alyx_shared::query::ast::Expr {
+    use alyx_shared::query::ast::{At, Expr};
+    Expr::Binary {
+        op,
+        left: Box::new(Expr::Column { table: Some(table.to_owned()), name: "event_time".into(), at: At::NONE }),
+        right: Box::new(Expr::Call { func: "TO_TIMESTAMP".into(), args: vec![Expr::Float(seconds)], at: At::NONE }),
+    }
 }
 
 async fn postgres_rows(pool: &PgPool, sql: &str, columns: &[(String, Type)]) -> Result<DataFrame> {
@@ -222,6 +312,25 @@ fn planner_rows(line: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn time_bounds_on_events_add_partition_bounds() {
+        use alyx_shared::query::{self, Dialect, Engine};
+        let c = query::prepare(
+            "SELECT COUNT(*) AS n FROM events WHERE timestamp_ns >= 1782864000000000000 AND n_muons > 0 AND 1782950400000000000 > timestamp_ns",
+            Engine::Postgres,
+        )
+        .expect("valid");
+        let mut q = c.query.clone();
+        super::prune_by_time(&mut q);
+        let sql = query::to_sql(&q, Dialect::Postgres);
+        assert!(sql.contains("events.event_time >= TO_TIMESTAMP(1782863999.0)"), "{sql}");
+        assert!(sql.contains("events.event_time <= TO_TIMESTAMP(1782950401.0)"), "{sql}");
+        let c = query::prepare("SELECT COUNT(*) AS n FROM events WHERE n_muons > 0", Engine::Postgres).expect("valid");
+        let mut q = c.query.clone();
+        super::prune_by_time(&mut q);
+        assert_eq!(q, c.query);
+    }
+
     #[test]
     fn planner_rows_come_from_explains_top_line() {
         let line = "Hash Join  (cost=1.09..2.20 rows=1364 width=16)";

@@ -206,6 +206,25 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
     for (a, b) in mean(&pg).iter().zip(mean(&local)) {
         assert!((a - b).abs() < 1e-9, "{a} vs {b}");
     }
+    // Time bounds prune the catalogue's daily partitions (events are from 2026-07-01).
+    let mut plan = |sql: &'static str| {
+        let mut q = q.clone();
+        let token = token.clone();
+        async move {
+            q.explain(authorized(&token, v1::ExplainRequest {
+                query: Some(request("live", v1::Engine::Postgres, sql)),
+            }))
+            .await
+            .expect("explain")
+            .into_inner()
+            .plan
+        }
+    };
+    let bounded = plan("SELECT COUNT(*) AS n FROM events WHERE timestamp_ns BETWEEN 1782864000000000000 AND 1782864100000000000").await;
+    assert!(bounded.contains("events_20260701") && !bounded.contains("events_default"), "{bounded}");
+    let all = plan("SELECT COUNT(*) AS n FROM events").await;
+    assert!(all.contains("events_default"), "{all}");
+
     // The catalogue holds events only.
     let v = q
         .validate(authorized(&token, v1::ValidateRequest {
