@@ -32,7 +32,30 @@ impl Engines {
         })
     }
 
-    /// Runs `query` (a checked query, or a plan around one) with result `columns` on `engine`.
+    /// The chunks of `dataset` holding catalogue events that match `filter` (a condition on
+    /// the catalogue's `events` columns, checked like any query).
+    pub async fn chunks_matching(&self, dataset: &str, filter: &str) -> Result<Vec<u32>> {
+        let pool = self.pool.as_ref().ok_or_else(|| {
+            Error::Unavailable("a catalogue filter needs alyxd's database".into())
+        })?;
+        let text = format!("SELECT event_id FROM events WHERE {filter}");
+        let checked = query::prepare(&text, Engine::Postgres)
+            .map_err(|ds| Error::InvalidArgument(format!("catalogue filter: {}", query::invalid_query(&ds))))?;
+        let mut q = checked.query.clone();
+        if let Some(s) = q.body.first_mut() {
+            s.distinct = true;
+            s.items = vec![alyx_shared::query::ast::Item::expr(
+                alyx_shared::query::ast::dsl::col("events.chunk_id"),
+                Some("chunk_id"),
+            )];
+        }
+        let sql = postgres_sql(pool, dataset, &q).await?;
+        let ids: Vec<i32> = sqlx::query_scalar(&sql).fetch_all(pool).await?;
+        Ok(ids.into_iter().filter_map(|i| u32::try_from(i).ok()).collect())
+    }
+
+    /// Runs `query` (a checked query, or a plan around one) with result `columns` on `engine`,
+    /// over the chunks `chunks` only when given (local and Spark).
     pub async fn run(
         &self,
         engine: Engine,
@@ -40,14 +63,24 @@ impl Engines {
         query: &Query,
         columns: &[(String, Type)],
         user: &str,
+        chunks: Option<&[u32]>,
     ) -> Result<DataFrame> {
         let typed = plan::typed(query, columns);
+        let chunks_owned = chunks.map(<[u32]>::to_vec);
+        // No chunk to read: Spark cannot make a view of no files, and the answer over empty
+        // tables is the same anywhere.
+        let engine = if engine == Engine::Spark && chunks.is_some_and(<[u32]>::is_empty) {
+            Engine::Local
+        } else {
+            engine
+        };
         match engine {
             Engine::Local => {
                 let ds = self.dataset(dataset)?;
                 let columns = columns.to_vec();
                 tokio::task::spawn_blocking(move || {
-                    query::run_local_plan(&ds, &typed, &columns).map_err(Error::Store)
+                    query::run_local_chunks(&ds, &typed, &columns, chunks_owned.as_deref())
+                        .map_err(Error::Store)
                 })
                 .await?
             }
@@ -57,7 +90,7 @@ impl Engines {
                     Error::Unavailable("no Spark cluster is configured (ALYXD_SPARK_URL)".into())
                 })?;
                 let mut session = SparkSession::connect(url, user).await?;
-                let result = spark_run(&mut session, &ds, &typed, columns).await;
+                let result = spark_run(&mut session, &ds, &typed, columns, chunks).await;
                 session.release().await;
                 result
             }
@@ -126,13 +159,14 @@ async fn spark_run(
     ds: &Dataset,
     query: &Query,
     columns: &[(String, Type)],
+    chunks: Option<&[u32]>,
 ) -> Result<DataFrame> {
     for name in plan::tables_read(query) {
         let Some(table) = Table::ALL.into_iter().find(|t| t.name() == name) else {
             continue;
         };
-        let paths = ds
-            .table_files(table)?
+        let paths: Vec<String> = ds
+            .table_files_of(table, chunks)?
             .into_iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
@@ -174,7 +208,7 @@ async fn postgres_sql(pool: &PgPool, dataset: &str, query: &Query) -> Result<Str
     let events = format!(
         "SELECT event_id, run, event_number, time_ns AS timestamp_ns, system, sqrt_s_gev, \
          vertex_x_cm AS vx, vertex_y_cm AS vy, vertex_z_cm AS vz, trigger_bits AS trigger, \
-         n_tracks, n_hits, n_muons, n_electrons, n_jets, flags, event_time FROM events WHERE dataset_id = {id}"
+         n_tracks, n_hits, n_muons, n_electrons, n_jets, flags, event_time, chunk_id FROM events WHERE dataset_id = {id}"
     );
     let mut query = query.clone();
     prune_by_time(&mut query);

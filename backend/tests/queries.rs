@@ -33,6 +33,7 @@ fn request(dataset: &str, engine: v1::Engine, sql: &str) -> v1::QueryRequest {
         query: Some(v1::QueryText {
             kind: Some(v1::query_text::Kind::Sql(sql.into())),
         }),
+        catalogue_filter: String::new(),
     }
 }
 
@@ -43,6 +44,7 @@ fn json_request(dataset: &str, engine: v1::Engine, q: &alyx_shared::query::Query
         query: Some(v1::QueryText {
             kind: Some(v1::query_text::Kind::QueryJson(serde_json::to_string(q).expect("json"))),
         }),
+        catalogue_filter: String::new(),
     }
 }
 
@@ -206,6 +208,26 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
     for (a, b) in mean(&pg).iter().zip(mean(&local)) {
         assert!((a - b).abs() < 1e-9, "{a} vs {b}");
     }
+    // A catalogue selection restricts the chunks a payload query scans.
+    let payload = "SELECT COUNT(*) AS n FROM tracks";
+    let count = |df: &DataFrame| df.column("n").expect("n").i64().expect("i64").get(0).expect("row");
+    let (all_tracks, _) = execute(&mut q, &token, request("live", v1::Engine::Local, payload), 0).await;
+    let mut filtered = request("live", v1::Engine::Local, payload);
+    filtered.catalogue_filter = "run >= 0".into();
+    let (same, _) = execute(&mut q, &token, filtered.clone(), 0).await;
+    assert_eq!(count(&same), count(&all_tracks));
+    assert!(count(&all_tracks) > 0);
+    filtered.catalogue_filter = "run = 1".into();
+    let (none, _) = execute(&mut q, &token, filtered.clone(), 0).await;
+    assert_eq!(count(&none), 0, "no chunk holds run 1");
+    filtered.catalogue_filter = "nonsense > 1".into();
+    let err = q
+        .execute(authorized(&token, v1::ExecuteRequest { query: Some(filtered), page_size: 0, max_pages: 0 }))
+        .await
+        .err()
+        .expect("bad filter");
+    assert!(err.message().contains("catalogue filter") && err.message().contains("nonsense"), "{}", err.message());
+
     // Time bounds prune the catalogue's daily partitions (events are from 2026-07-01).
     let mut plan = |sql: &'static str| {
         let mut q = q.clone();

@@ -130,6 +130,10 @@ enum Command {
         /// Print the SQL the engine runs (and its plan) instead of running it.
         #[arg(long)]
         explain: bool,
+        /// With --backend: scan only the Parquet chunks whose catalogue events match this
+        /// condition (e.g. "run = 545100 AND n_muons >= 2").
+        #[arg(long)]
+        catalogue_filter: Option<String>,
         #[arg(long, default_value = "table")]
         format: String,
         /// Write to a file instead of stdout (required for parquet).
@@ -486,6 +490,7 @@ fn run(command: Command) -> Result<()> {
             backend,
             token,
             explain,
+            catalogue_filter,
             format,
             out,
             limit,
@@ -519,10 +524,14 @@ fn run(command: Command) -> Result<()> {
                         text,
                         ast,
                         weight,
+                        catalogue_filter,
                     };
                     runtime()?.block_on(remote_query::run(request, histogram, explain))?
                 }
                 None => {
+                    if catalogue_filter.is_some() {
+                        bail!("--catalogue-filter needs the catalogue: add --backend URL");
+                    }
                     if engine != query::Engine::Local {
                         bail!("the {} engine runs in alyxd: add --backend URL", engine.name());
                     }
@@ -893,6 +902,7 @@ mod remote_query {
         pub text: Option<String>,
         pub ast: Option<query::Query>,
         pub weight: Option<String>,
+        pub catalogue_filter: Option<String>,
     }
 
     fn message(s: tonic::Status) -> anyhow::Error {
@@ -918,6 +928,7 @@ mod remote_query {
                 Engine::Spark => v1::Engine::Spark,
             } as i32,
             query: Some(v1::QueryText { kind: Some(kind) }),
+            catalogue_filter: r.catalogue_filter.clone().unwrap_or_default(),
         };
         if explain {
             let e = client

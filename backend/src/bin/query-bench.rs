@@ -67,6 +67,7 @@ fn request(dataset: &str, engine: v1::Engine, sql: &str) -> v1::QueryRequest {
         dataset: dataset.into(),
         engine: engine as i32,
         query: Some(v1::QueryText { kind: Some(v1::query_text::Kind::Sql(sql.into())) }),
+        catalogue_filter: String::new(),
     }
 }
 

@@ -62,8 +62,32 @@ fn diagnostics(ds: &[Diagnostic]) -> Vec<v1::Diagnostic> {
         .collect()
 }
 
+/// A parsed request: dataset, engine, catalogue filter, and the query checked (or its
+/// diagnostics).
+struct Prepared {
+    dataset: String,
+    engine: Engine,
+    filter: String,
+    checked: Result<Checked, Vec<Diagnostic>>,
+}
+
+impl Prepared {
+    /// The chunks the catalogue filter selects (None: all).
+    async fn chunks(&self, engines: &Engines) -> Result<Option<Vec<u32>>, Error> {
+        if self.filter.trim().is_empty() {
+            return Ok(None);
+        }
+        if self.engine == Engine::Postgres {
+            return Err(Error::InvalidArgument(
+                "a catalogue filter selects Parquet chunks for the local and Spark engines; on postgres, put it in the query".into(),
+            ));
+        }
+        engines.chunks_matching(&self.dataset, &self.filter).await.map(Some)
+    }
+}
+
 /// The request's dataset, engine and query, parsed and checked (the diagnostics on failure).
-fn prepare(r: Option<v1::QueryRequest>) -> Result<(String, Engine, Result<Checked, Vec<Diagnostic>>), Status> {
+fn prepare(r: Option<v1::QueryRequest>) -> Result<Prepared, Status> {
     let r = r.ok_or_else(|| Status::invalid_argument("the request has no query"))?;
     let engine = engine(r.engine)?;
     let parsed = match r.query.and_then(|q| q.kind) {
@@ -73,7 +97,12 @@ fn prepare(r: Option<v1::QueryRequest>) -> Result<(String, Engine, Result<Checke
         None => return Err(Status::invalid_argument("the request has no query text")),
     };
     let checked = parsed.and_then(|q| query::check(&q, engine));
-    Ok((r.dataset, engine, checked))
+    Ok(Prepared {
+        dataset: r.dataset,
+        engine,
+        filter: r.catalogue_filter,
+        checked,
+    })
 }
 
 /// The query checked, or INVALID_ARGUMENT with every diagnostic.
@@ -103,8 +132,9 @@ impl QueryService for QueryApi {
         self.ctx
             .observe("Validate", async {
                 self.ctx.caller(&request).await?;
-                let (_, engine, checked) = prepare(request.into_inner().query)?;
-                Ok(Response::new(match checked {
+                let p = prepare(request.into_inner().query)?;
+                let engine = p.engine;
+                Ok(Response::new(match p.checked {
                     Ok(c) => v1::ValidateResponse {
                         ok: true,
                         diagnostics: Vec::new(),
@@ -137,14 +167,22 @@ impl QueryService for QueryApi {
                     n => n.min(MAX_PAGE),
                 } as u64;
                 let max_pages = r.max_pages;
-                let (dataset, engine, checked) = prepare(r.query)?;
-                let checked = checked_or_invalid(checked)?;
+                let mut p = prepare(r.query)?;
+                let checked = checked_or_invalid(std::mem::replace(&mut p.checked, Err(Vec::new())))?;
                 // Ordering is checked before the first page, so a bad ORDER BY fails the call.
                 plan::page(&checked, 0, size).map_err(|d| Status::invalid_argument(d.to_string()))?;
+                let chunks = p.chunks(&self.engines).await.map_err(status)?;
                 let engines = self.engines.clone();
                 let (tx, rx) = mpsc::channel(2);
                 tokio::spawn(async move {
-                    let result = stream_pages(&engines, &dataset, engine, &checked, size, max_pages, &caller.name, &tx).await;
+                    let target = Target {
+                        engines: &engines,
+                        dataset: &p.dataset,
+                        engine: p.engine,
+                        user: &caller.name,
+                        chunks: chunks.as_deref(),
+                    };
+                    let result = stream_pages(&target, &checked, size, max_pages, &tx).await;
                     if let Err(e) = result {
                         let _ = tx.send(Err(status(e))).await;
                     }
@@ -169,14 +207,15 @@ impl QueryService for QueryApi {
                     Binning::variable(b.edges)
                 }
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
-                let (dataset, engine, checked) = prepare(r.query)?;
-                let checked = checked_or_invalid(checked)?;
+                let mut p = prepare(r.query)?;
+                let checked = checked_or_invalid(std::mem::replace(&mut p.checked, Err(Vec::new())))?;
                 let weight = (!r.weight.is_empty()).then_some(r.weight.as_str());
                 let q = plan::histogram(&checked, &r.column, weight, &binning)
                     .map_err(|d| Status::invalid_argument(d.to_string()))?;
+                let chunks = p.chunks(&self.engines).await.map_err(status)?;
                 let df = self
                     .engines
-                    .run(engine, &dataset, &q, &plan::histogram_columns(), &caller.name)
+                    .run(p.engine, &p.dataset, &q, &plan::histogram_columns(), &caller.name, chunks.as_deref())
                     .await
                     .map_err(status)?;
                 let h = plan::histogram_from_rows(&df, binning).map_err(|e| status(Error::Store(e)))?;
@@ -200,11 +239,11 @@ impl QueryService for QueryApi {
         self.ctx
             .observe("Explain", async {
                 self.ctx.caller(&request).await?;
-                let (dataset, engine, checked) = prepare(request.into_inner().query)?;
-                let checked = checked_or_invalid(checked)?;
+                let p = prepare(request.into_inner().query)?;
+                let checked = checked_or_invalid(p.checked)?;
                 let (engine_sql, plan) = self
                     .engines
-                    .explain(engine, &dataset, &checked.query)
+                    .explain(p.engine, &p.dataset, &checked.query)
                     .await
                     .map_err(status)?;
                 Ok(Response::new(v1::ExplainResponse {
@@ -217,34 +256,45 @@ impl QueryService for QueryApi {
     }
 }
 
+/// Where a query runs.
+struct Target<'a> {
+    engines: &'a Engines,
+    dataset: &'a str,
+    engine: Engine,
+    user: &'a str,
+    chunks: Option<&'a [u32]>,
+}
+
+impl Target<'_> {
+    async fn run(&self, q: &query::Query, columns: &[(String, Type)]) -> Result<DataFrame, Error> {
+        self.engines
+            .run(self.engine, self.dataset, q, columns, self.user, self.chunks)
+            .await
+    }
+}
+
 /// Sends pages of `checked` until the result or `max_pages` ends; the first carries the
 /// estimate, the last the exact count.
-#[allow(clippy::too_many_arguments)]
 async fn stream_pages(
-    engines: &Engines,
-    dataset: &str,
-    engine: Engine,
+    t: &Target<'_>,
     checked: &Checked,
     size: u64,
     max_pages: u32,
-    user: &str,
     tx: &mpsc::Sender<Result<v1::ResultPage, Status>>,
 ) -> Result<(), Error> {
-    let estimate = engines.estimate(engine, dataset, checked).await.ok();
+    let estimate = t.engines.estimate(t.engine, t.dataset, checked).await.ok();
     let mut first = 0u64;
     let mut sent = 0u32;
     loop {
         let q = plan::page(checked, first, size)
             .map_err(|d| Error::InvalidArgument(d.to_string()))?;
-        let mut df = engines.run(engine, dataset, &q, &checked.columns, user).await?;
+        let mut df = t.run(&q, &checked.columns).await?;
         let rows = df.height() as u64;
         let last = rows < size || (max_pages > 0 && sent + 1 >= max_pages);
         let exact = if rows < size {
             Some(first + rows)
         } else if last {
-            let n = engines
-                .run(engine, dataset, &plan::count(checked), &[("n".into(), Type::Int)], user)
-                .await?;
+            let n = t.run(&plan::count(checked), &[("n".into(), Type::Int)]).await?;
             n.column("n").ok().and_then(|c| c.i64().ok()?.get(0)).map(|n| n.max(0) as u64)
         } else {
             None

@@ -167,7 +167,17 @@ pub fn run_local(dataset: &Dataset, checked: &Checked) -> Result<DataFrame> {
 
 /// Runs `query` (built by `plan` around a checked query) with result `columns`.
 pub fn run_local_plan(dataset: &Dataset, query: &Query, columns: &[(String, Type)]) -> Result<DataFrame> {
-    conform(collect(local_lazy(dataset, query)?)?, columns)
+    run_local_chunks(dataset, query, columns, None)
+}
+
+/// [`run_local_plan`] over the chunks `chunks` only (all when `None`).
+pub fn run_local_chunks(
+    dataset: &Dataset,
+    query: &Query,
+    columns: &[(String, Type)],
+    chunks: Option<&[u32]>,
+) -> Result<DataFrame> {
+    conform(collect(local_lazy_chunks(dataset, query, chunks)?)?, columns)
 }
 
 /// Collects with polars' streaming engine: chunk by chunk, so results larger than memory's

@@ -466,9 +466,15 @@ impl Dataset {
 
     /// The checksum-verified Parquet files of `table`, in event-id order.
     pub fn table_files(&self, table: Table) -> Result<Vec<PathBuf>> {
+        self.table_files_of(table, None)
+    }
+
+    /// [`Dataset::table_files`] of the chunks with ids in `chunks` (all when `None`).
+    pub fn table_files_of(&self, table: Table, chunks: Option<&[u32]>) -> Result<Vec<PathBuf>> {
         self.manifest
             .chunks
             .iter()
+            .filter(|c| chunks.is_none_or(|ids| ids.contains(&c.id)))
             .map(|c| self.entry(c, table))
             .collect()
     }
@@ -481,13 +487,7 @@ impl Dataset {
     /// A lazy scan of `table` over the chunks with ids in `chunks` (all when `None`): a
     /// catalogue selection or a sample restricts what a query reads this way.
     pub fn scan_chunks(&self, table: Table, chunks: Option<&[u32]>) -> Result<LazyFrame> {
-        let files = self
-            .manifest
-            .chunks
-            .iter()
-            .filter(|c| chunks.is_none_or(|ids| ids.contains(&c.id)))
-            .map(|c| self.entry(c, table))
-            .collect::<Result<Vec<_>>>()?;
+        let files = self.table_files_of(table, chunks)?;
         if files.is_empty() {
             // An empty dataset: an empty frame with the table's schema.
             let frames = tables::events_to_frames(&[], 0)?;
