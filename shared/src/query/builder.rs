@@ -247,13 +247,14 @@ impl Spec {
             with.push((
                 "near".into(),
                 format!(
-                    "SELECT DISTINCT s.event_id, s.idx FROM sel AS s JOIN against AS o ON o.event_id = s.event_id WHERE DELTA_R(s.eta, s.phi, o.eta, o.phi) < {:?}",
+                    "SELECT DISTINCT s.event_id, s.idx, 1 AS flag FROM sel AS s JOIN against AS o ON o.event_id = s.event_id WHERE DELTA_R(s.eta, s.phi, o.eta, o.phi) < {:?}",
                     cl.delta_r
                 ),
             ));
             with.push((
                 "kept".into(),
-                "SELECT s.* FROM sel AS s LEFT JOIN near AS n ON n.event_id = s.event_id AND n.idx = s.idx WHERE n.idx IS NULL".into(),
+                // Tested on a column that is not a join key: engines may merge key columns.
+                "SELECT s.* FROM sel AS s LEFT JOIN near AS n ON n.event_id = s.event_id AND n.idx = s.idx WHERE n.flag IS NULL".into(),
             ));
         }
         let objs = if self.clean.is_some() { "kept" } else { "sel" };
@@ -402,7 +403,7 @@ impl Spec {
         let body = match &self.output {
             Output::Objects(fields) => {
                 let mut s = format!("SELECT s.event_id, {}", key("s"));
-                for f in fields {
+                for f in fields.iter().filter(|f| !matches!(f.as_str(), "idx" | "flavour")) {
                     let _ = write!(s, ", s.{f}");
                 }
                 let _ = write!(s, " FROM {objs} AS s{}{}", restrict("s"), where_(&self.event_cuts, "e"));
