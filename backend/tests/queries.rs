@@ -133,7 +133,7 @@ async fn queries_validate_page_and_agree_on_local_and_spark(pool: PgPool) {
     assert!(last.last);
     assert_eq!(last.exact_total, Some(whole.height() as u64));
     let pt = whole.column("pt").expect("pt").f64().expect("f64");
-    assert!(pt.into_iter().flatten().collect::<Vec<_>>().windows(2).all(|w| w[0] >= w[1]));
+    assert!(pt.iter().flatten().collect::<Vec<_>>().windows(2).all(|w| w[0] >= w[1]));
     let estimate = pages[0].estimated_total.expect("estimate") as f64;
     let exact = whole.height() as f64;
     assert!((estimate - exact).abs() < 0.2 * exact, "estimate {estimate} vs {exact}");
@@ -151,7 +151,7 @@ async fn queries_validate_page_and_agree_on_local_and_spark(pool: PgPool) {
             let alyx_shared::histogram::Binning::Fixed { bins, lo, hi } = plot.binning else {
                 unreachable!("ADL plots have fixed bins")
             };
-            let mut hist = |engine| {
+            let hist = |engine| {
                 let req = v1::HistogramRequest {
                     query: Some(json_request("nano", engine, &query)),
                     column: plot.column.into(),
@@ -203,7 +203,7 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
     let (local, _) = execute(&mut q, &token, request("live", v1::Engine::Local, sql), 0).await;
     assert!(pg.height() >= 2, "{pg}");
     assert!(pages[0].estimated_total.is_some());
-    let mean = |df: &DataFrame| df.column("mean_vz").expect("c").f64().expect("f").into_iter().flatten().collect::<Vec<_>>();
+    let mean = |df: &DataFrame| df.column("mean_vz").expect("c").f64().expect("f").iter().flatten().collect::<Vec<_>>();
     assert!(pg.drop("mean_vz").expect("d").equals(&local.drop("mean_vz").expect("d")), "{pg}\n{local}");
     for (a, b) in mean(&pg).iter().zip(mean(&local)) {
         assert!((a - b).abs() < 1e-9, "{a} vs {b}");
@@ -229,7 +229,7 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
     assert!(err.message().contains("catalogue filter") && err.message().contains("nonsense"), "{}", err.message());
 
     // Time bounds prune the catalogue's daily partitions (events are from 2026-07-01).
-    let mut plan = |sql: &'static str| {
+    let plan = |sql: &'static str| {
         let mut q = q.clone();
         let token = token.clone();
         async move {

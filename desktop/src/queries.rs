@@ -979,9 +979,10 @@ mod tests {
         let ctx = egui::Context::default();
         let mut view = QueryView::default();
         let mut actions = Vec::new();
-        let _ = ctx.run(egui::RawInput::default(), |ctx| {
-            egui::CentralPanel::default().show(ctx, |ui| actions = query_panel(ui, &mut view));
-        });
+        ctx.run_ui(egui::RawInput::default(), |ui| {
+            actions = query_panel(ui, &mut view);
+        })
+        .drop_without_applying_deltas();
         assert!(view.checked.is_some());
         assert!(actions.is_empty());
     }

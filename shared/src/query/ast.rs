@@ -294,7 +294,9 @@ pub enum Expr {
         at: At,
     },
     Int(i64),
-    Float(f64),
+    /// Written in JSON as the shortest text that reads back as the same double (JSON parsers
+    /// may round numbers); a JSON number is accepted too.
+    Float(#[serde(with = "exact_float")] f64),
     Text(String),
     Bool(bool),
     Null,
@@ -349,6 +351,37 @@ pub enum Expr {
         expr: Box<Expr>,
         to: Type,
     },
+}
+
+mod exact_float {
+    use serde::{Deserializer, Serializer, de};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:?}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = f64;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number, or a number as text")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+                Ok(v)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+                Ok(v as f64)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+                Ok(v as f64)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
+                v.trim().parse().map_err(|_| E::custom(format!("`{v}` is not a number")))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Shorthands for building expressions (the builder and the ADL queries use them).

@@ -18,7 +18,8 @@ pub fn parse(text: &str) -> R<Query> {
     if text.trim().is_empty() {
         return Err(Diagnostic::new("the query is empty", At::NONE));
     }
-    let statements = Parser::parse_sql(&GenericDialect {}, text).map_err(parser_error)?;
+    let statements =
+        Parser::parse_sql(&GenericDialect {}, text).map_err(|e| parser_error(e, text))?;
     match statements.as_slice() {
         [sql::Statement::Query(q)] => query(q),
         [] => Err(Diagnostic::new("the query is empty", At::NONE)),
@@ -28,12 +29,15 @@ pub fn parse(text: &str) -> R<Query> {
         )),
         [_, second, ..] => Err(Diagnostic::new(
             "one query at a time: remove the text after the first `;`",
-            at(second.span()),
+            match at(second.span()) {
+                At(None) => after_first_semicolon(text),
+                place => place,
+            },
         )),
     }
 }
 
-fn parser_error(e: ParserError) -> Diagnostic {
+fn parser_error(e: ParserError, sql: &str) -> Diagnostic {
     let text = match e {
         ParserError::TokenizerError(s) | ParserError::ParserError(s) => s,
         ParserError::RecursionLimitExceeded => "the query is nested too deeply".into(),
@@ -52,7 +56,29 @@ fn parser_error(e: ParserError) -> Diagnostic {
             );
         }
     }
+    // The end of the text has no token to place the message at: point just past it.
+    if text.contains("found: EOF") {
+        let line = sql.trim_end().lines().count().max(1);
+        let column = sql.trim_end().lines().last().map_or(0, |l| l.chars().count()) + 1;
+        return Diagnostic::new(
+            format!("syntax error: {text} (the query ends too soon)"),
+            At(Some((line as u32, column as u32))),
+        );
+    }
     Diagnostic::new(format!("syntax error: {text}"), At::NONE)
+}
+
+/// Where the text after the first `;` starts (sqlparser gives some statements no span).
+fn after_first_semicolon(text: &str) -> At {
+    let Some(semi) = text.find(';') else {
+        return At::NONE;
+    };
+    let rest = &text[semi + 1..];
+    let start = semi + 1 + (rest.len() - rest.trim_start().len());
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    At(Some((line as u32, column as u32)))
 }
 
 fn at(span: Span) -> At {
@@ -182,9 +208,9 @@ fn set_expr(s: &sql::SetExpr, out: &mut Vec<Select>) -> R<()> {
             set_expr(left, out)?;
             set_expr(right, out)
         }
-        sql::SetExpr::SetOperation { op, .. } => Err(unsupported(
+        sql::SetExpr::SetOperation { op, right, .. } => Err(unsupported(
             &format!("{op} (only UNION ALL is)"),
-            s.span(),
+            right.span(),
         )),
         sql::SetExpr::Query(q) => Err(unsupported("a query in parentheses", q.span())),
         other => Err(Diagnostic::new(
@@ -261,7 +287,7 @@ fn select(s: &sql::Select) -> R<Select> {
 }
 
 fn from(twj: &sql::TableWithJoins) -> R<From> {
-    let table = table(&twj.relation)?;
+    let first = table(&twj.relation)?;
     let mut joins = Vec::new();
     for j in &twj.joins {
         let (kind, constraint) = match &j.join_operator {
@@ -281,7 +307,10 @@ fn from(twj: &sql::TableWithJoins) -> R<From> {
             on: expr(on)?,
         });
     }
-    Ok(From { table, joins })
+    Ok(From {
+        table: first,
+        joins,
+    })
 }
 
 fn table(t: &sql::TableFactor) -> R<TableRef> {

@@ -155,10 +155,10 @@ pub fn histogram_columns() -> Vec<(String, Type)> {
 pub fn histogram_from_rows(df: &DataFrame, binning: Binning) -> Result<Histogram> {
     let mut h = Histogram::new(binning);
     let int = |name: &str| -> Result<Vec<Option<i64>>> {
-        Ok(df.column(name)?.cast(&DataType::Int64)?.i64()?.into_iter().collect())
+        Ok(df.column(name)?.cast(&DataType::Int64)?.i64()?.iter().collect())
     };
     let flt = |name: &str| -> Result<Vec<Option<f64>>> {
-        Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.into_iter().collect())
+        Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.iter().collect())
     };
     let (bins, entries, sw, sw2) = (int("bin")?, int("entries")?, flt("sumw")?, flt("sumw2")?);
     for k in 0..df.height() {

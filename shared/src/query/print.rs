@@ -402,6 +402,12 @@ impl Printer {
     }
 
     fn float(&mut self, v: f64) {
+        // Spark reads `1.5` as a decimal (and decimal arithmetic rounds differently from
+        // doubles); with an exponent it is a double, as everywhere else.
+        if self.d == Dialect::Spark && v.is_finite() {
+            let _ = write!(self.out, "{v:e}");
+            return;
+        }
         // Shortest text that reads back as the same double; always with a '.' or an exponent
         // so that no engine takes it for an integer.
         let s = format!("{v:?}");
@@ -471,9 +477,10 @@ fn sinh(x: &str) -> String {
     format!("((EXP({x}) - EXP(-{x})) / 2.0)")
 }
 
-/// `a - b` wrapped into [-π, π).
+/// `a - b` wrapped into [-π, π). Written with exponents so that every engine (Spark too)
+/// reads the constants as doubles.
 fn delta_phi(a: &str, b: &str) -> String {
     const PI: f64 = std::f64::consts::PI;
     const TAU: f64 = std::f64::consts::TAU;
-    format!("(({a} - {b}) - {TAU:?} * FLOOR((({a} - {b}) + {PI:?}) / {TAU:?}))")
+    format!("(({a} - {b}) - {TAU:e} * FLOOR((({a} - {b}) + {PI:e}) / {TAU:e}))")
 }
