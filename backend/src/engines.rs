@@ -217,8 +217,7 @@ async fn postgres_sql(pool: &PgPool, dataset: &str, query: &Query) -> Result<Str
 
 /// Adds the `event_time` bounds that `timestamp_ns` bounds on `events` imply, so that
 /// PostgreSQL prunes the catalogue's daily partitions (it is partitioned by `event_time`, which
-/// ingest derives from the event's ns timestamp). The bounds are widened by a second: they
-/// only ever admit more rows than the query's own condition, which still applies.
+/// ingest derives from the event's ns timestamp). The query's own condition still applies.
 fn prune_by_time(q: &mut Query) {
     use alyx_shared::query::ast::{BinOp, Expr};
     for cte in &mut q.with {
@@ -275,13 +274,15 @@ fn prune_by_time(q: &mut Query) {
         }
         let mut extra = Vec::new();
         for (t, op, x) in bounds {
+            // Computed as ingest computes event_time (the ns count as a double, over 1e9);
+            // to_timestamp is monotonic, so the bound admits every row the condition does.
             let seconds = x as f64 / 1e9;
-            let (op, seconds) = match op {
-                BinOp::Gt | BinOp::GtEq => (BinOp::GtEq, seconds - 1.0),
-                BinOp::Lt | BinOp::LtEq => (BinOp::LtEq, seconds + 1.0),
+            let op = match op {
+                BinOp::Gt | BinOp::GtEq => BinOp::GtEq,
+                BinOp::Lt | BinOp::LtEq => BinOp::LtEq,
                 BinOp::Eq => {
-                    extra.push(time_bound(&t, BinOp::GtEq, seconds - 1.0));
-                    (BinOp::LtEq, seconds + 1.0)
+                    extra.push(time_bound(&t, BinOp::GtEq, seconds));
+                    BinOp::LtEq
                 }
                 _ => continue,
             };
@@ -357,8 +358,8 @@ mod tests {
         let mut q = c.query.clone();
         super::prune_by_time(&mut q);
         let sql = query::to_sql(&q, Dialect::Postgres);
-        assert!(sql.contains("events.event_time >= TO_TIMESTAMP(1782863999.0)"), "{sql}");
-        assert!(sql.contains("events.event_time <= TO_TIMESTAMP(1782950401.0)"), "{sql}");
+        assert!(sql.contains("events.event_time >= TO_TIMESTAMP(1782864000.0)"), "{sql}");
+        assert!(sql.contains("events.event_time <= TO_TIMESTAMP(1782950400.0)"), "{sql}");
         let c = query::prepare("SELECT COUNT(*) AS n FROM events WHERE n_muons > 0", Engine::Postgres).expect("valid");
         let mut q = c.query.clone();
         super::prune_by_time(&mut q);
