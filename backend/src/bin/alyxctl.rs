@@ -537,12 +537,11 @@ fn run(command: Command) -> Result<()> {
                     }
                     let dir = dir.context("give a data directory, or --backend URL")?;
                     let q = match (text, ast) {
-                        (Some(t), _) => query::parse(&t).map_err(|d| explain_error(&t, &[d]))?,
+                        (Some(t), _) => query::parse(&t).map_err(|d| query::invalid_query(&[d]))?,
                         (None, Some(q)) => q,
                         (None, None) => bail!("give --sql, --query-file or --adl"),
                     };
-                    let shown = query::to_sql(&q, query::Dialect::Alyx);
-                    let checked = query::check(&q, engine).map_err(|ds| explain_error(&shown, &ds))?;
+                    let checked = query::check(&q, engine).map_err(|ds| query::invalid_query(&ds))?;
                     let dataset = Dataset::resolve(&dir, dataset.as_deref())?;
                     if explain {
                         let lf = query::local_lazy(&dataset, &checked.query)?;
@@ -612,21 +611,6 @@ fn query_source(
         return Ok((None, Some(q)));
     }
     Ok((sql, None))
-}
-
-/// Diagnostics with the offending line of `text` and a caret under the place.
-fn explain_error(text: &str, diagnostics: &[query::Diagnostic]) -> anyhow::Error {
-    let mut out = String::from("invalid query:");
-    for d in diagnostics {
-        out.push_str(&format!("\n  {d}"));
-        if d.line > 0 {
-            if let Some(line) = text.lines().nth(d.line as usize - 1) {
-                let caret = " ".repeat(d.column.saturating_sub(1) as usize);
-                out.push_str(&format!("\n    {line}\n    {caret}^"));
-            }
-        }
-    }
-    anyhow::anyhow!(out)
 }
 
 fn report_histogram(column: &str, h: &Histogram) {
