@@ -228,13 +228,17 @@ def main():
     import uproot
     path = os.path.join(dataset, "..", os.path.basename(os.path.normpath(dataset)) + "-nanoaod.root")
     if not os.path.exists(path):
+        data = {
+            "MET_pt": met.astype(np.float32), "MET_phi": metphi.astype(np.float32),
+            "Jet": ak.zip({k: ak.values_astype(jets[k], np.float32) for k in ["pt", "eta", "phi", "mass", "btag"]}),
+            "Muon": ak.zip({**{k: ak.values_astype(muons[k], np.float32) for k in ["pt", "eta", "phi", "mass"]}, "charge": ak.values_astype(muons.charge, np.int32)}),
+            "Electron": ak.zip({**{k: ak.values_astype(electrons[k], np.float32) for k in ["pt", "eta", "phi", "mass"]}, "charge": ak.values_astype(electrons.charge, np.int32)}),
+        }
         with uproot.recreate(path) as f:
-            f["Events"] = {
-                "MET_pt": met.astype(np.float32), "MET_phi": metphi.astype(np.float32),
-                "Jet": ak.zip({k: ak.values_astype(jets[k], np.float32) for k in ["pt", "eta", "phi", "mass", "btag"]}),
-                "Muon": ak.zip({**{k: ak.values_astype(muons[k], np.float32) for k in ["pt", "eta", "phi", "mass"]}, "charge": ak.values_astype(muons.charge, np.int32)}),
-                "Electron": ak.zip({**{k: ak.values_astype(electrons[k], np.float32) for k in ["pt", "eta", "phi", "mass"]}, "charge": ak.values_astype(electrons.charge, np.int32)}),
-            }
+            # NanoAOD's naming: counters nJet, branches Jet_pt.
+            f.mktree("Events", {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()},
+                     counter_name=lambda c: "n" + c, field_name=lambda outer, inner: outer + "_" + inner)
+            f["Events"].extend(data)
     import ROOT
     ROOT.gROOT.SetBatch(True)
     ROOT.EnableImplicitMT(2)
