@@ -574,11 +574,11 @@ pub fn pdg_charge(pdg: PdgCode) -> i32 {
     }
 }
 
-fn gauss(rng: &mut Pcg64Mcg, sigma: f64) -> f64 {
+pub(crate) fn gauss(rng: &mut Pcg64Mcg, sigma: f64) -> f64 {
     Normal::new(0.0, sigma).map_or(0.0, |n| n.sample(rng))
 }
 
-fn poisson(rng: &mut Pcg64Mcg, mean: f64) -> u64 {
+pub(crate) fn poisson(rng: &mut Pcg64Mcg, mean: f64) -> u64 {
     if mean <= 0.0 {
         return 0;
     }
@@ -586,7 +586,7 @@ fn poisson(rng: &mut Pcg64Mcg, mean: f64) -> u64 {
 }
 
 /// SplitMix64 finaliser: decorrelates per-event seeds.
-fn splitmix(mut x: u64) -> u64 {
+pub(crate) fn splitmix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -209,6 +209,22 @@ impl Histogram {
         Some(0.5 * (edges[i] + edges[i + 1]))
     }
 
+    /// Adds a reduced bin: `count` entries with Σw `s` and Σw² `s2` in bin `bin` (as
+    /// [`Binning::index`] numbers them; `None` or -2 for missing values).
+    pub fn add_bin(&mut self, bin: Option<i64>, count: u64, s: f64, s2: f64) {
+        match bin {
+            None | Some(MISSING) => self.missing += count,
+            Some(i) if i < 0 => self.underflow += s,
+            Some(i) if i as usize >= self.sum_w.len() => self.overflow += s,
+            Some(i) => {
+                let i = i as usize;
+                self.sum_w[i] += s;
+                self.sum_w2[i] += s2;
+                self.entries[i] += count;
+            }
+        }
+    }
+
     /// Fills from column `value` (and optional `weight`) of `lf`, reduced inside polars.
     pub fn from_lazy(
         lf: LazyFrame,
@@ -247,17 +263,7 @@ impl Histogram {
                 sw.get(k).unwrap_or(0.0),
                 sw2.get(k).unwrap_or(0.0),
             );
-            match bins.get(k) {
-                None | Some(MISSING) => h.missing += count,
-                Some(-1) => h.underflow += s,
-                Some(i) if i as usize >= h.sum_w.len() => h.overflow += s,
-                Some(i) => {
-                    let i = i as usize;
-                    h.sum_w[i] += s;
-                    h.sum_w2[i] += s2;
-                    h.entries[i] += count;
-                }
-            }
+            h.add_bin(bins.get(k), count, s, s2);
         }
         Ok(h)
     }

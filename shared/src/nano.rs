@@ -8,10 +8,11 @@
 //! resolution smearing; b-tag discriminants peak near 1 for b jets and near 0 otherwise.
 
 use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Exp, Normal, Poisson};
+use rand_distr::{Distribution, Exp};
 use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
 
+use crate::generator::{gauss, poisson, splitmix};
 use crate::model::{CollisionEvent, CollisionSystem, EventHeader, MissingEnergy, PhysicsObject};
 use crate::physics::{FourMomentum, two_body_decay};
 
@@ -207,24 +208,10 @@ fn uniform_phi(rng: &mut Pcg64Mcg) -> f64 {
     rng.random_range(-std::f64::consts::PI..std::f64::consts::PI)
 }
 
-fn gauss(rng: &mut Pcg64Mcg, sigma: f64) -> f64 {
-    Normal::new(0.0, sigma).map_or(0.0, |n| n.sample(rng))
-}
-
 fn exp(rng: &mut Pcg64Mcg, mean: f64) -> f64 {
     Exp::new(1.0 / mean).map_or(0.0, |d| d.sample(rng))
 }
 
-fn poisson(rng: &mut Pcg64Mcg, mean: f64) -> u64 {
-    Poisson::new(mean).map_or(0, |p| p.sample(rng) as u64)
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
 
 #[cfg(test)]
 mod tests {

@@ -164,20 +164,10 @@ pub fn histogram_from_rows(df: &DataFrame, binning: Binning) -> Result<Histogram
     for k in 0..df.height() {
         let count = entries[k].unwrap_or(0).max(0) as u64;
         let (s, s2) = (sw[k].unwrap_or(0.0), sw2[k].unwrap_or(0.0));
-        match bins[k] {
-            None | Some(-2) => h.missing += count,
-            Some(-1) => h.underflow += s,
-            Some(i) if i < 0 => {
-                return Err(Error::Invalid(format!("histogram query returned bin {i}")));
-            }
-            Some(i) if i as usize >= h.sum_w.len() => h.overflow += s,
-            Some(i) => {
-                let i = i as usize;
-                h.sum_w[i] += s;
-                h.sum_w2[i] += s2;
-                h.entries[i] += count;
-            }
+        if let Some(i) = bins[k].filter(|i| *i < -2) {
+            return Err(Error::Invalid(format!("histogram query returned bin {i}")));
         }
+        h.add_bin(bins[k], count, s, s2);
     }
     Ok(h)
 }
