@@ -39,8 +39,9 @@ impl Engines {
             Error::Unavailable("a catalogue filter needs alyxd's database".into())
         })?;
         let text = format!("SELECT event_id FROM events WHERE {filter}");
-        let checked = query::prepare(&text, Engine::Postgres)
-            .map_err(|ds| Error::InvalidArgument(format!("catalogue filter: {}", query::invalid_query(&ds))))?;
+        let checked = query::prepare(&text, Engine::Postgres).map_err(|ds| {
+            Error::InvalidArgument(format!("catalogue filter: {}", query::invalid_query(&ds)))
+        })?;
         let mut q = checked.query.clone();
         if let Some(s) = q.body.first_mut() {
             s.distinct = true;
@@ -51,7 +52,10 @@ impl Engines {
         }
         let sql = postgres_sql(pool, dataset, &q).await?;
         let ids: Vec<i32> = sqlx::query_scalar(&sql).fetch_all(pool).await?;
-        Ok(ids.into_iter().filter_map(|i| u32::try_from(i).ok()).collect())
+        Ok(ids
+            .into_iter()
+            .filter_map(|i| u32::try_from(i).ok())
+            .collect())
     }
 
     /// Runs `query` (a checked query, or a plan around one) with result `columns` on `engine`,
@@ -106,28 +110,42 @@ impl Engines {
 
     /// An estimate of the number of rows `checked` returns: the planner's for PostgreSQL, a
     /// one-chunk sample scaled by event counts for the Parquet engines.
-    pub async fn estimate(&self, engine: Engine, dataset: &str, checked: &query::Checked) -> Result<u64> {
+    pub async fn estimate(
+        &self,
+        engine: Engine,
+        dataset: &str,
+        checked: &query::Checked,
+    ) -> Result<u64> {
         match engine {
             Engine::Postgres => {
                 let pool = self.pool.as_ref().ok_or_else(|| {
                     Error::Unavailable("the PostgreSQL engine needs alyxd's database".into())
                 })?;
                 let sql = postgres_sql(pool, dataset, &checked.query).await?;
-                let row = sqlx::query(&format!("EXPLAIN {sql}")).fetch_one(pool).await?;
+                let row = sqlx::query(&format!("EXPLAIN {sql}"))
+                    .fetch_one(pool)
+                    .await?;
                 let top: String = row.try_get(0)?;
                 Ok(planner_rows(&top).unwrap_or(0))
             }
             Engine::Local | Engine::Spark => {
                 let ds = self.dataset(dataset)?;
                 let checked = checked.clone();
-                tokio::task::spawn_blocking(move || query::estimate_rows(&ds, &checked).map_err(Error::Store))
-                    .await?
+                tokio::task::spawn_blocking(move || {
+                    query::estimate_rows(&ds, &checked).map_err(Error::Store)
+                })
+                .await?
             }
         }
     }
 
     /// The SQL each engine runs for `query`, and (local, PostgreSQL) the engine's plan.
-    pub async fn explain(&self, engine: Engine, dataset: &str, query: &Query) -> Result<(String, String)> {
+    pub async fn explain(
+        &self,
+        engine: Engine,
+        dataset: &str,
+        query: &Query,
+    ) -> Result<(String, String)> {
         match engine {
             Engine::Local => {
                 let ds = self.dataset(dataset)?;
@@ -135,7 +153,8 @@ impl Engines {
                 let sql = print::to_sql(query, Dialect::Polars);
                 let plan = tokio::task::spawn_blocking(move || -> Result<String> {
                     let lf = query::local_lazy(&ds, &q)?;
-                    lf.describe_optimized_plan().map_err(|e| Error::Store(e.into()))
+                    lf.describe_optimized_plan()
+                        .map_err(|e| Error::Store(e.into()))
                 })
                 .await??;
                 Ok((sql, plan))
@@ -145,8 +164,13 @@ impl Engines {
                     Error::Unavailable("the PostgreSQL engine needs alyxd's database".into())
                 })?;
                 let sql = postgres_sql(pool, dataset, query).await?;
-                let rows = sqlx::query(&format!("EXPLAIN {sql}")).fetch_all(pool).await?;
-                let plan: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok()).collect();
+                let rows = sqlx::query(&format!("EXPLAIN {sql}"))
+                    .fetch_all(pool)
+                    .await?;
+                let plan: Vec<String> = rows
+                    .iter()
+                    .filter_map(|r| r.try_get::<String, _>(0).ok())
+                    .collect();
                 Ok((sql, plan.join("\n")))
             }
             Engine::Spark => Ok((print::to_sql(query, Dialect::Spark), String::new())),
@@ -172,7 +196,9 @@ async fn spark_run(
             .collect();
         session.create_view(&name, paths).await?;
     }
-    let df = session.sql(&print::to_sql(query, Dialect::Spark), None).await?;
+    let df = session
+        .sql(&print::to_sql(query, Dialect::Spark), None)
+        .await?;
     if df.width() == 0 {
         return Ok(empty(columns));
     }
@@ -204,7 +230,8 @@ async fn postgres_sql(pool: &PgPool, dataset: &str, query: &Query) -> Result<Str
         .bind(dataset)
         .fetch_optional(pool)
         .await?;
-    let id = id.ok_or_else(|| Error::NotFound(format!("no dataset `{dataset}` in the catalogue")))?;
+    let id =
+        id.ok_or_else(|| Error::NotFound(format!("no dataset `{dataset}` in the catalogue")))?;
     let events = format!(
         "SELECT event_id, run, event_number, time_ns AS timestamp_ns, system, sqrt_s_gev, \
          vertex_x_cm AS vx, vertex_y_cm AS vy, vertex_z_cm AS vz, trigger_bits AS trigger, \
@@ -212,7 +239,11 @@ async fn postgres_sql(pool: &PgPool, dataset: &str, query: &Query) -> Result<Str
     );
     let mut query = query.clone();
     prune_by_time(&mut query);
-    Ok(print::to_sql_with(&query, Dialect::Postgres, &[("events".into(), events)]))
+    Ok(print::to_sql_with(
+        &query,
+        Dialect::Postgres,
+        &[("events".into(), events)],
+    ))
 }
 
 /// Adds the `event_time` bounds that `timestamp_ns` bounds on `events` imply, so that
@@ -234,7 +265,11 @@ fn prune_by_time(q: &mut Query) {
         let mut conjuncts = Vec::new();
         fn flatten<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
             match e {
-                Expr::Binary { op: BinOp::And, left, right } => {
+                Expr::Binary {
+                    op: BinOp::And,
+                    left,
+                    right,
+                } => {
                     flatten(left, out);
                     flatten(right, out);
                 }
@@ -243,28 +278,41 @@ fn prune_by_time(q: &mut Query) {
         }
         flatten(filter, &mut conjuncts);
         let ts = |e: &Expr| match e {
-            Expr::Column { table: Some(t), name, .. } if name == "timestamp_ns" && events.contains(t) => Some(t.clone()),
+            Expr::Column {
+                table: Some(t),
+                name,
+                ..
+            } if name == "timestamp_ns" && events.contains(t) => Some(t.clone()),
             _ => None,
         };
         let mut bounds: Vec<(String, BinOp, i64)> = Vec::new();
         for c in conjuncts {
             match c {
-                Expr::Binary { op, left, right } => match (ts(left), right.as_ref(), ts(right), left.as_ref()) {
-                    (Some(t), Expr::Int(x), _, _) => bounds.push((t, *op, *x)),
-                    (_, _, Some(t), Expr::Int(x)) => {
-                        let flipped = match op {
-                            BinOp::Lt => BinOp::Gt,
-                            BinOp::LtEq => BinOp::GtEq,
-                            BinOp::Gt => BinOp::Lt,
-                            BinOp::GtEq => BinOp::LtEq,
-                            other => *other,
-                        };
-                        bounds.push((t, flipped, *x));
+                Expr::Binary { op, left, right } => {
+                    match (ts(left), right.as_ref(), ts(right), left.as_ref()) {
+                        (Some(t), Expr::Int(x), _, _) => bounds.push((t, *op, *x)),
+                        (_, _, Some(t), Expr::Int(x)) => {
+                            let flipped = match op {
+                                BinOp::Lt => BinOp::Gt,
+                                BinOp::LtEq => BinOp::GtEq,
+                                BinOp::Gt => BinOp::Lt,
+                                BinOp::GtEq => BinOp::LtEq,
+                                other => *other,
+                            };
+                            bounds.push((t, flipped, *x));
+                        }
+                        _ => {}
                     }
-                    _ => {}
-                },
-                Expr::Between { expr, lo, hi, negated: false } => {
-                    if let (Some(t), Expr::Int(a), Expr::Int(b)) = (ts(expr), lo.as_ref(), hi.as_ref()) {
+                }
+                Expr::Between {
+                    expr,
+                    lo,
+                    hi,
+                    negated: false,
+                } => {
+                    if let (Some(t), Expr::Int(a), Expr::Int(b)) =
+                        (ts(expr), lo.as_ref(), hi.as_ref())
+                    {
                         bounds.push((t.clone(), BinOp::GtEq, *a));
                         bounds.push((t, BinOp::LtEq, *b));
                     }
@@ -290,43 +338,76 @@ fn prune_by_time(q: &mut Query) {
         }
         if !extra.is_empty() {
             let all = std::iter::once(filter.clone()).chain(extra);
-            s.filter = all.reduce(|a, b| Expr::Binary { op: BinOp::And, left: Box::new(a), right: Box::new(b) });
+            s.filter = all.reduce(|a, b| Expr::Binary {
+                op: BinOp::And,
+                left: Box::new(a),
+                right: Box::new(b),
+            });
         }
     }
 }
 
-fn time_bound(table: &str, op: alyx_shared::query::ast::BinOp, seconds: f64) -> alyx_shared::query::ast::Expr {
+fn time_bound(
+    table: &str,
+    op: alyx_shared::query::ast::BinOp,
+    seconds: f64,
+) -> alyx_shared::query::ast::Expr {
     use alyx_shared::query::ast::{At, Expr};
     Expr::Binary {
         op,
-        left: Box::new(Expr::Column { table: Some(table.to_owned()), name: "event_time".into(), at: At::NONE }),
-        right: Box::new(Expr::Call { func: "TO_TIMESTAMP".into(), args: vec![Expr::Float(seconds)], at: At::NONE }),
+        left: Box::new(Expr::Column {
+            table: Some(table.to_owned()),
+            name: "event_time".into(),
+            at: At::NONE,
+        }),
+        right: Box::new(Expr::Call {
+            func: "TO_TIMESTAMP".into(),
+            args: vec![Expr::Float(seconds)],
+            at: At::NONE,
+        }),
     }
 }
 
 async fn postgres_rows(pool: &PgPool, sql: &str, columns: &[(String, Type)]) -> Result<DataFrame> {
-    let rows = sqlx::query(sql).fetch_all(pool).await.map_err(|e| match e {
-        sqlx::Error::Database(db) => Error::InvalidArgument(format!("postgres: {}", db.message())),
-        other => Error::Database(other),
-    })?;
+    let rows = sqlx::query(sql)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(db) => {
+                Error::InvalidArgument(format!("postgres: {}", db.message()))
+            }
+            other => Error::Database(other),
+        })?;
     let mut cols = Vec::new();
     for (i, (name, t)) in columns.iter().enumerate() {
         let name = name.as_str().into();
         let col = match t {
             Type::Int => {
-                let v: Vec<Option<i64>> = rows.iter().map(|r| r.try_get(i)).collect::<Result<_, _>>()?;
+                let v: Vec<Option<i64>> = rows
+                    .iter()
+                    .map(|r| r.try_get(i))
+                    .collect::<Result<_, _>>()?;
                 Column::new(name, v)
             }
             Type::Float => {
-                let v: Vec<Option<f64>> = rows.iter().map(|r| r.try_get(i)).collect::<Result<_, _>>()?;
+                let v: Vec<Option<f64>> = rows
+                    .iter()
+                    .map(|r| r.try_get(i))
+                    .collect::<Result<_, _>>()?;
                 Column::new(name, v)
             }
             Type::Bool => {
-                let v: Vec<Option<bool>> = rows.iter().map(|r| r.try_get(i)).collect::<Result<_, _>>()?;
+                let v: Vec<Option<bool>> = rows
+                    .iter()
+                    .map(|r| r.try_get(i))
+                    .collect::<Result<_, _>>()?;
                 Column::new(name, v)
             }
             Type::Text => {
-                let v: Vec<Option<String>> = rows.iter().map(|r| r.try_get(i)).collect::<Result<_, _>>()?;
+                let v: Vec<Option<String>> = rows
+                    .iter()
+                    .map(|r| r.try_get(i))
+                    .collect::<Result<_, _>>()?;
                 Column::new(name, v)
             }
         };
@@ -358,9 +439,19 @@ mod tests {
         let mut q = c.query.clone();
         super::prune_by_time(&mut q);
         let sql = query::to_sql(&q, Dialect::Postgres);
-        assert!(sql.contains("events.event_time >= TO_TIMESTAMP(1782864000.0)"), "{sql}");
-        assert!(sql.contains("events.event_time <= TO_TIMESTAMP(1782950400.0)"), "{sql}");
-        let c = query::prepare("SELECT COUNT(*) AS n FROM events WHERE n_muons > 0", Engine::Postgres).expect("valid");
+        assert!(
+            sql.contains("events.event_time >= TO_TIMESTAMP(1782864000.0)"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("events.event_time <= TO_TIMESTAMP(1782950400.0)"),
+            "{sql}"
+        );
+        let c = query::prepare(
+            "SELECT COUNT(*) AS n FROM events WHERE n_muons > 0",
+            Engine::Postgres,
+        )
+        .expect("valid");
         let mut q = c.query.clone();
         super::prune_by_time(&mut q);
         assert_eq!(q, c.query);

@@ -13,8 +13,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::error::{Error, Result};
 use crate::engines::Engines;
+use crate::error::{Error, Result};
 use crate::grpc::{Context, admin::AdminApi, events::EventsApi, query::QueryApi};
 use crate::ingest::Ingest;
 use crate::metrics::{self, Metrics};

@@ -47,7 +47,14 @@ fn uuid() -> String {
             _ => format!("{x:02x}"),
         })
         .collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 impl SparkSession {
@@ -58,8 +65,7 @@ impl SparkSession {
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
         let channel = endpoint.connect().await.map_err(|e| unavailable(url, e))?;
-        let client = SparkConnectServiceClient::new(channel)
-            .max_decoding_message_size(256 << 20);
+        let client = SparkConnectServiceClient::new(channel).max_decoding_message_size(256 << 20);
         Ok(Self {
             client,
             session_id: uuid(),
@@ -111,7 +117,9 @@ impl SparkSession {
                 unavailable(&self.url, s.message())
             }
             tonic::Code::Unavailable => unavailable(&self.url, s.message()),
-            tonic::Code::Cancelled => Error::Unavailable(format!("spark: the query was cancelled: {}", s.message())),
+            tonic::Code::Cancelled => {
+                Error::Unavailable(format!("spark: the query was cancelled: {}", s.message()))
+            }
             _ => Error::InvalidArgument(format!("spark: {}", first_line(s.message()))),
         }
     }
@@ -171,7 +179,9 @@ impl SparkSession {
         for data in batches {
             let df = IpcStreamReader::new(Cursor::new(data))
                 .finish()
-                .map_err(|e| Error::Internal(format!("spark returned unreadable Arrow data: {e}")))?;
+                .map_err(|e| {
+                    Error::Internal(format!("spark returned unreadable Arrow data: {e}"))
+                })?;
             match &mut out {
                 None => out = Some(df),
                 Some(all) => {
@@ -190,7 +200,9 @@ impl SparkSession {
             user_context: self.user_context(),
             client_type: Some("alyx".into()),
             interrupt_type: spark::interrupt_request::InterruptType::Tag as i32,
-            interrupt: Some(spark::interrupt_request::Interrupt::OperationTag(tag.to_owned())),
+            interrupt: Some(spark::interrupt_request::Interrupt::OperationTag(
+                tag.to_owned(),
+            )),
             ..Default::default()
         };
         self.client

@@ -37,12 +37,18 @@ fn request(dataset: &str, engine: v1::Engine, sql: &str) -> v1::QueryRequest {
     }
 }
 
-fn json_request(dataset: &str, engine: v1::Engine, q: &alyx_shared::query::Query) -> v1::QueryRequest {
+fn json_request(
+    dataset: &str,
+    engine: v1::Engine,
+    q: &alyx_shared::query::Query,
+) -> v1::QueryRequest {
     v1::QueryRequest {
         dataset: dataset.into(),
         engine: engine as i32,
         query: Some(v1::QueryText {
-            kind: Some(v1::query_text::Kind::QueryJson(serde_json::to_string(q).expect("json"))),
+            kind: Some(v1::query_text::Kind::QueryJson(
+                serde_json::to_string(q).expect("json"),
+            )),
         }),
         catalogue_filter: String::new(),
     }
@@ -56,14 +62,23 @@ async fn execute(
     page_size: u32,
 ) -> (DataFrame, Vec<v1::ResultPage>) {
     let mut stream = client
-        .execute(authorized(token, v1::ExecuteRequest { query: Some(q), page_size, max_pages: 0 }))
+        .execute(authorized(
+            token,
+            v1::ExecuteRequest {
+                query: Some(q),
+                page_size,
+                max_pages: 0,
+            },
+        ))
         .await
         .expect("execute")
         .into_inner();
     let mut pages = Vec::new();
     let mut all: Option<DataFrame> = None;
     while let Some(page) = stream.message().await.expect("page") {
-        let df = IpcStreamReader::new(Cursor::new(page.arrow_ipc.clone())).finish().expect("arrow");
+        let df = IpcStreamReader::new(Cursor::new(page.arrow_ipc.clone()))
+            .finish()
+            .expect("arrow");
         match &mut all {
             None => all = Some(df),
             Some(a) => {
@@ -97,28 +112,57 @@ async fn queries_validate_page_and_agree_on_local_and_spark(pool: PgPool) {
 
     // Validation: positions, and nothing runs.
     let v = q
-        .validate(authorized(&token, v1::ValidateRequest {
-            query: Some(request("nano", v1::Engine::Local, "SELECT pt FROM jets\nWHERE btagg > 0.5")),
-        }))
+        .validate(authorized(
+            &token,
+            v1::ValidateRequest {
+                query: Some(request(
+                    "nano",
+                    v1::Engine::Local,
+                    "SELECT pt FROM jets\nWHERE btagg > 0.5",
+                )),
+            },
+        ))
         .await
         .expect("validate")
         .into_inner();
     assert!(!v.ok);
-    assert_eq!((v.diagnostics[0].line, v.diagnostics[0].column), (2, 7), "{:?}", v.diagnostics);
-    assert!(v.diagnostics[0].message.contains("did you mean `btag`"), "{:?}", v.diagnostics);
+    assert_eq!(
+        (v.diagnostics[0].line, v.diagnostics[0].column),
+        (2, 7),
+        "{:?}",
+        v.diagnostics
+    );
+    assert!(
+        v.diagnostics[0].message.contains("did you mean `btag`"),
+        "{:?}",
+        v.diagnostics
+    );
     let err = q
-        .execute(authorized(&token, v1::ExecuteRequest {
-            query: Some(request("nano", v1::Engine::Local, "SELECT nonsense FROM jets")),
-            page_size: 0,
-            max_pages: 0,
-        }))
+        .execute(authorized(
+            &token,
+            v1::ExecuteRequest {
+                query: Some(request(
+                    "nano",
+                    v1::Engine::Local,
+                    "SELECT nonsense FROM jets",
+                )),
+                page_size: 0,
+                max_pages: 0,
+            },
+        ))
         .await
         .err()
         .expect("invalid query fails");
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    assert!(err.message().contains("unknown column `nonsense`"), "{}", err.message());
+    assert!(
+        err.message().contains("unknown column `nonsense`"),
+        "{}",
+        err.message()
+    );
     let err = q
-        .validate(v1::ValidateRequest { query: Some(request("nano", v1::Engine::Local, "SELECT 1")) })
+        .validate(v1::ValidateRequest {
+            query: Some(request("nano", v1::Engine::Local, "SELECT 1")),
+        })
         .await
         .err()
         .expect("no token");
@@ -126,22 +170,46 @@ async fn queries_validate_page_and_agree_on_local_and_spark(pool: PgPool) {
 
     // Paging: an estimate first, the exact count last, every row once in a stable order.
     let sql = "SELECT event_id, idx, pt FROM jets WHERE pt > 20 ORDER BY pt DESC";
-    let (whole, pages) = execute(&mut q, &token, request("nano", v1::Engine::Local, sql), 1000).await;
+    let (whole, pages) = execute(
+        &mut q,
+        &token,
+        request("nano", v1::Engine::Local, sql),
+        1000,
+    )
+    .await;
     assert!(pages.len() >= 3, "{} pages", pages.len());
     assert!(pages[0].estimated_total.is_some());
     let last = pages.last().expect("last");
     assert!(last.last);
     assert_eq!(last.exact_total, Some(whole.height() as u64));
     let pt = whole.column("pt").expect("pt").f64().expect("f64");
-    assert!(pt.iter().flatten().collect::<Vec<_>>().windows(2).all(|w| w[0] >= w[1]));
+    assert!(
+        pt.iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .all(|w| w[0] >= w[1])
+    );
     let estimate = pages[0].estimated_total.expect("estimate") as f64;
     let exact = whole.height() as f64;
-    assert!((estimate - exact).abs() < 0.2 * exact, "estimate {estimate} vs {exact}");
+    assert!(
+        (estimate - exact).abs() < 0.2 * exact,
+        "estimate {estimate} vs {exact}"
+    );
 
     let Some(_) = spark else { return };
     // The same rows from Spark.
-    let (from_spark, _) = execute(&mut q, &token, request("nano", v1::Engine::Spark, sql), 100_000).await;
-    assert!(from_spark.equals(&whole), "spark rows differ:\n{from_spark}\n{whole}");
+    let (from_spark, _) = execute(
+        &mut q,
+        &token,
+        request("nano", v1::Engine::Spark, sql),
+        100_000,
+    )
+    .await;
+    assert!(
+        from_spark.equals(&whole),
+        "spark rows differ:\n{from_spark}\n{whole}"
+    );
 
     // The ADL histograms, identical on both engines.
     for n in 1..=8 {
@@ -156,17 +224,35 @@ async fn queries_validate_page_and_agree_on_local_and_spark(pool: PgPool) {
                     query: Some(json_request("nano", engine, &query)),
                     column: plot.column.into(),
                     weight: String::new(),
-                    binning: Some(v1::Binning { bins: bins as u32, lo, hi, edges: vec![] }),
+                    binning: Some(v1::Binning {
+                        bins: bins as u32,
+                        lo,
+                        hi,
+                        edges: vec![],
+                    }),
                 };
                 let mut q = q.clone();
                 let token = token.clone();
-                async move { q.histogram(authorized(&token, req)).await.expect("histogram").into_inner() }
+                async move {
+                    q.histogram(authorized(&token, req))
+                        .await
+                        .expect("histogram")
+                        .into_inner()
+                }
             };
             let local = hist(v1::Engine::Local).await;
             let spark = hist(v1::Engine::Spark).await;
             assert_eq!(local.entries, spark.entries, "ADL {n} {}", plot.column);
-            assert_eq!((local.underflow, local.overflow), (spark.underflow, spark.overflow), "ADL {n}");
-            assert!(local.entries.iter().sum::<u64>() > 0, "ADL {n} {} is empty", plot.column);
+            assert_eq!(
+                (local.underflow, local.overflow),
+                (spark.underflow, spark.overflow),
+                "ADL {n}"
+            );
+            assert!(
+                local.entries.iter().sum::<u64>() > 0,
+                "ADL {n} {} is empty",
+                plot.column
+            );
         }
     }
     server.stop().await;
@@ -199,19 +285,51 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
 
     let sql = "SELECT run, n_muons, COUNT(*) AS n, SUM(n_tracks) AS tracks, AVG(vz) AS mean_vz \
                FROM events WHERE n_tracks > 5 GROUP BY run, n_muons ORDER BY run, n_muons";
-    let (pg, pages) = execute(&mut q, &token, request("live", v1::Engine::Postgres, sql), 0).await;
+    let (pg, pages) = execute(
+        &mut q,
+        &token,
+        request("live", v1::Engine::Postgres, sql),
+        0,
+    )
+    .await;
     let (local, _) = execute(&mut q, &token, request("live", v1::Engine::Local, sql), 0).await;
     assert!(pg.height() >= 2, "{pg}");
     assert!(pages[0].estimated_total.is_some());
-    let mean = |df: &DataFrame| df.column("mean_vz").expect("c").f64().expect("f").iter().flatten().collect::<Vec<_>>();
-    assert!(pg.drop("mean_vz").expect("d").equals(&local.drop("mean_vz").expect("d")), "{pg}\n{local}");
+    let mean = |df: &DataFrame| {
+        df.column("mean_vz")
+            .expect("c")
+            .f64()
+            .expect("f")
+            .iter()
+            .flatten()
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        pg.drop("mean_vz")
+            .expect("d")
+            .equals(&local.drop("mean_vz").expect("d")),
+        "{pg}\n{local}"
+    );
     for (a, b) in mean(&pg).iter().zip(mean(&local)) {
         assert!((a - b).abs() < 1e-9, "{a} vs {b}");
     }
     // A catalogue selection restricts the chunks a payload query scans.
     let payload = "SELECT COUNT(*) AS n FROM tracks";
-    let count = |df: &DataFrame| df.column("n").expect("n").i64().expect("i64").get(0).expect("row");
-    let (all_tracks, _) = execute(&mut q, &token, request("live", v1::Engine::Local, payload), 0).await;
+    let count = |df: &DataFrame| {
+        df.column("n")
+            .expect("n")
+            .i64()
+            .expect("i64")
+            .get(0)
+            .expect("row")
+    };
+    let (all_tracks, _) = execute(
+        &mut q,
+        &token,
+        request("live", v1::Engine::Local, payload),
+        0,
+    )
+    .await;
     let mut filtered = request("live", v1::Engine::Local, payload);
     filtered.catalogue_filter = "run >= 0".into();
     let (same, _) = execute(&mut q, &token, filtered.clone(), 0).await;
@@ -222,20 +340,34 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
     assert_eq!(count(&none), 0, "no chunk holds run 1");
     filtered.catalogue_filter = "nonsense > 1".into();
     let err = q
-        .execute(authorized(&token, v1::ExecuteRequest { query: Some(filtered), page_size: 0, max_pages: 0 }))
+        .execute(authorized(
+            &token,
+            v1::ExecuteRequest {
+                query: Some(filtered),
+                page_size: 0,
+                max_pages: 0,
+            },
+        ))
         .await
         .err()
         .expect("bad filter");
-    assert!(err.message().contains("catalogue filter") && err.message().contains("nonsense"), "{}", err.message());
+    assert!(
+        err.message().contains("catalogue filter") && err.message().contains("nonsense"),
+        "{}",
+        err.message()
+    );
 
     // Time bounds prune the catalogue's daily partitions (events are from 2026-07-01).
     let plan = |sql: &'static str| {
         let mut q = q.clone();
         let token = token.clone();
         async move {
-            q.explain(authorized(&token, v1::ExplainRequest {
-                query: Some(request("live", v1::Engine::Postgres, sql)),
-            }))
+            q.explain(authorized(
+                &token,
+                v1::ExplainRequest {
+                    query: Some(request("live", v1::Engine::Postgres, sql)),
+                },
+            ))
             .await
             .expect("explain")
             .into_inner()
@@ -243,18 +375,33 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
         }
     };
     let bounded = plan("SELECT COUNT(*) AS n FROM events WHERE timestamp_ns BETWEEN 1782864000000000000 AND 1782864100000000000").await;
-    assert!(bounded.contains("events_20260701") && !bounded.contains("events_default"), "{bounded}");
+    assert!(
+        bounded.contains("events_20260701") && !bounded.contains("events_default"),
+        "{bounded}"
+    );
     let all = plan("SELECT COUNT(*) AS n FROM events").await;
     assert!(all.contains("events_default"), "{all}");
 
     // The catalogue holds events only.
     let v = q
-        .validate(authorized(&token, v1::ValidateRequest {
-            query: Some(request("live", v1::Engine::Postgres, "SELECT pt FROM muons")),
-        }))
+        .validate(authorized(
+            &token,
+            v1::ValidateRequest {
+                query: Some(request(
+                    "live",
+                    v1::Engine::Postgres,
+                    "SELECT pt FROM muons",
+                )),
+            },
+        ))
         .await
         .expect("validate")
         .into_inner();
-    assert!(!v.ok && v.diagnostics[0].message.contains("not available on the postgres engine"));
+    assert!(
+        !v.ok
+            && v.diagnostics[0]
+                .message
+                .contains("not available on the postgres engine")
+    );
     server.stop().await;
 }

@@ -98,7 +98,12 @@ pub fn build(launch: Launch) -> App {
     }
     app.add_plugins(EguiPlugin::default())
         .insert_resource(Display::new(launch.event_id, launch.event))
-        .add_plugins((EventDisplayPlugin, EventBrowserPlugin, HistogramPlugin, QueryPlugin));
+        .add_plugins((
+            EventDisplayPlugin,
+            EventBrowserPlugin,
+            HistogramPlugin,
+            QueryPlugin,
+        ));
     if let Some(backend) = launch.backend {
         app.insert_resource(backend)
             .add_plugins(crate::remote::BackendPlugin);

@@ -8,12 +8,12 @@
 
 use std::path::PathBuf;
 
+use alyx_shared::Error;
 use alyx_shared::histogram::{Binning, Histogram};
 use alyx_shared::query::ast::BinOp;
 use alyx_shared::query::builder::{Cleaning, Collection, Combine, Cut, Output, Spec};
 use alyx_shared::query::{self, Checked, Diagnostic, Engine, OutputFormat, Type, plan};
 use alyx_shared::store::Dataset;
-use alyx_shared::Error;
 use bevy::math::URect;
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
@@ -186,9 +186,11 @@ fn cuts_editor(
         ui.label(format!("{title} fields:"));
         for f in fields {
             let chip = ui
-                .dnd_drag_source(egui::Id::new((id, *f)), DraggedField((*f).to_owned()), |ui| {
-                    ui.add(egui::Button::new(*f).small())
-                })
+                .dnd_drag_source(
+                    egui::Id::new((id, *f)),
+                    DraggedField((*f).to_owned()),
+                    |ui| ui.add(egui::Button::new(*f).small()),
+                )
                 .inner;
             if chip.clicked() {
                 cuts.push(Cut::new(f, BinOp::Gt, 0.0));
@@ -222,7 +224,11 @@ fn cuts_editor(
                         }
                     });
                 ui.add(egui::DragValue::new(&mut cut.value).speed(0.1));
-                if ui.small_button("✕").on_hover_text("remove this cut").clicked() {
+                if ui
+                    .small_button("✕")
+                    .on_hover_text("remove this cut")
+                    .clicked()
+                {
                     remove = Some(i);
                 }
             });
@@ -249,9 +255,21 @@ fn builder(ui: &mut egui::Ui, spec: &mut Spec) {
     });
     let objects = spec.collection != Collection::Events;
     if objects {
-        cuts_editor(ui, "object", spec.collection.name(), spec.collection.fields(), &mut spec.object_cuts);
+        cuts_editor(
+            ui,
+            "object",
+            spec.collection.name(),
+            spec.collection.fields(),
+            &mut spec.object_cuts,
+        );
     }
-    cuts_editor(ui, "event", "events", Collection::Events.fields(), &mut spec.event_cuts);
+    cuts_editor(
+        ui,
+        "event",
+        "events",
+        Collection::Events.fields(),
+        &mut spec.event_cuts,
+    );
     if !objects {
         if !matches!(spec.output, Output::Events(_)) {
             spec.output = Output::Events(vec!["met_pt".into()]);
@@ -277,14 +295,21 @@ fn builder(ui: &mut egui::Ui, spec: &mut Spec) {
                 egui::ComboBox::from_id_salt("alyx-query-clean")
                     .selected_text(c.against.name())
                     .show_ui(ui, |ui| {
-                        for x in Collection::ALL.into_iter().filter(|x| *x != Collection::Events) {
+                        for x in Collection::ALL
+                            .into_iter()
+                            .filter(|x| *x != Collection::Events)
+                        {
                             ui.selectable_value(&mut c.against, x, x.name());
                         }
                     });
                 ui.label("with pT >");
                 ui.add(egui::DragValue::new(&mut c.pt_min).speed(0.5));
                 ui.label("by ΔR ≥");
-                ui.add(egui::DragValue::new(&mut c.delta_r).speed(0.01).range(0.0..=5.0));
+                ui.add(
+                    egui::DragValue::new(&mut c.delta_r)
+                        .speed(0.01)
+                        .range(0.0..=5.0),
+                );
             });
             spec.clean = on.then_some(c);
         });
@@ -335,7 +360,13 @@ fn builder(ui: &mut egui::Ui, spec: &mut Spec) {
             egui::ComboBox::from_id_salt("alyx-query-output")
                 .selected_text(current)
                 .show_ui(ui, |ui| {
-                    let fields = || spec.collection.fields().iter().map(|f| (*f).to_owned()).collect();
+                    let fields = || {
+                        spec.collection
+                            .fields()
+                            .iter()
+                            .map(|f| (*f).to_owned())
+                            .collect()
+                    };
                     let choices = [
                         Output::Objects(fields()),
                         Output::Events(vec!["met_pt".into()]),
@@ -343,7 +374,13 @@ fn builder(ui: &mut egui::Ui, spec: &mut Spec) {
                         Output::Combinations,
                         Output::MtWithLeadingOther,
                     ];
-                    let names = ["objects", "events", "sum per event", "combinations", "mT(MET, leading other)"];
+                    let names = [
+                        "objects",
+                        "events",
+                        "sum per event",
+                        "combinations",
+                        "mT(MET, leading other)",
+                    ];
                     for (choice, name) in choices.into_iter().zip(names) {
                         if ui.selectable_label(current == name, name).clicked() {
                             spec.output = choice;
@@ -370,7 +407,7 @@ pub fn pretty(sql: &str) -> String {
             out.push('\n');
             out.push_str(&"  ".repeat(depth));
         } else if !out.is_empty()
-            && !matches!(token, ")" | "," | "." )
+            && !matches!(token, ")" | "," | ".")
             && !out.ends_with(['(', '.'])
             && !(token == "(" && previous.chars().all(|c| c.is_alphanumeric() || c == '_'))
         {
@@ -413,10 +450,17 @@ fn tokens(sql: &str) -> Vec<&str> {
             }
             i = (i + 1).min(bytes.len());
         } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
-            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) || bytes[i] >= 0x80) {
+            while i < bytes.len()
+                && (bytes[i].is_ascii_alphanumeric()
+                    || bytes[i] == b'_'
+                    || bytes[i] == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+                    || bytes[i] >= 0x80)
+            {
                 i += 1;
             }
-        } else if (c == b'<' || c == b'>') && bytes.get(i + 1).is_some_and(|n| *n == b'=' || *n == b'>') {
+        } else if (c == b'<' || c == b'>')
+            && bytes.get(i + 1).is_some_and(|n| *n == b'=' || *n == b'>')
+        {
             i += 2;
         } else {
             i += 1;
@@ -443,7 +487,11 @@ pub fn highlighted(sql: &str, ui: &egui::Ui) -> egui::text::LayoutJob {
             None => ("", rest.len()),
         };
         if gap_len > 0 {
-            job.append(&rest[..gap_len], 0.0, egui::TextFormat::simple(font.clone(), plain));
+            job.append(
+                &rest[..gap_len],
+                0.0,
+                egui::TextFormat::simple(font.clone(), plain),
+            );
         }
         if token.is_empty() {
             break;
@@ -454,7 +502,9 @@ pub fn highlighted(sql: &str, ui: &egui::Ui) -> egui::text::LayoutJob {
             egui::Color32::from_rgb(230, 160, 90)
         } else if token.starts_with(|c: char| c.is_ascii_digit()) {
             egui::Color32::from_rgb(140, 200, 120)
-        } else if after.trim_start().starts_with('(') && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        } else if after.trim_start().starts_with('(')
+            && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
             egui::Color32::from_rgb(220, 200, 110)
         } else if KEYWORDS.contains(&upper.as_str()) {
             egui::Color32::from_rgb(110, 160, 240)
@@ -532,7 +582,10 @@ pub fn query_panel(ui: &mut egui::Ui, view: &mut QueryView) -> Vec<QueryAction> 
     }
     ui.horizontal(|ui| {
         if ui
-            .add_enabled(view.checked.is_some() && !view.loading, egui::Button::new("▶ Run"))
+            .add_enabled(
+                view.checked.is_some() && !view.loading,
+                egui::Button::new("▶ Run"),
+            )
             .clicked()
         {
             actions.push(QueryAction::Run);
@@ -551,10 +604,15 @@ pub fn query_panel(ui: &mut egui::Ui, view: &mut QueryView) -> Vec<QueryAction> 
             } else {
                 ui.label(format!("no rows ({total})"));
             }
-            if ui.add_enabled(r.first_row > 0, egui::Button::new("◀")).clicked() {
+            if ui
+                .add_enabled(r.first_row > 0, egui::Button::new("◀"))
+                .clicked()
+            {
                 actions.push(QueryAction::Page(r.first_row.saturating_sub(PAGE_ROWS)));
             }
-            let more = r.exact.map_or(r.frame.height() as u64 == PAGE_ROWS, |n| last < n);
+            let more = r
+                .exact
+                .map_or(r.frame.height() as u64 == PAGE_ROWS, |n| last < n);
             if ui.add_enabled(more, egui::Button::new("▶")).clicked() {
                 actions.push(QueryAction::Page(last));
             }
@@ -573,7 +631,10 @@ pub fn query_panel(ui: &mut egui::Ui, view: &mut QueryView) -> Vec<QueryAction> 
         if ui.add_enabled(rows, egui::Button::new("Parquet")).clicked() {
             actions.push(QueryAction::ExportParquet(path.with_extension("parquet")));
         }
-        if ui.add_enabled(view.histogram.is_some(), egui::Button::new("PNG")).clicked() {
+        if ui
+            .add_enabled(view.histogram.is_some(), egui::Button::new("PNG"))
+            .clicked()
+        {
             actions.push(QueryAction::ExportPng(path.with_extension("png")));
         }
     });
@@ -585,7 +646,11 @@ pub fn query_panel(ui: &mut egui::Ui, view: &mut QueryView) -> Vec<QueryAction> 
             let mut chosen = None;
             for (i, h) in view.history.iter().enumerate().rev() {
                 let first_line: String = h.chars().take(90).collect();
-                if ui.selectable_label(false, first_line).on_hover_text(h).clicked() {
+                if ui
+                    .selectable_label(false, first_line)
+                    .on_hover_text(h)
+                    .clicked()
+                {
                     chosen = Some(i);
                 }
             }
@@ -603,33 +668,41 @@ fn results_table(ui: &mut egui::Ui, view: &mut QueryView, actions: &mut Vec<Quer
     let df = &r.frame;
     let columns = df.columns();
     let row_height = ui.text_style_height(&egui::TextStyle::Monospace) + 4.0;
-    let event_col = df.column("event_id").ok().and_then(|c| c.cast(&DataType::Int64).ok());
+    let event_col = df
+        .column("event_id")
+        .ok()
+        .and_then(|c| c.cast(&DataType::Int64).ok());
     egui::ScrollArea::both()
         .id_salt("alyx-query-results")
         .max_height(220.0)
         .show_rows(ui, row_height, df.height() + 1, |ui, range| {
-            egui::Grid::new("alyx-query-grid").striped(true).num_columns(columns.len()).show(ui, |ui| {
-                for row in range {
-                    if row == 0 {
+            egui::Grid::new("alyx-query-grid")
+                .striped(true)
+                .num_columns(columns.len())
+                .show(ui, |ui| {
+                    for row in range {
+                        if row == 0 {
+                            for c in columns {
+                                ui.strong(c.name().as_str());
+                            }
+                            ui.end_row();
+                            continue;
+                        }
+                        let i = row - 1;
+                        let selected = view.selected_row == Some(i);
+                        let mut clicked = false;
                         for c in columns {
-                            ui.strong(c.name().as_str());
+                            let text = c.get(i).map(cell).unwrap_or_default();
+                            clicked |= ui
+                                .selectable_label(selected, egui::RichText::new(text).monospace())
+                                .clicked();
                         }
                         ui.end_row();
-                        continue;
+                        if clicked {
+                            view.selected_row = Some(i);
+                        }
                     }
-                    let i = row - 1;
-                    let selected = view.selected_row == Some(i);
-                    let mut clicked = false;
-                    for c in columns {
-                        let text = c.get(i).map(cell).unwrap_or_default();
-                        clicked |= ui.selectable_label(selected, egui::RichText::new(text).monospace()).clicked();
-                    }
-                    ui.end_row();
-                    if clicked {
-                        view.selected_row = Some(i);
-                    }
-                }
-            });
+                });
         });
     if let (Some(i), Some(ids)) = (view.selected_row, &event_col) {
         if let Some(id) = ids.i64().ok().and_then(|c| c.get(i)) {
@@ -662,11 +735,23 @@ fn histogram_controls(ui: &mut egui::Ui, view: &mut QueryView, actions: &mut Vec
         ui.add(egui::DragValue::new(&mut view.lo).speed(0.1));
         ui.label("to");
         ui.add(egui::DragValue::new(&mut view.hi).speed(0.1));
-        if ui.add_enabled(view.checked.is_some() && !view.loading, egui::Button::new("fill")).clicked() {
+        if ui
+            .add_enabled(
+                view.checked.is_some() && !view.loading,
+                egui::Button::new("fill"),
+            )
+            .clicked()
+        {
             actions.push(QueryAction::Histogram);
         }
         ui.checkbox(&mut view.log_y, "log");
-        if ui.add_enabled(view.histogram.is_some(), egui::Button::new("keep as overlay")).clicked() {
+        if ui
+            .add_enabled(
+                view.histogram.is_some(),
+                egui::Button::new("keep as overlay"),
+            )
+            .clicked()
+        {
             actions.push(QueryAction::KeepAsOverlay);
         }
         if view.overlay.is_some() && ui.button("clear overlay").clicked() {
@@ -690,7 +775,10 @@ fn histogram_controls(ui: &mut egui::Ui, view: &mut QueryView, actions: &mut Vec
         plot.include_y(0.0)
     };
     let bins = drawn_bins(h, log_y);
-    let overlay = view.overlay.as_ref().map(|(l, o)| (l.clone(), drawn_bins(o, log_y)));
+    let overlay = view
+        .overlay
+        .as_ref()
+        .map(|(l, o)| (l.clone(), drawn_bins(o, log_y)));
     let drawn = ui.scope(|ui| {
         plot.show(ui, |p| {
             let bars = bins
@@ -701,14 +789,26 @@ fn histogram_controls(ui: &mut egui::Ui, view: &mut QueryView, actions: &mut Vec
                         .width(b.hi - b.lo)
                 })
                 .collect();
-            p.bar_chart(BarChart::new(label.clone(), bars).color(egui::Color32::from_rgb(90, 150, 230)));
+            p.bar_chart(
+                BarChart::new(label.clone(), bars).color(egui::Color32::from_rgb(90, 150, 230)),
+            );
             for b in &bins {
                 let x = 0.5 * (b.lo + b.hi);
-                p.line(Line::new("√Σw²", vec![[x, b.error_lo], [x, b.error_hi]]).color(egui::Color32::WHITE));
+                p.line(
+                    Line::new("√Σw²", vec![[x, b.error_lo], [x, b.error_hi]])
+                        .color(egui::Color32::WHITE),
+                );
             }
             if let Some((l, o)) = &overlay {
-                let steps: Vec<[f64; 2]> = o.iter().flat_map(|b| [[b.lo, b.top], [b.hi, b.top]]).collect();
-                p.line(Line::new(l.clone(), steps).color(egui::Color32::from_rgb(240, 140, 60)).width(2.0));
+                let steps: Vec<[f64; 2]> = o
+                    .iter()
+                    .flat_map(|b| [[b.lo, b.top], [b.hi, b.top]])
+                    .collect();
+                p.line(
+                    Line::new(l.clone(), steps)
+                        .color(egui::Color32::from_rgb(240, 140, 60))
+                        .width(2.0),
+                );
             }
         });
     });
@@ -719,7 +819,9 @@ fn histogram_controls(ui: &mut egui::Ui, view: &mut QueryView, actions: &mut Vec
         h.underflow,
         h.overflow,
         h.missing,
-        h.mode().filter(|_| entries > 0).map_or_else(String::new, |m| format!(" · fullest bin at {m:.4}"))
+        h.mode()
+            .filter(|_| entries > 0)
+            .map_or_else(String::new, |m| format!(" · fullest bin at {m:.4}"))
     ));
 }
 
@@ -757,16 +859,22 @@ impl QueryState {
             }
             let (ds2, c2) = (ds.clone(), checked.clone());
             self.count_task = Some(AsyncComputeTaskPool::get().spawn(async move {
-                let df = query::run_local_plan(&ds2, &plan::count(&c2), &[("n".into(), Type::Int)])?;
+                let df =
+                    query::run_local_plan(&ds2, &plan::count(&c2), &[("n".into(), Type::Int)])?;
                 Ok(df.column("n")?.i64()?.get(0).unwrap_or(0).max(0) as u64)
             }));
         }
         self.view.loading = true;
         self.page_task = Some(AsyncComputeTaskPool::get().spawn(async move {
             let result = (|| {
-                let q = plan::page(&checked, first, PAGE_ROWS).map_err(|d| query::invalid_query(&[d]))?;
+                let q = plan::page(&checked, first, PAGE_ROWS)
+                    .map_err(|d| query::invalid_query(&[d]))?;
                 let df = query::run_local_plan(&ds, &q, &checked.columns)?;
-                let estimate = if fresh { query::estimate_rows(&ds, &checked)? } else { 0 };
+                let estimate = if fresh {
+                    query::estimate_rows(&ds, &checked)?
+                } else {
+                    0
+                };
                 let exact = (df.height() as u64) < PAGE_ROWS;
                 let exact = exact.then(|| first + df.height() as u64);
                 Ok((df, estimate, exact))
@@ -794,7 +902,11 @@ impl QueryState {
         }));
     }
 
-    fn export(&mut self, path: PathBuf, export: impl FnOnce(&std::path::Path) -> Result<(), Error> + Send + 'static) {
+    fn export(
+        &mut self,
+        path: PathBuf,
+        export: impl FnOnce(&std::path::Path) -> Result<(), Error> + Send + 'static,
+    ) {
         self.export_task = Some(AsyncComputeTaskPool::get().spawn(async move {
             match export(&path) {
                 Ok(()) => format!("saved {}", path.display()),
@@ -815,7 +927,12 @@ impl Plugin for QueryPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<QueryState>()
             .add_message::<ShowEvent>()
-            .add_systems(Update, (follow_dataset, run_actions, receive).chain().in_set(QuerySystems));
+            .add_systems(
+                Update,
+                (follow_dataset, run_actions, receive)
+                    .chain()
+                    .in_set(QuerySystems),
+            );
     }
 
     fn finish(&self, app: &mut App) {
@@ -836,7 +953,11 @@ fn follow_dataset(dataset: Option<Res<OpenDataset>>, mut state: ResMut<QueryStat
     }
 }
 
-fn run_actions(mut commands: Commands, mut state: ResMut<QueryState>, mut show: MessageWriter<ShowEvent>) {
+fn run_actions(
+    mut commands: Commands,
+    mut state: ResMut<QueryState>,
+    mut show: MessageWriter<ShowEvent>,
+) {
     state.view.revalidate();
     for action in std::mem::take(&mut state.actions) {
         match action {
@@ -851,7 +972,9 @@ fn run_actions(mut commands: Commands, mut state: ResMut<QueryState>, mut show: 
                 show.write(ShowEvent(id));
             }
             QueryAction::ExportCsv(path) | QueryAction::ExportParquet(path) => {
-                let Some(r) = &state.view.results else { continue };
+                let Some(r) = &state.view.results else {
+                    continue;
+                };
                 let mut df = r.frame.clone();
                 let format = if path.extension().is_some_and(|e| e == "csv") {
                     OutputFormat::Csv
@@ -928,7 +1051,11 @@ fn receive(mut state: ResMut<QueryState>) {
     }
 }
 
-fn window(mut contexts: EguiContexts, mut state: ResMut<QueryState>, mut panels: ResMut<Panels>) -> Result {
+fn window(
+    mut contexts: EguiContexts,
+    mut state: ResMut<QueryState>,
+    mut panels: ResMut<Panels>,
+) -> Result {
     if !panels.queries {
         return Ok(());
     }
@@ -957,7 +1084,10 @@ mod tests {
         assert!(p.contains("\nLEFT JOIN b ON a.x = b.x"), "{p}");
         assert!(p.contains("COUNT(*)"), "{p}");
         // Formatting changes only whitespace: the query reads back the same.
-        assert_eq!(query::parse(&p).expect("pretty parses"), query::parse(s).expect("parses"));
+        assert_eq!(
+            query::parse(&p).expect("pretty parses"),
+            query::parse(s).expect("parses")
+        );
     }
 
     #[test]
@@ -965,13 +1095,23 @@ mod tests {
         let mut view = QueryView::default();
         view.revalidate();
         assert!(view.diagnostics.is_empty(), "{:?}", view.diagnostics);
-        let cols: Vec<&str> = view.checked.as_ref().expect("valid").columns.iter().map(|(c, _)| c.as_str()).collect();
+        let cols: Vec<&str> = view
+            .checked
+            .as_ref()
+            .expect("valid")
+            .columns
+            .iter()
+            .map(|(c, _)| c.as_str())
+            .collect();
         assert_eq!(cols, ["event_id", "mass", "pt"]);
         view.mode = Mode::Sql;
         view.sql = "SELECT pt FROM muons WHERE ptt > 3".into();
         view.revalidate();
         assert!(view.checked.is_none());
-        assert_eq!((view.diagnostics[0].line, view.diagnostics[0].column), (1, 28));
+        assert_eq!(
+            (view.diagnostics[0].line, view.diagnostics[0].column),
+            (1, 28)
+        );
     }
 
     #[test]
@@ -994,7 +1134,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = DataStore::open(dir.path()).expect("store");
         let mut ds = store.create_dataset("nano", "test").expect("dataset");
-        ds.append(&nano::events(&NanoConfig::new(4), 0..4000)).expect("append");
+        ds.append(&nano::events(&NanoConfig::new(4), 0..4000))
+            .expect("append");
         let mut app = App::new();
         app.add_plugins((MinimalPlugins, QueryPlugin))
             .insert_resource(OpenDataset(ds));
@@ -1006,29 +1147,54 @@ mod tests {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
-            panic!("timed out: {:?}", app.world().resource::<QueryState>().view.message);
+            panic!(
+                "timed out: {:?}",
+                app.world().resource::<QueryState>().view.message
+            );
         };
         app.update();
-        app.world_mut().resource_mut::<QueryState>().push(QueryAction::Run);
-        update_until(&mut app, &|s| s.view.results.as_ref().is_some_and(|r| r.exact.is_some()));
+        app.world_mut()
+            .resource_mut::<QueryState>()
+            .push(QueryAction::Run);
+        update_until(&mut app, &|s| {
+            s.view.results.as_ref().is_some_and(|r| r.exact.is_some())
+        });
         let state = app.world().resource::<QueryState>();
         let r = state.view.results.as_ref().expect("results");
         assert!(r.frame.height() > 50, "{} Z candidates", r.frame.height());
         assert_eq!(r.exact, Some(r.frame.height() as u64));
         assert_eq!(state.view.history.len(), 1);
 
-        app.world_mut().resource_mut::<QueryState>().push(QueryAction::Histogram);
+        app.world_mut()
+            .resource_mut::<QueryState>()
+            .push(QueryAction::Histogram);
         update_until(&mut app, &|s| s.view.histogram.is_some());
-        let peak = app.world().resource::<QueryState>().view.histogram.as_ref().and_then(|(_, h)| h.mode()).expect("peak");
+        let peak = app
+            .world()
+            .resource::<QueryState>()
+            .view
+            .histogram
+            .as_ref()
+            .and_then(|(_, h)| h.mode())
+            .expect("peak");
         assert!((86.0..96.0).contains(&peak), "Z peak at {peak}");
 
         let csv = dir.path().join("rows.csv");
-        app.world_mut().resource_mut::<QueryState>().push(QueryAction::ExportCsv(csv.clone()));
-        update_until(&mut app, &|s| s.view.message.as_deref().is_some_and(|m| m.starts_with("saved")));
+        app.world_mut()
+            .resource_mut::<QueryState>()
+            .push(QueryAction::ExportCsv(csv.clone()));
+        update_until(&mut app, &|s| {
+            s.view
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("saved"))
+        });
         let text = std::fs::read_to_string(&csv).expect("csv");
         assert!(text.starts_with("event_id,mass,pt"), "{text}");
 
-        app.world_mut().resource_mut::<QueryState>().push(QueryAction::Show(7));
+        app.world_mut()
+            .resource_mut::<QueryState>()
+            .push(QueryAction::Show(7));
         app.update();
         let shown: Vec<ShowEvent> = app
             .world_mut()

@@ -64,7 +64,11 @@ pub fn event(config: &NanoConfig, index: u64) -> CollisionEvent {
         timestamp_ns: FIRST_TIMESTAMP_NS + index as i64 * 1_000_000,
         system: CollisionSystem::Pp,
         sqrt_s_gev: 13_600.0,
-        vertex_cm: [gauss(&mut rng, 0.002), gauss(&mut rng, 0.002), gauss(&mut rng, 4.0)],
+        vertex_cm: [
+            gauss(&mut rng, 0.002),
+            gauss(&mut rng, 0.002),
+            gauss(&mut rng, 4.0),
+        ],
         trigger_bits: 1,
         weight: 1.0,
         hit_collections: Vec::new(),
@@ -75,7 +79,11 @@ pub fn event(config: &NanoConfig, index: u64) -> CollisionEvent {
 
     let process = rng.random::<f64>();
     if process < config.z_fraction {
-        let flavour_mass = if rng.random::<bool>() { MUON_MASS } else { ELECTRON_MASS };
+        let flavour_mass = if rng.random::<bool>() {
+            MUON_MASS
+        } else {
+            ELECTRON_MASS
+        };
         let z = resonance(&mut rng, Z_MASS, Z_WIDTH, 15.0, 1.6);
         if let Some((l1, l2)) = decay(&mut rng, z, flavour_mass, flavour_mass) {
             let charge = if rng.random::<bool>() { 1 } else { -1 };
@@ -96,7 +104,11 @@ pub fn event(config: &NanoConfig, index: u64) -> CollisionEvent {
         let t2 = resonance(&mut rng, TOP_MASS, TOP_WIDTH, 90.0, 1.3);
         if let Some((b, w)) = decay_w(&mut rng, t2) {
             jet(&mut rng, &mut ev, b, true);
-            let m = if rng.random::<bool>() { MUON_MASS } else { ELECTRON_MASS };
+            let m = if rng.random::<bool>() {
+                MUON_MASS
+            } else {
+                ELECTRON_MASS
+            };
             if let Some((l, n)) = decay(&mut rng, w, m, 0.0) {
                 let charge = if rng.random::<bool>() { 1 } else { -1 };
                 lepton(&mut rng, &mut ev, l, charge, m);
@@ -114,7 +126,12 @@ pub fn event(config: &NanoConfig, index: u64) -> CollisionEvent {
         let phi = uniform_phi(&mut rng);
         let m = pt * rng.random_range(0.04..0.18);
         let is_b = rng.random::<f64>() < 0.04;
-        jet(&mut rng, &mut ev, FourMomentum::from_pt_eta_phi_m(pt, eta, phi, m), is_b);
+        jet(
+            &mut rng,
+            &mut ev,
+            FourMomentum::from_pt_eta_phi_m(pt, eta, phi, m),
+            is_b,
+        );
     }
     // Non-prompt leptons from heavy-flavour decays and fakes.
     for (mean, m) in [(0.25, MUON_MASS), (0.15, ELECTRON_MASS)] {
@@ -142,7 +159,13 @@ pub fn event(config: &NanoConfig, index: u64) -> CollisionEvent {
 }
 
 /// A resonance of mass ~ Breit–Wigner(`mass`, `width`), pT ~ exponential, rapidity ~ Gaussian.
-fn resonance(rng: &mut Pcg64Mcg, mass: f64, width: f64, mean_pt: f64, sigma_y: f64) -> FourMomentum {
+fn resonance(
+    rng: &mut Pcg64Mcg,
+    mass: f64,
+    width: f64,
+    mean_pt: f64,
+    sigma_y: f64,
+) -> FourMomentum {
     let m = loop {
         let u: f64 = rng.random_range(-1.4..1.4); // ±~ 6 widths, arctan-distributed
         let m = mass + 0.5 * width * u.tan();
@@ -162,7 +185,12 @@ fn resonance(rng: &mut Pcg64Mcg, mass: f64, width: f64, mean_pt: f64, sigma_y: f
     }
 }
 
-fn decay(rng: &mut Pcg64Mcg, parent: FourMomentum, m1: f64, m2: f64) -> Option<(FourMomentum, FourMomentum)> {
+fn decay(
+    rng: &mut Pcg64Mcg,
+    parent: FourMomentum,
+    m1: f64,
+    m2: f64,
+) -> Option<(FourMomentum, FourMomentum)> {
     let cos_theta = rng.random_range(-1.0..1.0);
     two_body_decay(parent, m1, m2, cos_theta, uniform_phi(rng))
 }
@@ -185,7 +213,11 @@ fn jet(rng: &mut Pcg64Mcg, ev: &mut CollisionEvent, p: FourMomentum, is_b: bool)
     let m = p.mass().max(0.0) * scale;
     let mut j = PhysicsObject::from_p4(FourMomentum::from_pt_eta_phi_m(pt, eta, phi, m), 0);
     let u: f64 = rng.random();
-    j.btag = if is_b { 1.0 - 0.35 * u * u } else { 0.3 * u * u * u };
+    j.btag = if is_b {
+        1.0 - 0.35 * u * u
+    } else {
+        0.3 * u * u * u
+    };
     j.cone_r = 0.4;
     j.collection = "Jet".into();
     ev.jets.push(j);
@@ -197,11 +229,16 @@ fn lepton(rng: &mut Pcg64Mcg, ev: &mut CollisionEvent, p: FourMomentum, charge: 
     if pt < 3.0 || !eta.is_finite() || eta.abs() > 2.5 {
         return;
     }
-    let mut l = PhysicsObject::from_p4(FourMomentum::from_pt_eta_phi_m(pt, eta, p.phi(), m), charge);
+    let mut l =
+        PhysicsObject::from_p4(FourMomentum::from_pt_eta_phi_m(pt, eta, p.phi(), m), charge);
     l.isolation = exp(rng, 0.05);
     let is_muon = m == MUON_MASS;
     l.collection = if is_muon { "Muon" } else { "Electron" }.into();
-    if is_muon { ev.muons.push(l) } else { ev.electrons.push(l) }
+    if is_muon {
+        ev.muons.push(l)
+    } else {
+        ev.electrons.push(l)
+    }
 }
 
 fn uniform_phi(rng: &mut Pcg64Mcg) -> f64 {
@@ -211,7 +248,6 @@ fn uniform_phi(rng: &mut Pcg64Mcg) -> f64 {
 fn exp(rng: &mut Pcg64Mcg, mean: f64) -> f64 {
     Exp::new(1.0 / mean).map_or(0.0, |d| d.sample(rng))
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -245,16 +281,34 @@ mod tests {
                 }
             }
         }
-        let window: Vec<f64> = masses.iter().copied().filter(|m| (80.0..100.0).contains(m)).collect();
+        let window: Vec<f64> = masses
+            .iter()
+            .copied()
+            .filter(|m| (80.0..100.0).contains(m))
+            .collect();
         let mean = window.iter().sum::<f64>() / window.len() as f64;
         assert!(window.len() > 1000, "{} Z candidates", window.len());
         assert!((mean - Z_MASS).abs() < 0.5, "Z peak at {mean}");
         let jets: usize = evs.iter().map(|e| e.jets.len()).sum();
         let per_event = jets as f64 / evs.len() as f64;
-        assert!((2.0..6.0).contains(&per_event), "{per_event} jets per event");
-        assert!(evs.iter().all(|e| e.jets.iter().all(|j| j.pt_gev >= JET_PT_MIN && (0.0..=1.0).contains(&j.btag))));
-        assert!(evs.iter().all(|e| e.jets.windows(2).all(|w| w[0].pt_gev >= w[1].pt_gev)));
-        let met: f64 = evs.iter().filter_map(|e| e.met.map(|m| m.pt_gev)).sum::<f64>() / evs.len() as f64;
+        assert!(
+            (2.0..6.0).contains(&per_event),
+            "{per_event} jets per event"
+        );
+        assert!(evs.iter().all(|e| {
+            e.jets
+                .iter()
+                .all(|j| j.pt_gev >= JET_PT_MIN && (0.0..=1.0).contains(&j.btag))
+        }));
+        assert!(
+            evs.iter()
+                .all(|e| e.jets.windows(2).all(|w| w[0].pt_gev >= w[1].pt_gev))
+        );
+        let met: f64 = evs
+            .iter()
+            .filter_map(|e| e.met.map(|m| m.pt_gev))
+            .sum::<f64>()
+            / evs.len() as f64;
         assert!((5.0..60.0).contains(&met), "mean MET {met}");
     }
 
@@ -282,6 +336,10 @@ mod tests {
             best.extend(closest);
         }
         let near = best.iter().filter(|m| (150.0..195.0).contains(*m)).count();
-        assert!(near as f64 > 0.5 * best.len() as f64, "{near} of {} trijets near the top", best.len());
+        assert!(
+            near as f64 > 0.5 * best.len() as f64,
+            "{near} of {} trijets near the top",
+            best.len()
+        );
     }
 }

@@ -67,7 +67,9 @@ pub fn spark_url() -> Option<String> {
                 !ci,
                 "ALYX_SPARK_URL is not set: run the tests through scripts/test.sh, which starts Spark Connect"
             );
-            eprintln!("skipping: no Spark Connect server (set ALYX_SPARK_URL or run scripts/test.sh)");
+            eprintln!(
+                "skipping: no Spark Connect server (set ALYX_SPARK_URL or run scripts/test.sh)"
+            );
             None
         }
     }

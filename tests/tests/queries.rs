@@ -11,7 +11,13 @@ use alyx_shared::store::{DataStore, Dataset};
 use alyx_tests::data_file;
 use polars::prelude::*;
 
-fn nano_dataset(events: u64) -> (tempfile::TempDir, Dataset, Vec<alyx_shared::model::CollisionEvent>) {
+fn nano_dataset(
+    events: u64,
+) -> (
+    tempfile::TempDir,
+    Dataset,
+    Vec<alyx_shared::model::CollisionEvent>,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = DataStore::open(dir.path()).expect("store");
     let mut ds = store.create_dataset("nano", "test").expect("dataset");
@@ -35,7 +41,12 @@ fn assert_close(what: &str, engine: &Histogram, reference: &Histogram) {
         .map(|(a, b)| a.abs_diff(*b))
         .sum();
     assert!(
-        engine.entries.iter().zip(&reference.entries).all(|(a, b)| a.abs_diff(*b) <= 1) && moved <= 4,
+        engine
+            .entries
+            .iter()
+            .zip(&reference.entries)
+            .all(|(a, b)| a.abs_diff(*b) <= 1)
+            && moved <= 4,
         "{what}: engine {:?}\nreference {:?}",
         engine.entries,
         reference.entries
@@ -68,8 +79,8 @@ fn builder_dimuon_selection_shows_the_z_peak_in_the_real_hzz_file() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let store = DataStore::open(dir.path()).expect("store");
-    let (ds, _) = datasets::import_files(&store, "hzz", &[path], None, None, &mut |_| {})
-        .expect("import");
+    let (ds, _) =
+        datasets::import_files(&store, "hzz", &[path], None, None, &mut |_| {}).expect("import");
 
     // "Opposite-charge dimuon mass in 60–120 GeV", as the builder makes it.
     let spec = Spec {
@@ -83,8 +94,18 @@ fn builder_dimuon_selection_shows_the_z_peak_in_the_real_hzz_file() {
         ..Spec::new(Collection::Muons, Output::Combinations)
     };
     let checked = query::check(&spec.query().expect("query"), Engine::Local).expect("valid");
-    let h = query::histogram_local(&ds, &checked, "mass", None, Binning::Fixed { bins: 60, lo: 60.0, hi: 120.0 })
-        .expect("histogram");
+    let h = query::histogram_local(
+        &ds,
+        &checked,
+        "mass",
+        None,
+        Binning::Fixed {
+            bins: 60,
+            lo: 60.0,
+            hi: 120.0,
+        },
+    )
+    .expect("histogram");
     let peak = h.mode().expect("peak");
     assert!((89.0..93.0).contains(&peak), "Z peak at {peak}");
     assert!(h.integral() > 1000.0, "{} pairs", h.integral());
@@ -104,7 +125,13 @@ fn builder_dimuon_selection_shows_the_z_peak_in_the_real_hzz_file() {
     let checked = query::check(&spec.query().expect("query"), Engine::Local).expect("valid");
     let df = query::run_local(&ds, &checked).expect("run");
     assert_eq!(df.height(), 1364, "uproot and RDataFrame count 1364");
-    let mean = df.column("mass").expect("mass").f64().expect("f64").mean().expect("mean");
+    let mean = df
+        .column("mass")
+        .expect("mass")
+        .f64()
+        .expect("f64")
+        .mean()
+        .expect("mean");
     assert!((mean - 90.571).abs() < 0.01, "mean dimuon mass {mean}");
 }
 
@@ -138,12 +165,25 @@ fn pages_concatenated_equal_the_whole_result() {
     assert_eq!(joined.height(), whole.height());
     // Ordered by pt descending, then by every column: the same rows in the same order.
     let sorted = whole
-        .sort(["pt", "event_id", "idx", "btag"], SortMultipleOptions::default().with_order_descending_multi([true, false, false, false]))
+        .sort(
+            ["pt", "event_id", "idx", "btag"],
+            SortMultipleOptions::default().with_order_descending_multi([true, false, false, false]),
+        )
         .expect("sort");
     assert!(joined.equals(&sorted), "pages differ from the whole result");
 
-    let count = query::run_local_plan(&ds, &plan::count(&checked), &[("n".into(), query::Type::Int)])
-        .expect("count");
-    let n = count.column("n").expect("n").i64().expect("i64").get(0).expect("row");
+    let count = query::run_local_plan(
+        &ds,
+        &plan::count(&checked),
+        &[("n".into(), query::Type::Int)],
+    )
+    .expect("count");
+    let n = count
+        .column("n")
+        .expect("n")
+        .i64()
+        .expect("i64")
+        .get(0)
+        .expect("row");
     assert_eq!(n as usize, whole.height());
 }

@@ -324,9 +324,10 @@ fn run(command: Command) -> Result<()> {
                 let progress = bar(events, "generating");
                 let start = Instant::now();
                 let config = alyx_shared::nano::NanoConfig::new(seed);
-                let dataset = datasets::generate_nano(&store, &name, config, events, &mut |done| {
-                    progress.set_position(done)
-                })?;
+                let dataset =
+                    datasets::generate_nano(&store, &name, config, events, &mut |done| {
+                        progress.set_position(done)
+                    })?;
                 progress.finish_and_clear();
                 let m = dataset.manifest();
                 out!(
@@ -533,7 +534,10 @@ fn run(command: Command) -> Result<()> {
                         bail!("--catalogue-filter needs the catalogue: add --backend URL");
                     }
                     if engine != query::Engine::Local {
-                        bail!("the {} engine runs in alyxd: add --backend URL", engine.name());
+                        bail!(
+                            "the {} engine runs in alyxd: add --backend URL",
+                            engine.name()
+                        );
                     }
                     let dir = dir.context("give a data directory, or --backend URL")?;
                     let q = match (text, ast) {
@@ -541,7 +545,8 @@ fn run(command: Command) -> Result<()> {
                         (None, Some(q)) => q,
                         (None, None) => bail!("give --sql, --query-file or --adl"),
                     };
-                    let checked = query::check(&q, engine).map_err(|ds| query::invalid_query(&ds))?;
+                    let checked =
+                        query::check(&q, engine).map_err(|ds| query::invalid_query(&ds))?;
                     let dataset = Dataset::resolve(&dir, dataset.as_deref())?;
                     if explain {
                         let lf = query::local_lazy(&dataset, &checked.query)?;
@@ -552,7 +557,13 @@ fn run(command: Command) -> Result<()> {
                     match histogram {
                         None => query::run_local(&dataset, &checked)?,
                         Some((column, binning)) => {
-                            let h = query::histogram_local(&dataset, &checked, &column, weight.as_deref(), binning)?;
+                            let h = query::histogram_local(
+                                &dataset,
+                                &checked,
+                                &column,
+                                weight.as_deref(),
+                                binning,
+                            )?;
                             report_histogram(&column, &h);
                             h.to_frame()?
                         }
@@ -595,18 +606,24 @@ fn query_source(
     adl: Option<u8>,
 ) -> Result<(Option<String>, Option<query::Query>)> {
     if let Some(n) = adl {
-        let (_, spec, _) = query::adl::query(n).with_context(|| format!("--adl {n}: the ADL queries are 1–8"))?;
+        let (_, spec, _) =
+            query::adl::query(n).with_context(|| format!("--adl {n}: the ADL queries are 1–8"))?;
         let q = spec.query().map_err(|d| anyhow::anyhow!("{d}"))?;
         return Ok((None, Some(q)));
     }
     if let Some(path) = file {
         let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
         if let Ok(spec) = serde_json::from_str::<query::builder::Spec>(&text) {
-            let q = spec.query().map_err(|d| anyhow::anyhow!("{}: {d}", path.display()))?;
+            let q = spec
+                .query()
+                .map_err(|d| anyhow::anyhow!("{}: {d}", path.display()))?;
             return Ok((None, Some(q)));
         }
         let q: query::Query = serde_json::from_str(&text).with_context(|| {
-            format!("{}: neither a builder selection nor a query AST", path.display())
+            format!(
+                "{}: neither a builder selection nor a query AST",
+                path.display()
+            )
         })?;
         return Ok((None, Some(q)));
     }
@@ -893,8 +910,15 @@ mod remote_query {
         anyhow::anyhow!("{}", s.message())
     }
 
-    pub async fn run(r: Request, histogram: Option<(String, Binning)>, explain: bool) -> Result<DataFrame> {
-        let token = r.token.clone().context("--backend needs --token (or ALYX_TOKEN)")?;
+    pub async fn run(
+        r: Request,
+        histogram: Option<(String, Binning)>,
+        explain: bool,
+    ) -> Result<DataFrame> {
+        let token = r
+            .token
+            .clone()
+            .context("--backend needs --token (or ALYX_TOKEN)")?;
         let mut client = QueryServiceClient::connect(r.url.clone())
             .await
             .with_context(|| format!("cannot reach alyxd at {}", r.url))?
@@ -935,7 +959,12 @@ mod remote_query {
                         query: Some(q),
                         column: column.clone(),
                         weight: r.weight.clone().unwrap_or_default(),
-                        binning: Some(v1::Binning { bins, lo, hi, edges }),
+                        binning: Some(v1::Binning {
+                            bins,
+                            lo,
+                            hi,
+                            edges,
+                        }),
                     },
                 ))
                 .await
@@ -954,7 +983,14 @@ mod remote_query {
             return Ok(hist.to_frame()?);
         }
         let mut stream = client
-            .execute(authorized(&token, v1::ExecuteRequest { query: Some(q), page_size: 0, max_pages: 0 }))
+            .execute(authorized(
+                &token,
+                v1::ExecuteRequest {
+                    query: Some(q),
+                    page_size: 0,
+                    max_pages: 0,
+                },
+            ))
             .await
             .map_err(message)?
             .into_inner();

@@ -15,9 +15,9 @@ use alyx_backend::{Config, server};
 use alyx_proto::authorized;
 use alyx_proto::v1;
 use alyx_proto::v1::query_service_client::QueryServiceClient;
-use alyx_shared::nano::NanoConfig;
 use alyx_shared::DataStore;
 use alyx_shared::datasets;
+use alyx_shared::nano::NanoConfig;
 use anyhow::{Context, Result};
 use clap::Parser;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -48,8 +48,12 @@ struct Args {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let db = format!("alyx_qbench_{}", std::process::id());
-    let mut admin = PgConnection::connect(&args.database_url).await.context("PostgreSQL")?;
-    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut admin).await?;
+    let mut admin = PgConnection::connect(&args.database_url)
+        .await
+        .context("PostgreSQL")?;
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
+        .await?;
     let result = run(&args, &db).await;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
         .execute(&mut admin)
@@ -66,13 +70,18 @@ fn request(dataset: &str, engine: v1::Engine, sql: &str) -> v1::QueryRequest {
     v1::QueryRequest {
         dataset: dataset.into(),
         engine: engine as i32,
-        query: Some(v1::QueryText { kind: Some(v1::query_text::Kind::Sql(sql.into())) }),
+        query: Some(v1::QueryText {
+            kind: Some(v1::query_text::Kind::Sql(sql.into())),
+        }),
         catalogue_filter: String::new(),
     }
 }
 
 async fn run(args: &Args, db: &str) -> Result<()> {
-    let base = args.database_url.rsplit_once('/').map_or(args.database_url.as_str(), |(b, _)| b);
+    let base = args
+        .database_url
+        .rsplit_once('/')
+        .map_or(args.database_url.as_str(), |(b, _)| b);
     let dir = tempfile::tempdir()?;
     let mut config = Config::default();
     config.database_url = format!("{base}/{db}");
@@ -94,19 +103,30 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     let started = Instant::now();
     let mut client = loop {
         if let Ok(c) = QueryServiceClient::connect(url.clone()).await {
-            if sqlx::query("SELECT 1 FROM users LIMIT 1").fetch_optional(&pool).await.is_ok() {
+            if sqlx::query("SELECT 1 FROM users LIMIT 1")
+                .fetch_optional(&pool)
+                .await
+                .is_ok()
+            {
                 break c;
             }
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "alyxd did not start");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "alyxd did not start"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let token = create_user(&pool, "bench", Role::Physicist).await?;
 
     // The catalogue: `rows` events over 30 days and 300 runs, in daily partitions.
     let t = Instant::now();
-    sqlx::query("INSERT INTO datasets (name, source) VALUES ('catalogue', 'query-bench')").execute(&pool).await?;
-    sqlx::query("SELECT alyx_ensure_event_partitions(DATE '2026-07-01', DATE '2026-07-31')").execute(&pool).await?;
+    sqlx::query("INSERT INTO datasets (name, source) VALUES ('catalogue', 'query-bench')")
+        .execute(&pool)
+        .await?;
+    sqlx::query("SELECT alyx_ensure_event_partitions(DATE '2026-07-01', DATE '2026-07-31')")
+        .execute(&pool)
+        .await?;
     sqlx::query(
         "INSERT INTO events (event_time, run, event_number, time_ns, dataset_id, event_id, chunk_id, system, sqrt_s_gev,
                              vertex_x_cm, vertex_y_cm, vertex_z_cm, n_tracks, n_hits, n_muons, n_electrons, n_jets, trigger_bits, flags)
@@ -119,7 +139,11 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     .execute(&pool)
     .await?;
     sqlx::query("ANALYZE events").execute(&pool).await?;
-    println!("catalogue: {} events in {:.1} s", args.rows, t.elapsed().as_secs_f64());
+    println!(
+        "catalogue: {} events in {:.1} s",
+        args.rows,
+        t.elapsed().as_secs_f64()
+    );
 
     let queries = [
         "SELECT run, COUNT(*) AS n FROM events WHERE n_muons >= 2 GROUP BY run ORDER BY run",
@@ -129,7 +153,14 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     // Warm up (plans, connections).
     for q in queries {
         client
-            .execute(authorized(&token, v1::ExecuteRequest { query: Some(request("catalogue", v1::Engine::Postgres, q)), page_size: 0, max_pages: 1 }))
+            .execute(authorized(
+                &token,
+                v1::ExecuteRequest {
+                    query: Some(request("catalogue", v1::Engine::Postgres, q)),
+                    page_size: 0,
+                    max_pages: 1,
+                },
+            ))
             .await?;
     }
     let t = Instant::now();
@@ -144,7 +175,14 @@ async fn run(args: &Args, db: &str) -> Result<()> {
                 let q = queries[(c + k) % queries.len()];
                 let started = Instant::now();
                 let mut stream = client
-                    .execute(authorized(&token, v1::ExecuteRequest { query: Some(request("catalogue", v1::Engine::Postgres, q)), page_size: 0, max_pages: 1 }))
+                    .execute(authorized(
+                        &token,
+                        v1::ExecuteRequest {
+                            query: Some(request("catalogue", v1::Engine::Postgres, q)),
+                            page_size: 0,
+                            max_pages: 1,
+                        },
+                    ))
                     .await?
                     .into_inner();
                 while stream.message().await?.is_some() {}
@@ -171,7 +209,13 @@ async fn run(args: &Args, db: &str) -> Result<()> {
 
     // Spark next to the local engine: first page and a histogram.
     let store = DataStore::open(dir.path())?;
-    datasets::generate_nano(&store, "nano", NanoConfig::new(2), args.spark_events, &mut |_| {})?;
+    datasets::generate_nano(
+        &store,
+        "nano",
+        NanoConfig::new(2),
+        args.spark_events,
+        &mut |_| {},
+    )?;
     let sql = "SELECT event_id, idx, pt, eta FROM jets WHERE pt > 30 ORDER BY pt DESC";
     let mut engines = vec![v1::Engine::Local];
     if args.spark_url.is_some() {
@@ -180,10 +224,21 @@ async fn run(args: &Args, db: &str) -> Result<()> {
         println!("no ALYX_SPARK_URL: Spark figures skipped");
     }
     for engine in engines {
-        let name = if engine == v1::Engine::Spark { "spark" } else { "local" };
+        let name = if engine == v1::Engine::Spark {
+            "spark"
+        } else {
+            "local"
+        };
         let t = Instant::now();
         let mut stream = client
-            .execute(authorized(&token, v1::ExecuteRequest { query: Some(request("nano", engine, sql)), page_size: 10_000, max_pages: 1 }))
+            .execute(authorized(
+                &token,
+                v1::ExecuteRequest {
+                    query: Some(request("nano", engine, sql)),
+                    page_size: 10_000,
+                    max_pages: 1,
+                },
+            ))
             .await?
             .into_inner();
         let first = stream.message().await?.context("a page")?;
@@ -191,12 +246,24 @@ async fn run(args: &Args, db: &str) -> Result<()> {
         while stream.message().await?.is_some() {}
         let t = Instant::now();
         let h = client
-            .histogram(authorized(&token, v1::HistogramRequest {
-                query: Some(request("nano", engine, "SELECT pt FROM jets WHERE ABS(eta) < 2.4")),
-                column: "pt".into(),
-                weight: String::new(),
-                binning: Some(v1::Binning { bins: 100, lo: 0.0, hi: 500.0, edges: vec![] }),
-            }))
+            .histogram(authorized(
+                &token,
+                v1::HistogramRequest {
+                    query: Some(request(
+                        "nano",
+                        engine,
+                        "SELECT pt FROM jets WHERE ABS(eta) < 2.4",
+                    )),
+                    column: "pt".into(),
+                    weight: String::new(),
+                    binning: Some(v1::Binning {
+                        bins: 100,
+                        lo: 0.0,
+                        hi: 500.0,
+                        edges: vec![],
+                    }),
+                },
+            ))
             .await?
             .into_inner();
         println!(

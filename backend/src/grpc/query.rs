@@ -82,7 +82,10 @@ impl Prepared {
                 "a catalogue filter selects Parquet chunks for the local and Spark engines; on postgres, put it in the query".into(),
             ));
         }
-        engines.chunks_matching(&self.dataset, &self.filter).await.map(Some)
+        engines
+            .chunks_matching(&self.dataset, &self.filter)
+            .await
+            .map(Some)
     }
 }
 
@@ -93,7 +96,12 @@ fn prepare(r: Option<v1::QueryRequest>) -> Result<Prepared, Status> {
     let parsed = match r.query.and_then(|q| q.kind) {
         Some(v1::query_text::Kind::Sql(sql)) => query::parse(&sql).map_err(|d| vec![d]),
         Some(v1::query_text::Kind::QueryJson(json)) => serde_json::from_str::<query::Query>(&json)
-            .map_err(|e| vec![Diagnostic::new(format!("the query JSON is not a query: {e}"), query::At::NONE)]),
+            .map_err(|e| {
+                vec![Diagnostic::new(
+                    format!("the query JSON is not a query: {e}"),
+                    query::At::NONE,
+                )]
+            }),
         None => return Err(Status::invalid_argument("the request has no query text")),
     };
     let checked = parsed.and_then(|q| query::check(&q, engine));
@@ -168,9 +176,11 @@ impl QueryService for QueryApi {
                 } as u64;
                 let max_pages = r.max_pages;
                 let mut p = prepare(r.query)?;
-                let checked = checked_or_invalid(std::mem::replace(&mut p.checked, Err(Vec::new())))?;
+                let checked =
+                    checked_or_invalid(std::mem::replace(&mut p.checked, Err(Vec::new())))?;
                 // Ordering is checked before the first page, so a bad ORDER BY fails the call.
-                plan::page(&checked, 0, size).map_err(|d| Status::invalid_argument(d.to_string()))?;
+                plan::page(&checked, 0, size)
+                    .map_err(|d| Status::invalid_argument(d.to_string()))?;
                 let chunks = p.chunks(&self.engines).await.map_err(status)?;
                 let engines = self.engines.clone();
                 let (tx, rx) = mpsc::channel(2);
@@ -187,7 +197,9 @@ impl QueryService for QueryApi {
                         let _ = tx.send(Err(status(e))).await;
                     }
                 });
-                Ok(Response::new(Box::pin(ReceiverStream::new(rx)) as PageStream))
+                Ok(Response::new(
+                    Box::pin(ReceiverStream::new(rx)) as PageStream
+                ))
             })
             .await
     }
@@ -208,17 +220,26 @@ impl QueryService for QueryApi {
                 }
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
                 let mut p = prepare(r.query)?;
-                let checked = checked_or_invalid(std::mem::replace(&mut p.checked, Err(Vec::new())))?;
+                let checked =
+                    checked_or_invalid(std::mem::replace(&mut p.checked, Err(Vec::new())))?;
                 let weight = (!r.weight.is_empty()).then_some(r.weight.as_str());
                 let q = plan::histogram(&checked, &r.column, weight, &binning)
                     .map_err(|d| Status::invalid_argument(d.to_string()))?;
                 let chunks = p.chunks(&self.engines).await.map_err(status)?;
                 let df = self
                     .engines
-                    .run(p.engine, &p.dataset, &q, &plan::histogram_columns(), &caller.name, chunks.as_deref())
+                    .run(
+                        p.engine,
+                        &p.dataset,
+                        &q,
+                        &plan::histogram_columns(),
+                        &caller.name,
+                        chunks.as_deref(),
+                    )
                     .await
                     .map_err(status)?;
-                let h = plan::histogram_from_rows(&df, binning).map_err(|e| status(Error::Store(e)))?;
+                let h =
+                    plan::histogram_from_rows(&df, binning).map_err(|e| status(Error::Store(e)))?;
                 Ok(Response::new(v1::HistogramResponse {
                     edges: h.binning.edges(),
                     sum_w: h.sum_w.clone(),
@@ -268,7 +289,14 @@ struct Target<'a> {
 impl Target<'_> {
     async fn run(&self, q: &query::Query, columns: &[(String, Type)]) -> Result<DataFrame, Error> {
         self.engines
-            .run(self.engine, self.dataset, q, columns, self.user, self.chunks)
+            .run(
+                self.engine,
+                self.dataset,
+                q,
+                columns,
+                self.user,
+                self.chunks,
+            )
             .await
     }
 }
@@ -286,16 +314,21 @@ async fn stream_pages(
     let mut first = 0u64;
     let mut sent = 0u32;
     loop {
-        let q = plan::page(checked, first, size)
-            .map_err(|d| Error::InvalidArgument(d.to_string()))?;
+        let q =
+            plan::page(checked, first, size).map_err(|d| Error::InvalidArgument(d.to_string()))?;
         let mut df = t.run(&q, &checked.columns).await?;
         let rows = df.height() as u64;
         let last = rows < size || (max_pages > 0 && sent + 1 >= max_pages);
         let exact = if rows < size {
             Some(first + rows)
         } else if last {
-            let n = t.run(&plan::count(checked), &[("n".into(), Type::Int)]).await?;
-            n.column("n").ok().and_then(|c| c.i64().ok()?.get(0)).map(|n| n.max(0) as u64)
+            let n = t
+                .run(&plan::count(checked), &[("n".into(), Type::Int)])
+                .await?;
+            n.column("n")
+                .ok()
+                .and_then(|c| c.i64().ok()?.get(0))
+                .map(|n| n.max(0) as u64)
         } else {
             None
         };

@@ -122,7 +122,10 @@ pub fn reference(n: u8, events: &[CollisionEvent]) -> Vec<Histogram> {
     let Some((_, _, plots)) = query(n) else {
         return Vec::new();
     };
-    let mut hs: Vec<Histogram> = plots.into_iter().map(|p| Histogram::new(p.binning)).collect();
+    let mut hs: Vec<Histogram> = plots
+        .into_iter()
+        .map(|p| Histogram::new(p.binning))
+        .collect();
     let met = |e: &CollisionEvent| e.met.map_or(f64::NAN, |m| m.pt_gev);
     for e in events {
         match n {
@@ -156,7 +159,8 @@ pub fn reference(n: u8, events: &[CollisionEvent]) -> Vec<Histogram> {
                 for a in 0..j.len() {
                     for b in a + 1..j.len() {
                         for c in b + 1..j.len() {
-                            let d = (invariant_mass(&[p4(&j[a]), p4(&j[b]), p4(&j[c])]) - 172.5).abs();
+                            let d =
+                                (invariant_mass(&[p4(&j[a]), p4(&j[b]), p4(&j[c])]) - 172.5).abs();
                             if best.is_none_or(|(bd, ..)| d < bd) {
                                 best = Some((d, a, b, c));
                             }
@@ -170,13 +174,21 @@ pub fn reference(n: u8, events: &[CollisionEvent]) -> Vec<Histogram> {
                 }
             }
             7 => {
-                let leptons: Vec<&PhysicsObject> =
-                    e.muons.iter().chain(&e.electrons).filter(|l| l.pt_gev > 10.0).collect();
+                let leptons: Vec<&PhysicsObject> = e
+                    .muons
+                    .iter()
+                    .chain(&e.electrons)
+                    .filter(|l| l.pt_gev > 10.0)
+                    .collect();
                 let ht: f64 = e
                     .jets
                     .iter()
                     .filter(|j| j.pt_gev > 30.0)
-                    .filter(|j| leptons.iter().all(|l| delta_r(j.eta, j.phi, l.eta, l.phi) >= 0.4))
+                    .filter(|j| {
+                        leptons
+                            .iter()
+                            .all(|l| delta_r(j.eta, j.phi, l.eta, l.phi) >= 0.4)
+                    })
                     .map(|j| j.pt_gev)
                     .sum();
                 hs[0].fill(ht, 1.0);

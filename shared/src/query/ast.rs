@@ -261,7 +261,14 @@ pub enum Agg {
 }
 
 impl Agg {
-    pub const ALL: [Agg; 6] = [Agg::Count, Agg::Sum, Agg::Min, Agg::Max, Agg::Avg, Agg::Stddev];
+    pub const ALL: [Agg; 6] = [
+        Agg::Count,
+        Agg::Sum,
+        Agg::Min,
+        Agg::Max,
+        Agg::Avg,
+        Agg::Stddev,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -377,7 +384,9 @@ mod exact_float {
                 Ok(v as f64)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
-                v.trim().parse().map_err(|_| E::custom(format!("`{v}` is not a number")))
+                v.trim()
+                    .parse()
+                    .map_err(|_| E::custom(format!("`{v}` is not a number")))
             }
         }
         d.deserialize_any(V)
@@ -500,9 +509,10 @@ impl Expr {
             | Expr::Text(_)
             | Expr::Bool(_)
             | Expr::Null => {}
-            Expr::Neg(e) | Expr::Not(e) | Expr::IsNull { expr: e, .. } | Expr::Cast { expr: e, .. } => {
-                e.visit(f)
-            }
+            Expr::Neg(e)
+            | Expr::Not(e)
+            | Expr::IsNull { expr: e, .. }
+            | Expr::Cast { expr: e, .. } => e.visit(f),
             Expr::Binary { left, right, .. } => {
                 left.visit(f);
                 right.visit(f);

@@ -49,8 +49,16 @@ impl Collection {
     pub fn fields(self) -> &'static [&'static str] {
         match self {
             Collection::Events => &[
-                "met_pt", "met_phi", "run", "event_number", "n_tracks", "n_muons", "n_electrons",
-                "n_jets", "weight", "vz",
+                "met_pt",
+                "met_phi",
+                "run",
+                "event_number",
+                "n_tracks",
+                "n_muons",
+                "n_electrons",
+                "n_jets",
+                "weight",
+                "vz",
             ],
             Collection::Jets => &["pt", "eta", "phi", "mass", "btag"],
             Collection::Leptons => &["pt", "eta", "phi", "mass", "charge", "iso", "flavour"],
@@ -181,7 +189,10 @@ impl Spec {
         let c = self.collection;
         for cut in self.object_cuts.iter().chain(&self.event_cuts) {
             if !cut.op.is_comparison() || !cut.value.is_finite() {
-                return bad(format!("a cut compares a field with a finite number: {}", cut.sql("")));
+                return bad(format!(
+                    "a cut compares a field with a finite number: {}",
+                    cut.sql("")
+                ));
             }
         }
         if let Some(k) = &self.combine {
@@ -195,14 +206,23 @@ impl Spec {
                 return bad("jets carry no charge: opposite charge needs leptons".into());
             }
         }
-        let needs_pair = matches!(self.output, Output::Combinations | Output::MtWithLeadingOther);
+        let needs_pair = matches!(
+            self.output,
+            Output::Combinations | Output::MtWithLeadingOther
+        );
         if needs_pair && self.combine.is_none() {
             return bad("this output needs a pair or triple selection".into());
         }
         if matches!(self.output, Output::MtWithLeadingOther)
-            && self.combine.as_ref().is_some_and(|k| k.n != 2 || k.closest_to.is_none())
+            && self
+                .combine
+                .as_ref()
+                .is_some_and(|k| k.n != 2 || k.closest_to.is_none())
         {
-            return bad("transverse mass with the leading other object needs the pair closest to a mass".into());
+            return bad(
+                "transverse mass with the leading other object needs the pair closest to a mass"
+                    .into(),
+            );
         }
 
         let mut with: Vec<(String, String)> = Vec::new();
@@ -328,7 +348,9 @@ impl Spec {
                 conds.push("a.charge <> b.charge".into());
             }
             conds.extend(self.event_cuts.iter().map(|x| x.sql("e")));
-            let window = k.mass.map(|(lo, hi)| format!("mass BETWEEN {lo:?} AND {hi:?}"));
+            let window = k
+                .mass
+                .map(|(lo, hi)| format!("mass BETWEEN {lo:?} AND {hi:?}"));
             if k.closest_to.is_none() {
                 if let Some((lo, hi)) = k.mass {
                     conds.push(format!(
@@ -343,7 +365,8 @@ impl Spec {
             if k.closest_to.is_some() {
                 with.push((
                     "best".into(),
-                    "SELECT event_id, MIN(distance) AS distance FROM combos GROUP BY event_id".into(),
+                    "SELECT event_id, MIN(distance) AS distance FROM combos GROUP BY event_id"
+                        .into(),
                 ));
                 let filter = window.map(|w| format!(" WHERE c.{w}")).unwrap_or_default();
                 with.push((
@@ -356,7 +379,11 @@ impl Spec {
             }
             let body = match &self.output {
                 Output::Combinations => {
-                    let btag = if c == Collection::Jets { ", max_btag" } else { "" };
+                    let btag = if c == Collection::Jets {
+                        ", max_btag"
+                    } else {
+                        ""
+                    };
                     format!("SELECT event_id, mass, pt{btag} FROM {chosen}")
                 }
                 Output::Events(fields) => {
@@ -368,7 +395,10 @@ impl Spec {
                     for f in fields {
                         let _ = write!(s, ", e.{f}");
                     }
-                    let _ = write!(s, " FROM events AS e JOIN passing ON passing.event_id = e.event_id");
+                    let _ = write!(
+                        s,
+                        " FROM events AS e JOIN passing ON passing.event_id = e.event_id"
+                    );
                     s
                 }
                 Output::MtWithLeadingOther => {
@@ -403,17 +433,28 @@ impl Spec {
         let body = match &self.output {
             Output::Objects(fields) => {
                 let mut s = format!("SELECT s.event_id, {}", key("s"));
-                for f in fields.iter().filter(|f| !matches!(f.as_str(), "idx" | "flavour")) {
+                for f in fields
+                    .iter()
+                    .filter(|f| !matches!(f.as_str(), "idx" | "flavour"))
+                {
                     let _ = write!(s, ", s.{f}");
                 }
-                let _ = write!(s, " FROM {objs} AS s{}{}", restrict("s"), where_(&self.event_cuts, "e"));
+                let _ = write!(
+                    s,
+                    " FROM {objs} AS s{}{}",
+                    restrict("s"),
+                    where_(&self.event_cuts, "e")
+                );
                 s
             }
             Output::Events(fields) => {
                 let source = if counted {
                     "counted".to_owned()
                 } else {
-                    with.push(("passing".into(), format!("SELECT DISTINCT event_id FROM {objs}")));
+                    with.push((
+                        "passing".into(),
+                        format!("SELECT DISTINCT event_id FROM {objs}"),
+                    ));
                     "passing".to_owned()
                 };
                 let mut s = String::from("SELECT e.event_id");
@@ -462,7 +503,11 @@ fn objects(c: Collection, cuts: &[Cut]) -> String {
         Collection::Leptons => {
             let lep = |table: &str, pdg: u32| {
                 // `flavour` is not a column of the tables: cut on it after the union.
-                let own: Vec<Cut> = cuts.iter().filter(|x| x.field != "flavour").cloned().collect();
+                let own: Vec<Cut> = cuts
+                    .iter()
+                    .filter(|x| x.field != "flavour")
+                    .cloned()
+                    .collect();
                 let flavour_ok = cuts.iter().filter(|x| x.field == "flavour").all(|x| {
                     let v = f64::from(pdg);
                     let v = if x.abs { v.abs() } else { v };

@@ -473,26 +473,34 @@ impl Cx<'_> {
     fn want_bool(&mut self, t: Option<Type>, e: &Expr, what: &str) {
         if let Some(t) = t {
             if t != Type::Bool {
-                self.err(format!("{what} must be a condition, not {}", t.name()), e.at());
+                self.err(
+                    format!("{what} must be a condition, not {}", t.name()),
+                    e.at(),
+                );
             }
         }
     }
 
-    fn resolve(&mut self, table: &mut Option<String>, name: &str, at: At, scope: &Scope) -> Option<Type> {
+    fn resolve(
+        &mut self,
+        table: &mut Option<String>,
+        name: &str,
+        at: At,
+        scope: &Scope,
+    ) -> Option<Type> {
         match table {
             Some(q) => {
                 let Some(rel) = scope.rels.iter().find(|r| &r.qualifier == q) else {
-                    let known: Vec<&str> = scope.rels.iter().map(|r| r.qualifier.as_str()).collect();
-                    self.err(
-                        format!("no table `{q}` in FROM{}", suggest(q, &known)),
-                        at,
-                    );
+                    let known: Vec<&str> =
+                        scope.rels.iter().map(|r| r.qualifier.as_str()).collect();
+                    self.err(format!("no table `{q}` in FROM{}", suggest(q, &known)), at);
                     return None;
                 };
                 match rel.columns.iter().find(|(c, _)| c == name) {
                     Some((_, t)) => Some(*t),
                     None => {
-                        let known: Vec<&str> = rel.columns.iter().map(|(c, _)| c.as_str()).collect();
+                        let known: Vec<&str> =
+                            rel.columns.iter().map(|(c, _)| c.as_str()).collect();
                         self.err(
                             format!("`{q}` has no column `{name}`{}", suggest(name, &known)),
                             at,
@@ -529,7 +537,8 @@ impl Cx<'_> {
                             .iter()
                             .flat_map(|r| r.columns.iter().map(|(c, _)| c.as_str()))
                             .collect();
-                        let tables: Vec<&str> = scope.rels.iter().map(|r| r.qualifier.as_str()).collect();
+                        let tables: Vec<&str> =
+                            scope.rels.iter().map(|r| r.qualifier.as_str()).collect();
                         self.err(
                             if tables.is_empty() {
                                 format!("unknown column `{name}`: the query has no FROM table")
@@ -545,8 +554,10 @@ impl Cx<'_> {
                         None
                     }
                     _ => {
-                        let which: Vec<String> =
-                            found.iter().map(|(r, _)| format!("{}.{name}", r.qualifier)).collect();
+                        let which: Vec<String> = found
+                            .iter()
+                            .map(|(r, _)| format!("{}.{name}", r.qualifier))
+                            .collect();
                         self.err(
                             format!("`{name}` is ambiguous: write {}", which.join(" or ")),
                             at,
@@ -592,7 +603,12 @@ impl Cx<'_> {
                 let r = self.expr(right, scope, place);
                 if op.is_logical() {
                     for t in [l, r] {
-                        self.want(t, |t| t == Type::Bool, &format!("{} joins conditions", op.symbol()), at);
+                        self.want(
+                            t,
+                            |t| t == Type::Bool,
+                            &format!("{} joins conditions", op.symbol()),
+                            at,
+                        );
                     }
                     Some(Type::Bool)
                 } else if op.is_comparison() {
@@ -609,7 +625,12 @@ impl Cx<'_> {
                     Some(Type::Bool)
                 } else {
                     for t in [l, r] {
-                        self.want(t, Type::is_numeric, &format!("`{}` needs numbers", op.symbol()), at);
+                        self.want(
+                            t,
+                            Type::is_numeric,
+                            &format!("`{}` needs numbers", op.symbol()),
+                            at,
+                        );
                     }
                     if op == BinOp::Mod {
                         for t in [l, r] {
@@ -626,8 +647,10 @@ impl Cx<'_> {
             }
             Expr::Call { func, args, at } => {
                 let (func, at) = (func.clone(), *at);
-                let types: Vec<Option<Type>> =
-                    args.iter_mut().map(|a| self.expr(a, scope, place)).collect();
+                let types: Vec<Option<Type>> = args
+                    .iter_mut()
+                    .map(|a| self.expr(a, scope, place))
+                    .collect();
                 self.call(&func, &types, at)
             }
             Expr::Agg { func, arg, at, .. } => {
@@ -656,7 +679,12 @@ impl Cx<'_> {
                         t
                     }
                     Agg::Avg | Agg::Stddev => {
-                        self.want(t, Type::is_numeric, &format!("{} needs numbers", func.name()), at);
+                        self.want(
+                            t,
+                            Type::is_numeric,
+                            &format!("{} needs numbers", func.name()),
+                            at,
+                        );
                         Some(Type::Float)
                     }
                 }
@@ -728,7 +756,10 @@ impl Cx<'_> {
     fn call(&mut self, func: &str, args: &[Option<Type>], at: At) -> Option<Type> {
         let Some(sig) = FUNCTIONS.iter().find(|f| f.name == func) else {
             let known: Vec<&str> = FUNCTIONS.iter().map(|f| f.name).collect();
-            self.err(format!("unknown function {func}{}", suggest(func, &known)), at);
+            self.err(
+                format!("unknown function {func}{}", suggest(func, &known)),
+                at,
+            );
             return None;
         };
         let n = args.len();
@@ -745,7 +776,9 @@ impl Cx<'_> {
                         Arity::Exactly(1) => "one argument".to_owned(),
                         Arity::Exactly(k) => format!("{k} arguments"),
                         Arity::AtLeast(k) => format!("at least {k} arguments"),
-                        Arity::Objects => "two or more objects as pt, eta, phi, mass (8, 12, … arguments)".to_owned(),
+                        Arity::Objects =>
+                            "two or more objects as pt, eta, phi, mass (8, 12, … arguments)"
+                                .to_owned(),
                     }
                 ),
                 at,
@@ -760,7 +793,10 @@ impl Cx<'_> {
                 if sig.result == Result_::Float {
                     return Some(Type::Float);
                 }
-                args.iter().copied().try_fold(None, unify).unwrap_or(Some(Type::Float))
+                args.iter()
+                    .copied()
+                    .try_fold(None, unify)
+                    .unwrap_or(Some(Type::Float))
             }
             Result_::Common => match args.iter().copied().try_fold(None, unify) {
                 Ok(t) => t,
@@ -775,8 +811,16 @@ impl Cx<'_> {
 
 fn direct_children<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
     match e {
-        Expr::Column { .. } | Expr::Int(_) | Expr::Float(_) | Expr::Text(_) | Expr::Bool(_) | Expr::Null | Expr::Agg { .. } => {}
-        Expr::Neg(x) | Expr::Not(x) | Expr::IsNull { expr: x, .. } | Expr::Cast { expr: x, .. } => out.push(x),
+        Expr::Column { .. }
+        | Expr::Int(_)
+        | Expr::Float(_)
+        | Expr::Text(_)
+        | Expr::Bool(_)
+        | Expr::Null
+        | Expr::Agg { .. } => {}
+        Expr::Neg(x) | Expr::Not(x) | Expr::IsNull { expr: x, .. } | Expr::Cast { expr: x, .. } => {
+            out.push(x)
+        }
         Expr::Binary { left, right, .. } => out.extend([left.as_ref(), right.as_ref()]),
         Expr::Call { args, .. } => out.extend(args.iter()),
         Expr::Between { expr, lo, hi, .. } => out.extend([expr.as_ref(), lo.as_ref(), hi.as_ref()]),
@@ -808,8 +852,12 @@ fn output_name(e: &Expr, i: usize) -> String {
     match e {
         Expr::Column { name, .. } => name.clone(),
         Expr::Call { func, .. } => func.to_ascii_lowercase(),
-        Expr::Agg { func, arg: None, .. } => func.name().to_ascii_lowercase(),
-        Expr::Agg { func, arg: Some(a), .. } => match a.as_ref() {
+        Expr::Agg {
+            func, arg: None, ..
+        } => func.name().to_ascii_lowercase(),
+        Expr::Agg {
+            func, arg: Some(a), ..
+        } => match a.as_ref() {
             Expr::Column { name, .. } => format!("{}_{name}", func.name().to_ascii_lowercase()),
             _ => func.name().to_ascii_lowercase(),
         },
@@ -843,38 +891,128 @@ struct Function {
 }
 
 const fn f(name: &'static str, arity: Arity, result: Result_, help: &'static str) -> Function {
-    Function { name, arity, result, help }
+    Function {
+        name,
+        arity,
+        result,
+        help,
+    }
 }
 
 /// Every scalar function ALYX queries may call, on every engine.
 const FUNCTIONS: &[Function] = &[
-    f("ABS", Arity::Exactly(1), Result_::SameNumeric, "absolute value"),
+    f(
+        "ABS",
+        Arity::Exactly(1),
+        Result_::SameNumeric,
+        "absolute value",
+    ),
     f("SQRT", Arity::Exactly(1), Result_::Float, "square root"),
     f("EXP", Arity::Exactly(1), Result_::Float, "e to the power x"),
     f("LN", Arity::Exactly(1), Result_::Float, "natural logarithm"),
-    f("LOG10", Arity::Exactly(1), Result_::Float, "base-10 logarithm"),
-    f("POWER", Arity::Exactly(2), Result_::Float, "x to the power y"),
+    f(
+        "LOG10",
+        Arity::Exactly(1),
+        Result_::Float,
+        "base-10 logarithm",
+    ),
+    f(
+        "POWER",
+        Arity::Exactly(2),
+        Result_::Float,
+        "x to the power y",
+    ),
     f("SIN", Arity::Exactly(1), Result_::Float, "sine"),
     f("COS", Arity::Exactly(1), Result_::Float, "cosine"),
     f("TAN", Arity::Exactly(1), Result_::Float, "tangent"),
     f("ASIN", Arity::Exactly(1), Result_::Float, "arcsine"),
     f("ACOS", Arity::Exactly(1), Result_::Float, "arccosine"),
     f("ATAN", Arity::Exactly(1), Result_::Float, "arctangent"),
-    f("ATAN2", Arity::Exactly(2), Result_::Float, "arctangent of y/x in the right quadrant"),
+    f(
+        "ATAN2",
+        Arity::Exactly(2),
+        Result_::Float,
+        "arctangent of y/x in the right quadrant",
+    ),
     f("SINH", Arity::Exactly(1), Result_::Float, "hyperbolic sine"),
-    f("COSH", Arity::Exactly(1), Result_::Float, "hyperbolic cosine"),
-    f("TANH", Arity::Exactly(1), Result_::Float, "hyperbolic tangent"),
-    f("FLOOR", Arity::Exactly(1), Result_::SameNumeric, "largest whole number ≤ x"),
-    f("CEIL", Arity::Exactly(1), Result_::SameNumeric, "smallest whole number ≥ x"),
-    f("ROUND", Arity::Exactly(1), Result_::SameNumeric, "nearest whole number"),
-    f("GREATEST", Arity::AtLeast(2), Result_::SameNumeric, "largest argument"),
-    f("LEAST", Arity::AtLeast(2), Result_::SameNumeric, "smallest argument"),
-    f("COALESCE", Arity::AtLeast(1), Result_::Common, "first argument that is not null"),
-    f("DELTA_PHI", Arity::Exactly(2), Result_::Float, "φ1 − φ2 wrapped into [−π, π)"),
-    f("DELTA_R", Arity::Exactly(4), Result_::Float, "ΔR of (η1, φ1) and (η2, φ2)"),
-    f("MT", Arity::Exactly(4), Result_::Float, "transverse mass of (pT1, φ1) and (pT2, φ2)"),
-    f("INV_MASS", Arity::Objects, Result_::Float, "invariant mass of objects given as pt, eta, phi, mass"),
-    f("SUM_PT", Arity::Objects, Result_::Float, "pT of the sum of objects given as pt, eta, phi, mass"),
+    f(
+        "COSH",
+        Arity::Exactly(1),
+        Result_::Float,
+        "hyperbolic cosine",
+    ),
+    f(
+        "TANH",
+        Arity::Exactly(1),
+        Result_::Float,
+        "hyperbolic tangent",
+    ),
+    f(
+        "FLOOR",
+        Arity::Exactly(1),
+        Result_::SameNumeric,
+        "largest whole number ≤ x",
+    ),
+    f(
+        "CEIL",
+        Arity::Exactly(1),
+        Result_::SameNumeric,
+        "smallest whole number ≥ x",
+    ),
+    f(
+        "ROUND",
+        Arity::Exactly(1),
+        Result_::SameNumeric,
+        "nearest whole number",
+    ),
+    f(
+        "GREATEST",
+        Arity::AtLeast(2),
+        Result_::SameNumeric,
+        "largest argument",
+    ),
+    f(
+        "LEAST",
+        Arity::AtLeast(2),
+        Result_::SameNumeric,
+        "smallest argument",
+    ),
+    f(
+        "COALESCE",
+        Arity::AtLeast(1),
+        Result_::Common,
+        "first argument that is not null",
+    ),
+    f(
+        "DELTA_PHI",
+        Arity::Exactly(2),
+        Result_::Float,
+        "φ1 − φ2 wrapped into [−π, π)",
+    ),
+    f(
+        "DELTA_R",
+        Arity::Exactly(4),
+        Result_::Float,
+        "ΔR of (η1, φ1) and (η2, φ2)",
+    ),
+    f(
+        "MT",
+        Arity::Exactly(4),
+        Result_::Float,
+        "transverse mass of (pT1, φ1) and (pT2, φ2)",
+    ),
+    f(
+        "INV_MASS",
+        Arity::Objects,
+        Result_::Float,
+        "invariant mass of objects given as pt, eta, phi, mass",
+    ),
+    f(
+        "SUM_PT",
+        Arity::Objects,
+        Result_::Float,
+        "pT of the sum of objects given as pt, eta, phi, mass",
+    ),
 ];
 
 /// Names and one-line help of the functions queries may call (for the builder and `--help`).
@@ -886,7 +1024,12 @@ pub fn functions() -> impl Iterator<Item = (&'static str, &'static str)> {
 fn suggest(name: &str, known: &[&str]) -> String {
     let best = known
         .iter()
-        .map(|k| (edit_distance(&name.to_ascii_lowercase(), &k.to_ascii_lowercase()), *k))
+        .map(|k| {
+            (
+                edit_distance(&name.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+                *k,
+            )
+        })
         .min();
     match best {
         Some((d, k)) if d <= 2.max(name.len() / 3) => format!(" (did you mean `{k}`?)"),

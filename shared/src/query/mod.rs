@@ -52,7 +52,11 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line > 0 {
-            write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
+            write!(
+                f,
+                "line {}, column {}: {}",
+                self.line, self.column, self.message
+            )
         } else {
             f.write_str(&self.message)
         }
@@ -140,9 +144,15 @@ pub fn local_lazy(dataset: &Dataset, query: &Query) -> Result<LazyFrame> {
 }
 
 /// [`local_lazy`] over the chunks `chunks` only.
-pub fn local_lazy_chunks(dataset: &Dataset, query: &Query, chunks: Option<&[u32]>) -> Result<LazyFrame> {
+pub fn local_lazy_chunks(
+    dataset: &Dataset,
+    query: &Query,
+    chunks: Option<&[u32]>,
+) -> Result<LazyFrame> {
     let text = print::to_sql(query, Dialect::Polars);
-    context_chunks(dataset, chunks)?.execute(&text).map_err(invalid)
+    context_chunks(dataset, chunks)?
+        .execute(&text)
+        .map_err(invalid)
 }
 
 /// An estimate of how many rows `checked` returns, from its first chunk scaled by the
@@ -154,7 +164,12 @@ pub fn estimate_rows(dataset: &Dataset, checked: &Checked) -> Result<u64> {
     };
     let q = plan::count(checked);
     let df = collect(local_lazy_chunks(dataset, &q, Some(&[first.id]))?)?;
-    let n = df.column("n")?.cast(&DataType::Float64)?.f64()?.get(0).unwrap_or(0.0);
+    let n = df
+        .column("n")?
+        .cast(&DataType::Float64)?
+        .f64()?
+        .get(0)
+        .unwrap_or(0.0);
     let scale = m.event_count() as f64 / first.event_count.max(1) as f64;
     Ok((n * scale).round() as u64)
 }
@@ -166,7 +181,11 @@ pub fn run_local(dataset: &Dataset, checked: &Checked) -> Result<DataFrame> {
 }
 
 /// Runs `query` (built by `plan` around a checked query) with result `columns`.
-pub fn run_local_plan(dataset: &Dataset, query: &Query, columns: &[(String, Type)]) -> Result<DataFrame> {
+pub fn run_local_plan(
+    dataset: &Dataset,
+    query: &Query,
+    columns: &[(String, Type)],
+) -> Result<DataFrame> {
     run_local_chunks(dataset, query, columns, None)
 }
 
@@ -177,7 +196,10 @@ pub fn run_local_chunks(
     columns: &[(String, Type)],
     chunks: Option<&[u32]>,
 ) -> Result<DataFrame> {
-    conform(collect(local_lazy_chunks(dataset, query, chunks)?)?, columns)
+    conform(
+        collect(local_lazy_chunks(dataset, query, chunks)?)?,
+        columns,
+    )
 }
 
 /// Collects with polars' streaming engine: chunk by chunk, so results larger than memory's

@@ -59,7 +59,12 @@ fn parser_error(e: ParserError, sql: &str) -> Diagnostic {
     // The end of the text has no token to place the message at: point just past it.
     if text.contains("found: EOF") {
         let line = sql.trim_end().lines().count().max(1);
-        let column = sql.trim_end().lines().last().map_or(0, |l| l.chars().count()) + 1;
+        let column = sql
+            .trim_end()
+            .lines()
+            .last()
+            .map_or(0, |l| l.chars().count())
+            + 1;
         return Diagnostic::new(
             format!("syntax error: {text} (the query ends too soon)"),
             At(Some((line as u32, column as u32))),
@@ -108,8 +113,12 @@ fn object_name(n: &sql::ObjectName) -> R<String> {
 }
 
 fn query(q: &sql::Query) -> R<Query> {
-    if q.fetch.is_some() || !q.locks.is_empty() || q.for_clause.is_some() || q.settings.is_some()
-        || q.format_clause.is_some() || !q.pipe_operators.is_empty()
+    if q.fetch.is_some()
+        || !q.locks.is_empty()
+        || q.for_clause.is_some()
+        || q.settings.is_some()
+        || q.format_clause.is_some()
+        || !q.pipe_operators.is_empty()
     {
         return Err(unsupported("this clause", q.span()));
     }
@@ -120,7 +129,10 @@ fn query(q: &sql::Query) -> R<Query> {
         }
         for cte in &w.cte_tables {
             if !cte.alias.columns.is_empty() {
-                return Err(unsupported("a column list after a WITH name", cte.alias.span()));
+                return Err(unsupported(
+                    "a column list after a WITH name",
+                    cte.alias.span(),
+                ));
             }
             with.push(Cte {
                 name: name(&cte.alias.name),
@@ -160,7 +172,10 @@ fn query(q: &sql::Query) -> R<Query> {
             if !limit_by.is_empty() {
                 return Err(unsupported("LIMIT BY", q.span()));
             }
-            if offset.as_ref().is_some_and(|o| o.rows != sql::OffsetRows::None) {
+            if offset
+                .as_ref()
+                .is_some_and(|o| o.rows != sql::OffsetRows::None)
+            {
                 return Err(unsupported("OFFSET … ROWS", q.span()));
             }
             (
@@ -252,11 +267,12 @@ fn select(s: &sql::Select) -> R<Select> {
                 alias: Some(name(alias)),
             },
             sql::SelectItem::Wildcard(_) => Item::Wildcard { table: None },
-            sql::SelectItem::QualifiedWildcard(sql::SelectItemQualifiedWildcardKind::ObjectName(n), _) => {
-                Item::Wildcard {
-                    table: Some(object_name(n)?),
-                }
-            }
+            sql::SelectItem::QualifiedWildcard(
+                sql::SelectItemQualifiedWildcardKind::ObjectName(n),
+                _,
+            ) => Item::Wildcard {
+                table: Some(object_name(n)?),
+            },
             other => return Err(unsupported("this select item", other.span())),
         });
     }
@@ -293,7 +309,12 @@ fn from(twj: &sql::TableWithJoins) -> R<From> {
         let (kind, constraint) = match &j.join_operator {
             sql::JoinOperator::Join(c) | sql::JoinOperator::Inner(c) => (JoinKind::Inner, c),
             sql::JoinOperator::Left(c) | sql::JoinOperator::LeftOuter(c) => (JoinKind::Left, c),
-            _ => return Err(unsupported("this kind of join (JOIN and LEFT JOIN are)", j.span())),
+            _ => {
+                return Err(unsupported(
+                    "this kind of join (JOIN and LEFT JOIN are)",
+                    j.span(),
+                ));
+            }
         };
         let sql::JoinConstraint::On(on) = constraint else {
             return Err(Diagnostic::new(
@@ -351,16 +372,31 @@ fn number(s: &str, span: Span) -> R<Expr> {
     }
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(Expr::Float(v)),
-        _ => Err(Diagnostic::new(format!("`{s}` is not a usable number"), at(span))),
+        _ => Err(Diagnostic::new(
+            format!("`{s}` is not a usable number"),
+            at(span),
+        )),
     }
 }
 
 fn data_type(t: &sql::DataType, span: Span) -> R<Type> {
     use sql::DataType as D;
     Ok(match t {
-        D::TinyInt(_) | D::SmallInt(_) | D::Int(_) | D::Integer(_) | D::BigInt(_) | D::Int2(_)
-        | D::Int4(_) | D::Int8(_) | D::Int64 => Type::Int,
-        D::Float(_) | D::Real | D::Float4 | D::Float8 | D::Float64 | D::Double(_)
+        D::TinyInt(_)
+        | D::SmallInt(_)
+        | D::Int(_)
+        | D::Integer(_)
+        | D::BigInt(_)
+        | D::Int2(_)
+        | D::Int4(_)
+        | D::Int8(_)
+        | D::Int64 => Type::Int,
+        D::Float(_)
+        | D::Real
+        | D::Float4
+        | D::Float8
+        | D::Float64
+        | D::Double(_)
         | D::DoublePrecision => Type::Float,
         D::Bool | D::Boolean => Type::Bool,
         D::Text | D::String(_) | D::Varchar(_) => Type::Text,
@@ -436,7 +472,11 @@ fn expr(e: &sql::Expr) -> R<Expr> {
             ) {
                 return Err(unsupported("FLOOR/CEIL with a scale or unit", e.span()));
             }
-            let func = if matches!(e, E::Floor { .. }) { "FLOOR" } else { "CEIL" };
+            let func = if matches!(e, E::Floor { .. }) {
+                "FLOOR"
+            } else {
+                "CEIL"
+            };
             Expr::Call {
                 func: func.into(),
                 args: vec![expr(x)?],
@@ -545,7 +585,10 @@ fn function(f: &sql::Function) -> R<Expr> {
             if !list.clauses.is_empty() {
                 return Err(unsupported("this function clause", span));
             }
-            let distinct = matches!(list.duplicate_treatment, Some(sql::DuplicateTreatment::Distinct));
+            let distinct = matches!(
+                list.duplicate_treatment,
+                Some(sql::DuplicateTreatment::Distinct)
+            );
             let mut args = Vec::new();
             let mut star = false;
             for a in &list.args {
@@ -564,7 +607,11 @@ fn function(f: &sql::Function) -> R<Expr> {
             (false, [a]) => Some(Box::new(a.clone())),
             _ => {
                 return Err(Diagnostic::new(
-                    format!("{} takes one argument{}", func.name(), if func == Agg::Count { " or *" } else { "" }),
+                    format!(
+                        "{} takes one argument{}",
+                        func.name(),
+                        if func == Agg::Count { " or *" } else { "" }
+                    ),
                     place,
                 ));
             }

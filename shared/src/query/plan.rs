@@ -3,10 +3,10 @@
 
 use polars::prelude::{DataFrame, DataType};
 
+use super::Diagnostic;
 use super::ast::dsl::*;
 use super::ast::*;
 use super::check::Checked;
-use super::Diagnostic;
 use crate::error::{Error, Result};
 use crate::histogram::{Binning, Histogram};
 
@@ -23,7 +23,11 @@ fn wrapped(checked: &Checked) -> Vec<Cte> {
         query: Query {
             with: Vec::new(),
             body: q.body.clone(),
-            order_by: if keep_order { q.order_by.clone() } else { Vec::new() },
+            order_by: if keep_order {
+                q.order_by.clone()
+            } else {
+                Vec::new()
+            },
             limit: q.limit,
             offset: q.offset,
         },
@@ -38,11 +42,18 @@ fn from(name: &str) -> Option<From> {
     })
 }
 
-fn numeric_output(checked: &Checked, name: &str, what: &str) -> std::result::Result<(), Diagnostic> {
+fn numeric_output(
+    checked: &Checked,
+    name: &str,
+    what: &str,
+) -> std::result::Result<(), Diagnostic> {
     match checked.columns.iter().find(|(c, _)| c == name) {
         Some((_, t)) if t.is_numeric() => Ok(()),
         Some((_, t)) => Err(Diagnostic::new(
-            format!("cannot histogram {what} `{name}`: it is {}, not a number", t.name()),
+            format!(
+                "cannot histogram {what} `{name}`: it is {}, not a number",
+                t.name()
+            ),
             At::NONE,
         )),
         None => {
@@ -76,7 +87,11 @@ fn bin_expr(x: &Expr, binning: &Binning) -> Expr {
             whens.push((bin(BinOp::GtEq, x.clone(), float(*hi)), int(n)));
             let scaled = bin(
                 BinOp::Mul,
-                bin(BinOp::Div, bin(BinOp::Sub, x.clone(), float(*lo)), float(hi - lo)),
+                bin(
+                    BinOp::Div,
+                    bin(BinOp::Sub, x.clone(), float(*lo)),
+                    float(hi - lo),
+                ),
                 float(*bins as f64),
             );
             let index = Expr::Cast {
@@ -131,7 +146,10 @@ pub fn histogram(
             Item::expr(col("bin"), None),
             Item::expr(count_star(), Some("entries")),
             Item::expr(agg(Agg::Sum, col("w")), Some("sumw")),
-            Item::expr(agg(Agg::Sum, bin(BinOp::Mul, col("w"), col("w"))), Some("sumw2")),
+            Item::expr(
+                agg(Agg::Sum, bin(BinOp::Mul, col("w"), col("w"))),
+                Some("sumw2"),
+            ),
         ],
         from: from(BINNED),
         group_by: vec![col("bin")],
@@ -155,10 +173,20 @@ pub fn histogram_columns() -> Vec<(String, Type)> {
 pub fn histogram_from_rows(df: &DataFrame, binning: Binning) -> Result<Histogram> {
     let mut h = Histogram::new(binning);
     let int = |name: &str| -> Result<Vec<Option<i64>>> {
-        Ok(df.column(name)?.cast(&DataType::Int64)?.i64()?.iter().collect())
+        Ok(df
+            .column(name)?
+            .cast(&DataType::Int64)?
+            .i64()?
+            .iter()
+            .collect())
     };
     let flt = |name: &str| -> Result<Vec<Option<f64>>> {
-        Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.iter().collect())
+        Ok(df
+            .column(name)?
+            .cast(&DataType::Float64)?
+            .f64()?
+            .iter()
+            .collect())
     };
     let (bins, entries, sw, sw2) = (int("bin")?, int("entries")?, flt("sumw")?, flt("sumw2")?);
     for k in 0..df.height() {
@@ -178,9 +206,9 @@ fn page_order(checked: &Checked) -> std::result::Result<Vec<Order>, Diagnostic> 
     let mut order = Vec::new();
     for o in &checked.query.order_by {
         match &o.expr {
-            Expr::Column { table: None, name, .. }
-                if checked.columns.iter().any(|(c, _)| c == name) =>
-            {
+            Expr::Column {
+                table: None, name, ..
+            } if checked.columns.iter().any(|(c, _)| c == name) => {
                 order.push(Order {
                     expr: col(name),
                     desc: o.desc,

@@ -42,7 +42,10 @@ impl Dialect {
 
 /// `query` as SQL text in `dialect`.
 pub fn to_sql(query: &Query, dialect: Dialect) -> String {
-    let mut p = Printer { d: dialect, out: String::new() };
+    let mut p = Printer {
+        d: dialect,
+        out: String::new(),
+    };
     p.query(query, &[]);
     p.out
 }
@@ -50,14 +53,20 @@ pub fn to_sql(query: &Query, dialect: Dialect) -> String {
 /// Like [`to_sql`], with `prefix` (name, SQL text) common table expressions put before the
 /// query's own: the engines use it to stand a view in for a table.
 pub fn to_sql_with(query: &Query, dialect: Dialect, prefix: &[(String, String)]) -> String {
-    let mut p = Printer { d: dialect, out: String::new() };
+    let mut p = Printer {
+        d: dialect,
+        out: String::new(),
+    };
     p.query(query, prefix);
     p.out
 }
 
 /// An expression alone, in `dialect` (the builder shows conditions this way).
 pub fn expr_to_sql(expr: &Expr, dialect: Dialect) -> String {
-    let mut p = Printer { d: dialect, out: String::new() };
+    let mut p = Printer {
+        d: dialect,
+        out: String::new(),
+    };
     p.expr(expr);
     p.out
 }
@@ -144,7 +153,11 @@ impl Printer {
                 self.w(if o.desc { " DESC" } else { " ASC" });
                 // Engines disagree on where nulls go; say it.
                 if self.d.lowers() {
-                    self.w(if o.desc { " NULLS FIRST" } else { " NULLS LAST" });
+                    self.w(if o.desc {
+                        " NULLS FIRST"
+                    } else {
+                        " NULLS LAST"
+                    });
                 }
             }
         }
@@ -360,7 +373,11 @@ impl Printer {
                 negated,
             } => {
                 self.atom(expr);
-                self.w(if *negated { " NOT BETWEEN " } else { " BETWEEN " });
+                self.w(if *negated {
+                    " NOT BETWEEN "
+                } else {
+                    " BETWEEN "
+                });
                 self.atom(lo);
                 self.w(" AND ");
                 self.atom(hi);
@@ -423,7 +440,10 @@ impl Printer {
         let text: Vec<String> = args
             .iter()
             .map(|a| {
-                let mut p = Printer { d: self.d, out: String::new() };
+                let mut p = Printer {
+                    d: self.d,
+                    out: String::new(),
+                };
                 p.expr(a);
                 format!("({})", p.out)
             })
@@ -437,15 +457,20 @@ impl Printer {
                 "SQRT(POWER({eta1} - {eta2}, 2) + POWER({}, 2))",
                 delta_phi(phi1, phi2)
             ),
-            ("MT", [pt1, phi1, pt2, phi2]) => format!(
-                "SQRT(GREATEST(2.0 * {pt1} * {pt2} * (1.0 - COS({phi1} - {phi2})), 0.0))"
-            ),
+            ("MT", [pt1, phi1, pt2, phi2]) => {
+                format!("SQRT(GREATEST(2.0 * {pt1} * {pt2} * (1.0 - COS({phi1} - {phi2})), 0.0))")
+            }
             ("INV_MASS", objs) if objs.len() >= 8 && objs.len() % 4 == 0 => {
                 let sum = |f: &dyn Fn(&[String]) -> String| {
                     objs.chunks(4).map(f).collect::<Vec<_>>().join(" + ")
                 };
                 let e = sum(&|o| {
-                    format!("SQRT(POWER({} * {}, 2) + POWER({}, 2))", o[0], cosh(&o[1]), o[3])
+                    format!(
+                        "SQRT(POWER({} * {}, 2) + POWER({}, 2))",
+                        o[0],
+                        cosh(&o[1]),
+                        o[3]
+                    )
                 });
                 let px = sum(&|o| format!("{} * COS({})", o[0], o[2]));
                 let py = sum(&|o| format!("{} * SIN({})", o[0], o[2]));

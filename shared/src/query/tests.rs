@@ -9,7 +9,9 @@ fn roundtrip(q: &Query) -> Query {
     parse(&text).unwrap_or_else(|d| panic!("{text}\n  does not parse: {d}"))
 }
 
-const NAMES: &[&str] = &["pt", "eta", "event_id", "a", "b", "select", "Mixed", "my col", "order", "x1"];
+const NAMES: &[&str] = &[
+    "pt", "eta", "event_id", "a", "b", "select", "Mixed", "my col", "order", "x1",
+];
 
 fn ident() -> impl Strategy<Value = String> {
     prop::sample::select(NAMES).prop_map(str::to_owned)
@@ -43,32 +45,55 @@ fn expr() -> impl Strategy<Value = Expr> {
             (prop::sample::select(BinOp::ALL.to_vec()), b(), b())
                 .prop_map(|(op, left, right)| Expr::Binary { op, left, right }),
             (
-                prop::sample::select(vec!["SQRT", "ABS", "INV_MASS", "DELTA_R", "GREATEST", "COALESCE", "POWER"]),
+                prop::sample::select(vec![
+                    "SQRT", "ABS", "INV_MASS", "DELTA_R", "GREATEST", "COALESCE", "POWER"
+                ]),
                 prop::collection::vec(inner.clone(), 1..4)
             )
                 .prop_map(|(f, args)| call(f, args)),
             // FLOOR and CEIL have a syntax of their own in SQL: one argument.
             (prop::sample::select(vec!["FLOOR", "CEIL"]), b()).prop_map(|(f, x)| call(f, vec![*x])),
-            (prop::sample::select(Agg::ALL.to_vec()), prop::option::of(b()), any::<bool>()).prop_map(
-                |(func, arg, distinct)| Expr::Agg {
+            (
+                prop::sample::select(Agg::ALL.to_vec()),
+                prop::option::of(b()),
+                any::<bool>()
+            )
+                .prop_map(|(func, arg, distinct)| Expr::Agg {
                     func,
                     distinct: distinct && arg.is_some(),
-                    arg: if func == Agg::Count { arg } else { arg.or(Some(Box::new(Expr::Int(1)))) },
+                    arg: if func == Agg::Count {
+                        arg
+                    } else {
+                        arg.or(Some(Box::new(Expr::Int(1))))
+                    },
                     at: At::NONE
-                }
-            ),
+                }),
             (b(), b(), b(), any::<bool>()).prop_map(|(expr, lo, hi, negated)| Expr::Between {
                 expr,
                 lo,
                 hi,
                 negated
             }),
-            (b(), prop::collection::vec(inner.clone(), 1..3), any::<bool>())
-                .prop_map(|(expr, list, negated)| Expr::InList { expr, list, negated }),
+            (
+                b(),
+                prop::collection::vec(inner.clone(), 1..3),
+                any::<bool>()
+            )
+                .prop_map(|(expr, list, negated)| Expr::InList {
+                    expr,
+                    list,
+                    negated
+                }),
             (b(), any::<bool>()).prop_map(|(expr, negated)| Expr::IsNull { expr, negated }),
-            (prop::collection::vec((inner.clone(), inner.clone()), 1..3), prop::option::of(b()))
+            (
+                prop::collection::vec((inner.clone(), inner.clone()), 1..3),
+                prop::option::of(b())
+            )
                 .prop_map(|(whens, otherwise)| Expr::Case { whens, otherwise }),
-            (b(), prop::sample::select(vec![Type::Int, Type::Float, Type::Bool, Type::Text]))
+            (
+                b(),
+                prop::sample::select(vec![Type::Int, Type::Float, Type::Bool, Type::Text])
+            )
                 .prop_map(|(expr, to)| Expr::Cast { expr, to }),
         ]
     })
@@ -88,7 +113,11 @@ fn select() -> impl Strategy<Value = Select> {
         (expr(), prop::option::of(ident())).prop_map(|(expr, alias)| Item::Expr { expr, alias }),
     ];
     let join = (any::<bool>(), table_ref(), expr()).prop_map(|(left, table, on)| Join {
-        kind: if left { JoinKind::Left } else { JoinKind::Inner },
+        kind: if left {
+            JoinKind::Left
+        } else {
+            JoinKind::Inner
+        },
         table,
         on,
     });
@@ -162,41 +191,158 @@ proptest! {
 fn builder_selections_and_adl_queries_round_trip_through_sql() {
     for n in 1..=8 {
         let (_, spec, _) = adl::query(n).expect("adl");
-        let q = spec.query().unwrap_or_else(|d| panic!("ADL {n}: {d}\n{}", spec.sql().unwrap_or_default()));
+        let q = spec
+            .query()
+            .unwrap_or_else(|d| panic!("ADL {n}: {d}\n{}", spec.sql().unwrap_or_default()));
         assert_eq!(roundtrip(&q), q, "ADL {n}");
         for engine in [Engine::Local, Engine::Spark] {
-            check(&q, engine).unwrap_or_else(|e| panic!("ADL {n} on {engine:?}: {e:?}\n{}", to_sql(&q, Dialect::Alyx)));
+            check(&q, engine).unwrap_or_else(|e| {
+                panic!(
+                    "ADL {n} on {engine:?}: {e:?}\n{}",
+                    to_sql(&q, Dialect::Alyx)
+                )
+            });
         }
     }
 }
 
 /// (query, expected message fragment, expected line and column; 0 when there is no place).
 const BAD: &[(&str, &str, u32, u32)] = &[
-    ("SELECT pt FROM muon", "unknown table `muon` (did you mean `muons`?)", 1, 16),
-    ("SELECT ptt FROM muons", "unknown column `ptt` in muons (did you mean `pt`?)", 1, 8),
+    (
+        "SELECT pt FROM muon",
+        "unknown table `muon` (did you mean `muons`?)",
+        1,
+        16,
+    ),
+    (
+        "SELECT ptt FROM muons",
+        "unknown column `ptt` in muons (did you mean `pt`?)",
+        1,
+        8,
+    ),
     ("SELECT m.pt FROM muons AS mu", "no table `m` in FROM", 1, 8),
-    ("SELECT pt FROM muons WHERE system = 'pp'", "unknown column `system`", 1, 28),
-    ("SELECT event_id FROM muons AS a JOIN electrons AS b ON a.event_id = b.event_id", "`event_id` is ambiguous", 1, 8),
-    ("SELECT pt FROM muons WHERE pt", "WHERE must be a condition, not float", 1, 28),
-    ("SELECT pt FROM muons WHERE collection > 3", "cannot compare text with integer", 1, 28),
-    ("SELECT pt + collection FROM muons", "`+` needs numbers, not text", 1, 8),
-    ("SELECT pt FROM muons WHERE COUNT(*) > 2", "COUNT is not allowed here", 1, 28),
-    ("SELECT event_id, pt FROM muons GROUP BY event_id", "`muons.pt` must appear in GROUP BY", 1, 18),
-    ("SELECT MAX(SUM(pt)) FROM muons", "SUM inside another aggregate", 1, 12),
-    ("SELECT SQRTT(pt) FROM muons", "unknown function SQRTT (did you mean `SQRT`?)", 1, 8),
-    ("SELECT INV_MASS(pt, eta, phi) FROM muons", "INV_MASS takes two or more objects", 1, 8),
+    (
+        "SELECT pt FROM muons WHERE system = 'pp'",
+        "unknown column `system`",
+        1,
+        28,
+    ),
+    (
+        "SELECT event_id FROM muons AS a JOIN electrons AS b ON a.event_id = b.event_id",
+        "`event_id` is ambiguous",
+        1,
+        8,
+    ),
+    (
+        "SELECT pt FROM muons WHERE pt",
+        "WHERE must be a condition, not float",
+        1,
+        28,
+    ),
+    (
+        "SELECT pt FROM muons WHERE collection > 3",
+        "cannot compare text with integer",
+        1,
+        28,
+    ),
+    (
+        "SELECT pt + collection FROM muons",
+        "`+` needs numbers, not text",
+        1,
+        8,
+    ),
+    (
+        "SELECT pt FROM muons WHERE COUNT(*) > 2",
+        "COUNT is not allowed here",
+        1,
+        28,
+    ),
+    (
+        "SELECT event_id, pt FROM muons GROUP BY event_id",
+        "`muons.pt` must appear in GROUP BY",
+        1,
+        18,
+    ),
+    (
+        "SELECT MAX(SUM(pt)) FROM muons",
+        "SUM inside another aggregate",
+        1,
+        12,
+    ),
+    (
+        "SELECT SQRTT(pt) FROM muons",
+        "unknown function SQRTT (did you mean `SQRT`?)",
+        1,
+        8,
+    ),
+    (
+        "SELECT INV_MASS(pt, eta, phi) FROM muons",
+        "INV_MASS takes two or more objects",
+        1,
+        8,
+    ),
     ("SELECT pt FROM muons\nWHERE eta >", "syntax error", 2, 12),
-    ("DELETE FROM muons", "only SELECT queries can run here", 1, 1),
-    ("SELECT pt FROM muons; DROP TABLE muons", "one query at a time", 1, 23),
-    ("SELECT pt FROM muons UNION SELECT pt FROM jets", "only UNION ALL", 1, 28),
-    ("SELECT pt, eta AS pt FROM muons", "two output columns are named `pt`", 1, 12),
-    ("SELECT pt FROM muons UNION ALL SELECT pt, eta FROM jets", "UNION ALL part 2 has 2 columns", 0, 0),
-    ("SELECT pt FROM (SELECT pt FROM muons) AS m", "give it a name with WITH", 1, 17),
-    ("SELECT pt FROM muons WHERE pt IN (SELECT pt FROM jets)", "subqueries in expressions are not supported", 1, 28),
+    (
+        "DELETE FROM muons",
+        "only SELECT queries can run here",
+        1,
+        1,
+    ),
+    (
+        "SELECT pt FROM muons; DROP TABLE muons",
+        "one query at a time",
+        1,
+        23,
+    ),
+    (
+        "SELECT pt FROM muons UNION SELECT pt FROM jets",
+        "only UNION ALL",
+        1,
+        28,
+    ),
+    (
+        "SELECT pt, eta AS pt FROM muons",
+        "two output columns are named `pt`",
+        1,
+        12,
+    ),
+    (
+        "SELECT pt FROM muons UNION ALL SELECT pt, eta FROM jets",
+        "UNION ALL part 2 has 2 columns",
+        0,
+        0,
+    ),
+    (
+        "SELECT pt FROM (SELECT pt FROM muons) AS m",
+        "give it a name with WITH",
+        1,
+        17,
+    ),
+    (
+        "SELECT pt FROM muons WHERE pt IN (SELECT pt FROM jets)",
+        "subqueries in expressions are not supported",
+        1,
+        28,
+    ),
     ("SELECT pt FROM muons, jets", "list tables with JOIN", 1, 23),
-    ("SELECT pt % 2 FROM muons", "`%` needs integers, not float", 1, 8),
-    ("SELECT a.pt FROM muons AS a JOIN muons AS a ON a.event_id = a.event_id", "`a` appears twice in FROM", 1, 34),
-    ("SELECT ROW_NUMBER() OVER (ORDER BY pt) FROM muons", "a window function", 1, 8),
+    (
+        "SELECT pt % 2 FROM muons",
+        "`%` needs integers, not float",
+        1,
+        8,
+    ),
+    (
+        "SELECT a.pt FROM muons AS a JOIN muons AS a ON a.event_id = a.event_id",
+        "`a` appears twice in FROM",
+        1,
+        34,
+    ),
+    (
+        "SELECT ROW_NUMBER() OVER (ORDER BY pt) FROM muons",
+        "a window function",
+        1,
+        8,
+    ),
     ("", "the query is empty", 0, 0),
 ];
 
@@ -204,9 +350,10 @@ const BAD: &[(&str, &str, u32, u32)] = &[
 fn invalid_queries_get_a_message_and_a_place() {
     for (text, fragment, line, column) in BAD {
         let errors = prepare(text, Engine::Local).expect_err(text);
-        let hit = errors.iter().find(|d| d.message.contains(fragment)).unwrap_or_else(|| {
-            panic!("{text:?}: expected {fragment:?}, got {errors:?}")
-        });
+        let hit = errors
+            .iter()
+            .find(|d| d.message.contains(fragment))
+            .unwrap_or_else(|| panic!("{text:?}: expected {fragment:?}, got {errors:?}"));
         assert_eq!((hit.line, hit.column), (*line, *column), "{text:?}: {hit}");
     }
 }
@@ -214,17 +361,34 @@ fn invalid_queries_get_a_message_and_a_place() {
 #[test]
 fn postgres_engine_sees_the_catalogue_only() {
     let errors = prepare("SELECT pt FROM muons", Engine::Postgres).expect_err("muons");
-    assert!(errors[0].message.contains("not available on the postgres engine"), "{errors:?}");
+    assert!(
+        errors[0]
+            .message
+            .contains("not available on the postgres engine"),
+        "{errors:?}"
+    );
     let errors = prepare("SELECT met_pt FROM events", Engine::Postgres).expect_err("met");
-    assert!(errors[0].message.contains("unknown column `met_pt`"), "{errors:?}");
-    let ok = prepare("SELECT run, COUNT(*) AS n FROM events WHERE n_muons >= 2 GROUP BY run", Engine::Postgres)
-        .expect("catalogue query");
-    assert_eq!(ok.columns, vec![("run".into(), Type::Int), ("n".into(), Type::Int)]);
+    assert!(
+        errors[0].message.contains("unknown column `met_pt`"),
+        "{errors:?}"
+    );
+    let ok = prepare(
+        "SELECT run, COUNT(*) AS n FROM events WHERE n_muons >= 2 GROUP BY run",
+        Engine::Postgres,
+    )
+    .expect("catalogue query");
+    assert_eq!(
+        ok.columns,
+        vec![("run".into(), Type::Int), ("n".into(), Type::Int)]
+    );
 }
 
 #[test]
 fn checking_qualifies_names_expands_stars_and_names_outputs() {
-    let c = prepare("SELECT *, pt * 2, COUNT(*) FROM muons GROUP BY event_id", Engine::Local);
+    let c = prepare(
+        "SELECT *, pt * 2, COUNT(*) FROM muons GROUP BY event_id",
+        Engine::Local,
+    );
     assert!(c.is_err(), "ungrouped star");
     let c = prepare("SELECT a.*, SQRT(pt) FROM muons AS a", Engine::Local).expect("ok");
     let names: Vec<&str> = c.columns.iter().map(|(n, _)| n.as_str()).collect();
@@ -232,15 +396,25 @@ fn checking_qualifies_names_expands_stars_and_names_outputs() {
     assert_eq!(names.last(), Some(&"sqrt"));
     let printed = to_sql(&c.query, Dialect::Alyx);
     assert!(printed.contains(r#"SQRT(a.pt) AS "sqrt""#), "{printed}");
-    assert!(printed.starts_with("SELECT a.event_id AS event_id, a.idx AS idx"), "{printed}");
+    assert!(
+        printed.starts_with("SELECT a.event_id AS event_id, a.idx AS idx"),
+        "{printed}"
+    );
 }
 
 #[test]
 fn lowering_expands_physics_and_divides_as_floats() {
-    let q = parse("SELECT DELTA_R(eta, phi, 0.5, 1.0) AS dr, n_tracks / 2 AS half FROM events").expect("parse");
+    let q = parse("SELECT DELTA_R(eta, phi, 0.5, 1.0) AS dr, n_tracks / 2 AS half FROM events")
+        .expect("parse");
     let polars = to_sql(&q, Dialect::Polars);
-    assert!(!polars.contains("DELTA_R") && polars.contains("FLOOR") && polars.contains("SQRT"), "{polars}");
-    assert!(polars.contains("n_tracks / CAST(2 AS DOUBLE PRECISION)"), "{polars}");
+    assert!(
+        !polars.contains("DELTA_R") && polars.contains("FLOOR") && polars.contains("SQRT"),
+        "{polars}"
+    );
+    assert!(
+        polars.contains("n_tracks / CAST(2 AS DOUBLE PRECISION)"),
+        "{polars}"
+    );
     let spark = to_sql(&q, Dialect::Spark);
     assert!(spark.contains("CAST(2 AS DOUBLE)"), "{spark}");
     let alyx = to_sql(&q, Dialect::Alyx);
@@ -248,19 +422,53 @@ fn lowering_expands_physics_and_divides_as_floats() {
     // Identifiers that need quoting get each engine's quotes.
     let q = parse(r#"SELECT "My Col" FROM "select""#).expect("parse");
     assert_eq!(to_sql(&q, Dialect::Spark), "SELECT `My Col` FROM `select`");
-    assert_eq!(to_sql(&q, Dialect::Postgres), r#"SELECT "My Col" FROM "select""#);
+    assert_eq!(
+        to_sql(&q, Dialect::Postgres),
+        r#"SELECT "My Col" FROM "select""#
+    );
 }
 
 #[test]
 fn histogram_plan_bins_like_the_histogram_type() {
     use crate::histogram::Binning;
     let c = prepare("SELECT pt FROM muons", Engine::Local).expect("ok");
-    let q = plan::histogram(&c, "pt", None, &Binning::Fixed { bins: 10, lo: 0.0, hi: 50.0 }).expect("plan");
+    let q = plan::histogram(
+        &c,
+        "pt",
+        None,
+        &Binning::Fixed {
+            bins: 10,
+            lo: 0.0,
+            hi: 50.0,
+        },
+    )
+    .expect("plan");
     let sql = to_sql(&q, Dialect::Alyx);
     assert!(sql.contains("GROUP BY bin"), "{sql}");
-    assert!(plan::histogram(&c, "eta", None, &Binning::Fixed { bins: 10, lo: 0.0, hi: 1.0 }).is_err());
+    assert!(
+        plan::histogram(
+            &c,
+            "eta",
+            None,
+            &Binning::Fixed {
+                bins: 10,
+                lo: 0.0,
+                hi: 1.0
+            }
+        )
+        .is_err()
+    );
     let c = prepare("SELECT collection FROM muons", Engine::Local).expect("ok");
-    let e = plan::histogram(&c, "collection", None, &Binning::Fixed { bins: 1, lo: 0.0, hi: 1.0 })
-        .expect_err("text");
+    let e = plan::histogram(
+        &c,
+        "collection",
+        None,
+        &Binning::Fixed {
+            bins: 1,
+            lo: 0.0,
+            hi: 1.0,
+        },
+    )
+    .expect_err("text");
     assert!(e.message.contains("not a number"), "{e}");
 }

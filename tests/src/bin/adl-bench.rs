@@ -19,11 +19,15 @@ use alyx_shared::store::DataStore;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn main() {
-    let events: u64 = arg("--events").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let events: u64 = arg("--events")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = arg("--dir").map(PathBuf::from).unwrap_or_else(|| {
         dirs::home_dir()
             .unwrap_or_else(|| PathBuf::from("."))
@@ -41,9 +45,14 @@ fn main() {
         _ => {
             let _ = std::fs::remove_dir_all(dir.join("nano"));
             let t = Instant::now();
-            let d = datasets::generate_nano(&store, "nano", NanoConfig::new(1), events, &mut |_| {})
-                .expect("generate");
-            println!("generated in {:.1} s into {}", t.elapsed().as_secs_f64(), d.dir().display());
+            let d =
+                datasets::generate_nano(&store, "nano", NanoConfig::new(1), events, &mut |_| {})
+                    .expect("generate");
+            println!(
+                "generated in {:.1} s into {}",
+                t.elapsed().as_secs_f64(),
+                d.dir().display()
+            );
             d
         }
     };
@@ -55,12 +64,16 @@ fn main() {
         let t = Instant::now();
         let mut entries = Vec::new();
         for plot in &plots {
-            let h = query::histogram_local(&dataset, &checked, plot.column, None, plot.binning.clone())
-                .expect("histogram");
+            let h =
+                query::histogram_local(&dataset, &checked, plot.column, None, plot.binning.clone())
+                    .expect("histogram");
             entries.push(h.entries.iter().sum::<u64>());
         }
         let secs = t.elapsed().as_secs_f64();
-        println!("  ALYX Q{n} {secs:7.2} s  {:>12.0} events/s  entries {entries:?}  ({title})", events as f64 / secs);
+        println!(
+            "  ALYX Q{n} {secs:7.2} s  {:>12.0} events/s  entries {entries:?}  ({title})",
+            events as f64 / secs
+        );
         alyx.insert(n, secs);
     }
 
@@ -80,17 +93,30 @@ fn main() {
     }
     let mut peers: BTreeMap<(String, u8), (f64, Vec<u64>)> = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         let peer = v["peer"].as_str().unwrap_or("").to_owned();
         if peer == "load" {
-            println!("  peers: loading the Parquet chunks into awkward arrays took {:.1} s", v["seconds"].as_f64().unwrap_or(0.0));
+            println!(
+                "  peers: loading the Parquet chunks into awkward arrays took {:.1} s",
+                v["seconds"].as_f64().unwrap_or(0.0)
+            );
             continue;
         }
         let q = v["query"].as_u64().unwrap_or(0) as u8;
-        let entries = v["entries"].as_array().map(|a| a.iter().filter_map(|x| x.as_u64()).collect()).unwrap_or_default();
-        peers.insert((peer, q), (v["seconds"].as_f64().unwrap_or(f64::NAN), entries));
+        let entries = v["entries"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_u64()).collect())
+            .unwrap_or_default();
+        peers.insert(
+            (peer, q),
+            (v["seconds"].as_f64().unwrap_or(f64::NAN), entries),
+        );
     }
-    println!("\n  query   ALYX ev/s   RDataFrame ev/s   awkward ev/s   ALYX÷RDF   ALYX÷awkward   RDF entries");
+    println!(
+        "\n  query   ALYX ev/s   RDataFrame ev/s   awkward ev/s   ALYX÷RDF   ALYX÷awkward   RDF entries"
+    );
     for n in 1..=8u8 {
         let rate = |s: f64| events as f64 / s;
         let a = alyx[&n];
