@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "alyx/v1/events.proto",
                 "alyx/v1/admin.proto",
                 "alyx/v1/query.proto",
+                "alyx/v1/jobs.proto",
             ],
             &["."],
         )?;

@@ -8,9 +8,11 @@
 #   DATABASE_URL      PostgreSQL for #[sqlx::test] (default postgres://postgres@127.0.0.1:5432/postgres;
 #                     each test creates and drops its own database)
 #
-# It starts a Kafka-protocol broker (tansu, in memory, on 127.0.0.1:19092) for the ingest tests
-# and a Spark Connect server (pyspark 4.3.0 from PyPI, local[2], on 127.0.0.1:15002) for the
-# Spark engine, exports ALYX_KAFKA_BROKERS and ALYX_SPARK_URL, and stops both on exit.
+# It starts a Kafka-protocol broker (tansu, in memory, on 127.0.0.1:19092) for the ingest tests,
+# a Spark Connect server (pyspark 4.3.0 from PyPI, local[2], on 127.0.0.1:15002) for the Spark
+# engine and executor, and a single-node Slurm cluster (Debian's slurm-wlm and munge,
+# scripts/slurm.sh, state in /tmp/alyx-slurm) for the Slurm executor; exports
+# ALYX_KAFKA_BROKERS, ALYX_SPARK_URL and ALYX_SLURM_BASE, and stops all three on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,10 +24,13 @@ TOOLS="${ALYX_TOOLS_DIR:-$HOME/.cache/alyx/tools}"
 KAFKA_PORT="${ALYX_KAFKA_PORT:-19092}"
 SPARK_PORT="${ALYX_SPARK_PORT:-15002}"
 SPARK_BASE="$TOOLS/spark"
+SLURM_BASE="${ALYX_SLURM_STATE:-/tmp/alyx-slurm}"
 started_pids=()
+slurm_started=0
 stop_services() {
   local pid
   for pid in "${started_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ "$slurm_started" = 1 ]; then BASE="$SLURM_BASE" scripts/slurm.sh stop || true; fi
 }
 trap stop_services EXIT
 
@@ -148,10 +153,21 @@ wait_spark() {
   export ALYX_SPARK_URL="sc://127.0.0.1:$SPARK_PORT"
 }
 
+start_slurm() {
+  if sinfo -h >/dev/null 2>&1; then
+    echo "a Slurm cluster already answers; using it (state assumed in $SLURM_BASE)"
+  else
+    slurm_started=1
+    BASE="$SLURM_BASE" scripts/slurm.sh start
+  fi
+  export ALYX_SLURM_BASE="$SLURM_BASE"
+}
+
 phase setup install_prerequisites
 phase broker install_broker
 phase spark install_spark
 start_spark
+phase slurm start_slurm
 phase build cargo build --workspace --all-targets --locked
 start_broker
 phase sparkwait wait_spark

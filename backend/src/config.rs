@@ -28,6 +28,31 @@ pub struct Config {
     /// Spark Connect server of the Spark engine, `sc://host:15002` (`ALYXD_SPARK_URL`);
     /// empty: no Spark engine.
     pub spark_url: String,
+    /// How long a catalogue (PostgreSQL engine) query result may be served again, in ms; results
+    /// are dropped at once when ingest changes the dataset. 0: no cache
+    /// (`ALYXD_QUERY_CACHE_TTL_MS`).
+    pub query_cache_ttl_ms: u64,
+    /// Tasks of analysis jobs the local executor runs at once (`ALYXD_JOB_SLOTS`); 0: one per
+    /// core.
+    pub job_slots: usize,
+    /// Unfinished tasks in the job queue beyond which submissions get RESOURCE_EXHAUSTED
+    /// (`ALYXD_JOB_QUEUE_LIMIT`).
+    pub job_queue_limit: i64,
+    /// Running tasks per user at most (`ALYXD_JOB_QUOTA`).
+    pub job_quota: i64,
+    /// Seconds a claimed task stays with this instance without renewal; after that (a dead
+    /// instance) it runs again elsewhere (`ALYXD_JOB_LEASE_SECS`).
+    pub job_lease_secs: u64,
+    /// Job tasks running on Spark at once (with `spark_url`) (`ALYXD_SPARK_JOB_SLOTS`).
+    pub spark_job_slots: usize,
+    /// Run jobs with target slurm as batch jobs on the Slurm cluster this host submits to
+    /// (`ALYXD_SLURM`).
+    pub slurm: bool,
+    /// Batch jobs in flight at once (`ALYXD_SLURM_SLOTS`).
+    pub slurm_slots: usize,
+    /// The `alyxd` binary batch jobs run as `alyxd worker` (`ALYXD_SLURM_WORKER`); empty: this
+    /// alyxd's own path.
+    pub slurm_worker: String,
     pub ingest: IngestConfig,
 }
 
@@ -68,6 +93,15 @@ impl Default for Config {
             data_dir: alyx_shared::default_data_dir().join("alyxd"),
             log_json: false,
             spark_url: String::new(),
+            query_cache_ttl_ms: 10_000,
+            job_slots: 0,
+            job_queue_limit: 100_000,
+            job_quota: 1_000,
+            job_lease_secs: 30,
+            spark_job_slots: 2,
+            slurm: false,
+            slurm_slots: 4,
+            slurm_worker: String::new(),
             ingest: IngestConfig::default(),
         }
     }
@@ -133,6 +167,15 @@ impl Config {
         env!("ALYXD_DATA_DIR" => self.data_dir);
         env!("ALYXD_LOG_JSON" => self.log_json);
         env!("ALYXD_SPARK_URL" => self.spark_url);
+        env!("ALYXD_QUERY_CACHE_TTL_MS" => self.query_cache_ttl_ms);
+        env!("ALYXD_JOB_SLOTS" => self.job_slots);
+        env!("ALYXD_JOB_QUEUE_LIMIT" => self.job_queue_limit);
+        env!("ALYXD_JOB_QUOTA" => self.job_quota);
+        env!("ALYXD_JOB_LEASE_SECS" => self.job_lease_secs);
+        env!("ALYXD_SPARK_JOB_SLOTS" => self.spark_job_slots);
+        env!("ALYXD_SLURM" => self.slurm);
+        env!("ALYXD_SLURM_SLOTS" => self.slurm_slots);
+        env!("ALYXD_SLURM_WORKER" => self.slurm_worker);
         env!("ALYXD_INGEST" => ingest.enabled);
         env!("ALYXD_KAFKA_BROKERS" => ingest.brokers);
         env!("ALYXD_KAFKA_TOPIC" => ingest.topic);

@@ -9,6 +9,10 @@ use alyx_shared::store::{DataStore, Dataset, Table};
 use polars::prelude::*;
 use sqlx::{PgPool, Row};
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::cache::ResultCache;
 use crate::error::{Error, Result};
 use crate::spark::SparkSession;
 
@@ -20,9 +24,58 @@ pub struct Engines {
     pub pool: Option<PgPool>,
     /// Spark Connect (`sc://host:port`); `None` when no cluster is configured.
     pub spark_url: Option<String>,
+    /// Catalogue (PostgreSQL) results, shared by concurrent and repeated identical queries.
+    pub cache: Arc<ResultCache>,
+    /// Catalogue ids of dataset names (a name keeps its id).
+    dataset_ids: Arc<Mutex<HashMap<String, i32>>>,
 }
 
 impl Engines {
+    pub fn new(
+        store: DataStore,
+        pool: Option<PgPool>,
+        spark_url: Option<String>,
+        cache: Arc<ResultCache>,
+    ) -> Self {
+        Self {
+            store,
+            pool,
+            spark_url,
+            cache,
+            dataset_ids: Arc::default(),
+        }
+    }
+
+    fn pool(&self) -> Result<&PgPool> {
+        self.pool.as_ref().ok_or_else(|| {
+            Error::Unavailable("the PostgreSQL engine needs alyxd's database".into())
+        })
+    }
+
+    /// The catalogue id of `dataset`.
+    async fn dataset_id(&self, pool: &PgPool, dataset: &str) -> Result<i32> {
+        let known = self
+            .dataset_ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(dataset)
+            .copied();
+        if let Some(id) = known {
+            return Ok(id);
+        }
+        let id: Option<i32> = sqlx::query_scalar("SELECT id FROM datasets WHERE name = $1")
+            .bind(dataset)
+            .fetch_optional(pool)
+            .await?;
+        let id =
+            id.ok_or_else(|| Error::NotFound(format!("no dataset `{dataset}` in the catalogue")))?;
+        self.dataset_ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(dataset.to_owned(), id);
+        Ok(id)
+    }
+
     fn dataset(&self, name: &str) -> Result<Dataset> {
         self.store.dataset(name).map_err(|e| match e {
             alyx_shared::Error::NotFound(_) | alyx_shared::Error::NotADataset { .. } => {
@@ -50,7 +103,7 @@ impl Engines {
                 Some("chunk_id"),
             )];
         }
-        let sql = postgres_sql(pool, dataset, &q).await?;
+        let sql = postgres_sql(self.dataset_id(pool, dataset).await?, &q);
         let ids: Vec<i32> = sqlx::query_scalar(&sql).fetch_all(pool).await?;
         Ok(ids
             .into_iter()
@@ -94,16 +147,18 @@ impl Engines {
                     Error::Unavailable("no Spark cluster is configured (ALYXD_SPARK_URL)".into())
                 })?;
                 let mut session = SparkSession::connect(url, user).await?;
-                let result = spark_run(&mut session, &ds, &typed, columns, chunks).await;
+                let result = spark_run(&mut session, &ds, &typed, columns, chunks, None).await;
                 session.release().await;
                 result
             }
             Engine::Postgres => {
-                let pool = self.pool.as_ref().ok_or_else(|| {
-                    Error::Unavailable("the PostgreSQL engine needs alyxd's database".into())
-                })?;
-                let sql = postgres_sql(pool, dataset, &typed).await?;
-                postgres_rows(pool, &sql, columns).await
+                let pool = self.pool()?;
+                let id = self.dataset_id(pool, dataset).await?;
+                let sql = postgres_sql(id, &typed);
+                let key = format!("{sql}\n{columns:?}");
+                self.cache
+                    .get_or_run(id, &key, postgres_rows(pool, &sql, columns))
+                    .await
             }
         }
     }
@@ -118,15 +173,24 @@ impl Engines {
     ) -> Result<u64> {
         match engine {
             Engine::Postgres => {
-                let pool = self.pool.as_ref().ok_or_else(|| {
-                    Error::Unavailable("the PostgreSQL engine needs alyxd's database".into())
-                })?;
-                let sql = postgres_sql(pool, dataset, &checked.query).await?;
-                let row = sqlx::query(&format!("EXPLAIN {sql}"))
-                    .fetch_one(pool)
+                let pool = self.pool()?;
+                let id = self.dataset_id(pool, dataset).await?;
+                let explain = format!("EXPLAIN {}", postgres_sql(id, &checked.query));
+                let estimate = self
+                    .cache
+                    .get_or_run(id, &explain, async {
+                        let row = sqlx::query(&explain).fetch_one(pool).await?;
+                        let top: String = row.try_get(0)?;
+                        let rows = planner_rows(&top).unwrap_or(0);
+                        DataFrame::new_infer_height(vec![Column::new("n".into(), [rows])])
+                            .map_err(|e| Error::Store(e.into()))
+                    })
                     .await?;
-                let top: String = row.try_get(0)?;
-                Ok(planner_rows(&top).unwrap_or(0))
+                Ok(estimate
+                    .column("n")
+                    .ok()
+                    .and_then(|c| c.u64().ok()?.get(0))
+                    .unwrap_or(0))
             }
             Engine::Local | Engine::Spark => {
                 let ds = self.dataset(dataset)?;
@@ -160,10 +224,8 @@ impl Engines {
                 Ok((sql, plan))
             }
             Engine::Postgres => {
-                let pool = self.pool.as_ref().ok_or_else(|| {
-                    Error::Unavailable("the PostgreSQL engine needs alyxd's database".into())
-                })?;
-                let sql = postgres_sql(pool, dataset, query).await?;
+                let pool = self.pool()?;
+                let sql = postgres_sql(self.dataset_id(pool, dataset).await?, query);
                 let rows = sqlx::query(&format!("EXPLAIN {sql}"))
                     .fetch_all(pool)
                     .await?;
@@ -178,12 +240,27 @@ impl Engines {
     }
 }
 
+/// Runs `query` (cast to `columns`' types) on Spark in `session` over `chunks` of `ds`, tagged
+/// `tag` for [`SparkSession::interrupt`].
+pub(crate) async fn spark_query(
+    session: &mut SparkSession,
+    ds: &Dataset,
+    query: &Query,
+    columns: &[(String, Type)],
+    chunks: Option<&[u32]>,
+    tag: Option<&str>,
+) -> Result<DataFrame> {
+    let typed = plan::typed(query, columns);
+    spark_run(session, ds, &typed, columns, chunks, tag).await
+}
+
 async fn spark_run(
     session: &mut SparkSession,
     ds: &Dataset,
     query: &Query,
     columns: &[(String, Type)],
     chunks: Option<&[u32]>,
+    tag: Option<&str>,
 ) -> Result<DataFrame> {
     for name in plan::tables_read(query) {
         let Some(table) = Table::ALL.into_iter().find(|t| t.name() == name) else {
@@ -197,7 +274,7 @@ async fn spark_run(
         session.create_view(&name, paths).await?;
     }
     let df = session
-        .sql(&print::to_sql(query, Dialect::Spark), None)
+        .sql(&print::to_sql(query, Dialect::Spark), tag)
         .await?;
     if df.width() == 0 {
         return Ok(empty(columns));
@@ -225,13 +302,7 @@ fn dtype(t: Type) -> DataType {
 
 /// `query` in PostgreSQL's SQL, with `events` standing for the dataset's catalogue rows under
 /// the store's column names.
-async fn postgres_sql(pool: &PgPool, dataset: &str, query: &Query) -> Result<String> {
-    let id: Option<i32> = sqlx::query_scalar("SELECT id FROM datasets WHERE name = $1")
-        .bind(dataset)
-        .fetch_optional(pool)
-        .await?;
-    let id =
-        id.ok_or_else(|| Error::NotFound(format!("no dataset `{dataset}` in the catalogue")))?;
+fn postgres_sql(id: i32, query: &Query) -> String {
     let events = format!(
         "SELECT event_id, run, event_number, time_ns AS timestamp_ns, system, sqrt_s_gev, \
          vertex_x_cm AS vx, vertex_y_cm AS vy, vertex_z_cm AS vz, trigger_bits AS trigger, \
@@ -239,11 +310,7 @@ async fn postgres_sql(pool: &PgPool, dataset: &str, query: &Query) -> Result<Str
     );
     let mut query = query.clone();
     prune_by_time(&mut query);
-    Ok(print::to_sql_with(
-        &query,
-        Dialect::Postgres,
-        &[("events".into(), events)],
-    ))
+    print::to_sql_with(&query, Dialect::Postgres, &[("events".into(), events)])
 }
 
 /// Adds the `event_time` bounds that `timestamp_ns` bounds on `events` imply, so that

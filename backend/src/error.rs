@@ -19,6 +19,12 @@ pub enum Error {
     /// The caller's role does not allow the call.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The request cannot be served in the current state (cancelling a finished job).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A queue or quota is full; the message says how long to wait.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// A service the backend needs (PostgreSQL, the broker) cannot be reached; retrying may help.
     #[error("{0}")]
     Unavailable(String),

@@ -7,12 +7,14 @@
 //! `alyx-shared`'s event store.
 
 pub mod auth;
+pub mod cache;
 pub mod catalogue;
 pub mod config;
 pub mod engines;
 pub mod error;
 pub mod grpc;
 pub mod ingest;
+pub mod jobs;
 pub mod live;
 pub mod metrics;
 pub mod produce;

@@ -1,6 +1,7 @@
 //! The live stream: every instance LISTENs on PostgreSQL's `alyx_events` channel, to which each
 //! ingest commit sends "dataset first_id last_id", reads the new catalogue rows and broadcasts
-//! them to its subscribers — so a subscriber sees events stored by every instance.
+//! them to its subscribers — so a subscriber sees events stored by every instance. The same
+//! notifications invalidate the dataset's cached catalogue query results.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,8 @@ use alyx_shared::summary::EventSummary;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
+
+use crate::cache::ResultCache;
 
 /// Newly stored events, newest last. Subscribers that fall more than this far behind skip.
 pub const BUFFER: usize = 1024;
@@ -20,7 +23,12 @@ pub fn channel() -> LiveSender {
 }
 
 /// Forwards notifications to `tx` until `shutdown` resolves, reconnecting when PostgreSQL goes.
-pub async fn run(pool: PgPool, tx: LiveSender, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn run(
+    pool: PgPool,
+    tx: LiveSender,
+    cache: Arc<ResultCache>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let listener = async {
@@ -28,6 +36,8 @@ pub async fn run(pool: PgPool, tx: LiveSender, shutdown: impl std::future::Futur
             l.listen("alyx_events").await?;
             Ok::<_, sqlx::Error>(l)
         };
+        // Notifications may have been missed while not listening.
+        cache.clear();
         let mut listener = tokio::select! {
             _ = &mut shutdown => return,
             l = listener => match l {
@@ -53,8 +63,10 @@ pub async fn run(pool: PgPool, tx: LiveSender, shutdown: impl std::future::Futur
             };
             let Some((dataset, first, last)) = parse(&payload) else {
                 tracing::warn!(payload, "ignoring malformed alyx_events notification");
+                cache.clear();
                 continue;
             };
+            cache.invalidate(dataset);
             if tx.receiver_count() == 0 {
                 continue;
             }

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use alyx_proto::v1;
 use alyx_shared::DataStore;
@@ -12,11 +13,16 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::auth::Authenticator;
+use crate::cache::ResultCache;
 use crate::config::Config;
 use crate::engines::Engines;
 use crate::error::{Error, Result};
-use crate::grpc::{Context, admin::AdminApi, events::EventsApi, query::QueryApi};
+use crate::grpc::{Context, admin::AdminApi, events::EventsApi, jobs::JobsApi, query::QueryApi};
 use crate::ingest::Ingest;
+use crate::jobs::Jobs;
+use crate::jobs::executor::{Executor, LocalExecutor, SlurmExecutor, SparkExecutor};
+use crate::jobs::scheduler::{Scheduler, SchedulerConfig};
+use crate::jobs::store::JobStore;
 use crate::metrics::{self, Metrics};
 use crate::{catalogue, live};
 
@@ -57,7 +63,15 @@ pub async fn run(
     };
 
     let live = live::channel();
-    let live_task = tokio::spawn(live::run(pool.clone(), live.clone(), stopped()));
+    let cache = Arc::new(ResultCache::new(Duration::from_millis(
+        config.query_cache_ttl_ms,
+    )));
+    let live_task = tokio::spawn(live::run(
+        pool.clone(),
+        live.clone(),
+        cache.clone(),
+        stopped(),
+    ));
     let ingest = if config.ingest.enabled {
         Some(Arc::new(
             Ingest::start(
@@ -92,6 +106,9 @@ pub async fn run(
     health
         .set_serving::<v1::query_service_server::QueryServiceServer<QueryApi>>()
         .await;
+    health
+        .set_serving::<v1::job_service_server::JobServiceServer<JobsApi>>()
+        .await;
     // Reflection in both versions: grpcurl and older tools still ask v1alpha.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -106,21 +123,69 @@ pub async fn run(
         pool: pool.clone(),
         store: store.clone(),
         live,
-        shutdown: stop_rx_for_streams,
+        shutdown: stop_rx_for_streams.clone(),
     };
     let query = QueryApi {
         ctx: ctx.clone(),
-        engines: Engines {
-            store: store.clone(),
-            pool: Some(pool.clone()),
-            spark_url: (!config.spark_url.is_empty()).then(|| config.spark_url.clone()),
+        engines: Engines::new(
+            store.clone(),
+            Some(pool.clone()),
+            (!config.spark_url.is_empty()).then(|| config.spark_url.clone()),
+            cache,
+        ),
+    };
+    let slots = match config.job_slots {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let mut executors: Vec<Arc<dyn Executor>> =
+        vec![Arc::new(LocalExecutor::new(store.clone(), slots))];
+    if !config.spark_url.is_empty() {
+        executors.push(Arc::new(SparkExecutor::new(
+            store.clone(),
+            config.spark_url.clone(),
+            config.spark_job_slots,
+        )));
+    }
+    if config.slurm {
+        let worker = match config.slurm_worker.as_str() {
+            "" => std::env::current_exe()
+                .map_err(|e| Error::Internal(format!("the path of alyxd: {e}")))?,
+            path => path.into(),
+        };
+        executors.push(Arc::new(SlurmExecutor::new(
+            config.data_dir.clone(),
+            worker,
+            config.slurm_slots,
+        )));
+    }
+    let job_store = JobStore {
+        pool: pool.clone(),
+        store: store.clone(),
+        queue_limit: config.job_queue_limit,
+    };
+    let scheduler = Scheduler::new(
+        job_store.clone(),
+        format!("{}/{:08x}", config.instance(), rand::random::<u32>()),
+        SchedulerConfig {
+            lease: Duration::from_secs(config.job_lease_secs.max(1)),
+            quota: config.job_quota,
+            ..SchedulerConfig::default()
         },
+        executors.clone(),
+    );
+    let scheduler_task = tokio::spawn(scheduler.clone().run(stopped()));
+    let jobs = JobsApi {
+        ctx: ctx.clone(),
+        jobs: Arc::new(Jobs::new(job_store, scheduler.clone(), executors)),
+        shutdown: stop_rx_for_streams.clone(),
     };
     let admin = AdminApi {
         ctx,
         pool: pool.clone(),
         ingest: ingest.clone(),
         data_dir: config.data_dir.display().to_string(),
+        scheduler,
     };
     tracing::info!(
         grpc = %grpc.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
@@ -140,6 +205,7 @@ pub async fn run(
             .add_service(v1::event_service_server::EventServiceServer::new(events))
             .add_service(v1::admin_service_server::AdminServiceServer::new(admin))
             .add_service(v1::query_service_server::QueryServiceServer::new(query))
+            .add_service(v1::job_service_server::JobServiceServer::new(jobs))
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), grpc_shutdown),
     );
 
@@ -154,6 +220,7 @@ pub async fn run(
     }
     let served = server.await;
     let _ = live_task.await;
+    let _ = scheduler_task.await;
     let _ = metrics_task.await;
     pool.close().await;
     tracing::info!("alyxd stopped");

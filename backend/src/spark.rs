@@ -16,6 +16,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::error::{Error, Result};
 
 /// A session on a Spark Connect server.
+#[derive(Clone)]
 pub struct SparkSession {
     client: SparkConnectServiceClient<Channel>,
     session_id: String,

@@ -68,6 +68,7 @@ async fn execute(
                 query: Some(q),
                 page_size,
                 max_pages: 0,
+                cursor: String::new(),
             },
         ))
         .await
@@ -148,6 +149,7 @@ async fn queries_validate_page_and_agree_on_local_and_spark(pool: PgPool) {
                 )),
                 page_size: 0,
                 max_pages: 0,
+                cursor: String::new(),
             },
         ))
         .await
@@ -190,6 +192,29 @@ async fn queries_validate_page_and_agree_on_local_and_spark(pool: PgPool) {
             .windows(2)
             .all(|w| w[0] >= w[1])
     );
+    // A later call goes on from a page's cursor: the rest of the result, nothing twice.
+    let mut rest = q
+        .execute(authorized(
+            &token,
+            v1::ExecuteRequest {
+                query: Some(request("nano", v1::Engine::Local, sql)),
+                page_size: 1000,
+                max_pages: 0,
+                cursor: pages[0].next_cursor.clone(),
+            },
+        ))
+        .await
+        .expect("resume")
+        .into_inner();
+    let mut resumed = whole.head(Some(pages[0].rows as usize));
+    while let Some(page) = rest.message().await.expect("page") {
+        let df = IpcStreamReader::new(Cursor::new(page.arrow_ipc))
+            .finish()
+            .expect("arrow");
+        resumed.vstack_mut(&df).expect("stack");
+    }
+    assert!(resumed.equals(&whole), "resumed pages differ");
+    assert!(last.next_cursor.is_empty());
     let estimate = pages[0].estimated_total.expect("estimate") as f64;
     let exact = whole.height() as f64;
     assert!(
@@ -275,7 +300,10 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
     })
     .await
     .expect("produce");
-    let server = Server::start(config(&pool, dir.path(), Some(&brokers), &topic)).await;
+    let mut cfg = config(&pool, dir.path(), Some(&brokers), &topic);
+    // Results stay cached far longer than the test: only ingest's notification can refresh them.
+    cfg.query_cache_ttl_ms = 3_600_000;
+    let server = Server::start(cfg).await;
     eventually(Duration::from_secs(60), "400 catalogue rows", || async {
         (catalogue_rows(&pool).await == 400).then_some(())
     })
@@ -346,6 +374,7 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
                 query: Some(filtered),
                 page_size: 0,
                 max_pages: 0,
+                cursor: String::new(),
             },
         ))
         .await
@@ -381,6 +410,47 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
     );
     let all = plan("SELECT COUNT(*) AS n FROM events").await;
     assert!(all.contains("events_default"), "{all}");
+
+    // Cached catalogue results are dropped when ingest stores more events for the dataset.
+    let total = "SELECT COUNT(*) AS n FROM events";
+    let (before, _) = execute(
+        &mut q,
+        &token,
+        request("live", v1::Engine::Postgres, total),
+        0,
+    )
+    .await;
+    assert_eq!(count(&before), 400);
+    produce(&ProduceOptions {
+        brokers: brokers.clone(),
+        topic: topic.clone(),
+        system: CollisionSystem::Pp,
+        events: 50,
+        first: 400,
+        seed: 5,
+        rate: None,
+    })
+    .await
+    .expect("produce");
+    eventually(
+        Duration::from_secs(60),
+        "450 events in the cached query",
+        || {
+            let mut q = q.clone();
+            let token = token.clone();
+            async move {
+                let (after, _) = execute(
+                    &mut q,
+                    &token,
+                    request("live", v1::Engine::Postgres, total),
+                    0,
+                )
+                .await;
+                (count(&after) == 450).then_some(())
+            }
+        },
+    )
+    .await;
 
     // The catalogue holds events only.
     let v = q

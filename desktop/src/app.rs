@@ -15,6 +15,7 @@ use bevy_egui::EguiPlugin;
 use crate::browser::EventBrowserPlugin;
 use crate::display::{Display, EventDisplayPlugin, View};
 use crate::histograms::HistogramPlugin;
+use crate::jobs::JobsPlugin;
 use crate::queries::QueryPlugin;
 use crate::settings::SettingsPlugin;
 use crate::visuals::{Offscreen, ScreenshotJob};
@@ -83,6 +84,7 @@ pub fn build(launch: Launch) -> App {
                 events: false,
                 histograms: false,
                 queries: false,
+                jobs: false,
             });
         }
     }
@@ -103,6 +105,7 @@ pub fn build(launch: Launch) -> App {
             EventBrowserPlugin,
             HistogramPlugin,
             QueryPlugin,
+            JobsPlugin,
         ));
     if let Some(backend) = launch.backend {
         app.insert_resource(backend)

@@ -12,6 +12,7 @@ pub mod browser;
 pub mod display;
 pub mod histograms;
 pub mod instancing;
+pub mod jobs;
 pub mod panels;
 pub mod queries;
 pub mod remote;
@@ -59,6 +60,8 @@ pub struct Panels {
     pub histograms: bool,
     /// The query builder.
     pub queries: bool,
+    /// Analysis jobs (local or alyxd's).
+    pub jobs: bool,
 }
 
 impl Default for Panels {
@@ -68,6 +71,7 @@ impl Default for Panels {
             events: true,
             histograms: false,
             queries: false,
+            jobs: false,
         }
     }
 }

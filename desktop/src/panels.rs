@@ -123,6 +123,7 @@ fn ui(
                 ui.checkbox(&mut panels.events, "Event browser");
                 ui.checkbox(&mut panels.histograms, "Histograms");
                 ui.checkbox(&mut panels.queries, "Query builder");
+                ui.checkbox(&mut panels.jobs, "Jobs");
             });
             if let Some(d) = &dataset {
                 ui.separator();

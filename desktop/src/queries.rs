@@ -169,6 +169,8 @@ pub enum QueryAction {
     ExportCsv(PathBuf),
     ExportParquet(PathBuf),
     ExportPng(PathBuf),
+    /// Run the histogram as a job (the local pool, or alyxd with `--backend`) on `target`.
+    SubmitJob(String),
 }
 
 /// Payload of a field dragged from the palette onto a cut list.
@@ -757,6 +759,17 @@ fn histogram_controls(ui: &mut egui::Ui, view: &mut QueryView, actions: &mut Vec
         if view.overlay.is_some() && ui.button("clear overlay").clicked() {
             actions.push(QueryAction::ClearOverlay);
         }
+        ui.menu_button("run as job ▸", |ui| {
+            for target in ["auto", "local", "spark", "slurm"] {
+                if ui
+                    .add_enabled(view.checked.is_some(), egui::Button::new(target))
+                    .clicked()
+                {
+                    actions.push(QueryAction::SubmitJob(target.into()));
+                    ui.close();
+                }
+            }
+        });
     });
     let Some((label, h)) = &view.histogram else {
         view.plot_rect_px = None;
@@ -825,7 +838,8 @@ fn histogram_controls(ui: &mut egui::Ui, view: &mut QueryView, actions: &mut Vec
     ));
 }
 
-type PageResult = Result<(DataFrame, u64, Option<u64>), Error>;
+/// A page, the estimate (first page), the exact total when known, and the next page's cursor.
+type PageResult = Result<(DataFrame, u64, Option<u64>, plan::Cursor), Error>;
 
 /// The window's state: the view model, the dataset, work in flight.
 #[derive(Resource, Default)]
@@ -834,12 +848,19 @@ pub struct QueryState {
     dataset: Option<Dataset>,
     actions: Vec<QueryAction>,
     page_task: Option<Task<(u64, PageResult)>>,
+    /// Keyset cursors of the pages reached so far, by page number.
+    cursors: Vec<plan::Cursor>,
     count_task: Option<Task<Result<u64, Error>>>,
     histogram_task: Option<Task<(String, Result<Histogram, Error>)>>,
     export_task: Option<Task<String>>,
 }
 
 impl QueryState {
+    /// The dataset queries run on (the open one).
+    pub fn dataset(&self) -> Option<Dataset> {
+        self.dataset.clone()
+    }
+
     /// Queues an action, as a click in the window does.
     pub fn push(&mut self, action: QueryAction) {
         self.actions.push(action);
@@ -864,10 +885,20 @@ impl QueryState {
                 Ok(df.column("n")?.i64()?.get(0).unwrap_or(0).max(0) as u64)
             }));
         }
+        if fresh {
+            self.cursors = vec![plan::Cursor::default()];
+        }
+        // A page reached before (or the one after it) starts from its keyset cursor.
+        let cursor = self
+            .cursors
+            .get((first / PAGE_ROWS) as usize)
+            .filter(|c| c.first_row == first)
+            .cloned()
+            .unwrap_or_else(|| plan::Cursor::at(first));
         self.view.loading = true;
         self.page_task = Some(AsyncComputeTaskPool::get().spawn(async move {
             let result = (|| {
-                let q = plan::page(&checked, first, PAGE_ROWS)
+                let q = plan::page(&checked, &cursor, PAGE_ROWS)
                     .map_err(|d| query::invalid_query(&[d]))?;
                 let df = query::run_local_plan(&ds, &q, &checked.columns)?;
                 let estimate = if fresh {
@@ -877,7 +908,9 @@ impl QueryState {
                 };
                 let exact = (df.height() as u64) < PAGE_ROWS;
                 let exact = exact.then(|| first + df.height() as u64);
-                Ok((df, estimate, exact))
+                let next = plan::next_cursor(&checked, &cursor, &df)
+                    .map_err(|d| query::invalid_query(&[d]))?;
+                Ok((df, estimate, exact, next))
             })();
             (first, result)
         }));
@@ -957,7 +990,9 @@ fn run_actions(
     mut commands: Commands,
     mut state: ResMut<QueryState>,
     mut show: MessageWriter<ShowEvent>,
+    jobs: Option<ResMut<crate::jobs::JobsState>>,
 ) {
+    let mut jobs = jobs;
     state.view.revalidate();
     for action in std::mem::take(&mut state.actions) {
         match action {
@@ -968,6 +1003,39 @@ fn run_actions(
                 state.view.overlay = state.view.histogram.clone();
             }
             QueryAction::ClearOverlay => state.view.overlay = None,
+            QueryAction::SubmitJob(target) => {
+                let (Some(checked), Some(jobs)) = (state.view.checked.clone(), jobs.as_mut())
+                else {
+                    state.view.message = Some("write a valid query first".into());
+                    continue;
+                };
+                let binning = match Binning::fixed(state.view.bins, state.view.lo, state.view.hi) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        state.view.message = Some(e.to_string());
+                        continue;
+                    }
+                };
+                let analysis = alyx_shared::jobs::Analysis {
+                    query: checked.query,
+                    histograms: vec![alyx_shared::jobs::HistogramSpec {
+                        column: state.view.hist_column.clone(),
+                        weight: None,
+                        binning,
+                    }],
+                };
+                if let Err(ds) = analysis.check() {
+                    state.view.message = Some(query::invalid_query(&ds).to_string());
+                    continue;
+                }
+                jobs.push(crate::jobs::JobsAction::Submit {
+                    name: format!("{} histogram", state.view.hist_column),
+                    analysis,
+                    priority: 0,
+                    target,
+                });
+                state.view.message = Some("submitted as a job: see the Jobs window".into());
+            }
             QueryAction::Show(id) => {
                 show.write(ShowEvent(id));
             }
@@ -1007,7 +1075,11 @@ fn receive(mut state: ResMut<QueryState>) {
         state.page_task = None;
         state.view.loading = false;
         match result {
-            Ok((frame, estimate, exact)) => {
+            Ok((frame, estimate, exact, next)) => {
+                let page = (next.first_row.div_ceil(PAGE_ROWS)) as usize;
+                if first % PAGE_ROWS == 0 && page == state.cursors.len() {
+                    state.cursors.push(next);
+                }
                 let known = state.view.results.as_ref().and_then(|r| r.exact);
                 let estimate = if first == 0 {
                     estimate

@@ -11,6 +11,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 use alyx_proto::v1::event_service_client::EventServiceClient;
+use alyx_proto::v1::job_service_client::JobServiceClient;
 use alyx_proto::{authorized, v1};
 use alyx_shared::model::CollisionEvent;
 use alyx_shared::summary::{DatasetInfo, EventSummary};
@@ -21,6 +22,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::Panels;
 use crate::display::Display;
+use crate::jobs::{JobResult, JobRow, JobsState};
 
 /// Where the backend is and who asks.
 #[derive(Clone, Debug)]
@@ -43,6 +45,20 @@ pub enum Request {
     },
     /// Follow the newest stored event of the dataset (`None` stops following).
     Follow(Option<String>),
+    /// The caller's jobs, or everyone's.
+    Jobs {
+        all: bool,
+    },
+    SubmitJob {
+        dataset: String,
+        name: String,
+        analysis: alyx_shared::jobs::Analysis,
+        priority: i32,
+        target: String,
+    },
+    CancelJob(u64),
+    JobPriority(u64, i32),
+    JobResult(u64),
 }
 
 /// What the client answers (errors as messages for the user).
@@ -53,6 +69,10 @@ pub enum Reply {
     Event(Result<(EventSummary, CollisionEvent), String>),
     /// The connection state of the live subscription, for the status line.
     Live(String),
+    Jobs(Result<Vec<JobRow>, String>),
+    JobResult(Result<JobResult, String>),
+    /// A job was submitted, cancelled or reprioritised (what happened), or why not.
+    JobDone(Result<String, String>),
 }
 
 /// A gRPC error as the user should read it.
@@ -94,7 +114,200 @@ fn client(url: &str) -> Result<EventServiceClient<Channel>, String> {
     Ok(EventServiceClient::new(endpoint.connect_lazy()))
 }
 
+fn job_row(j: v1::Job) -> JobRow {
+    let target = match v1::JobTarget::try_from(j.target) {
+        Ok(v1::JobTarget::Local) => "local",
+        Ok(v1::JobTarget::Spark) => "spark",
+        Ok(v1::JobTarget::Slurm) => "slurm",
+        _ => "auto",
+    };
+    JobRow {
+        id: j.id,
+        owner: j.owner,
+        name: j.name,
+        dataset: j.dataset,
+        state: j.state,
+        reason: j.reason,
+        tasks_done: j.tasks_done,
+        tasks_total: j.tasks_total,
+        events_done: j.events_done,
+        seconds_left: j.estimated_seconds_left,
+        priority: j.priority,
+        target: target.into(),
+        columns: j.histograms.into_iter().map(|h| h.column).collect(),
+    }
+}
+
+fn binning_to(b: &alyx_shared::histogram::Binning) -> v1::Binning {
+    match b {
+        alyx_shared::histogram::Binning::Fixed { bins, lo, hi } => v1::Binning {
+            bins: *bins as u32,
+            lo: *lo,
+            hi: *hi,
+            edges: vec![],
+        },
+        other => v1::Binning {
+            edges: other.edges(),
+            ..Default::default()
+        },
+    }
+}
+
+/// Answers the job requests over JobService.
+async fn answer_jobs(c: &Connection, request: Request) -> Reply {
+    let url = c.url.as_str();
+    let endpoint = match Endpoint::from_shared(c.url.clone()) {
+        Ok(e) => e.connect_timeout(Duration::from_secs(5)),
+        Err(e) => return Reply::JobDone(Err(format!("invalid backend URL `{url}`: {e}"))),
+    };
+    let mut jobs = JobServiceClient::new(endpoint.connect_lazy());
+    let t = &c.token;
+    match request {
+        Request::Jobs { all } => {
+            // "@me": the caller, whoever the token belongs to.
+            let me = if all { String::new() } else { "@me".to_owned() };
+            Reply::Jobs(
+                jobs.list(authorized(
+                    t,
+                    v1::ListJobsRequest {
+                        owner: me,
+                        state: String::new(),
+                        limit: 100,
+                    },
+                ))
+                .await
+                .map(|r| r.into_inner().jobs.into_iter().map(job_row).collect())
+                .map_err(|e| describe(url, e)),
+            )
+        }
+        Request::SubmitJob {
+            dataset,
+            name,
+            analysis,
+            priority,
+            target,
+        } => {
+            let json = match serde_json::to_string(&analysis.query) {
+                Ok(j) => j,
+                Err(e) => return Reply::JobDone(Err(e.to_string())),
+            };
+            let target = match target.as_str() {
+                "local" => v1::JobTarget::Local,
+                "spark" => v1::JobTarget::Spark,
+                "slurm" => v1::JobTarget::Slurm,
+                _ => v1::JobTarget::Auto,
+            };
+            Reply::JobDone(
+                jobs.submit(authorized(
+                    t,
+                    v1::SubmitJobRequest {
+                        name,
+                        dataset,
+                        query: Some(v1::QueryText {
+                            kind: Some(v1::query_text::Kind::QueryJson(json)),
+                        }),
+                        histograms: analysis
+                            .histograms
+                            .iter()
+                            .map(|h| v1::HistogramSpec {
+                                column: h.column.clone(),
+                                weight: h.weight.clone().unwrap_or_default(),
+                                binning: Some(binning_to(&h.binning)),
+                            })
+                            .collect(),
+                        target: target as i32,
+                        priority,
+                        cores: 1,
+                        memory_mb: 1024,
+                    },
+                ))
+                .await
+                .map(|r| {
+                    let r = r.into_inner();
+                    format!(
+                        "job #{} submitted; about {:.0} s",
+                        r.id, r.estimated_seconds
+                    )
+                })
+                .map_err(|e| describe(url, e)),
+            )
+        }
+        Request::CancelJob(id) => Reply::JobDone(
+            jobs.cancel(authorized(
+                t,
+                v1::CancelJobRequest {
+                    id,
+                    reason: "from the desktop".into(),
+                },
+            ))
+            .await
+            .map(|r| format!("job #{id} {}", r.into_inner().state))
+            .map_err(|e| describe(url, e)),
+        ),
+        Request::JobPriority(id, priority) => Reply::JobDone(
+            jobs.set_priority(authorized(t, v1::SetPriorityRequest { id, priority }))
+                .await
+                .map(|r| format!("job #{id} priority {}", r.into_inner().priority))
+                .map_err(|e| describe(url, e)),
+        ),
+        Request::JobResult(id) => {
+            let job = jobs.get(authorized(t, v1::GetJobRequest { id })).await;
+            let result = jobs
+                .get_result(authorized(t, v1::GetJobRequest { id }))
+                .await;
+            Reply::JobResult(match (job, result) {
+                (Ok(job), Ok(r)) => {
+                    let (job, r) = (job.into_inner(), r.into_inner());
+                    let histograms = job
+                        .histograms
+                        .iter()
+                        .zip(r.histograms)
+                        .filter_map(|(spec, h)| {
+                            let b = spec.binning.clone().unwrap_or_default();
+                            let binning = if b.edges.is_empty() {
+                                alyx_shared::histogram::Binning::fixed(b.bins as usize, b.lo, b.hi)
+                            } else {
+                                alyx_shared::histogram::Binning::variable(b.edges)
+                            }
+                            .ok()?;
+                            Some((
+                                spec.column.clone(),
+                                alyx_shared::histogram::Histogram {
+                                    binning,
+                                    sum_w: h.sum_w,
+                                    sum_w2: h.sum_w2,
+                                    entries: h.entries,
+                                    underflow: h.underflow,
+                                    overflow: h.overflow,
+                                    missing: h.missing,
+                                },
+                            ))
+                        })
+                        .collect();
+                    Ok(JobResult {
+                        id,
+                        histograms,
+                        complete: r.complete,
+                    })
+                }
+                (Err(e), _) | (_, Err(e)) => Err(describe(url, e)),
+            })
+        }
+        _ => Reply::JobDone(Err("not a job request".into())),
+    }
+}
+
 async fn answer(c: &Connection, request: Request) -> Reply {
+    if matches!(
+        request,
+        Request::Jobs { .. }
+            | Request::SubmitJob { .. }
+            | Request::CancelJob(_)
+            | Request::JobPriority(..)
+            | Request::JobResult(_)
+    ) {
+        return answer_jobs(c, request).await;
+    }
     let mut events = match client(&c.url) {
         Ok(e) => e,
         Err(e) => {
@@ -165,6 +378,7 @@ async fn answer(c: &Connection, request: Request) -> Reply {
             },
         ),
         Request::Follow(_) => Reply::Live(String::new()),
+        _ => Reply::Live(String::new()),
     }
 }
 
@@ -370,10 +584,33 @@ impl Plugin for BackendPlugin {
     }
 }
 
-fn receive(backend: Option<ResMut<Backend>>, mut display: ResMut<Display>) {
+fn receive(
+    backend: Option<ResMut<Backend>>,
+    mut display: ResMut<Display>,
+    jobs: Option<ResMut<JobsState>>,
+) {
     let Some(mut backend) = backend else { return };
+    let mut jobs = jobs;
     for reply in backend.drain() {
         match reply {
+            Reply::Jobs(Ok(rows)) => {
+                if let Some(j) = jobs.as_mut() {
+                    j.view.rows = rows;
+                }
+            }
+            Reply::JobResult(Ok(r)) => {
+                if let Some(j) = jobs.as_mut() {
+                    j.view.result = Some(r);
+                }
+            }
+            Reply::JobDone(Ok(m))
+            | Reply::JobDone(Err(m))
+            | Reply::Jobs(Err(m))
+            | Reply::JobResult(Err(m)) => {
+                if let Some(j) = jobs.as_mut() {
+                    j.view.message = Some(m);
+                }
+            }
             Reply::Datasets(Ok(d)) => backend.datasets = d,
             Reply::Events(Ok((events, next, total))) => {
                 backend.events = events;

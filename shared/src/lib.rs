@@ -12,6 +12,7 @@ pub mod geometry;
 pub mod helix;
 pub mod histogram;
 pub mod import;
+pub mod jobs;
 pub mod model;
 pub mod nano;
 pub mod physics;

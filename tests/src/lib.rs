@@ -74,3 +74,21 @@ pub fn spark_url() -> Option<String> {
         }
     }
 }
+
+/// The state directory of the single-node Slurm cluster the test command started
+/// (`ALYX_SLURM_BASE`; `sbatch` and `squeue` talk to it), or `None` (after saying so) outside
+/// CI. Under `CI=true` a missing cluster fails the test.
+pub fn slurm_base() -> Option<std::path::PathBuf> {
+    match std::env::var("ALYX_SLURM_BASE") {
+        Ok(b) if !b.is_empty() => Some(b.into()),
+        _ => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(
+                !ci,
+                "ALYX_SLURM_BASE is not set: run the tests through scripts/test.sh, which starts Slurm"
+            );
+            eprintln!("skipping: no Slurm cluster (set ALYX_SLURM_BASE or run scripts/test.sh)");
+            None
+        }
+    }
+}

@@ -135,6 +135,34 @@ fn builder_dimuon_selection_shows_the_z_peak_in_the_real_hzz_file() {
     assert!((mean - 90.571).abs() < 0.01, "mean dimuon mass {mean}");
 }
 
+/// Every page of `checked` by keyset cursors, `size` rows at a time, stacked.
+fn all_pages(ds: &Dataset, checked: &query::Checked, size: u64) -> (DataFrame, usize) {
+    let mut cursor = plan::Cursor::default();
+    let mut joined: Option<DataFrame> = None;
+    let mut pages = 0;
+    loop {
+        let q = plan::page(checked, &cursor, size).expect("page");
+        let page = query::run_local_plan(ds, &q, &checked.columns).expect("page");
+        let n = page.height() as u64;
+        cursor = plan::next_cursor(checked, &cursor, &page).expect("cursor");
+        assert_eq!(
+            cursor.after.is_some(),
+            n > 0,
+            "a keyset cursor after every page"
+        );
+        pages += 1;
+        match &mut joined {
+            None => joined = Some(page),
+            Some(j) => {
+                j.vstack_mut(&page).expect("stack");
+            }
+        }
+        if n < size {
+            return (joined.expect("a page"), pages);
+        }
+    }
+}
+
 #[test]
 fn pages_concatenated_equal_the_whole_result() {
     let (_dir, ds, _) = nano_dataset(3_000);
@@ -145,23 +173,8 @@ fn pages_concatenated_equal_the_whole_result() {
     .expect("valid");
     let whole = query::run_local(&ds, &checked).expect("run");
     assert!(whole.height() > 2_500, "{} rows", whole.height());
-    let mut pages = Vec::new();
-    let size = 1000;
-    let mut first = 0;
-    loop {
-        let q = plan::page(&checked, first, size).expect("page");
-        let page = query::run_local_plan(&ds, &q, &checked.columns).expect("page");
-        let n = page.height() as u64;
-        pages.push(page);
-        first += n;
-        if n < size {
-            break;
-        }
-    }
-    let mut joined = pages.remove(0);
-    for p in &pages {
-        joined.vstack_mut(p).expect("stack");
-    }
+    let (joined, pages) = all_pages(&ds, &checked, 1000);
+    assert!(pages >= 3);
     assert_eq!(joined.height(), whole.height());
     // Ordered by pt descending, then by every column: the same rows in the same order.
     let sorted = whole
@@ -186,4 +199,51 @@ fn pages_concatenated_equal_the_whole_result() {
         .get(0)
         .expect("row");
     assert_eq!(n as usize, whole.height());
+}
+
+#[test]
+fn keyset_pages_keep_identical_rows_and_nulls() {
+    let (_dir, ds, _) = nano_dataset(3_000);
+    // Few distinct rows, each many times: pages must start inside runs of identical rows.
+    let checked = query::prepare(
+        "SELECT n_jets FROM events ORDER BY n_jets DESC",
+        Engine::Local,
+    )
+    .expect("valid");
+    let whole = query::run_local(&ds, &checked).expect("run");
+    for size in [7, 250, 1000] {
+        let (joined, _) = all_pages(&ds, &checked, size);
+        assert!(
+            joined.equals(&whole),
+            "page size {size}: rows lost or repeated"
+        );
+    }
+    // Nulls from a left join sort last (ascending) and first (descending), across pages.
+    for order in ["ASC", "DESC"] {
+        let checked = query::prepare(
+            &format!(
+                "SELECT e.event_id AS id, m.pt AS mu_pt FROM events e \
+                 LEFT JOIN muons m ON m.event_id = e.event_id ORDER BY mu_pt {order}"
+            ),
+            Engine::Local,
+        )
+        .expect("valid");
+        let whole = query::run_local(&ds, &checked).expect("run");
+        let nulls = whole.column("mu_pt").expect("mu_pt").null_count();
+        assert!(nulls > 100, "{nulls} events without muons");
+        let (joined, pages) = all_pages(&ds, &checked, 400);
+        assert!(pages > 5);
+        let sorted = whole
+            .sort(
+                ["mu_pt", "id"],
+                SortMultipleOptions::default()
+                    .with_order_descending_multi([order == "DESC", false])
+                    .with_nulls_last(order == "ASC"),
+            )
+            .expect("sort");
+        assert!(
+            joined.equals_missing(&sorted),
+            "{order}: pages differ from the whole result"
+        );
+    }
 }

@@ -26,10 +26,27 @@ enum Command {
     Serve,
     /// Bring the PostgreSQL schema up to date and exit (serve does it too).
     Migrate,
+    /// Run one job task written by alyxd's Slurm executor (what a batch job runs): read the
+    /// task from SPEC, write its partial result to OUT. Needs only the data directory.
+    Worker {
+        #[arg(long)]
+        spec: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Worker { spec, out } = &cli.command {
+        return match alyx_backend::jobs::executor::run_worker(spec, out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("alyxd worker: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -60,6 +77,7 @@ fn main() -> ExitCode {
                 let (grpc, metrics) = server::bind(&config).await?;
                 server::run(config, grpc, metrics, signal()).await
             }
+            Command::Worker { .. } => Ok(()),
         }
     });
     match result {

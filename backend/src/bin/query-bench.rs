@@ -6,7 +6,7 @@
 //! - with `ALYX_SPARK_URL` (the test command's Spark Connect server): time to the first page and
 //!   to a histogram on the Spark engine, next to the local engine, over a NanoAOD-like dataset.
 //!
-//!   cargo run --bin query-bench -- [--clients 400] [--rows 1000000] [--queries 10]
+//!   cargo run --bin query-bench -- [--clients 400] [--rows 1000000] [--queries 10] [--cache-ttl-ms 0]
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,9 @@ struct Args {
     queries: usize,
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
+    /// alyxd's catalogue result cache (ALYXD_QUERY_CACHE_TTL_MS); 0: every query runs.
+    #[arg(long, default_value_t = 10_000)]
+    cache_ttl_ms: u64,
     /// Events of the NanoAOD-like dataset for the Spark figures.
     #[arg(long, default_value_t = 100_000)]
     spark_events: u64,
@@ -90,6 +93,7 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     config.metrics_listen = "127.0.0.1:0".parse()?;
     config.data_dir = dir.path().to_path_buf();
     config.ingest.enabled = false;
+    config.query_cache_ttl_ms = args.cache_ttl_ms;
     config.spark_url = args.spark_url.clone().unwrap_or_default();
 
     let (grpc, metrics) = server::bind(&config).await?;
@@ -159,6 +163,7 @@ async fn run(args: &Args, db: &str) -> Result<()> {
                     query: Some(request("catalogue", v1::Engine::Postgres, q)),
                     page_size: 0,
                     max_pages: 1,
+                    cursor: String::new(),
                 },
             ))
             .await?;
@@ -181,6 +186,7 @@ async fn run(args: &Args, db: &str) -> Result<()> {
                             query: Some(request("catalogue", v1::Engine::Postgres, q)),
                             page_size: 0,
                             max_pages: 1,
+                            cursor: String::new(),
                         },
                     ))
                     .await?
@@ -198,7 +204,8 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     let wall = t.elapsed().as_secs_f64();
     all.sort();
     println!(
-        "catalogue queries, {} concurrent clients × {}: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, {:.0} queries/s",
+        "catalogue queries (result cache {} ms), {} concurrent clients × {}: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, {:.0} queries/s",
+        args.cache_ttl_ms,
         args.clients,
         args.queries,
         percentile(&all, 0.5),
@@ -237,6 +244,7 @@ async fn run(args: &Args, db: &str) -> Result<()> {
                     query: Some(request("nano", engine, sql)),
                     page_size: 10_000,
                     max_pages: 1,
+                    cursor: String::new(),
                 },
             ))
             .await?

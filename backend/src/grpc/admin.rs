@@ -18,6 +18,7 @@ pub struct AdminApi {
     pub pool: PgPool,
     pub ingest: Option<Arc<Ingest>>,
     pub data_dir: String,
+    pub scheduler: Arc<crate::jobs::scheduler::Scheduler>,
 }
 
 fn role_to(r: Role) -> v1::Role {
@@ -86,6 +87,34 @@ impl AdminService for AdminApi {
                     },
                 };
                 Ok(Response::new(s))
+            })
+            .await
+    }
+
+    async fn get_executor_status(
+        &self,
+        request: Request<v1::GetExecutorStatusRequest>,
+    ) -> Result<Response<v1::ExecutorStatusList>, Status> {
+        self.ctx
+            .observe("GetExecutorStatus", async {
+                self.ctx
+                    .caller(&request)
+                    .await?
+                    .require_operator()
+                    .map_err(status)?;
+                let executors = self
+                    .scheduler
+                    .executor_status()
+                    .into_iter()
+                    .map(|(name, health, slots, running)| v1::ExecutorStatus {
+                        name: name.into(),
+                        up: health.up,
+                        detail: health.detail,
+                        slots: slots as u32,
+                        running: running as u32,
+                    })
+                    .collect();
+                Ok(Response::new(v1::ExecutorStatusList { executors }))
             })
             .await
     }

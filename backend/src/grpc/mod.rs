@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod events;
+pub mod jobs;
 pub mod query;
 
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub fn status(e: Error) -> Status {
         Error::Unauthenticated(_) => Code::Unauthenticated,
         Error::PermissionDenied(_) => Code::PermissionDenied,
         Error::Unavailable(_) => Code::Unavailable,
+        Error::FailedPrecondition(_) => Code::FailedPrecondition,
+        Error::ResourceExhausted(_) => Code::ResourceExhausted,
         Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => Code::Unavailable,
         Error::Database(_) => Code::Internal,
         Error::Store(alyx_shared::Error::NoSuchEvent(_) | alyx_shared::Error::NotFound(_)) => {
@@ -91,6 +94,14 @@ mod tests {
             (Error::Unauthenticated("who".into()), Code::Unauthenticated),
             (Error::PermissionDenied("no".into()), Code::PermissionDenied),
             (Error::Unavailable("down".into()), Code::Unavailable),
+            (
+                Error::FailedPrecondition("ended".into()),
+                Code::FailedPrecondition,
+            ),
+            (
+                Error::ResourceExhausted("full".into()),
+                Code::ResourceExhausted,
+            ),
             (
                 Error::Store(alyx_shared::Error::NoSuchEvent(7)),
                 Code::NotFound,

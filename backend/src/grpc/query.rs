@@ -89,11 +89,11 @@ impl Prepared {
     }
 }
 
-/// The request's dataset, engine and query, parsed and checked (the diagnostics on failure).
-fn prepare(r: Option<v1::QueryRequest>) -> Result<Prepared, Status> {
-    let r = r.ok_or_else(|| Status::invalid_argument("the request has no query"))?;
-    let engine = engine(r.engine)?;
-    let parsed = match r.query.and_then(|q| q.kind) {
+/// ALYX SQL or a query AST as JSON, parsed (the diagnostics when it does not parse).
+pub(super) fn parse_text(
+    text: Option<v1::QueryText>,
+) -> Result<Result<query::Query, Vec<Diagnostic>>, Status> {
+    Ok(match text.and_then(|q| q.kind) {
         Some(v1::query_text::Kind::Sql(sql)) => query::parse(&sql).map_err(|d| vec![d]),
         Some(v1::query_text::Kind::QueryJson(json)) => serde_json::from_str::<query::Query>(&json)
             .map_err(|e| {
@@ -103,7 +103,38 @@ fn prepare(r: Option<v1::QueryRequest>) -> Result<Prepared, Status> {
                 )]
             }),
         None => return Err(Status::invalid_argument("the request has no query text")),
-    };
+    })
+}
+
+/// The histogram message of `h`.
+pub(super) fn histogram_response(h: &alyx_shared::histogram::Histogram) -> v1::HistogramResponse {
+    v1::HistogramResponse {
+        edges: h.binning.edges(),
+        sum_w: h.sum_w.clone(),
+        sum_w2: h.sum_w2.clone(),
+        entries: h.entries.clone(),
+        underflow: h.underflow,
+        overflow: h.overflow,
+        missing: h.missing,
+    }
+}
+
+/// The binning a request names: fixed bins, or explicit edges.
+pub(super) fn binning(b: Option<v1::Binning>) -> Result<Binning, Status> {
+    let b = b.unwrap_or_default();
+    if b.edges.is_empty() {
+        Binning::fixed(b.bins as usize, b.lo, b.hi)
+    } else {
+        Binning::variable(b.edges)
+    }
+    .map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+/// The request's dataset, engine and query, parsed and checked (the diagnostics on failure).
+fn prepare(r: Option<v1::QueryRequest>) -> Result<Prepared, Status> {
+    let r = r.ok_or_else(|| Status::invalid_argument("the request has no query"))?;
+    let engine = engine(r.engine)?;
+    let parsed = parse_text(r.query)?;
     let checked = parsed.and_then(|q| query::check(&q, engine));
     Ok(Prepared {
         dataset: r.dataset,
@@ -178,8 +209,15 @@ impl QueryService for QueryApi {
                 let mut p = prepare(r.query)?;
                 let checked =
                     checked_or_invalid(std::mem::replace(&mut p.checked, Err(Vec::new())))?;
+                let start: plan::Cursor = if r.cursor.is_empty() {
+                    plan::Cursor::default()
+                } else {
+                    serde_json::from_str(&r.cursor).map_err(|e| {
+                        Status::invalid_argument(format!("not a cursor from a result page: {e}"))
+                    })?
+                };
                 // Ordering is checked before the first page, so a bad ORDER BY fails the call.
-                plan::page(&checked, 0, size)
+                plan::page(&checked, &start, size)
                     .map_err(|d| Status::invalid_argument(d.to_string()))?;
                 let chunks = p.chunks(&self.engines).await.map_err(status)?;
                 let engines = self.engines.clone();
@@ -192,7 +230,7 @@ impl QueryService for QueryApi {
                         user: &caller.name,
                         chunks: chunks.as_deref(),
                     };
-                    let result = stream_pages(&target, &checked, size, max_pages, &tx).await;
+                    let result = stream_pages(&target, &checked, start, size, max_pages, &tx).await;
                     if let Err(e) = result {
                         let _ = tx.send(Err(status(e))).await;
                     }
@@ -212,13 +250,7 @@ impl QueryService for QueryApi {
             .observe("Histogram", async {
                 let caller = self.ctx.caller(&request).await?;
                 let r = request.into_inner();
-                let b = r.binning.unwrap_or_default();
-                let binning = if b.edges.is_empty() {
-                    Binning::fixed(b.bins as usize, b.lo, b.hi)
-                } else {
-                    Binning::variable(b.edges)
-                }
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                let binning = binning(r.binning)?;
                 let mut p = prepare(r.query)?;
                 let checked =
                     checked_or_invalid(std::mem::replace(&mut p.checked, Err(Vec::new())))?;
@@ -240,15 +272,7 @@ impl QueryService for QueryApi {
                     .map_err(status)?;
                 let h =
                     plan::histogram_from_rows(&df, binning).map_err(|e| status(Error::Store(e)))?;
-                Ok(Response::new(v1::HistogramResponse {
-                    edges: h.binning.edges(),
-                    sum_w: h.sum_w.clone(),
-                    sum_w2: h.sum_w2.clone(),
-                    entries: h.entries.clone(),
-                    underflow: h.underflow,
-                    overflow: h.overflow,
-                    missing: h.missing,
-                }))
+                Ok(Response::new(histogram_response(&h)))
             })
             .await
     }
@@ -306,18 +330,20 @@ impl Target<'_> {
 async fn stream_pages(
     t: &Target<'_>,
     checked: &Checked,
+    start: plan::Cursor,
     size: u64,
     max_pages: u32,
     tx: &mpsc::Sender<Result<v1::ResultPage, Status>>,
 ) -> Result<(), Error> {
     let estimate = t.engines.estimate(t.engine, t.dataset, checked).await.ok();
-    let mut first = 0u64;
+    let mut cursor = start;
     let mut sent = 0u32;
     loop {
-        let q =
-            plan::page(checked, first, size).map_err(|d| Error::InvalidArgument(d.to_string()))?;
+        let q = plan::page(checked, &cursor, size)
+            .map_err(|d| Error::InvalidArgument(d.to_string()))?;
         let mut df = t.run(&q, &checked.columns).await?;
         let rows = df.height() as u64;
+        let first = cursor.first_row;
         let last = rows < size || (max_pages > 0 && sent + 1 >= max_pages);
         let exact = if rows < size {
             Some(first + rows)
@@ -332,6 +358,9 @@ async fn stream_pages(
         } else {
             None
         };
+        cursor = plan::next_cursor(checked, &cursor, &df)
+            .map_err(|d| Error::InvalidArgument(d.to_string()))?;
+        let more = exact.is_none_or(|n| n > cursor.first_row);
         let page = v1::ResultPage {
             columns: columns(&checked.columns),
             arrow_ipc: ipc(&mut df).map_err(|s| Error::Internal(s.message().to_owned()))?,
@@ -340,12 +369,16 @@ async fn stream_pages(
             estimated_total: (sent == 0).then_some(estimate.unwrap_or(rows)),
             exact_total: exact,
             last,
+            next_cursor: if more {
+                serde_json::to_string(&cursor).map_err(|e| Error::Internal(e.to_string()))?
+            } else {
+                String::new()
+            },
         };
         if tx.send(Ok(page)).await.is_err() {
             return Ok(()); // the client went away
         }
         sent += 1;
-        first += rows;
         if last {
             return Ok(());
         }

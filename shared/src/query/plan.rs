@@ -233,10 +233,46 @@ fn page_order(checked: &Checked) -> std::result::Result<Vec<Order>, Diagnostic> 
     Ok(order)
 }
 
-/// Rows `first..first + size` of `checked`'s result, in a total order.
-pub fn page(checked: &Checked, first: u64, size: u64) -> std::result::Result<Query, Diagnostic> {
+/// Where a page starts. Pages are keyset pages: each starts after the last row of the page
+/// before in the page order, so the engine filters and takes the top `size` rows instead of
+/// sorting and skipping every row before the page (OFFSET). A cursor with no key (the first
+/// page, a jump to a row, a key holding NaN) falls back to OFFSET.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    /// Rows before the page.
+    pub first_row: u64,
+    /// The page-order key (every output column, in page order) of the row before the page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Vec<Expr>>,
+    /// Rows equal to `after` that came before the page: rows that are equal in every column
+    /// cannot be told apart by a key, so the page skips that many of them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skip: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Cursor {
+    /// The page starting at row `first_row`, reached by OFFSET.
+    pub fn at(first_row: u64) -> Cursor {
+        Cursor {
+            first_row,
+            ..Cursor::default()
+        }
+    }
+}
+
+/// The page of at most `size` rows of `checked`'s result that starts at `cursor`, in a total
+/// order.
+pub fn page(
+    checked: &Checked,
+    cursor: &Cursor,
+    size: u64,
+) -> std::result::Result<Query, Diagnostic> {
     let order_by = page_order(checked)?;
-    let mut q = Query::select(Select {
+    let mut select = Select {
         items: checked
             .columns
             .iter()
@@ -244,12 +280,120 @@ pub fn page(checked: &Checked, first: u64, size: u64) -> std::result::Result<Que
             .collect(),
         from: from(ROWS),
         ..Select::default()
-    });
+    };
+    let offset = match &cursor.after {
+        Some(key) if key.len() == order_by.len() => {
+            select.filter = Some(not_before(&order_by, key));
+            cursor.skip
+        }
+        _ => cursor.first_row,
+    };
+    let mut q = Query::select(select);
     q.with = wrapped(checked);
     q.order_by = order_by;
     q.limit = Some(size);
-    q.offset = (first > 0).then_some(first);
+    q.offset = (offset > 0).then_some(offset);
     Ok(q)
+}
+
+/// Rows at or after `key` in `order` (ascending puts nulls last, descending first: a null is
+/// above every value either way, as the printed ORDER BY says).
+fn not_before(order: &[Order], key: &[Expr]) -> Expr {
+    let is_null = |c: &Expr, negated| Expr::IsNull {
+        expr: Box::new(c.clone()),
+        negated,
+    };
+    // From the last key column outwards: at or after = strictly after, or equal and at or
+    // after on the columns that follow.
+    let mut rest: Option<Expr> = None;
+    for (o, v) in order.iter().zip(key).rev() {
+        let c = &o.expr;
+        let equal = match v {
+            Expr::Null => is_null(c, false),
+            v => bin(BinOp::Eq, c.clone(), v.clone()),
+        };
+        let after = match (v, o.desc) {
+            (Expr::Null, false) => None,
+            (Expr::Null, true) => Some(is_null(c, true)),
+            (v, false) => Some(bin(
+                BinOp::Or,
+                bin(BinOp::Gt, c.clone(), v.clone()),
+                is_null(c, false),
+            )),
+            (v, true) => Some(bin(BinOp::Lt, c.clone(), v.clone())),
+        };
+        let here = match rest {
+            Some(r) => bin(BinOp::And, equal, r),
+            None => equal,
+        };
+        rest = Some(match after {
+            Some(a) => bin(BinOp::Or, a, here),
+            None => here,
+        });
+    }
+    rest.unwrap_or(Expr::Bool(true))
+}
+
+/// The cursor of the page after `page`, the rows `checked`'s page query returned at `cursor`.
+pub fn next_cursor(
+    checked: &Checked,
+    cursor: &Cursor,
+    page: &DataFrame,
+) -> std::result::Result<Cursor, Diagnostic> {
+    let rows = page.height() as u64;
+    let first_row = cursor.first_row + rows;
+    let order = page_order(checked)?;
+    let key_of = |row: usize| -> Option<Vec<Expr>> {
+        order
+            .iter()
+            .map(|o| {
+                let Expr::Column { name, .. } = &o.expr else {
+                    return None;
+                };
+                literal(page.column(name).ok()?.get(row).ok()?)
+            })
+            .collect()
+    };
+    let Some(last) = rows.checked_sub(1).and_then(|r| key_of(r as usize)) else {
+        return Ok(Cursor::at(first_row));
+    };
+    // Rows at the end of the page equal to the last one, and those before the page when the
+    // whole page is equal to the key it started after.
+    let mut same = 0u64;
+    while same < rows && key_of((rows - 1 - same) as usize).as_ref() == Some(&last) {
+        same += 1;
+    }
+    if same == rows && cursor.after.as_ref() == Some(&last) {
+        same += cursor.skip;
+    }
+    Ok(Cursor {
+        first_row,
+        after: Some(last),
+        skip: same,
+    })
+}
+
+/// A result value as a literal that compares equal to it in every engine; None for NaN and
+/// infinities (no literal for them in every dialect) and other types.
+fn literal(v: polars::prelude::AnyValue) -> Option<Expr> {
+    use polars::prelude::AnyValue as V;
+    Some(match v {
+        V::Null => Expr::Null,
+        V::Boolean(b) => Expr::Bool(b),
+        V::Int8(i) => Expr::Int(i.into()),
+        V::Int16(i) => Expr::Int(i.into()),
+        V::Int32(i) => Expr::Int(i.into()),
+        V::Int64(i) => Expr::Int(i),
+        V::UInt8(i) => Expr::Int(i.into()),
+        V::UInt16(i) => Expr::Int(i.into()),
+        V::UInt32(i) => Expr::Int(i.into()),
+        V::UInt64(i) => Expr::Int(i64::try_from(i).ok()?),
+        V::Float32(f) if f.is_finite() => Expr::Float(f.into()),
+        V::Float64(f) if f.is_finite() => Expr::Float(f),
+        V::String(s) => Expr::Text(s.into()),
+        V::StringOwned(s) => Expr::Text(s.as_str().into()),
+        _ => return None,
+    })
 }
 
 /// The number of rows `checked` returns, as one row with column `n`.

@@ -17,6 +17,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod jobs;
+
 /// `println!` that ends the program quietly when stdout is closed (`alyxctl info | head`).
 macro_rules! out {
     ($($arg:tt)*) => {{
@@ -171,6 +173,21 @@ enum Command {
         #[arg(long, env = "ALYXD_KAFKA_TOPIC", default_value = "raw-events")]
         topic: String,
     },
+    /// Analysis jobs in alyxd: submit histograms of a query over a dataset, follow, cancel,
+    /// fetch the result.
+    Job {
+        #[command(subcommand)]
+        command: jobs::JobCommand,
+        #[arg(
+            long,
+            env = "ALYX_BACKEND",
+            default_value = "http://127.0.0.1:50051",
+            global = true
+        )]
+        backend: String,
+        #[arg(long, env = "ALYX_TOKEN", hide_env_values = true, global = true)]
+        token: Option<String>,
+    },
     /// Administer alyxd: users (on the backend host, with alyxd's database settings) and
     /// ingest/storage status (over gRPC, as an operator).
     Admin {
@@ -209,7 +226,7 @@ enum AdminCommand {
         #[arg(long, env = "ALYXD_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Ingest (rate, lag per partition, queue, dead letters) and storage status.
+    /// Ingest (rate, lag per partition, queue, dead letters), storage and job executors.
     Status {
         #[arg(long, env = "ALYX_BACKEND", default_value = "http://127.0.0.1:50051")]
         backend: String,
@@ -593,6 +610,14 @@ fn run(command: Command) -> Result<()> {
                 }
             }
         }
+        Command::Job {
+            command,
+            backend,
+            token,
+        } => {
+            let token = token.context("give --token (or set ALYX_TOKEN)")?;
+            runtime()?.block_on(jobs::run(command, &backend, &token))?
+        }
         Command::Demo { data_dir } => demo(data_dir.unwrap_or_else(default_data_dir))?,
     }
     Ok(())
@@ -600,7 +625,7 @@ fn run(command: Command) -> Result<()> {
 
 /// The query the user gave: SQL text, or an AST from a query file (a builder selection or a
 /// query) or the ADL set.
-fn query_source(
+pub(crate) fn query_source(
     sql: Option<String>,
     file: Option<PathBuf>,
     adl: Option<u8>,
@@ -630,7 +655,7 @@ fn query_source(
     Ok((sql, None))
 }
 
-fn report_histogram(column: &str, h: &Histogram) {
+pub(crate) fn report_histogram(column: &str, h: &Histogram) {
     eprintln!(
         "{column}: {} entries in range (Σw {:.6}), underflow {}, overflow {}, missing {}",
         h.entries.iter().sum::<u64>(),
@@ -881,6 +906,23 @@ async fn status(backend: &str, token: &str) -> Result<()> {
             d.catalogue_rows
         );
     }
+    let executors = client
+        .get_executor_status(authorized(token, v1::GetExecutorStatusRequest {}))
+        .await
+        .map_err(rpc)?
+        .into_inner()
+        .executors;
+    out!("executors");
+    for e in &executors {
+        out!(
+            "  {:<8} {:<5} {}/{} slots busy  {}",
+            e.name,
+            if e.up { "up" } else { "DOWN" },
+            e.running,
+            e.slots,
+            e.detail
+        );
+    }
     Ok(())
 }
 
@@ -989,6 +1031,7 @@ mod remote_query {
                     query: Some(q),
                     page_size: 0,
                     max_pages: 0,
+                    cursor: String::new(),
                 },
             ))
             .await

@@ -1,0 +1,464 @@
+//! `alyxctl job …`: analysis jobs in alyxd over JobService.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use alyx_proto::v1::job_service_client::JobServiceClient;
+use alyx_proto::{authorized, v1};
+use alyx_shared::histogram::{Binning, Histogram};
+use alyx_shared::query::{self, OutputFormat};
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use tonic::transport::Channel;
+
+#[derive(Subcommand)]
+pub enum JobCommand {
+    /// Validate and queue a job; prints its id and estimated time to completion.
+    Submit {
+        /// The dataset in alyxd's data directory.
+        #[arg(long)]
+        dataset: String,
+        /// Per-event rows in ALYX SQL (no LIMIT, no aggregates across events).
+        #[arg(long, conflicts_with_all = ["query_file", "adl"])]
+        sql: Option<String>,
+        /// A builder selection or a query AST as JSON.
+        #[arg(long, conflicts_with = "adl")]
+        query_file: Option<PathBuf>,
+        /// One of the ADL benchmark queries, 1–8, with its histograms.
+        #[arg(long)]
+        adl: Option<u8>,
+        /// COL:BINS:LO:HI (or COL:E1,E2,…), repeatable; COL@W weights by column W.
+        #[arg(long = "histogram")]
+        histograms: Vec<String>,
+        /// auto, local, spark or slurm.
+        #[arg(long, default_value = "auto")]
+        target: String,
+        /// -100..100; higher runs first and may preempt lower.
+        #[arg(long, default_value_t = 0)]
+        priority: i32,
+        #[arg(long, default_value_t = 1)]
+        cores: u32,
+        #[arg(long, default_value_t = 1024)]
+        memory_mb: u32,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Follow the job until it ends.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// A job's state, progress, estimate and history.
+    Status { id: u64 },
+    /// Follow a job with a progress bar until it ends.
+    Watch { id: u64 },
+    /// Cancel a job (its owner or an operator).
+    Cancel {
+        id: u64,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Change a job's priority (its owner or an operator).
+    Priority { id: u64, priority: i32 },
+    /// Jobs, newest first.
+    List {
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// The merged histograms (partial while the job runs).
+    Result {
+        id: u64,
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Write to a file (the histograms one after the other).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn message(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{}", s.message())
+}
+
+/// `COL[@W]:BINS:LO:HI` or `COL[@W]:E1,E2,…`.
+fn histogram_spec(spec: &str) -> Result<v1::HistogramSpec> {
+    let (column, binning) = spec
+        .split_once(':')
+        .with_context(|| format!("--histogram `{spec}`: expected COL:BINS:LO:HI"))?;
+    let (column, weight) = column.split_once('@').unwrap_or((column, ""));
+    Ok(v1::HistogramSpec {
+        column: column.into(),
+        weight: weight.into(),
+        binning: Some(binning_to(&Binning::parse(binning)?)),
+    })
+}
+
+fn binning_to(b: &Binning) -> v1::Binning {
+    match b {
+        Binning::Fixed { bins, lo, hi } => v1::Binning {
+            bins: *bins as u32,
+            lo: *lo,
+            hi: *hi,
+            edges: vec![],
+        },
+        Binning::Variable(e) => v1::Binning {
+            edges: e.clone(),
+            ..Default::default()
+        },
+    }
+}
+
+fn target(name: &str) -> Result<v1::JobTarget> {
+    Ok(match name {
+        "auto" => v1::JobTarget::Auto,
+        "local" => v1::JobTarget::Local,
+        "spark" => v1::JobTarget::Spark,
+        "slurm" => v1::JobTarget::Slurm,
+        other => bail!("unknown --target `{other}`; use auto, local, spark or slurm"),
+    })
+}
+
+fn target_name(t: i32) -> &'static str {
+    match v1::JobTarget::try_from(t) {
+        Ok(v1::JobTarget::Local) => "local",
+        Ok(v1::JobTarget::Spark) => "spark",
+        Ok(v1::JobTarget::Slurm) => "slurm",
+        _ => "auto",
+    }
+}
+
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// `ms` as seconds after the submission at `submitted`.
+fn after(ms: i64, submitted: i64) -> String {
+    format!("+{:.1} s", (ms - submitted).max(0) as f64 / 1000.0)
+}
+
+fn print_job(j: &v1::Job) {
+    println!(
+        "job {} {:?} by {} on {} — {}{}",
+        j.id,
+        j.name,
+        j.owner,
+        j.dataset,
+        j.state,
+        if j.reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", j.reason)
+        }
+    );
+    println!(
+        "  target {}, priority {}, {} cores, {} MiB per task",
+        target_name(j.target),
+        j.priority,
+        j.cores,
+        j.memory_mb
+    );
+    println!(
+        "  tasks {}/{} done, {} running, {} failed; events {}/{}; about {} left",
+        j.tasks_done,
+        j.tasks_total,
+        j.tasks_running,
+        j.tasks_failed,
+        j.events_done,
+        j.events_total,
+        duration(j.estimated_seconds_left)
+    );
+    println!("  query: {}", j.sql);
+    for h in &j.histograms {
+        let b = h.binning.clone().unwrap_or_default();
+        println!(
+            "  histogram {}{}: {} bins {}..{}",
+            h.column,
+            if h.weight.is_empty() {
+                String::new()
+            } else {
+                format!(" weighted by {}", h.weight)
+            },
+            if b.edges.is_empty() {
+                b.bins as usize
+            } else {
+                b.edges.len() - 1
+            },
+            b.lo,
+            b.hi
+        );
+    }
+    for t in &j.history {
+        println!(
+            "  {:>9}  {} → {}  {}",
+            after(t.at_unix_ms, j.submitted_unix_ms),
+            if t.from.is_empty() { "·" } else { &t.from },
+            t.to,
+            t.reason
+        );
+    }
+}
+
+async fn watch(client: &mut JobServiceClient<Channel>, token: &str, id: u64) -> Result<()> {
+    let mut stream = client
+        .watch(authorized(token, v1::GetJobRequest { id }))
+        .await
+        .map_err(message)?
+        .into_inner();
+    let bar = ProgressBar::new(1);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} tasks  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut last = None;
+    while let Some(update) = stream.message().await.map_err(message)? {
+        let Some(j) = update.job else { continue };
+        bar.set_length(j.tasks_total as u64);
+        bar.set_position(j.tasks_done as u64);
+        let entries: u64 = update
+            .partial
+            .as_ref()
+            .and_then(|p| p.histograms.first())
+            .map_or(0, |h| h.entries.iter().sum());
+        bar.set_message(format!(
+            "{} · {} events · {} entries so far · about {} left",
+            j.state,
+            j.events_done,
+            entries,
+            duration(j.estimated_seconds_left)
+        ));
+        if !bar.is_hidden() {
+            bar.tick();
+        } else {
+            eprintln!(
+                "{} {}/{} tasks, {} events, {} entries",
+                j.state, j.tasks_done, j.tasks_total, j.events_done, entries
+            );
+        }
+        last = Some(j);
+    }
+    bar.finish_and_clear();
+    match last {
+        Some(j) => {
+            eprintln!(
+                "job {} {}{}",
+                j.id,
+                j.state,
+                if j.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", j.reason)
+                }
+            );
+            if j.state == "failed" || j.state == "cancelled" {
+                bail!("job {} {}", j.id, j.state);
+            }
+            Ok(())
+        }
+        None => bail!("the watch ended before any update"),
+    }
+}
+
+pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> {
+    let mut client = JobServiceClient::connect(backend.to_owned())
+        .await
+        .with_context(|| format!("cannot reach alyxd at {backend}"))?
+        .max_decoding_message_size(256 << 20);
+    match command {
+        JobCommand::Submit {
+            dataset,
+            sql,
+            query_file,
+            adl,
+            histograms,
+            target: t,
+            priority,
+            cores,
+            memory_mb,
+            name,
+            watch: follow,
+        } => {
+            let mut specs = histograms
+                .iter()
+                .map(|h| histogram_spec(h))
+                .collect::<Result<Vec<_>>>()?;
+            if let Some(n) = adl {
+                if specs.is_empty() {
+                    let (_, _, plots) = query::adl::query(n)
+                        .with_context(|| format!("--adl {n}: the ADL queries are 1–8"))?;
+                    specs = plots
+                        .iter()
+                        .map(|p| v1::HistogramSpec {
+                            column: p.column.into(),
+                            weight: String::new(),
+                            binning: Some(binning_to(&p.binning)),
+                        })
+                        .collect();
+                }
+            }
+            let (text, ast) = crate::query_source(sql, query_file, adl)?;
+            let kind = match (text, ast) {
+                (Some(t), _) => v1::query_text::Kind::Sql(t),
+                (None, Some(q)) => v1::query_text::Kind::QueryJson(serde_json::to_string(&q)?),
+                (None, None) => bail!("give --sql, --query-file or --adl"),
+            };
+            let r = client
+                .submit(authorized(
+                    token,
+                    v1::SubmitJobRequest {
+                        name,
+                        dataset,
+                        query: Some(v1::QueryText { kind: Some(kind) }),
+                        histograms: specs,
+                        target: target(&t)? as i32,
+                        priority,
+                        cores,
+                        memory_mb,
+                    },
+                ))
+                .await
+                .map_err(message)?
+                .into_inner();
+            println!("{}", r.id);
+            eprintln!(
+                "job {} queued; estimated to finish in about {}",
+                r.id,
+                duration(r.estimated_seconds)
+            );
+            if follow {
+                watch(&mut client, token, r.id).await?;
+            }
+        }
+        JobCommand::Status { id } => {
+            let j = client
+                .get(authorized(token, v1::GetJobRequest { id }))
+                .await
+                .map_err(message)?
+                .into_inner();
+            print_job(&j);
+        }
+        JobCommand::Watch { id } => watch(&mut client, token, id).await?,
+        JobCommand::Cancel { id, reason } => {
+            let j = client
+                .cancel(authorized(token, v1::CancelJobRequest { id, reason }))
+                .await
+                .map_err(message)?
+                .into_inner();
+            println!("job {} {}: {}", j.id, j.state, j.reason);
+        }
+        JobCommand::Priority { id, priority } => {
+            let j = client
+                .set_priority(authorized(token, v1::SetPriorityRequest { id, priority }))
+                .await
+                .map_err(message)?
+                .into_inner();
+            println!("job {} priority {}", j.id, j.priority);
+        }
+        JobCommand::List {
+            owner,
+            state,
+            limit,
+        } => {
+            let jobs = client
+                .list(authorized(
+                    token,
+                    v1::ListJobsRequest {
+                        owner: owner.unwrap_or_default(),
+                        state: state.unwrap_or_default(),
+                        limit,
+                    },
+                ))
+                .await
+                .map_err(message)?
+                .into_inner()
+                .jobs;
+            println!(
+                "{:>6}  {:<12} {:<10} {:<10} {:>4} {:>11} {:>12}  {}",
+                "id", "owner", "state", "target", "prio", "tasks", "left", "name"
+            );
+            for j in jobs {
+                println!(
+                    "{:>6}  {:<12} {:<10} {:<10} {:>4} {:>11} {:>12}  {}",
+                    j.id,
+                    j.owner,
+                    j.state,
+                    target_name(j.target),
+                    j.priority,
+                    format!("{}/{}", j.tasks_done, j.tasks_total),
+                    duration(j.estimated_seconds_left),
+                    j.name
+                );
+            }
+        }
+        JobCommand::Result { id, format, out } => {
+            let format = OutputFormat::parse(&format)
+                .with_context(|| format!("unknown --format `{format}`; use table, csv or json"))?;
+            if format == OutputFormat::Parquet {
+                bail!("job results are written as table, csv or json");
+            }
+            let job = client
+                .get(authorized(token, v1::GetJobRequest { id }))
+                .await
+                .map_err(message)?
+                .into_inner();
+            let r = client
+                .get_result(authorized(token, v1::GetJobRequest { id }))
+                .await
+                .map_err(message)?
+                .into_inner();
+            let mut sink: Box<dyn std::io::Write> = match &out {
+                Some(path) => Box::new(
+                    std::fs::File::create(path).with_context(|| format!("{}", path.display()))?,
+                ),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            eprintln!(
+                "job {} {}: {} of {} tasks merged{}, {} events, {} rows",
+                id,
+                job.state,
+                r.tasks_merged,
+                job.tasks_total,
+                if r.complete {
+                    " (complete)"
+                } else {
+                    " (partial)"
+                },
+                r.events,
+                r.rows
+            );
+            for (spec, h) in job.histograms.iter().zip(&r.histograms) {
+                let b = spec.binning.clone().unwrap_or_default();
+                let binning = if b.edges.is_empty() {
+                    Binning::fixed(b.bins as usize, b.lo, b.hi)
+                } else {
+                    Binning::variable(h.edges.clone())
+                }
+                .with_context(|| format!("histogram {}", spec.column))?;
+                let hist = Histogram {
+                    binning,
+                    sum_w: h.sum_w.clone(),
+                    sum_w2: h.sum_w2.clone(),
+                    entries: h.entries.clone(),
+                    underflow: h.underflow,
+                    overflow: h.overflow,
+                    missing: h.missing,
+                };
+                crate::report_histogram(&spec.column, &hist);
+                let mut df = hist.to_frame()?;
+                query::write(&mut df, format, usize::MAX, &mut sink)?;
+            }
+            sink.flush()?;
+        }
+    }
+    Ok(())
+}

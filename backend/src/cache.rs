@@ -1,0 +1,186 @@
+//! A cache of catalogue query results. Catalogue dashboards send the same few queries from
+//! many clients at once: the first caller runs a query, callers that come while it runs wait
+//! for its answer instead of running it again, and later callers get the stored answer until
+//! the dataset's catalogue changes (every ingest commit NOTIFYs `alyx_events`, which every
+//! instance LISTENs to) or the entry is `ttl` old — the bound on staleness for catalogue
+//! writes that do not notify.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use polars::prelude::DataFrame;
+use tokio::sync::OnceCell;
+
+use crate::error::Result;
+
+/// Entries kept; the oldest go first.
+const CAPACITY: usize = 1024;
+
+pub struct ResultCache {
+    ttl: Duration,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<String, Entry>,
+    /// Keys, oldest first.
+    order: VecDeque<String>,
+}
+
+struct Entry {
+    dataset: i32,
+    made: Instant,
+    result: Arc<OnceCell<DataFrame>>,
+}
+
+impl ResultCache {
+    /// A cache whose entries live `ttl` at most; a zero `ttl` stores nothing (each call runs).
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The result of `key` (a query on the catalogue of dataset `dataset`): stored, being made
+    /// by another caller, or made by `run` now. Errors are not stored.
+    pub async fn get_or_run<F>(&self, dataset: i32, key: &str, run: F) -> Result<DataFrame>
+    where
+        F: Future<Output = Result<DataFrame>>,
+    {
+        if self.ttl.is_zero() {
+            return run.await;
+        }
+        let cell = {
+            let mut inner = self.lock();
+            let fresh = inner
+                .entries
+                .get(key)
+                .filter(|e| e.made.elapsed() < self.ttl)
+                .map(|e| e.result.clone());
+            match fresh {
+                Some(cell) => cell,
+                None => {
+                    let cell = Arc::new(OnceCell::new());
+                    let entry = Entry {
+                        dataset,
+                        made: Instant::now(),
+                        result: cell.clone(),
+                    };
+                    if inner.entries.insert(key.to_owned(), entry).is_none() {
+                        inner.order.push_back(key.to_owned());
+                    }
+                    while inner.entries.len() > CAPACITY {
+                        let Some(old) = inner.order.pop_front() else {
+                            break;
+                        };
+                        inner.entries.remove(&old);
+                    }
+                    cell
+                }
+            }
+        };
+        cell.get_or_try_init(|| run).await.cloned()
+    }
+
+    /// Forgets the results over `dataset`'s catalogue (it changed).
+    pub fn invalidate(&self, dataset: i32) {
+        let mut inner = self.lock();
+        inner.entries.retain(|_, e| e.dataset != dataset);
+        let Inner { entries, order } = &mut *inner;
+        order.retain(|k| entries.contains_key(k));
+    }
+
+    /// Forgets everything (changes may have been missed).
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        inner.entries.clear();
+        inner.order.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn frame(n: i64) -> DataFrame {
+        df!("n" => [n]).expect("frame")
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_run_until_the_dataset_changes() {
+        let cache = Arc::new(ResultCache::new(Duration::from_secs(60)));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let call = |cache: Arc<ResultCache>, runs: Arc<AtomicUsize>, dataset, key: &'static str| async move {
+            cache
+                .get_or_run(dataset, key, async {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Ok(frame(7))
+                })
+                .await
+        };
+        let calls: Vec<_> = (0..20)
+            .map(|_| tokio::spawn(call(cache.clone(), runs.clone(), 1, "q")))
+            .collect();
+        for c in calls {
+            assert!(c.await.expect("task").expect("result").equals(&frame(7)));
+        }
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "one run for 20 concurrent callers"
+        );
+        call(cache.clone(), runs.clone(), 2, "other")
+            .await
+            .expect("other");
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        // Dataset 1 changes: its query runs again, dataset 2's stays.
+        cache.invalidate(1);
+        call(cache.clone(), runs.clone(), 1, "q")
+            .await
+            .expect("again");
+        call(cache.clone(), runs.clone(), 2, "other")
+            .await
+            .expect("stored");
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        cache.clear();
+        call(cache.clone(), runs.clone(), 2, "other")
+            .await
+            .expect("after clear");
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn errors_are_not_stored_and_entries_expire() {
+        let cache = ResultCache::new(Duration::from_millis(100));
+        let failed = cache
+            .get_or_run(1, "q", async {
+                Err(crate::error::Error::Unavailable("down".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        let ok = cache.get_or_run(1, "q", async { Ok(frame(1)) }).await;
+        assert!(ok.expect("retried").equals(&frame(1)));
+        let stored = cache.get_or_run(1, "q", async { Ok(frame(2)) }).await;
+        assert!(stored.expect("stored").equals(&frame(1)));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let expired = cache.get_or_run(1, "q", async { Ok(frame(3)) }).await;
+        assert!(expired.expect("expired").equals(&frame(3)));
+        let off = ResultCache::new(Duration::ZERO);
+        off.get_or_run(1, "q", async { Ok(frame(1)) })
+            .await
+            .expect("run");
+        let again = off.get_or_run(1, "q", async { Ok(frame(2)) }).await;
+        assert!(again.expect("run").equals(&frame(2)));
+    }
+}

@@ -1,0 +1,353 @@
+//! `alyx.v1.JobService` over the job store and scheduler.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alyx_proto::v1;
+use alyx_proto::v1::job_service_server::JobService;
+use alyx_shared::jobs::{Analysis, HistogramSpec, JobState, Target, TaskResult};
+use alyx_shared::query::{Dialect, print};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::query::{binning, histogram_response, parse_text};
+use super::{Context, status};
+use crate::jobs::Jobs;
+use crate::jobs::store::{JobInfo, NewJob};
+
+pub struct JobsApi {
+    pub ctx: Context,
+    pub jobs: Arc<Jobs>,
+    /// Becomes true when alyxd shuts down: watch streams end.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// How often a watch stream looks for changes.
+const WATCH_POLL: Duration = Duration::from_millis(250);
+
+fn target_to(t: Target) -> v1::JobTarget {
+    match t {
+        Target::Auto => v1::JobTarget::Auto,
+        Target::Local => v1::JobTarget::Local,
+        Target::Spark => v1::JobTarget::Spark,
+        Target::Slurm => v1::JobTarget::Slurm,
+    }
+}
+
+fn target_from(t: i32) -> Result<Target, Status> {
+    match v1::JobTarget::try_from(t) {
+        Ok(v1::JobTarget::Auto) => Ok(Target::Auto),
+        Ok(v1::JobTarget::Local) => Ok(Target::Local),
+        Ok(v1::JobTarget::Spark) => Ok(Target::Spark),
+        Ok(v1::JobTarget::Slurm) => Ok(Target::Slurm),
+        Err(_) => Err(Status::invalid_argument(format!("unknown target {t}"))),
+    }
+}
+
+fn job_id(id: u64) -> Result<i64, Status> {
+    i64::try_from(id).map_err(|_| Status::not_found(format!("no job {id}")))
+}
+
+fn spec_to(h: &HistogramSpec) -> v1::HistogramSpec {
+    let (bins, lo, hi, edges) = match &h.binning {
+        alyx_shared::histogram::Binning::Fixed { bins, lo, hi } => (*bins as u32, *lo, *hi, vec![]),
+        b => (0, 0.0, 0.0, b.edges()),
+    };
+    v1::HistogramSpec {
+        column: h.column.clone(),
+        weight: h.weight.clone().unwrap_or_default(),
+        binning: Some(v1::Binning {
+            bins,
+            lo,
+            hi,
+            edges,
+        }),
+    }
+}
+
+fn result_to(r: &TaskResult, merged: u32, complete: bool) -> v1::JobResult {
+    v1::JobResult {
+        histograms: r.histograms.iter().map(histogram_response).collect(),
+        rows: r.rows,
+        events: r.events,
+        tasks_merged: merged,
+        complete,
+    }
+}
+
+impl JobsApi {
+    async fn job(&self, job: &JobInfo) -> Result<v1::Job, Status> {
+        let history = self.jobs.store.history(job.id).await.map_err(status)?;
+        let left = self.jobs.seconds_left(job).await.map_err(status)?;
+        Ok(v1::Job {
+            id: job.id as u64,
+            owner: job.owner.clone(),
+            name: job.name.clone(),
+            dataset: job.dataset.clone(),
+            state: job.state.name().into(),
+            reason: job.reason.clone(),
+            target: target_to(job.target) as i32,
+            priority: job.priority,
+            cores: job.cores as u32,
+            memory_mb: job.memory_mb as u32,
+            tasks_total: job.tasks_total as u32,
+            tasks_done: job.tasks_done as u32,
+            tasks_running: job.tasks_running as u32,
+            tasks_failed: job.tasks_failed as u32,
+            events_total: job.events_total as u64,
+            events_done: job.events_done as u64,
+            estimated_seconds_left: left,
+            submitted_unix_ms: job.submitted_ms,
+            started_unix_ms: job.started_ms.unwrap_or(0),
+            finished_unix_ms: job.finished_ms.unwrap_or(0),
+            history: history
+                .into_iter()
+                .map(|t| v1::Transition {
+                    at_unix_ms: t.at_ms,
+                    from: t.from.unwrap_or_default(),
+                    to: t.to,
+                    reason: t.reason,
+                })
+                .collect(),
+            sql: print::to_sql(&job.analysis.query, Dialect::Alyx),
+            histograms: job.analysis.histograms.iter().map(spec_to).collect(),
+            running_on: job
+                .running_on
+                .iter()
+                .map(|(k, v)| (k.clone(), *v as u32))
+                .collect(),
+        })
+    }
+
+    async fn result(&self, job: &JobInfo) -> Result<v1::JobResult, Status> {
+        let (r, merged) = self.jobs.store.result(job).await.map_err(status)?;
+        Ok(result_to(
+            &r,
+            merged,
+            merged as i32 == job.tasks_total && job.state == JobState::Succeeded,
+        ))
+    }
+}
+
+type UpdateStream = Pin<Box<dyn Stream<Item = Result<v1::JobUpdate, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl JobService for JobsApi {
+    async fn submit(
+        &self,
+        request: Request<v1::SubmitJobRequest>,
+    ) -> Result<Response<v1::SubmitJobResponse>, Status> {
+        self.ctx
+            .observe("SubmitJob", async {
+                let caller = self.ctx.caller(&request).await?;
+                let r = request.into_inner();
+                let query = parse_text(r.query)?.map_err(|ds| {
+                    let lines: Vec<String> = ds.iter().map(ToString::to_string).collect();
+                    Status::invalid_argument(format!("job not submitted: {}", lines.join("; ")))
+                })?;
+                let histograms = r
+                    .histograms
+                    .into_iter()
+                    .map(|h| {
+                        Ok(HistogramSpec {
+                            column: h.column,
+                            weight: (!h.weight.is_empty()).then_some(h.weight),
+                            binning: binning(h.binning)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, Status>>()?;
+                let job = NewJob {
+                    name: r.name,
+                    dataset: r.dataset,
+                    analysis: Analysis { query, histograms },
+                    target: target_from(r.target)?,
+                    priority: r.priority,
+                    cores: if r.cores == 0 { 1 } else { r.cores },
+                    memory_mb: if r.memory_mb == 0 { 1024 } else { r.memory_mb },
+                };
+                let (id, estimate) = self.jobs.submit(&caller, job).await.map_err(status)?;
+                Ok(Response::new(v1::SubmitJobResponse {
+                    id: id as u64,
+                    estimated_seconds: estimate,
+                }))
+            })
+            .await
+    }
+
+    async fn get(&self, request: Request<v1::GetJobRequest>) -> Result<Response<v1::Job>, Status> {
+        self.ctx
+            .observe("GetJob", async {
+                self.ctx.caller(&request).await?;
+                let id = job_id(request.into_inner().id)?;
+                let job = self.jobs.store.get(id).await.map_err(status)?;
+                Ok(Response::new(self.job(&job).await?))
+            })
+            .await
+    }
+
+    async fn list(
+        &self,
+        request: Request<v1::ListJobsRequest>,
+    ) -> Result<Response<v1::ListJobsResponse>, Status> {
+        self.ctx
+            .observe("ListJobs", async {
+                let caller = self.ctx.caller(&request).await?;
+                let r = request.into_inner();
+                let state = match r.state.as_str() {
+                    "" => None,
+                    s => Some(JobState::parse(s).ok_or_else(|| {
+                        Status::invalid_argument(format!(
+                            "unknown state `{s}` (queued, running, preempted, succeeded, failed, cancelled)"
+                        ))
+                    })?),
+                };
+                let limit = match r.limit {
+                    0 => 100,
+                    n => n.min(1000),
+                };
+                let owner = match r.owner.as_str() {
+                    "" => None,
+                    "@me" => Some(caller.name.as_str()),
+                    name => Some(name),
+                };
+                let found = self
+                    .jobs
+                    .store
+                    .list(owner, state, limit as i64)
+                    .await
+                    .map_err(status)?;
+                let mut jobs = Vec::with_capacity(found.len());
+                for j in &found {
+                    jobs.push(self.job(j).await?);
+                }
+                Ok(Response::new(v1::ListJobsResponse { jobs }))
+            })
+            .await
+    }
+
+    async fn cancel(
+        &self,
+        request: Request<v1::CancelJobRequest>,
+    ) -> Result<Response<v1::Job>, Status> {
+        self.ctx
+            .observe("CancelJob", async {
+                let caller = self.ctx.caller(&request).await?;
+                let r = request.into_inner();
+                let id = job_id(r.id)?;
+                let running = self.jobs.store.running_chunks(id).await.map_err(status)?;
+                let job = self
+                    .jobs
+                    .store
+                    .cancel(&caller, id, &r.reason)
+                    .await
+                    .map_err(status)?;
+                for e in &self.jobs.executors {
+                    for chunk in &running {
+                        e.cancel(id, *chunk).await;
+                    }
+                }
+                Ok(Response::new(self.job(&job).await?))
+            })
+            .await
+    }
+
+    async fn set_priority(
+        &self,
+        request: Request<v1::SetPriorityRequest>,
+    ) -> Result<Response<v1::Job>, Status> {
+        self.ctx
+            .observe("SetJobPriority", async {
+                let caller = self.ctx.caller(&request).await?;
+                let r = request.into_inner();
+                let job = self
+                    .jobs
+                    .store
+                    .set_priority(&caller, job_id(r.id)?, r.priority)
+                    .await
+                    .map_err(status)?;
+                self.jobs.scheduler.wake.notify_one();
+                Ok(Response::new(self.job(&job).await?))
+            })
+            .await
+    }
+
+    type WatchStream = UpdateStream;
+
+    async fn watch(
+        &self,
+        request: Request<v1::GetJobRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        self.ctx
+            .observe("WatchJob", async {
+                self.ctx.caller(&request).await?;
+                let id = job_id(request.into_inner().id)?;
+                self.jobs.store.get(id).await.map_err(status)?;
+                let (tx, rx) = mpsc::channel(4);
+                let api = JobsApi {
+                    ctx: self.ctx.clone(),
+                    jobs: self.jobs.clone(),
+                    shutdown: self.shutdown.clone(),
+                };
+                tokio::spawn(async move {
+                    let mut shutdown = api.shutdown.clone();
+                    let mut last = None;
+                    loop {
+                        let update = async {
+                            let job = api.jobs.store.get(id).await.map_err(status)?;
+                            let seen = (job.state, job.tasks_done, job.tasks_running, job.priority);
+                            if last == Some(seen) {
+                                return Ok::<_, Status>(None);
+                            }
+                            last = Some(seen);
+                            let partial = api.result(&job).await?;
+                            let done = job.state.is_final();
+                            Ok(Some((
+                                v1::JobUpdate {
+                                    job: Some(api.job(&job).await?),
+                                    partial: Some(partial),
+                                },
+                                done,
+                            )))
+                        };
+                        match update.await {
+                            Ok(Some((u, done))) => {
+                                if tx.send(Ok(u)).await.is_err() || done {
+                                    return;
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                let _ = tx.send(Err(e)).await;
+                                return;
+                            }
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(WATCH_POLL) => {}
+                            _ = shutdown.changed() => return,
+                        }
+                    }
+                });
+                Ok(Response::new(
+                    Box::pin(ReceiverStream::new(rx)) as UpdateStream
+                ))
+            })
+            .await
+    }
+
+    async fn get_result(
+        &self,
+        request: Request<v1::GetJobRequest>,
+    ) -> Result<Response<v1::JobResult>, Status> {
+        self.ctx
+            .observe("GetJobResult", async {
+                self.ctx.caller(&request).await?;
+                let id = job_id(request.into_inner().id)?;
+                let job = self.jobs.store.get(id).await.map_err(status)?;
+                Ok(Response::new(self.result(&job).await?))
+            })
+            .await
+    }
+}

@@ -1,0 +1,737 @@
+//! The job store in PostgreSQL: submission (validated, all or nothing), state with its history,
+//! the task queue taken with `FOR UPDATE SKIP LOCKED` under renewable leases, checkpoints (a
+//! finished task's partial result), retries with backoff, and the merged result.
+
+use std::time::Duration;
+
+use alyx_shared::jobs::{self, Analysis, JobState, Target, TaskResult};
+use alyx_shared::store::DataStore;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+use crate::auth::{Caller, Role};
+use crate::error::{Error, Result};
+
+/// Attempts of a task before the job fails.
+pub const MAX_ATTEMPTS: i32 = 4;
+/// Unfinished tasks in the whole queue beyond which submissions are refused.
+pub const DEFAULT_QUEUE_LIMIT: i64 = 100_000;
+
+/// A job to submit.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub name: String,
+    pub dataset: String,
+    pub analysis: Analysis,
+    pub target: Target,
+    pub priority: i32,
+    pub cores: u32,
+    pub memory_mb: u32,
+}
+
+/// A job as the store holds it, with its tasks counted.
+#[derive(Clone, Debug)]
+pub struct JobInfo {
+    pub id: i64,
+    pub owner: String,
+    pub name: String,
+    pub dataset: String,
+    pub analysis: Analysis,
+    pub target: Target,
+    pub priority: i32,
+    pub cores: i32,
+    pub memory_mb: i32,
+    pub state: JobState,
+    pub reason: String,
+    pub tasks_total: i32,
+    pub tasks_done: i32,
+    pub tasks_running: i32,
+    pub tasks_failed: i32,
+    pub events_total: i64,
+    pub events_done: i64,
+    pub estimated_seconds: Option<f64>,
+    pub submitted_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    /// Running tasks by executor.
+    pub running_on: Vec<(String, i32)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TransitionInfo {
+    pub at_ms: i64,
+    pub from: Option<String>,
+    pub to: String,
+    pub reason: String,
+}
+
+/// A task handed to an executor.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub job_id: i64,
+    pub chunk_id: i32,
+    pub dataset: String,
+    pub analysis: Analysis,
+    pub priority: i32,
+    pub cores: i32,
+    pub events: i64,
+    pub bytes: i64,
+    pub attempt: i32,
+}
+
+#[derive(Clone)]
+pub struct JobStore {
+    pub pool: PgPool,
+    pub store: DataStore,
+    pub queue_limit: i64,
+}
+
+const JOB_COLUMNS: &str = "j.id, j.owner, j.name, j.dataset, j.analysis, j.target, j.priority, j.cores, \
+     j.memory_mb, j.state, j.reason, j.tasks_total, j.events_total, j.estimated_seconds, \
+     (extract(epoch FROM j.submitted_at) * 1000)::bigint AS submitted_ms, \
+     (extract(epoch FROM j.started_at) * 1000)::bigint AS started_ms, \
+     (extract(epoch FROM j.finished_at) * 1000)::bigint AS finished_ms, \
+     (SELECT count(*) FILTER (WHERE state = 'done') FROM job_tasks t WHERE t.job_id = j.id)::int AS done, \
+     (SELECT count(*) FILTER (WHERE state = 'running') FROM job_tasks t WHERE t.job_id = j.id)::int AS running, \
+     (SELECT count(*) FILTER (WHERE state = 'failed') FROM job_tasks t WHERE t.job_id = j.id)::int AS failed, \
+     (SELECT coalesce(sum(events) FILTER (WHERE state = 'done'), 0) FROM job_tasks t WHERE t.job_id = j.id)::bigint AS events_done, \
+     (SELECT coalesce(jsonb_object_agg(executor, n), '{}') FROM (SELECT executor, count(*) AS n FROM job_tasks t \
+        WHERE t.job_id = j.id AND state = 'running' AND executor IS NOT NULL GROUP BY executor) e)::text AS running_on";
+
+fn job_from_row(row: &sqlx::postgres::PgRow) -> Result<JobInfo> {
+    let analysis: serde_json::Value = row.try_get("analysis")?;
+    let analysis: Analysis = serde_json::from_value(analysis)
+        .map_err(|e| Error::Internal(format!("stored analysis does not read back: {e}")))?;
+    let state: String = row.try_get("state")?;
+    let target: String = row.try_get("target")?;
+    let running_on: String = row.try_get("running_on")?;
+    let running_on: std::collections::BTreeMap<String, i32> =
+        serde_json::from_str(&running_on).unwrap_or_default();
+    Ok(JobInfo {
+        id: row.try_get("id")?,
+        owner: row.try_get("owner")?,
+        name: row.try_get("name")?,
+        dataset: row.try_get("dataset")?,
+        analysis,
+        target: Target::parse(&target)
+            .ok_or_else(|| Error::Internal(format!("stored target `{target}`")))?,
+        priority: row.try_get("priority")?,
+        cores: row.try_get("cores")?,
+        memory_mb: row.try_get("memory_mb")?,
+        state: JobState::parse(&state)
+            .ok_or_else(|| Error::Internal(format!("stored state `{state}`")))?,
+        reason: row.try_get("reason")?,
+        tasks_total: row.try_get("tasks_total")?,
+        tasks_done: row.try_get("done")?,
+        tasks_running: row.try_get("running")?,
+        tasks_failed: row.try_get("failed")?,
+        events_total: row.try_get("events_total")?,
+        events_done: row.try_get("events_done")?,
+        estimated_seconds: row.try_get("estimated_seconds")?,
+        submitted_ms: row.try_get("submitted_ms")?,
+        started_ms: row.try_get("started_ms")?,
+        finished_ms: row.try_get("finished_ms")?,
+        running_on: running_on.into_iter().collect(),
+    })
+}
+
+async fn transition(
+    tx: &mut Transaction<'_, Postgres>,
+    job: i64,
+    from: Option<JobState>,
+    to: JobState,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO job_transitions (job_id, from_state, to_state, reason) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(job)
+    .bind(from.map(JobState::name))
+    .bind(to.name())
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Moves job `job` to `to` when it is in one of `from`; false when it was not.
+async fn set_state(
+    tx: &mut Transaction<'_, Postgres>,
+    job: i64,
+    from: &[JobState],
+    to: JobState,
+    reason: &str,
+) -> Result<bool> {
+    let from_names: Vec<&str> = from.iter().map(|s| s.name()).collect();
+    let old: Option<String> = sqlx::query_scalar(
+        "UPDATE jobs j SET state = $2, reason = $3, \
+            started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, now()) ELSE started_at END, \
+            finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'cancelled') THEN now() ELSE NULL END \
+         FROM (SELECT state FROM jobs WHERE id = $1 FOR UPDATE) old \
+         WHERE j.id = $1 AND j.state = ANY($4) RETURNING old.state",
+    )
+    .bind(job)
+    .bind(to.name())
+    .bind(reason)
+    .bind(&from_names)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match old {
+        Some(old) => {
+            transition(tx, job, JobState::parse(&old), to, reason).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Backoff before attempt `attempt + 1`: 1 s, 2 s, 4 s … (at most a minute), ±25 % jitter.
+pub fn backoff(attempt: i32) -> Duration {
+    let base = 2f64.powi(attempt.clamp(1, 7) - 1).min(60.0);
+    let jitter = 0.75 + 0.5 * rand::random::<f64>();
+    Duration::from_secs_f64(base * jitter)
+}
+
+impl JobStore {
+    /// Validates `job` and queues it with one task per chunk; nothing is stored on error.
+    pub async fn submit(&self, owner: &Caller, job: NewJob, estimated_seconds: f64) -> Result<i64> {
+        let mut problems = Vec::new();
+        if let Err(ds) = job.analysis.check() {
+            problems.extend(ds.iter().map(ToString::to_string));
+        }
+        if !(-100..=100).contains(&job.priority) {
+            problems.push(format!("priority {} is outside -100..100", job.priority));
+        }
+        if !(1..=256).contains(&job.cores) {
+            problems.push(format!("cores {} is outside 1..256", job.cores));
+        }
+        if !(64..=1 << 20).contains(&job.memory_mb) {
+            problems.push(format!(
+                "memory {} MiB is outside 64 MiB..1 TiB",
+                job.memory_mb
+            ));
+        }
+        if job.name.len() > 200 {
+            problems.push("the name is longer than 200 characters".into());
+        }
+        let chunks = match self.store.dataset(&job.dataset) {
+            Ok(ds) => ds.manifest().chunks.clone(),
+            Err(_) => {
+                problems.push(format!("no dataset `{}`", job.dataset));
+                Vec::new()
+            }
+        };
+        if problems.is_empty() && chunks.is_empty() {
+            problems.push(format!("dataset `{}` holds no events", job.dataset));
+        }
+        if !problems.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "job not submitted: {}",
+                problems.join("; ")
+            )));
+        }
+        let queued: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM job_tasks t JOIN jobs j ON j.id = t.job_id \
+             WHERE t.state IN ('pending', 'running') AND j.state IN ('queued', 'running', 'preempted')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if queued + chunks.len() as i64 > self.queue_limit {
+            return Err(Error::ResourceExhausted(format!(
+                "the job queue is full ({queued} tasks waiting or running, limit {}): \
+                 try again in about {:.0} s",
+                self.queue_limit,
+                estimated_seconds.max(1.0)
+            )));
+        }
+        let events: i64 = chunks.iter().map(|c| c.event_count as i64).sum();
+        let bytes = |c: &alyx_shared::store::Chunk| -> i64 {
+            c.files.values().map(|f| f.bytes as i64).sum()
+        };
+        let analysis = serde_json::to_value(&job.analysis)
+            .map_err(|e| Error::Internal(format!("analysis to JSON: {e}")))?;
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO jobs (owner, name, dataset, analysis, target, priority, cores, memory_mb, state, \
+                               tasks_total, events_total, bytes_total, complexity, estimated_seconds) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, $13) RETURNING id",
+        )
+        .bind(&owner.name)
+        .bind(&job.name)
+        .bind(&job.dataset)
+        .bind(&analysis)
+        .bind(job.target.name())
+        .bind(job.priority)
+        .bind(job.cores as i32)
+        .bind(job.memory_mb as i32)
+        .bind(chunks.len() as i32)
+        .bind(events)
+        .bind(chunks.iter().map(bytes).sum::<i64>())
+        .bind(job.analysis.complexity() as i32)
+        .bind(estimated_seconds)
+        .fetch_one(&mut *tx)
+        .await?;
+        let ids: Vec<i32> = chunks.iter().map(|c| c.id as i32).collect();
+        let counts: Vec<i64> = chunks.iter().map(|c| c.event_count as i64).collect();
+        let sizes: Vec<i64> = chunks.iter().map(bytes).collect();
+        sqlx::query(
+            "INSERT INTO job_tasks (job_id, chunk_id, events, bytes) \
+             SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[])",
+        )
+        .bind(id)
+        .bind(&ids)
+        .bind(&counts)
+        .bind(&sizes)
+        .execute(&mut *tx)
+        .await?;
+        transition(&mut tx, id, None, JobState::Queued, "submitted").await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn get(&self, id: i64) -> Result<JobInfo> {
+        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs j WHERE j.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no job {id}")))?;
+        job_from_row(&row)
+    }
+
+    pub async fn history(&self, id: i64) -> Result<Vec<TransitionInfo>> {
+        let rows = sqlx::query(
+            "SELECT (extract(epoch FROM at) * 1000)::bigint AS at_ms, from_state, to_state, reason \
+             FROM job_transitions WHERE job_id = $1 ORDER BY at, to_state",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TransitionInfo {
+                    at_ms: r.try_get("at_ms")?,
+                    from: r.try_get("from_state")?,
+                    to: r.try_get("to_state")?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Jobs, newest first, of `owner` and in `state` when given.
+    pub async fn list(
+        &self,
+        owner: Option<&str>,
+        state: Option<JobState>,
+        limit: i64,
+    ) -> Result<Vec<JobInfo>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs j \
+             WHERE ($1::text IS NULL OR j.owner = $1) AND ($2::text IS NULL OR j.state = $2) \
+             ORDER BY j.id DESC LIMIT $3"
+        ))
+        .bind(owner)
+        .bind(state.map(JobState::name))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn owned(&self, caller: &Caller, id: i64, what: &str) -> Result<JobInfo> {
+        let job = self.get(id).await?;
+        if job.owner != caller.name && caller.role != Role::Operator {
+            return Err(Error::PermissionDenied(format!(
+                "only {} (the owner) or an operator may {what} job {id}",
+                job.owner
+            )));
+        }
+        Ok(job)
+    }
+
+    /// Cancels a job that has not ended; its unfinished tasks never run.
+    pub async fn cancel(&self, caller: &Caller, id: i64, reason: &str) -> Result<JobInfo> {
+        let job = self.owned(caller, id, "cancel").await?;
+        if job.state.is_final() {
+            return Err(Error::FailedPrecondition(format!(
+                "job {id} has already {}",
+                job.state.name()
+            )));
+        }
+        let reason = if reason.is_empty() {
+            format!("cancelled by {}", caller.name)
+        } else {
+            format!("cancelled by {}: {reason}", caller.name)
+        };
+        let mut tx = self.pool.begin().await?;
+        let live = [JobState::Queued, JobState::Running, JobState::Preempted];
+        set_state(&mut tx, id, &live, JobState::Cancelled, &reason).await?;
+        sqlx::query(
+            "UPDATE job_tasks SET state = 'pending', worker = NULL, lease_until = NULL \
+             WHERE job_id = $1 AND state = 'running'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.get(id).await
+    }
+
+    pub async fn set_priority(&self, caller: &Caller, id: i64, priority: i32) -> Result<JobInfo> {
+        if !(-100..=100).contains(&priority) {
+            return Err(Error::InvalidArgument(format!(
+                "priority {priority} is outside -100..100"
+            )));
+        }
+        self.owned(caller, id, "change the priority of").await?;
+        sqlx::query("UPDATE jobs SET priority = $2 WHERE id = $1")
+            .bind(id)
+            .bind(priority)
+            .execute(&self.pool)
+            .await?;
+        self.get(id).await
+    }
+
+    /// Takes up to `n` runnable tasks for `executor` (jobs with target `targets`) under a lease
+    /// held by `worker`: highest priority first, then the owner with the fewest running tasks
+    /// (fair share), then the oldest job; owners at `quota` running tasks wait.
+    pub async fn claim(
+        &self,
+        worker: &str,
+        executor: &str,
+        targets: &[&str],
+        n: i64,
+        quota: i64,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>> {
+        if n <= 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "WITH running AS (SELECT j.owner, count(*) AS n FROM job_tasks t JOIN jobs j ON j.id = t.job_id \
+                              WHERE t.state = 'running' GROUP BY j.owner), \
+             picked AS (SELECT t.job_id, t.chunk_id FROM job_tasks t JOIN jobs j ON j.id = t.job_id \
+                          LEFT JOIN running r ON r.owner = j.owner \
+                        WHERE t.state = 'pending' AND j.state IN ('queued', 'running', 'preempted') \
+                          AND (t.not_before IS NULL OR t.not_before <= now()) \
+                          AND j.target = ANY($3) AND coalesce(r.n, 0) < $5 \
+                        ORDER BY j.priority DESC, coalesce(r.n, 0), j.id, t.chunk_id \
+                        LIMIT $4 FOR UPDATE OF t SKIP LOCKED) \
+             UPDATE job_tasks t SET state = 'running', worker = $1, executor = $2, attempts = attempts + 1, \
+                    lease_until = now() + make_interval(secs => $6), started_at = now(), error = NULL \
+             FROM picked p, jobs j WHERE t.job_id = p.job_id AND t.chunk_id = p.chunk_id AND j.id = t.job_id \
+             RETURNING t.job_id, t.chunk_id, j.dataset, j.analysis, j.priority, j.cores, t.events, t.bytes, t.attempts",
+        )
+        .bind(worker)
+        .bind(executor)
+        .bind(targets)
+        .bind(n)
+        .bind(quota)
+        .bind(lease.as_secs_f64())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let analysis: serde_json::Value = r.try_get("analysis")?;
+            claimed.push(Claimed {
+                job_id: r.try_get("job_id")?,
+                chunk_id: r.try_get("chunk_id")?,
+                dataset: r.try_get("dataset")?,
+                analysis: serde_json::from_value(analysis)
+                    .map_err(|e| Error::Internal(format!("stored analysis: {e}")))?,
+                priority: r.try_get("priority")?,
+                cores: r.try_get("cores")?,
+                events: r.try_get("events")?,
+                bytes: r.try_get("bytes")?,
+                attempt: r.try_get("attempts")?,
+            });
+        }
+        let mut jobs: Vec<i64> = claimed.iter().map(|c| c.job_id).collect();
+        jobs.dedup();
+        for job in jobs {
+            set_state(
+                &mut tx,
+                job,
+                &[JobState::Queued, JobState::Preempted],
+                JobState::Running,
+                &format!("running on {executor}"),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Extends the leases of the tasks `worker` runs.
+    pub async fn renew(&self, worker: &str, lease: Duration) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE job_tasks SET lease_until = now() + make_interval(secs => $2) \
+             WHERE worker = $1 AND state = 'running'",
+        )
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Puts tasks whose lease ran out (their instance or worker is gone) back in the queue.
+    pub async fn requeue_expired(&self) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE job_tasks SET state = 'pending', error = 'lease expired on ' || coalesce(worker, '?'), \
+                    worker = NULL, lease_until = NULL \
+             WHERE state = 'running' AND lease_until < now()",
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Stores a finished task's partial result (the checkpoint) if `worker` still holds it;
+    /// the job succeeds with its last task. False when the task was taken away (preempted,
+    /// cancelled, lease lost): the result is dropped.
+    pub async fn complete(
+        &self,
+        task: &Claimed,
+        worker: &str,
+        result: &TaskResult,
+        seconds: f64,
+    ) -> Result<bool> {
+        let value = serde_json::to_value(result)
+            .map_err(|e| Error::Internal(format!("task result to JSON: {e}")))?;
+        let mut tx = self.pool.begin().await?;
+        let executor: Option<Option<String>> = sqlx::query_scalar(
+            "UPDATE job_tasks SET state = 'done', result = $4, seconds = $5, finished_at = now(), \
+                    lease_until = NULL \
+             WHERE job_id = $1 AND chunk_id = $2 AND worker = $3 AND state = 'running' RETURNING executor",
+        )
+        .bind(task.job_id)
+        .bind(task.chunk_id)
+        .bind(worker)
+        .bind(&value)
+        .bind(seconds)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(executor) = executor else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "INSERT INTO task_history (executor, events, bytes, complexity, histograms, cores, seconds) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(executor.unwrap_or_default())
+        .bind(task.events)
+        .bind(task.bytes)
+        .bind(task.analysis.complexity() as i32)
+        .bind(task.analysis.histograms.len() as i32)
+        .bind(task.cores)
+        .bind(seconds)
+        .execute(&mut *tx)
+        .await?;
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM job_tasks WHERE job_id = $1 AND state <> 'done'",
+        )
+        .bind(task.job_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if left == 0 {
+            set_state(
+                &mut tx,
+                task.job_id,
+                &[JobState::Running, JobState::Queued, JobState::Preempted],
+                JobState::Succeeded,
+                "every task done",
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Records a failed attempt: the task waits (exponential backoff with jitter) and runs
+    /// again, or after `MAX_ATTEMPTS` the job fails with the reason.
+    pub async fn fail(&self, task: &Claimed, worker: &str, error: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let attempts: Option<i32> = sqlx::query_scalar(
+            "SELECT attempts FROM job_tasks WHERE job_id = $1 AND chunk_id = $2 AND worker = $3 \
+             AND state = 'running' FOR UPDATE",
+        )
+        .bind(task.job_id)
+        .bind(task.chunk_id)
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(attempts) = attempts else {
+            return Ok(());
+        };
+        if attempts >= MAX_ATTEMPTS {
+            sqlx::query(
+                "UPDATE job_tasks SET state = 'failed', error = $3, lease_until = NULL, finished_at = now() \
+                 WHERE job_id = $1 AND chunk_id = $2",
+            )
+            .bind(task.job_id)
+            .bind(task.chunk_id)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+            let reason = format!(
+                "chunk {} failed {attempts} times; last: {error}",
+                task.chunk_id
+            );
+            set_state(
+                &mut tx,
+                task.job_id,
+                &[JobState::Queued, JobState::Running, JobState::Preempted],
+                JobState::Failed,
+                &reason,
+            )
+            .await?;
+        } else {
+            sqlx::query(
+                "UPDATE job_tasks SET state = 'pending', error = $3, worker = NULL, lease_until = NULL, \
+                        not_before = now() + make_interval(secs => $4) \
+                 WHERE job_id = $1 AND chunk_id = $2",
+            )
+            .bind(task.job_id)
+            .bind(task.chunk_id)
+            .bind(error)
+            .bind(backoff(attempts).as_secs_f64())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Gives running tasks back to the queue without counting an attempt (preemption); jobs
+    /// left with nothing running become preempted.
+    pub async fn preempt(&self, tasks: &[(i64, i32)], worker: &str, by: &str) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for (job, chunk) in tasks {
+            n += sqlx::query(
+                "UPDATE job_tasks SET state = 'pending', worker = NULL, lease_until = NULL, \
+                        attempts = greatest(attempts - 1, 0), error = $4 \
+                 WHERE job_id = $1 AND chunk_id = $2 AND worker = $3 AND state = 'running'",
+            )
+            .bind(job)
+            .bind(chunk)
+            .bind(worker)
+            .bind(format!("preempted by {by}"))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let running: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM job_tasks WHERE job_id = $1 AND state = 'running'",
+            )
+            .bind(job)
+            .fetch_one(&mut *tx)
+            .await?;
+            if running == 0 {
+                set_state(
+                    &mut tx,
+                    *job,
+                    &[JobState::Running],
+                    JobState::Preempted,
+                    &format!("preempted by {by}"),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Gives a task back to the queue without counting the attempt: its executor became
+    /// unavailable (the circuit breaker then holds its tasks until it returns).
+    pub async fn release(&self, task: &Claimed, worker: &str, reason: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE job_tasks SET state = 'pending', worker = NULL, lease_until = NULL, \
+                    attempts = greatest(attempts - 1, 0), error = $4 \
+             WHERE job_id = $1 AND chunk_id = $2 AND worker = $3 AND state = 'running'",
+        )
+        .bind(task.job_id)
+        .bind(task.chunk_id)
+        .bind(worker)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Says why live jobs for `targets` wait (their executor is down), or clears that.
+    pub async fn note_waiting(&self, targets: &[&str], reason: Option<&str>) -> Result<()> {
+        match reason {
+            Some(reason) => {
+                sqlx::query(
+                    "UPDATE jobs SET reason = $2 WHERE target = ANY($1) \
+                     AND state IN ('queued', 'running', 'preempted') AND reason <> $2",
+                )
+                .bind(targets)
+                .bind(format!("waiting: {reason}"))
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE jobs SET reason = '' WHERE target = ANY($1) \
+                     AND state IN ('queued', 'running', 'preempted') AND reason LIKE 'waiting: %'",
+                )
+                .bind(targets)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The chunks of `job` that run now.
+    pub async fn running_chunks(&self, job: i64) -> Result<Vec<i32>> {
+        Ok(sqlx::query_scalar(
+            "SELECT chunk_id FROM job_tasks WHERE job_id = $1 AND state = 'running'",
+        )
+        .bind(job)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The highest priority among runnable pending tasks of jobs with target `targets`.
+    pub async fn top_waiting_priority(&self, targets: &[&str]) -> Result<Option<(i32, i64)>> {
+        let row = sqlx::query(
+            "SELECT j.priority, j.id FROM job_tasks t JOIN jobs j ON j.id = t.job_id \
+             WHERE t.state = 'pending' AND j.state IN ('queued', 'running', 'preempted') \
+               AND (t.not_before IS NULL OR t.not_before <= now()) AND j.target = ANY($1) \
+             ORDER BY j.priority DESC, j.id LIMIT 1",
+        )
+        .bind(targets)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
+    }
+
+    /// The job's result from the tasks done so far, merged in chunk order; the number merged.
+    pub async fn result(&self, job: &JobInfo) -> Result<(TaskResult, u32)> {
+        let rows = sqlx::query(
+            "SELECT chunk_id, result FROM job_tasks WHERE job_id = $1 AND state = 'done' ORDER BY chunk_id",
+        )
+        .bind(job.id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut parts = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let chunk: i32 = r.try_get("chunk_id")?;
+            let value: serde_json::Value = r.try_get("result")?;
+            let part: TaskResult = serde_json::from_value(value).map_err(|e| {
+                Error::Internal(format!(
+                    "checkpoint of chunk {chunk} does not read back: {e}"
+                ))
+            })?;
+            parts.push((chunk as u32, part));
+        }
+        let n = parts.len() as u32;
+        Ok((jobs::merge(&job.analysis, parts)?, n))
+    }
+}
