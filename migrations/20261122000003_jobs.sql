@@ -19,13 +19,15 @@ CREATE TABLE jobs (
     tasks_total         integer NOT NULL,
     events_total        bigint NOT NULL,
     bytes_total         bigint NOT NULL,
-    complexity          integer NOT NULL,
+    complexity          integer NOT NULL,       -- the query's size (run-time model feature)
+    histograms          integer NOT NULL,       -- histograms per task (run-time model feature)
     estimated_seconds   double precision,        -- at submission, then as tasks finish
     submitted_at        timestamptz NOT NULL DEFAULT now(),
     started_at          timestamptz,
     finished_at         timestamptz
 );
 CREATE INDEX jobs_state ON jobs (state, priority DESC, id);
+CREATE INDEX jobs_target ON jobs (target, state);
 CREATE INDEX jobs_owner ON jobs (owner, id DESC);
 
 -- Every state change, with who or what caused it.
@@ -57,7 +59,9 @@ CREATE TABLE job_tasks (
     error           text,
     PRIMARY KEY (job_id, chunk_id)
 );
-CREATE INDEX job_tasks_pending ON job_tasks (state, job_id) WHERE state IN ('pending', 'running');
+-- Small partial indexes: claims read pending tasks, lease renewal and expiry running ones.
+CREATE INDEX job_tasks_pending ON job_tasks (job_id, chunk_id) WHERE state = 'pending';
+CREATE INDEX job_tasks_running ON job_tasks (lease_until) WHERE state = 'running';
 
 -- Finished tasks' features and run times: the history the run-time model learns from. Kept
 -- when jobs are deleted.

@@ -138,7 +138,8 @@ async fn a_job_runs_to_the_local_engines_histogram_with_partial_results(pool: Pg
     let dir = tempfile::tempdir().expect("tempdir");
     nano_store(dir.path(), 3000, 500);
     let mut cfg = config(&pool, dir.path(), None, "unused");
-    cfg.job_slots = 1;
+    // Two tasks at a time: completions race, and the last one still ends the job.
+    cfg.job_slots = 2;
     let server = Server::start(cfg).await;
     let ada = token(&pool, "ada", Role::Physicist).await;
     let mut c = jobs_client(&server).await;
@@ -329,6 +330,8 @@ async fn invalid_submissions_queue_nothing_and_a_full_queue_says_how_long(pool: 
         err.message()
     );
     wait_final(&mut c, &ada, first.id).await;
+    // alyxd's view of the queue is at most a second old.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     c.submit(authorized(
         &ada,
         submit_request("SELECT pt FROM jets", 0, pt()),
@@ -542,7 +545,7 @@ async fn alyxd_killed_mid_job_resumes_from_checkpoints_with_an_identical_result(
         role: Role::Physicist,
     };
     let id = store
-        .submit(&ada, new_job.clone(), 1.0)
+        .submit(&ada, new_job.clone(), 1.0, 0)
         .await
         .expect("submit");
 
@@ -615,7 +618,7 @@ async fn alyxd_killed_mid_job_resumes_from_checkpoints_with_an_identical_result(
         );
     }
     // The same analysis uninterrupted: the identical result, bit for bit.
-    let again = store.submit(&ada, new_job, 1.0).await.expect("submit");
+    let again = store.submit(&ada, new_job, 1.0, 0).await.expect("submit");
     wait_final(&mut c, &token, again as u64).await;
     let resumed = result(&mut c, &token, id as u64).await;
     let uninterrupted = result(&mut c, &token, again as u64).await;

@@ -13,19 +13,22 @@ use std::time::{Duration, Instant};
 use crate::auth::Caller;
 use crate::error::Result;
 use executor::Executor;
-use predict::{Model, Sample};
+use predict::{Model, Sample, Sums};
 use store::{JobInfo, JobStore, NewJob};
 
 /// How often the run-time models are refitted from the history.
 const REFIT: Duration = Duration::from_secs(30);
 /// Finished tasks each model learns from (the newest).
 const HISTORY: i64 = 5_000;
+/// How old the queue summary behind estimates and the queue limit may be.
+const SUMMARY_AGE: Duration = Duration::from_secs(1);
 
 pub struct Jobs {
     pub store: JobStore,
     pub scheduler: Arc<scheduler::Scheduler>,
     pub executors: Vec<Arc<dyn Executor>>,
     models: Mutex<Option<(Instant, Arc<Model>)>>,
+    summary: Mutex<Option<(Instant, Arc<Vec<(i32, Sums)>>)>>,
 }
 
 impl Jobs {
@@ -39,6 +42,7 @@ impl Jobs {
             scheduler,
             executors,
             models: Mutex::new(None),
+            summary: Mutex::new(None),
         }
     }
 
@@ -69,89 +73,87 @@ impl Jobs {
             .max(1)
     }
 
-    /// Seconds of work in `tasks` spread over the slots.
-    async fn seconds(&self, tasks: &[Sample]) -> Result<f64> {
+    /// The queue's unfinished work per priority, at most `SUMMARY_AGE` old: submissions in a
+    /// burst share one scan of the queue.
+    async fn queue(&self) -> Result<Arc<Vec<(i32, Sums)>>> {
+        let cached = self
+            .summary
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < SUMMARY_AGE)
+            .map(|(_, s)| s.clone());
+        if let Some(s) = cached {
+            return Ok(s);
+        }
+        let summary = Arc::new(self.store.queue_summary().await?);
+        *self.summary.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), summary.clone()));
+        Ok(summary)
+    }
+
+    /// Seconds of the work in `sums`, spread over the slots it can use.
+    async fn seconds(&self, sums: &Sums) -> Result<f64> {
+        if sums.tasks == 0.0 {
+            return Ok(0.0);
+        }
         let model = self.model().await?;
-        let total: f64 = tasks.iter().map(|s| model.predict(s)).sum();
-        Ok(total / self.slots().min(tasks.len().max(1)) as f64)
+        let slots = (self.slots() as f64).min(sums.tasks);
+        Ok(model.predict_sum(sums) / slots)
     }
 
     /// Validates and queues `job`; its id and the estimated seconds to its end (the work queued
     /// ahead of it at its priority or above, then its own).
     pub async fn submit(&self, owner: &Caller, job: NewJob) -> Result<(i64, f64)> {
-        let ahead = self.waiting_work(job.priority).await?;
-        let own = match self.store.store.dataset(&job.dataset) {
-            Ok(ds) => {
-                let samples: Vec<Sample> = ds
-                    .manifest()
-                    .chunks
-                    .iter()
-                    .map(|c| Sample {
-                        events: c.event_count as f64,
-                        bytes: c.files.values().map(|f| f.bytes as f64).sum(),
-                        complexity: job.analysis.complexity() as f64,
-                        histograms: job.analysis.histograms.len() as f64,
-                        seconds: 0.0,
-                    })
-                    .collect();
-                self.seconds(&samples).await?
+        let queue = self.queue().await?;
+        let mut ahead = Sums::default();
+        for (_, sums) in queue.iter().filter(|(p, _)| *p >= job.priority) {
+            ahead += *sums;
+        }
+        let queued: f64 = queue.iter().map(|(_, s)| s.tasks).sum();
+        let mut own = Sums::default();
+        if let Ok(ds) = self.store.store.dataset(&job.dataset) {
+            for c in &ds.manifest().chunks {
+                own.add(&Sample {
+                    events: c.event_count as f64,
+                    bytes: c.files.values().map(|f| f.bytes as f64).sum(),
+                    complexity: job.analysis.complexity() as f64,
+                    histograms: job.analysis.histograms.len() as f64,
+                    seconds: 0.0,
+                });
             }
-            Err(_) => 0.0, // submit() reports the missing dataset
-        };
-        let estimate = ahead + own;
-        let id = self.store.submit(owner, job, estimate).await?;
+        } // else submit() reports the missing dataset
+        let estimate = self.seconds(&ahead).await? + self.seconds(&own).await?;
+        let priority = job.priority;
+        let id = self
+            .store
+            .submit(owner, job, estimate, queued as i64)
+            .await?;
+        // The cached summary counts the new tasks at once, so a burst of submissions meets
+        // the queue limit without rescanning the queue for each.
+        if let Some((_, summary)) = self
+            .summary
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            let mut updated = (**summary).clone();
+            match updated.iter_mut().find(|(p, _)| *p == priority) {
+                Some((_, sums)) => *sums += own,
+                None => updated.push((priority, own)),
+            }
+            *summary = Arc::new(updated);
+        }
         self.scheduler.wake.notify_one();
         Ok((id, estimate))
     }
 
-    /// Predicted seconds of the unfinished tasks of live jobs at `priority` or above.
-    async fn waiting_work(&self, priority: i32) -> Result<f64> {
-        let rows: Vec<(i64, i64, i32, i32)> = sqlx::query_as(
-            "SELECT t.events, t.bytes, j.complexity, jsonb_array_length(j.analysis->'histograms') \
-             FROM job_tasks t JOIN jobs j ON j.id = t.job_id \
-             WHERE t.state IN ('pending', 'running') AND j.state IN ('queued', 'running', 'preempted') \
-               AND j.priority >= $1",
-        )
-        .bind(priority)
-        .fetch_all(&self.store.pool)
-        .await?;
-        let samples: Vec<Sample> = rows
-            .into_iter()
-            .map(|(events, bytes, complexity, histograms)| Sample {
-                events: events as f64,
-                bytes: bytes as f64,
-                complexity: complexity as f64,
-                histograms: histograms as f64,
-                seconds: 0.0,
-            })
-            .collect();
-        if samples.is_empty() {
-            return Ok(0.0);
-        }
-        self.seconds(&samples).await
-    }
-
-    /// Seconds left for `job`: its unfinished tasks (and what waits ahead of it if queued).
+    /// Seconds left for `job`: its unfinished tasks.
     pub async fn seconds_left(&self, job: &JobInfo) -> Result<f64> {
         if job.state.is_final() {
             return Ok(0.0);
         }
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT events, bytes FROM job_tasks WHERE job_id = $1 AND state IN ('pending', 'running')",
-        )
-        .bind(job.id)
-        .fetch_all(&self.store.pool)
-        .await?;
-        let samples: Vec<Sample> = rows
-            .into_iter()
-            .map(|(events, bytes)| Sample {
-                events: events as f64,
-                bytes: bytes as f64,
-                complexity: job.analysis.complexity() as f64,
-                histograms: job.analysis.histograms.len() as f64,
-                seconds: 0.0,
-            })
-            .collect();
-        self.seconds(&samples).await
+        let sums = self.store.job_sums(job).await?;
+        self.seconds(&sums).await
     }
 }

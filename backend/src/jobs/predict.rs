@@ -34,6 +34,47 @@ fn features(s: &Sample) -> [f64; FEATURES] {
     ]
 }
 
+/// The sums of many tasks' features: a linear model's predictions add up, so the time of a
+/// whole queue is one dot product.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sums {
+    pub tasks: f64,
+    pub events: f64,
+    pub bytes: f64,
+    pub events_complexity: f64,
+    pub events_histograms: f64,
+}
+
+impl Sums {
+    pub fn add(&mut self, s: &Sample) {
+        self.tasks += 1.0;
+        self.events += s.events;
+        self.bytes += s.bytes;
+        self.events_complexity += s.events * s.complexity;
+        self.events_histograms += s.events * s.histograms;
+    }
+
+    fn features(&self) -> [f64; FEATURES] {
+        [
+            self.tasks,
+            self.events,
+            self.bytes / 1e6,
+            self.events_complexity,
+            self.events_histograms,
+        ]
+    }
+}
+
+impl std::ops::AddAssign for Sums {
+    fn add_assign(&mut self, o: Sums) {
+        self.tasks += o.tasks;
+        self.events += o.events;
+        self.bytes += o.bytes;
+        self.events_complexity += o.events_complexity;
+        self.events_histograms += o.events_histograms;
+    }
+}
+
 /// A fitted model, or the baseline when there is too little history.
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -99,6 +140,20 @@ impl Model {
                 .sum::<f64>()
                 .max(1e-3),
             None => self.baseline(s),
+        }
+    }
+
+    /// The total predicted seconds of the tasks summed in `sums`.
+    pub fn predict_sum(&self, sums: &Sums) -> f64 {
+        match self.beta {
+            Some(beta) => sums
+                .features()
+                .iter()
+                .zip(beta)
+                .map(|(x, b)| x * b)
+                .sum::<f64>()
+                .max(1e-3 * sums.tasks),
+            None => self.seconds_per_event * sums.events,
         }
     }
 
@@ -227,6 +282,17 @@ mod tests {
             model < baseline / 3.0,
             "model {model:.1} % vs baseline {baseline:.1} %"
         );
+    }
+
+    #[test]
+    fn summed_predictions_equal_the_sum_of_predictions() {
+        let history = recorded(200, 3);
+        let m = Model::fit(&history);
+        let queue = recorded(50, 9);
+        let mut sums = Sums::default();
+        queue.iter().for_each(|s| sums.add(s));
+        let each: f64 = queue.iter().map(|s| m.predict(s)).sum();
+        assert!((m.predict_sum(&sums) - each).abs() < 1e-6 * each, "{each}");
     }
 
     #[test]

@@ -33,6 +33,9 @@ impl Default for SchedulerConfig {
     }
 }
 
+/// How long an executor's health check stands (the breaker is checked no more often).
+const HEALTH_EVERY: Duration = Duration::from_secs(1);
+
 struct Running {
     executor: &'static str,
     priority: i32,
@@ -44,8 +47,8 @@ pub struct Scheduler {
     config: SchedulerConfig,
     executors: Vec<Arc<dyn Executor>>,
     running: Mutex<HashMap<(i64, i32), Running>>,
-    /// Each executor's last health, for the admin API.
-    healths: Mutex<HashMap<&'static str, Health>>,
+    /// Each executor's last health and when it was seen (the breaker's state; the admin API).
+    healths: Mutex<HashMap<&'static str, (Instant, Health)>>,
     /// Wakes the loop: a submission, a finished task.
     pub wake: Arc<Notify>,
 }
@@ -69,9 +72,30 @@ impl Scheduler {
     }
 
     /// Records `executor`'s health; whether it was up before (true the first time).
-    fn health(&self, executor: &'static str, health: &Health) -> bool {
+    fn record_health(&self, executor: &'static str, health: &Health) -> bool {
         let mut h = self.healths.lock().unwrap_or_else(PoisonError::into_inner);
-        h.insert(executor, health.clone()).is_none_or(|old| old.up)
+        h.insert(executor, (Instant::now(), health.clone()))
+            .is_none_or(|(_, old)| old.up)
+    }
+
+    /// `executor`'s health, checked again when the last check is older than `HEALTH_EVERY`;
+    /// and whether it was up before.
+    async fn health(&self, executor: &dyn Executor) -> (Health, bool) {
+        let recent = self
+            .healths
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(executor.name())
+            .filter(|(at, _)| at.elapsed() < HEALTH_EVERY)
+            .map(|(_, h)| h.clone());
+        match recent {
+            Some(h) => (h, true),
+            None => {
+                let h = executor.health().await;
+                let was_up = self.record_health(executor.name(), &h);
+                (h, was_up)
+            }
+        }
     }
 
     /// Each executor's health as last seen, with its slots and running tasks.
@@ -85,10 +109,13 @@ impl Scheduler {
         self.executors
             .iter()
             .map(|e| {
-                let health = healths.get(e.name()).cloned().unwrap_or(Health {
-                    up: false,
-                    detail: "not checked yet".into(),
-                });
+                let health = healths
+                    .get(e.name())
+                    .map(|(_, h)| h.clone())
+                    .unwrap_or(Health {
+                        up: false,
+                        detail: "not checked yet".into(),
+                    });
                 let busy = running.values().filter(|r| r.executor == e.name()).count();
                 (e.name(), health, e.slots(), busy)
             })
@@ -125,8 +152,7 @@ impl Scheduler {
         for executor in &self.executors {
             // The circuit breaker: a down executor takes no tasks; its jobs say why they wait,
             // and work resumes when it is back.
-            let health = executor.health().await;
-            let was_up = self.health(executor.name(), &health);
+            let (health, was_up) = self.health(executor.as_ref()).await;
             if !health.up {
                 self.store
                     .note_waiting(
@@ -225,6 +251,13 @@ impl Scheduler {
                 // counted; the breaker holds the task until the executor returns.
                 Err(crate::error::Error::Unavailable(why)) => {
                     tracing::warn!(job = task.job_id, chunk = task.chunk_id, error = %why, "executor unavailable");
+                    this.record_health(
+                        executor.name(),
+                        &Health {
+                            up: false,
+                            detail: why.clone(),
+                        },
+                    );
                     this.store.release(&task, &this.worker, &why).await
                 }
                 Err(e) => {

@@ -8,6 +8,7 @@ use alyx_shared::jobs::{self, Analysis, JobState, Target, TaskResult};
 use alyx_shared::store::DataStore;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
+use super::predict::Sums;
 use crate::auth::{Caller, Role};
 use crate::error::{Error, Result};
 
@@ -184,6 +185,16 @@ async fn set_state(
     }
 }
 
+/// Locks job `job`'s row: whatever changes a job's tasks and then its state takes the job first,
+/// so such transactions take turns and never deadlock.
+async fn lock_job(tx: &mut Transaction<'_, Postgres>, job: i64) -> Result<()> {
+    sqlx::query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE")
+        .bind(job)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Backoff before attempt `attempt + 1`: 1 s, 2 s, 4 s … (at most a minute), ±25 % jitter.
 pub fn backoff(attempt: i32) -> Duration {
     let base = 2f64.powi(attempt.clamp(1, 7) - 1).min(60.0);
@@ -193,7 +204,15 @@ pub fn backoff(attempt: i32) -> Duration {
 
 impl JobStore {
     /// Validates `job` and queues it with one task per chunk; nothing is stored on error.
-    pub async fn submit(&self, owner: &Caller, job: NewJob, estimated_seconds: f64) -> Result<i64> {
+    /// `queued` is the number of unfinished tasks in the queue (recent, not exact: the limit is
+    /// a bound on the queue's growth, not a count to the task).
+    pub async fn submit(
+        &self,
+        owner: &Caller,
+        job: NewJob,
+        estimated_seconds: f64,
+        queued: i64,
+    ) -> Result<i64> {
         let mut problems = Vec::new();
         if let Err(ds) = job.analysis.check() {
             problems.extend(ds.iter().map(ToString::to_string));
@@ -229,12 +248,6 @@ impl JobStore {
                 problems.join("; ")
             )));
         }
-        let queued: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM job_tasks t JOIN jobs j ON j.id = t.job_id \
-             WHERE t.state IN ('pending', 'running') AND j.state IN ('queued', 'running', 'preempted')",
-        )
-        .fetch_one(&self.pool)
-        .await?;
         if queued + chunks.len() as i64 > self.queue_limit {
             return Err(Error::ResourceExhausted(format!(
                 "the job queue is full ({queued} tasks waiting or running, limit {}): \
@@ -252,8 +265,8 @@ impl JobStore {
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO jobs (owner, name, dataset, analysis, target, priority, cores, memory_mb, state, \
-                               tasks_total, events_total, bytes_total, complexity, estimated_seconds) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, $13) RETURNING id",
+                               tasks_total, events_total, bytes_total, complexity, histograms, estimated_seconds) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, $13, $14) RETURNING id",
         )
         .bind(&owner.name)
         .bind(&job.name)
@@ -267,6 +280,7 @@ impl JobStore {
         .bind(events)
         .bind(chunks.iter().map(bytes).sum::<i64>())
         .bind(job.analysis.complexity() as i32)
+        .bind(job.analysis.histograms.len() as i32)
         .bind(estimated_seconds)
         .fetch_one(&mut *tx)
         .await?;
@@ -410,9 +424,10 @@ impl JobStore {
         let rows = sqlx::query(
             "WITH running AS (SELECT j.owner, count(*) AS n FROM job_tasks t JOIN jobs j ON j.id = t.job_id \
                               WHERE t.state = 'running' GROUP BY j.owner), \
-             picked AS (SELECT t.job_id, t.chunk_id FROM job_tasks t JOIN jobs j ON j.id = t.job_id \
+             picked AS (SELECT t.job_id, t.chunk_id FROM jobs j \
+                          JOIN job_tasks t ON t.job_id = j.id AND t.state = 'pending' \
                           LEFT JOIN running r ON r.owner = j.owner \
-                        WHERE t.state = 'pending' AND j.state IN ('queued', 'running', 'preempted') \
+                        WHERE j.state IN ('queued', 'running', 'preempted') \
                           AND (t.not_before IS NULL OR t.not_before <= now()) \
                           AND j.target = ANY($3) AND coalesce(r.n, 0) < $5 \
                         ORDER BY j.priority DESC, coalesce(r.n, 0), j.id, t.chunk_id \
@@ -500,6 +515,8 @@ impl JobStore {
         let value = serde_json::to_value(result)
             .map_err(|e| Error::Internal(format!("task result to JSON: {e}")))?;
         let mut tx = self.pool.begin().await?;
+        // Completions of one job take turns: the last one must see every other as done.
+        lock_job(&mut tx, task.job_id).await?;
         let executor: Option<Option<String>> = sqlx::query_scalar(
             "UPDATE job_tasks SET state = 'done', result = $4, seconds = $5, finished_at = now(), \
                     lease_until = NULL \
@@ -552,6 +569,7 @@ impl JobStore {
     /// again, or after `MAX_ATTEMPTS` the job fails with the reason.
     pub async fn fail(&self, task: &Claimed, worker: &str, error: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        lock_job(&mut tx, task.job_id).await?;
         let attempts: Option<i32> = sqlx::query_scalar(
             "SELECT attempts FROM job_tasks WHERE job_id = $1 AND chunk_id = $2 AND worker = $3 \
              AND state = 'running' FOR UPDATE",
@@ -609,6 +627,7 @@ impl JobStore {
         let mut tx = self.pool.begin().await?;
         let mut n = 0;
         for (job, chunk) in tasks {
+            lock_job(&mut tx, *job).await?;
             n += sqlx::query(
                 "UPDATE job_tasks SET state = 'pending', worker = NULL, lease_until = NULL, \
                         attempts = greatest(attempts - 1, 0), error = $4 \
@@ -685,6 +704,54 @@ impl JobStore {
         Ok(())
     }
 
+    /// The unfinished tasks of live jobs, summed per priority (for estimates and the queue
+    /// limit), highest priority first.
+    pub async fn queue_summary(&self) -> Result<Vec<(i32, Sums)>> {
+        let rows: Vec<(i32, i64, f64, f64, f64, f64)> = sqlx::query_as(
+            "SELECT j.priority, count(*), sum(t.events)::float8, sum(t.bytes)::float8, \
+                    sum(t.events * j.complexity)::float8, sum(t.events * j.histograms)::float8 \
+             FROM jobs j JOIN job_tasks t ON t.job_id = j.id \
+             WHERE j.state IN ('queued', 'running', 'preempted') AND t.state IN ('pending', 'running') \
+             GROUP BY j.priority ORDER BY j.priority DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(p, n, events, bytes, ec, eh)| {
+                (
+                    p,
+                    Sums {
+                        tasks: n as f64,
+                        events,
+                        bytes,
+                        events_complexity: ec,
+                        events_histograms: eh,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// The unfinished tasks of `job`, summed.
+    pub async fn job_sums(&self, job: &JobInfo) -> Result<Sums> {
+        let (n, events, bytes): (i64, Option<f64>, Option<f64>) = sqlx::query_as(
+            "SELECT count(*), sum(events)::float8, sum(bytes)::float8 FROM job_tasks \
+             WHERE job_id = $1 AND state IN ('pending', 'running')",
+        )
+        .bind(job.id)
+        .fetch_one(&self.pool)
+        .await?;
+        let events = events.unwrap_or(0.0);
+        Ok(Sums {
+            tasks: n as f64,
+            events,
+            bytes: bytes.unwrap_or(0.0),
+            events_complexity: events * job.analysis.complexity() as f64,
+            events_histograms: events * job.analysis.histograms.len() as f64,
+        })
+    }
+
     /// The chunks of `job` that run now.
     pub async fn running_chunks(&self, job: i64) -> Result<Vec<i32>> {
         Ok(sqlx::query_scalar(
@@ -698,8 +765,8 @@ impl JobStore {
     /// The highest priority among runnable pending tasks of jobs with target `targets`.
     pub async fn top_waiting_priority(&self, targets: &[&str]) -> Result<Option<(i32, i64)>> {
         let row = sqlx::query(
-            "SELECT j.priority, j.id FROM job_tasks t JOIN jobs j ON j.id = t.job_id \
-             WHERE t.state = 'pending' AND j.state IN ('queued', 'running', 'preempted') \
+            "SELECT j.priority, j.id FROM jobs j JOIN job_tasks t ON t.job_id = j.id AND t.state = 'pending' \
+             WHERE j.state IN ('queued', 'running', 'preempted') \
                AND (t.not_before IS NULL OR t.not_before <= now()) AND j.target = ANY($1) \
              ORDER BY j.priority DESC, j.id LIMIT 1",
         )
