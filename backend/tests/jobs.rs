@@ -817,3 +817,53 @@ async fn a_job_waits_while_slurm_is_down_and_completes_when_it_returns(pool: PgP
     assert_eq!(r.histograms[0].entries, whole.entries);
     server.stop().await;
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_task_that_keeps_failing_is_retried_then_fails_the_job_with_the_reason(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    nano_store(dir.path(), 1500, 500);
+    // The last chunk's jets file no longer matches its checksum.
+    let ds = DataStore::open(dir.path())
+        .expect("store")
+        .dataset("nano")
+        .expect("dataset");
+    let last = ds.manifest().chunks.last().expect("chunks").clone();
+    let jets = ds.dir().join(&last.files["jets"].path);
+    std::fs::write(&jets, b"not parquet any more").expect("corrupt");
+    let server = Server::start(config(&pool, dir.path(), None, "unused")).await;
+    let ada = token(&pool, "ada", Role::Physicist).await;
+    let mut c = jobs_client(&server).await;
+    let id = c
+        .submit(authorized(
+            &ada,
+            submit_request("SELECT pt FROM jets", 0, vec![fixed("pt", 10, 0.0, 100.0)]),
+        ))
+        .await
+        .expect("submit")
+        .into_inner()
+        .id;
+    let job = wait_final(&mut c, &ada, id).await;
+    assert_eq!(job.state, "failed");
+    assert!(
+        job.reason
+            .contains(&format!("chunk {} failed 4 times", last.id)),
+        "{}",
+        job.reason
+    );
+    assert_eq!((job.tasks_done, job.tasks_failed), (2, 1));
+    // The attempts waited longer each time (1 s, 2 s, 4 s ± 25 %).
+    let (first, last_start): (f64, f64) = sqlx::query_as(
+        "SELECT extract(epoch FROM min(at))::float8, extract(epoch FROM max(at))::float8 \
+         FROM job_transitions WHERE job_id = $1",
+    )
+    .bind(id as i64)
+    .fetch_one(&pool)
+    .await
+    .expect("times");
+    assert!(
+        last_start - first > 5.0,
+        "{:.1} s from submission to failure",
+        last_start - first
+    );
+    server.stop().await;
+}

@@ -495,7 +495,7 @@ fn window(
     let mut actions = Vec::new();
     egui::Window::new("Jobs")
         .open(&mut panels.jobs)
-        .default_pos([700.0, 60.0])
+        .default_pos([760.0, 150.0])
         .default_width(560.0)
         .show(ctx, |ui| {
             actions = jobs_panel(ui, &mut state.view, backend.is_some())

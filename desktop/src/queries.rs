@@ -12,7 +12,7 @@ use alyx_shared::Error;
 use alyx_shared::histogram::{Binning, Histogram};
 use alyx_shared::query::ast::BinOp;
 use alyx_shared::query::builder::{Cleaning, Collection, Combine, Cut, Output, Spec};
-use alyx_shared::query::{self, Checked, Diagnostic, Engine, OutputFormat, Type, plan};
+use alyx_shared::query::{self, Checked, Diagnostic, Engine, OutputFormat, plan};
 use alyx_shared::store::Dataset;
 use bevy::math::URect;
 use bevy::prelude::*;
@@ -759,7 +759,7 @@ fn histogram_controls(ui: &mut egui::Ui, view: &mut QueryView, actions: &mut Vec
         if view.overlay.is_some() && ui.button("clear overlay").clicked() {
             actions.push(QueryAction::ClearOverlay);
         }
-        ui.menu_button("run as job ▸", |ui| {
+        ui.menu_button("run as job…", |ui| {
             for target in ["auto", "local", "spark", "slurm"] {
                 if ui
                     .add_enabled(view.checked.is_some(), egui::Button::new(target))
@@ -880,9 +880,8 @@ impl QueryState {
             }
             let (ds2, c2) = (ds.clone(), checked.clone());
             self.count_task = Some(AsyncComputeTaskPool::get().spawn(async move {
-                let df =
-                    query::run_local_plan(&ds2, &plan::count(&c2), &[("n".into(), Type::Int)])?;
-                Ok(df.column("n")?.i64()?.get(0).unwrap_or(0).max(0) as u64)
+                let df = query::run_local_plan(&ds2, &plan::count(&c2), &plan::count_columns())?;
+                Ok(plan::count_from_rows(&df))
             }));
         }
         if fresh {
@@ -1135,8 +1134,9 @@ fn window(
     let mut actions = Vec::new();
     egui::Window::new("Query builder")
         .open(&mut panels.queries)
-        .default_pos([60.0, 60.0])
+        .default_pos([20.0, 150.0])
         .default_width(620.0)
+        .vscroll(true)
         .show(ctx, |ui| actions = query_panel(ui, &mut state.view));
     state.actions.extend(actions);
     Ok(())

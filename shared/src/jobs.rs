@@ -118,48 +118,7 @@ impl Analysis {
     /// and histograms of its numeric outputs with valid binnings.
     pub fn check(&self) -> std::result::Result<Checked, Vec<Diagnostic>> {
         let checked = query::check(&self.query, Engine::Local)?;
-        let mut problems = Vec::new();
-        let q = &checked.query;
-        let whole = |what: &str| {
-            Diagnostic::new(
-                format!(
-                    "a job splits its query by data chunk, so it cannot use {what}: \
-                     select per-event rows and histogram them"
-                ),
-                query::At::NONE,
-            )
-        };
-        let selects = q
-            .body
-            .iter()
-            .chain(q.with.iter().flat_map(|c| c.query.body.iter()));
-        let limited = std::iter::once(q)
-            .chain(q.with.iter().map(|c| &c.query))
-            .any(|q| q.limit.is_some() || q.offset.is_some());
-        if limited {
-            problems.push(whole("LIMIT or OFFSET"));
-        }
-        // Rows of one event are in one chunk: grouping by event is fine, across events not.
-        let is_event_id = |e: &Expr| matches!(e, Expr::Column { name, .. } if name == "event_id");
-        for s in selects {
-            let aggregates = s.having.is_some()
-                || s.items.iter().any(|i| match i {
-                    Item::Expr { expr, .. } => expr.has_aggregate(),
-                    Item::Wildcard { .. } => false,
-                });
-            if (aggregates || !s.group_by.is_empty()) && !s.group_by.iter().any(is_event_id) {
-                problems.push(whole(
-                    "aggregates across events (GROUP BY without event_id)",
-                ));
-            }
-            let selects_event_id = s.items.iter().any(|i| match i {
-                Item::Expr { expr, .. } => is_event_id(expr),
-                Item::Wildcard { .. } => true,
-            });
-            if s.distinct && !selects_event_id {
-                problems.push(whole("DISTINCT across events (without event_id)"));
-            }
-        }
+        let mut problems = query::per_event_problems(&checked);
         if self.histograms.is_empty() {
             problems.push(Diagnostic::new(
                 "a job needs at least one histogram",
@@ -227,15 +186,10 @@ impl Analysis {
         let count = query::run_local_chunks(
             dataset,
             &plan::count(checked),
-            &[("n".into(), query::Type::Int)],
+            &plan::count_columns(),
             Some(&[chunk]),
         )?;
-        let rows = count
-            .column("n")
-            .ok()
-            .and_then(|c| c.i64().ok()?.get(0))
-            .unwrap_or(0)
-            .max(0) as u64;
+        let rows = plan::count_from_rows(&count);
         Ok(TaskResult {
             histograms,
             rows,

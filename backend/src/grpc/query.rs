@@ -348,13 +348,8 @@ async fn stream_pages(
         let exact = if rows < size {
             Some(first + rows)
         } else if last {
-            let n = t
-                .run(&plan::count(checked), &[("n".into(), Type::Int)])
-                .await?;
-            n.column("n")
-                .ok()
-                .and_then(|c| c.i64().ok()?.get(0))
-                .map(|n| n.max(0) as u64)
+            let n = t.run(&plan::count(checked), &plan::count_columns()).await?;
+            Some(plan::count_from_rows(&n))
         } else {
             None
         };

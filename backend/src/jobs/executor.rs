@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use alyx_shared::jobs::TaskResult;
-use alyx_shared::query::{Type, plan};
+use alyx_shared::query::plan;
 use alyx_shared::store::DataStore;
 
 use super::store::Claimed;
@@ -185,17 +185,12 @@ impl Executor for SparkExecutor {
                 &mut session,
                 &ds,
                 &plan::count(&checked),
-                &[("n".into(), Type::Int)],
+                &plan::count_columns(),
                 Some(&[chunk]),
                 Some(&tag),
             )
             .await?;
-            let rows = n
-                .column("n")
-                .ok()
-                .and_then(|c| c.i64().ok()?.get(0))
-                .unwrap_or(0)
-                .max(0) as u64;
+            let rows = plan::count_from_rows(&n);
             Ok(TaskResult {
                 histograms,
                 rows,
@@ -388,6 +383,7 @@ impl Executor for SlurmExecutor {
         );
         let log = self.spool.join(format!("{stem}.%j.log"));
         let (cores, log) = (task.cores.max(1).to_string(), log.display().to_string());
+        let memory = format!("{}M", task.memory_mb.max(64));
         let id = slurm(
             "sbatch",
             &[
@@ -398,7 +394,7 @@ impl Executor for SlurmExecutor {
                 "--cpus-per-task",
                 &cores,
                 "--mem",
-                "1000M",
+                &memory,
                 "--output",
                 &log,
                 "--wrap",

@@ -74,6 +74,7 @@ pub struct Claimed {
     pub analysis: Analysis,
     pub priority: i32,
     pub cores: i32,
+    pub memory_mb: i32,
     pub events: i64,
     pub bytes: i64,
     pub attempt: i32,
@@ -435,7 +436,7 @@ impl JobStore {
              UPDATE job_tasks t SET state = 'running', worker = $1, executor = $2, attempts = attempts + 1, \
                     lease_until = now() + make_interval(secs => $6), started_at = now(), error = NULL \
              FROM picked p, jobs j WHERE t.job_id = p.job_id AND t.chunk_id = p.chunk_id AND j.id = t.job_id \
-             RETURNING t.job_id, t.chunk_id, j.dataset, j.analysis, j.priority, j.cores, t.events, t.bytes, t.attempts",
+             RETURNING t.job_id, t.chunk_id, j.dataset, j.analysis, j.priority, j.cores, j.memory_mb, t.events, t.bytes, t.attempts",
         )
         .bind(worker)
         .bind(executor)
@@ -456,6 +457,7 @@ impl JobStore {
                     .map_err(|e| Error::Internal(format!("stored analysis: {e}")))?,
                 priority: r.try_get("priority")?,
                 cores: r.try_get("cores")?,
+                memory_mb: r.try_get("memory_mb")?,
                 events: r.try_get("events")?,
                 bytes: r.try_get("bytes")?,
                 attempt: r.try_get("attempts")?,
@@ -800,5 +802,27 @@ impl JobStore {
         }
         let n = parts.len() as u32;
         Ok((jobs::merge(&job.analysis, parts)?, n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_a_minute() {
+        for attempt in 1..=10 {
+            let base = 2f64.powi(attempt.min(7) - 1).min(60.0);
+            for _ in 0..50 {
+                let b = backoff(attempt).as_secs_f64();
+                assert!(
+                    (0.75 * base..=1.25 * base).contains(&b),
+                    "attempt {attempt}: {b}"
+                );
+            }
+        }
+        let spread: std::collections::HashSet<u64> =
+            (0..20).map(|_| backoff(3).as_millis() as u64).collect();
+        assert!(spread.len() > 5, "jitter varies the wait");
     }
 }

@@ -208,7 +208,62 @@ fn collect(lf: LazyFrame) -> Result<DataFrame> {
     lf.with_streaming(true).collect().map_err(invalid)
 }
 
-/// A histogram computed by the local engine (one row per bin leaves polars).
+/// Why `checked`'s rows do not each belong to one event — what keeps it from running chunk by
+/// chunk (an event's rows are all in one chunk): LIMIT/OFFSET, aggregates or grouping across
+/// events (GROUP BY without `event_id`), DISTINCT across events. Empty when it splits.
+pub fn per_event_problems(checked: &Checked) -> Vec<Diagnostic> {
+    use ast::{Expr, Item};
+    let q = &checked.query;
+    let whole = |what: &str| {
+        Diagnostic::new(
+            format!(
+                "a job splits its query by data chunk, so it cannot use {what}: \
+                 select per-event rows and histogram them"
+            ),
+            At::NONE,
+        )
+    };
+    let mut problems = Vec::new();
+    let limited = std::iter::once(q)
+        .chain(q.with.iter().map(|c| &c.query))
+        .any(|q| q.limit.is_some() || q.offset.is_some());
+    if limited {
+        problems.push(whole("LIMIT or OFFSET"));
+    }
+    let is_event_id = |e: &Expr| matches!(e, Expr::Column { name, .. } if name == "event_id");
+    for s in q
+        .body
+        .iter()
+        .chain(q.with.iter().flat_map(|c| c.query.body.iter()))
+    {
+        let aggregates = s.having.is_some()
+            || s.items.iter().any(|i| match i {
+                Item::Expr { expr, .. } => expr.has_aggregate(),
+                Item::Wildcard { .. } => false,
+            });
+        if (aggregates || !s.group_by.is_empty()) && !s.group_by.iter().any(is_event_id) {
+            problems.push(whole(
+                "aggregates across events (GROUP BY without event_id)",
+            ));
+        }
+        let selects_event_id = s.items.iter().any(|i| match i {
+            Item::Expr { expr, .. } => is_event_id(expr),
+            Item::Wildcard { .. } => true,
+        });
+        if s.distinct && !selects_event_id {
+            problems.push(whole("DISTINCT across events (without event_id)"));
+        }
+    }
+    problems
+}
+
+/// Events per pass of a chunked histogram: bounds the memory of per-event queries whose
+/// intermediate rows grow fast (jet triplets), which polars' streaming engine does not bound.
+const EVENTS_PER_PASS: u64 = 1_000_000;
+
+/// A histogram computed by the local engine (one row per bin leaves polars). A per-event query
+/// over more than `EVENTS_PER_PASS` events runs on groups of chunks, one after the other, and
+/// the partial histograms are merged in chunk order.
 pub fn histogram_local(
     dataset: &Dataset,
     checked: &Checked,
@@ -217,8 +272,26 @@ pub fn histogram_local(
     binning: crate::histogram::Binning,
 ) -> Result<crate::histogram::Histogram> {
     let q = plan::histogram(checked, value, weight, &binning).map_err(|d| invalid_query(&[d]))?;
-    let df = run_local_plan(dataset, &q, &plan::histogram_columns())?;
-    plan::histogram_from_rows(&df, binning)
+    let chunks = &dataset.manifest().chunks;
+    let events: u64 = chunks.iter().map(|c| c.event_count).sum();
+    if events <= EVENTS_PER_PASS || !per_event_problems(checked).is_empty() {
+        let df = run_local_plan(dataset, &q, &plan::histogram_columns())?;
+        return plan::histogram_from_rows(&df, binning);
+    }
+    let mut total = crate::histogram::Histogram::new(binning.clone());
+    let mut group: Vec<u32> = Vec::new();
+    let mut in_group = 0;
+    for (i, c) in chunks.iter().enumerate() {
+        group.push(c.id);
+        in_group += c.event_count;
+        if in_group >= EVENTS_PER_PASS || i + 1 == chunks.len() {
+            let df = run_local_chunks(dataset, &q, &plan::histogram_columns(), Some(&group))?;
+            total.merge(&plan::histogram_from_rows(&df, binning.clone())?)?;
+            group.clear();
+            in_group = 0;
+        }
+    }
+    Ok(total)
 }
 
 /// SQL for a two-body resonance search: the invariant mass of track pairs (`pid_a`, `pid_b`,

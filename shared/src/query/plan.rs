@@ -396,6 +396,20 @@ fn literal(v: polars::prelude::AnyValue) -> Option<Expr> {
     })
 }
 
+/// The result columns of [`count`].
+pub fn count_columns() -> Vec<(String, Type)> {
+    vec![("n".into(), Type::Int)]
+}
+
+/// The count in the rows [`count`] returned (0 when there are none).
+pub fn count_from_rows(df: &DataFrame) -> u64 {
+    df.column("n")
+        .ok()
+        .and_then(|c| c.i64().ok()?.get(0))
+        .unwrap_or(0)
+        .max(0) as u64
+}
+
 /// The number of rows `checked` returns, as one row with column `n`.
 pub fn count(checked: &Checked) -> Query {
     let mut q = Query::select(Select {
