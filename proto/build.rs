@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "alyx/v1/admin.proto",
                 "alyx/v1/query.proto",
                 "alyx/v1/jobs.proto",
+                "alyx/v1/collab.proto",
             ],
             &["."],
         )?;

@@ -53,6 +53,15 @@ pub struct Config {
     /// The `alyxd` binary batch jobs run as `alyxd worker` (`ALYXD_SLURM_WORKER`); empty: this
     /// alyxd's own path.
     pub slurm_worker: String,
+    /// The site whose chunk replicas the local executor reads locally (`ALYXD_SITE`).
+    pub site: String,
+    /// The Spark cluster's site (`ALYXD_SPARK_SITE`).
+    pub spark_site: String,
+    /// The Slurm cluster's site (`ALYXD_SLURM_SITE`).
+    pub slurm_site: String,
+    /// How long a job with target auto waits for an executor at the sites of its chunks'
+    /// replicas before any executor takes its tasks, in ms (`ALYXD_JOB_LOCALITY_WAIT_MS`).
+    pub job_locality_wait_ms: u64,
     pub ingest: IngestConfig,
 }
 
@@ -102,6 +111,10 @@ impl Default for Config {
             slurm: false,
             slurm_slots: 4,
             slurm_worker: String::new(),
+            site: "local".into(),
+            spark_site: "spark".into(),
+            slurm_site: "slurm".into(),
+            job_locality_wait_ms: 3_000,
             ingest: IngestConfig::default(),
         }
     }
@@ -176,6 +189,10 @@ impl Config {
         env!("ALYXD_SLURM" => self.slurm);
         env!("ALYXD_SLURM_SLOTS" => self.slurm_slots);
         env!("ALYXD_SLURM_WORKER" => self.slurm_worker);
+        env!("ALYXD_SITE" => self.site);
+        env!("ALYXD_SPARK_SITE" => self.spark_site);
+        env!("ALYXD_SLURM_SITE" => self.slurm_site);
+        env!("ALYXD_JOB_LOCALITY_WAIT_MS" => self.job_locality_wait_ms);
         env!("ALYXD_INGEST" => ingest.enabled);
         env!("ALYXD_KAFKA_BROKERS" => ingest.brokers);
         env!("ALYXD_KAFKA_TOPIC" => ingest.topic);

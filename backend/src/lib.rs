@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod cache;
 pub mod catalogue;
+pub mod collab;
 pub mod config;
 pub mod engines;
 pub mod error;

@@ -17,7 +17,10 @@ use crate::cache::ResultCache;
 use crate::config::Config;
 use crate::engines::Engines;
 use crate::error::{Error, Result};
-use crate::grpc::{Context, admin::AdminApi, events::EventsApi, jobs::JobsApi, query::QueryApi};
+use crate::collab::Collab;
+use crate::grpc::{
+    Context, admin::AdminApi, collab::CollabApi, events::EventsApi, jobs::JobsApi, query::QueryApi,
+};
 use crate::ingest::Ingest;
 use crate::jobs::Jobs;
 use crate::jobs::executor::{Executor, LocalExecutor, SlurmExecutor, SparkExecutor};
@@ -139,12 +142,13 @@ pub async fn run(
         n => n,
     };
     let mut executors: Vec<Arc<dyn Executor>> =
-        vec![Arc::new(LocalExecutor::new(store.clone(), slots))];
+        vec![Arc::new(LocalExecutor::new(store.clone(), slots, config.site.clone()))];
     if !config.spark_url.is_empty() {
         executors.push(Arc::new(SparkExecutor::new(
             store.clone(),
             config.spark_url.clone(),
             config.spark_job_slots,
+            config.spark_site.clone(),
         )));
     }
     if config.slurm {
@@ -157,6 +161,7 @@ pub async fn run(
             config.data_dir.clone(),
             worker,
             config.slurm_slots,
+            config.slurm_site.clone(),
         )));
     }
     let job_store = JobStore {
@@ -170,14 +175,29 @@ pub async fn run(
         SchedulerConfig {
             lease: Duration::from_secs(config.job_lease_secs.max(1)),
             quota: config.job_quota,
+            locality_wait: Duration::from_millis(config.job_locality_wait_ms),
             ..SchedulerConfig::default()
         },
         executors.clone(),
     );
     let scheduler_task = tokio::spawn(scheduler.clone().run(stopped()));
+    let jobs = Arc::new(Jobs::new(job_store, scheduler.clone(), executors));
+    let follow_task = tokio::spawn(crate::jobs::follow(
+        pool.clone(),
+        jobs.changes.clone(),
+        scheduler.wake.clone(),
+        stopped(),
+    ));
     let jobs = JobsApi {
         ctx: ctx.clone(),
-        jobs: Arc::new(Jobs::new(job_store, scheduler.clone(), executors)),
+        jobs,
+        shutdown: stop_rx_for_streams.clone(),
+    };
+    let collab = Collab::new(pool.clone(), config.instance());
+    let collab_task = tokio::spawn(crate::collab::follow(collab.clone(), stopped()));
+    let collab = CollabApi {
+        ctx: ctx.clone(),
+        collab,
         shutdown: stop_rx_for_streams.clone(),
     };
     let admin = AdminApi {
@@ -206,6 +226,7 @@ pub async fn run(
             .add_service(v1::admin_service_server::AdminServiceServer::new(admin))
             .add_service(v1::query_service_server::QueryServiceServer::new(query))
             .add_service(v1::job_service_server::JobServiceServer::new(jobs))
+            .add_service(v1::collab_service_server::CollabServiceServer::new(collab))
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), grpc_shutdown),
     );
 
@@ -221,6 +242,8 @@ pub async fn run(
     let served = server.await;
     let _ = live_task.await;
     let _ = scheduler_task.await;
+    let _ = follow_task.await;
+    let _ = collab_task.await;
     let _ = metrics_task.await;
     pool.close().await;
     tracing::info!("alyxd stopped");

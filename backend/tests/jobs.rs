@@ -699,6 +699,22 @@ async fn jobs_on_spark_and_slurm_give_the_local_result(pool: PgPool) {
             r.histograms, expected.histograms,
             "{name} differs from local"
         );
+        if name == "slurm" {
+            // The four tasks claimed together went to Slurm as one job array: their logs are
+            // `array-<job>-<stamp>-<element>.<array job id>.log`.
+            let logs: Vec<String> = std::fs::read_dir(dir.path().join(".slurm"))
+                .expect("spool")
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".log"))
+                .collect();
+            let arrays: std::collections::BTreeSet<&str> = logs
+                .iter()
+                .filter(|n| n.starts_with(&format!("array-{id}-")))
+                .filter_map(|n| n.rsplit('.').nth(1))
+                .collect();
+            assert_eq!(logs.len(), 4, "{logs:?}");
+            assert_eq!(arrays.len(), 1, "one job array: {logs:?}");
+        }
         assert_eq!((r.rows, r.events), (expected.rows, expected.events));
     }
 
@@ -719,6 +735,82 @@ async fn jobs_on_spark_and_slurm_give_the_local_result(pool: PgPool) {
         assert!(up.contains(&("slurm", true)), "{up:?}");
     }
     server.stop().await;
+}
+
+/// Where each task of job `id` ran: (chunk, worker), the worker being `instance/…`.
+async fn placement(pool: &PgPool, id: u64) -> Vec<(i32, String)> {
+    sqlx::query_as("SELECT chunk_id, worker FROM job_tasks WHERE job_id = $1 ORDER BY chunk_id")
+        .bind(id as i64)
+        .fetch_all(pool)
+        .await
+        .expect("tasks")
+}
+
+#[sqlx::test(migrations = false)]
+async fn auto_jobs_run_at_the_sites_holding_their_chunks(pool: PgPool) {
+    use alyx_backend::jobs::store::add_replicas;
+    let dir = tempfile::tempdir().expect("tempdir");
+    nano_store(dir.path(), 4000, 500); // 8 chunks
+    let site = |name: &str, wait_ms: u64| {
+        let mut cfg = config(&pool, dir.path(), None, "unused");
+        cfg.site = name.into();
+        cfg.ingest.instance = Some(name.into());
+        cfg.job_locality_wait_ms = wait_ms;
+        cfg.job_slots = 1;
+        cfg
+    };
+    // Two sites, each an alyxd instance with its local pool, sharing one job store.
+    let cern = Server::start(site("cern", 600_000)).await;
+    let fnal = Server::start(site("fnal", 600_000)).await;
+    add_replicas(&pool, "nano", &[0, 1, 2, 3, 7], "cern").await.expect("replicas");
+    add_replicas(&pool, "nano", &[4, 5, 6, 7], "fnal").await.expect("replicas");
+    let ada = token(&pool, "ada", Role::Physicist).await;
+    let mut c = jobs_client(&cern).await;
+    let specs = vec![fixed("mjj", 50, 0.0, 1000.0)];
+    let auto = |specs: Vec<v1::HistogramSpec>| cluster_request(v1::JobTarget::Auto, DIJET, specs);
+    let id = c
+        .submit(authorized(&ada, auto(specs.clone())))
+        .await
+        .expect("submit")
+        .into_inner()
+        .id;
+    let job = wait_final(&mut c, &ada, id).await;
+    assert_eq!(job.state, "succeeded", "{}", job.reason);
+    for (chunk, worker) in placement(&pool, id).await {
+        match chunk {
+            0..=3 => assert!(worker.starts_with("cern/"), "chunk {chunk} ran on {worker}"),
+            4..=6 => assert!(worker.starts_with("fnal/"), "chunk {chunk} ran on {worker}"),
+            _ => assert!(worker.starts_with("cern/") || worker.starts_with("fnal/")),
+        }
+    }
+    let whole = engine_histogram(&cern, &ada, DIJET, &specs[0]).await;
+    assert_eq!(result(&mut c, &ada, id).await.histograms[0].entries, whole.entries);
+    fnal.stop().await;
+    cern.stop().await;
+
+    // FNAL is gone: its chunks wait for it for the locality wait, then CERN runs them.
+    let cern = Server::start(site("cern", 1_500)).await;
+    let mut c = jobs_client(&cern).await;
+    let id = c
+        .submit(authorized(&ada, auto(specs.clone())))
+        .await
+        .expect("submit")
+        .into_inner()
+        .id;
+    let job = wait_final(&mut c, &ada, id).await;
+    assert_eq!(job.state, "succeeded", "{}", job.reason);
+    assert!(placement(&pool, id).await.iter().all(|(_, w)| w.starts_with("cern/")));
+    let waited: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM min(t.started_at - j.submitted_at))::float8 \
+         FROM job_tasks t JOIN jobs j ON j.id = t.job_id WHERE t.job_id = $1 AND t.chunk_id BETWEEN 4 AND 6",
+    )
+    .bind(id as i64)
+    .fetch_one(&pool)
+    .await
+    .expect("waited");
+    assert!(waited >= 1.4, "FNAL's chunks started after {waited} s");
+    assert_eq!(result(&mut c, &ada, id).await.histograms[0].entries, whole.entries);
+    cern.stop().await;
 }
 
 /// slurmctld's pid as the test command's Slurm start recorded it.

@@ -85,6 +85,7 @@ pub fn build(launch: Launch) -> App {
                 histograms: false,
                 queries: false,
                 jobs: false,
+                notebook: false,
             });
         }
     }
@@ -106,6 +107,7 @@ pub fn build(launch: Launch) -> App {
             HistogramPlugin,
             QueryPlugin,
             JobsPlugin,
+            crate::notebooks::NotebookPlugin,
         ));
     if let Some(backend) = launch.backend {
         app.insert_resource(backend)

@@ -13,6 +13,7 @@ pub mod display;
 pub mod histograms;
 pub mod instancing;
 pub mod jobs;
+pub mod notebooks;
 pub mod panels;
 pub mod queries;
 pub mod remote;
@@ -62,6 +63,8 @@ pub struct Panels {
     pub queries: bool,
     /// Analysis jobs (local or alyxd's).
     pub jobs: bool,
+    /// The notebook editor.
+    pub notebook: bool,
 }
 
 impl Default for Panels {
@@ -72,6 +75,7 @@ impl Default for Panels {
             histograms: false,
             queries: false,
             jobs: false,
+            notebook: false,
         }
     }
 }

@@ -124,6 +124,7 @@ fn ui(
                 ui.checkbox(&mut panels.histograms, "Histograms");
                 ui.checkbox(&mut panels.queries, "Query builder");
                 ui.checkbox(&mut panels.jobs, "Jobs");
+                ui.checkbox(&mut panels.notebook, "Notebook");
             });
             if let Some(d) = &dataset {
                 ui.separator();

@@ -23,6 +23,10 @@ use tonic::transport::{Channel, Endpoint};
 use crate::Panels;
 use crate::display::Display;
 use crate::jobs::{JobResult, JobRow, JobsState};
+use crate::notebooks::{Listed, NotebookState};
+use alyx_proto::collab::{Session, Update};
+use alyx_proto::v1::collab_service_client::CollabServiceClient;
+use alyx_shared::notebook::{CellOutput, Notebook};
 
 /// Where the backend is and who asks.
 #[derive(Clone, Debug)]
@@ -59,6 +63,25 @@ pub enum Request {
     CancelJob(u64),
     JobPriority(u64, i32),
     JobResult(u64),
+    /// The notebooks the user may open.
+    Notebooks,
+    NotebookCreate(String),
+    /// Open a notebook: a sync session follows it until another is opened.
+    NotebookOpen(u64),
+    /// Changes made in the open notebook (Automerge change bytes).
+    NotebookEdit(Vec<Vec<u8>>),
+    NotebookPresence(v1::Presence),
+    /// Send a plot cell to the cluster as a job.
+    NotebookSubmit {
+        cell: String,
+        dataset: String,
+        analysis: alyx_shared::jobs::Analysis,
+    },
+    /// How a cell's job is doing (its histograms once it ended).
+    NotebookJob {
+        cell: String,
+        job: u64,
+    },
 }
 
 /// What the client answers (errors as messages for the user).
@@ -73,6 +96,21 @@ pub enum Reply {
     JobResult(Result<JobResult, String>),
     /// A job was submitted, cancelled or reprioritised (what happened), or why not.
     JobDone(Result<String, String>),
+    Notebooks(Result<Vec<Listed>, String>),
+    NotebookCreated(Result<u64, String>),
+    /// The notebook opened (id and the whole document), or why not.
+    NotebookOpened(Result<(u64, Vec<u8>), String>),
+    /// Colleagues' changes to the open notebook.
+    NotebookChanges(Vec<Vec<u8>>),
+    /// Everyone's presence in the open notebook now.
+    NotebookPresence(Vec<v1::Presence>),
+    /// A cell's job: (job id, state, output once it ended).
+    NotebookJob {
+        cell: String,
+        update: Result<(u64, String, Option<CellOutput>), String>,
+    },
+    /// The sync session's state, for the window.
+    NotebookStatus(String),
 }
 
 /// A gRPC error as the user should read it.
@@ -138,21 +176,6 @@ fn job_row(j: v1::Job) -> JobRow {
     }
 }
 
-fn binning_to(b: &alyx_shared::histogram::Binning) -> v1::Binning {
-    match b {
-        alyx_shared::histogram::Binning::Fixed { bins, lo, hi } => v1::Binning {
-            bins: *bins as u32,
-            lo: *lo,
-            hi: *hi,
-            edges: vec![],
-        },
-        other => v1::Binning {
-            edges: other.edges(),
-            ..Default::default()
-        },
-    }
-}
-
 /// Answers the job requests over JobService.
 async fn answer_jobs(c: &Connection, request: Request) -> Reply {
     let url = c.url.as_str();
@@ -187,49 +210,21 @@ async fn answer_jobs(c: &Connection, request: Request) -> Reply {
             priority,
             target,
         } => {
-            let json = match serde_json::to_string(&analysis.query) {
-                Ok(j) => j,
-                Err(e) => return Reply::JobDone(Err(e.to_string())),
-            };
-            let target = match target.as_str() {
-                "local" => v1::JobTarget::Local,
-                "spark" => v1::JobTarget::Spark,
-                "slurm" => v1::JobTarget::Slurm,
-                _ => v1::JobTarget::Auto,
+            let request = match submit_request(dataset, name, &analysis, priority, &target) {
+                Ok(r) => r,
+                Err(e) => return Reply::JobDone(Err(e)),
             };
             Reply::JobDone(
-                jobs.submit(authorized(
-                    t,
-                    v1::SubmitJobRequest {
-                        name,
-                        dataset,
-                        query: Some(v1::QueryText {
-                            kind: Some(v1::query_text::Kind::QueryJson(json)),
-                        }),
-                        histograms: analysis
-                            .histograms
-                            .iter()
-                            .map(|h| v1::HistogramSpec {
-                                column: h.column.clone(),
-                                weight: h.weight.clone().unwrap_or_default(),
-                                binning: Some(binning_to(&h.binning)),
-                            })
-                            .collect(),
-                        target: target as i32,
-                        priority,
-                        cores: 1,
-                        memory_mb: 1024,
-                    },
-                ))
-                .await
-                .map(|r| {
-                    let r = r.into_inner();
-                    format!(
-                        "job #{} submitted; about {:.0} s",
-                        r.id, r.estimated_seconds
-                    )
-                })
-                .map_err(|e| describe(url, e)),
+                jobs.submit(authorized(t, request))
+                    .await
+                    .map(|r| {
+                        let r = r.into_inner();
+                        format!(
+                            "job #{} submitted; about {:.0} s",
+                            r.id, r.estimated_seconds
+                        )
+                    })
+                    .map_err(|e| describe(url, e)),
             )
         }
         Request::CancelJob(id) => Reply::JobDone(
@@ -250,54 +245,295 @@ async fn answer_jobs(c: &Connection, request: Request) -> Reply {
                 .map(|r| format!("job #{id} priority {}", r.into_inner().priority))
                 .map_err(|e| describe(url, e)),
         ),
-        Request::JobResult(id) => {
-            let job = jobs.get(authorized(t, v1::GetJobRequest { id })).await;
-            let result = jobs
-                .get_result(authorized(t, v1::GetJobRequest { id }))
-                .await;
-            Reply::JobResult(match (job, result) {
-                (Ok(job), Ok(r)) => {
-                    let (job, r) = (job.into_inner(), r.into_inner());
-                    let histograms = job
-                        .histograms
-                        .iter()
-                        .zip(r.histograms)
-                        .filter_map(|(spec, h)| {
-                            let b = spec.binning.clone().unwrap_or_default();
-                            let binning = if b.edges.is_empty() {
-                                alyx_shared::histogram::Binning::fixed(b.bins as usize, b.lo, b.hi)
-                            } else {
-                                alyx_shared::histogram::Binning::variable(b.edges)
-                            }
-                            .ok()?;
-                            Some((
-                                spec.column.clone(),
-                                alyx_shared::histogram::Histogram {
-                                    binning,
-                                    sum_w: h.sum_w,
-                                    sum_w2: h.sum_w2,
-                                    entries: h.entries,
-                                    underflow: h.underflow,
-                                    overflow: h.overflow,
-                                    missing: h.missing,
-                                },
-                            ))
-                        })
-                        .collect();
-                    Ok(JobResult {
-                        id,
-                        histograms,
-                        complete: r.complete,
-                    })
-                }
-                (Err(e), _) | (_, Err(e)) => Err(describe(url, e)),
-            })
-        }
+        Request::JobResult(id) => Reply::JobResult(
+            job_result(&mut jobs, t, id)
+                .await
+                .map(|(_, r)| r)
+                .map_err(|e| describe(url, e)),
+        ),
         _ => Reply::JobDone(Err("not a job request".into())),
     }
 }
 
+/// The JobService request for `analysis` over `dataset`.
+fn submit_request(
+    dataset: String,
+    name: String,
+    analysis: &alyx_shared::jobs::Analysis,
+    priority: i32,
+    target: &str,
+) -> Result<v1::SubmitJobRequest, String> {
+    let json = serde_json::to_string(&analysis.query).map_err(|e| e.to_string())?;
+    let target = match target {
+        "local" => v1::JobTarget::Local,
+        "spark" => v1::JobTarget::Spark,
+        "slurm" => v1::JobTarget::Slurm,
+        _ => v1::JobTarget::Auto,
+    };
+    Ok(v1::SubmitJobRequest {
+        name,
+        dataset,
+        query: Some(v1::QueryText {
+            kind: Some(v1::query_text::Kind::QueryJson(json)),
+        }),
+        histograms: analysis
+            .histograms
+            .iter()
+            .map(|h| v1::HistogramSpec {
+                column: h.column.clone(),
+                weight: h.weight.clone().unwrap_or_default(),
+                binning: Some((&h.binning).into()),
+            })
+            .collect(),
+        target: target as i32,
+        priority,
+        cores: 1,
+        memory_mb: 1024,
+    })
+}
+
+/// A job and its merged histograms so far.
+async fn job_result(
+    jobs: &mut JobServiceClient<Channel>,
+    t: &str,
+    id: u64,
+) -> Result<(v1::Job, JobResult), tonic::Status> {
+    let job = jobs.get(authorized(t, v1::GetJobRequest { id })).await?.into_inner();
+    let r = jobs
+        .get_result(authorized(t, v1::GetJobRequest { id }))
+        .await?
+        .into_inner();
+    let histograms = job
+        .histograms
+        .iter()
+        .zip(r.histograms)
+        .filter_map(|(spec, h)| {
+            let b = spec.binning.clone().unwrap_or_default();
+            let binning = if b.edges.is_empty() {
+                alyx_shared::histogram::Binning::fixed(b.bins as usize, b.lo, b.hi)
+            } else {
+                alyx_shared::histogram::Binning::variable(b.edges)
+            }
+            .ok()?;
+            Some((
+                spec.column.clone(),
+                alyx_shared::histogram::Histogram {
+                    binning,
+                    sum_w: h.sum_w,
+                    sum_w2: h.sum_w2,
+                    entries: h.entries,
+                    underflow: h.underflow,
+                    overflow: h.overflow,
+                    missing: h.missing,
+                },
+            ))
+        })
+        .collect();
+    Ok((
+        job,
+        JobResult {
+            id,
+            histograms,
+            complete: r.complete,
+        },
+    ))
+}
+
+/// Answers the notebook requests over CollabService (and JobService for cells sent as jobs).
+async fn answer_notebooks(c: &Connection, request: Request) -> Reply {
+    let url = c.url.as_str();
+    let channel = match Endpoint::from_shared(c.url.clone()) {
+        Ok(e) => e.connect_timeout(Duration::from_secs(5)).connect_lazy(),
+        Err(e) => return Reply::NotebookStatus(format!("invalid backend URL `{url}`: {e}")),
+    };
+    let mut collab = CollabServiceClient::new(channel.clone());
+    let t = &c.token;
+    let listed = |n: v1::NotebookInfo| Listed {
+        id: Some(n.id),
+        path: None,
+        title: n.title,
+        owner: n.owner,
+        access: match v1::Access::try_from(n.access) {
+            Ok(v1::Access::Owner) => "owner",
+            Ok(v1::Access::Write) => "write",
+            Ok(v1::Access::Read) => "read",
+            _ => "none",
+        }
+        .into(),
+    };
+    match request {
+        Request::Notebooks => Reply::Notebooks(
+            collab
+                .list_notebooks(authorized(t, v1::ListNotebooksRequest {}))
+                .await
+                .map(|r| r.into_inner().notebooks.into_iter().map(listed).collect())
+                .map_err(|e| describe(url, e)),
+        ),
+        Request::NotebookCreate(title) => {
+            Reply::NotebookCreated(
+                collab
+                    .create_notebook(authorized(t, v1::CreateNotebookRequest { title }))
+                    .await
+                    .map(|info| info.into_inner().id)
+                    .map_err(|e| describe(url, e)),
+            )
+        }
+        Request::NotebookSubmit {
+            cell,
+            dataset,
+            analysis,
+        } => {
+            let mut jobs = JobServiceClient::new(channel);
+            let update = match submit_request(dataset, format!("notebook cell {cell}"), &analysis, 0, "auto") {
+                Ok(r) => jobs
+                    .submit(authorized(t, r))
+                    .await
+                    .map(|r| (r.into_inner().id, "queued".to_owned(), None))
+                    .map_err(|e| describe(url, e)),
+                Err(e) => Err(e),
+            };
+            Reply::NotebookJob { cell, update }
+        }
+        Request::NotebookJob { cell, job } => {
+            let mut jobs = JobServiceClient::new(channel);
+            let update = job_result(&mut jobs, t, job)
+                .await
+                .map(|(j, r)| {
+                    let output = match j.state.as_str() {
+                        "succeeded" => Some(CellOutput::Histograms(r.histograms)),
+                        "failed" | "cancelled" => {
+                            Some(CellOutput::Error(format!("job #{job} {}: {}", j.state, j.reason)))
+                        }
+                        _ => None,
+                    };
+                    (job, j.state, output)
+                })
+                .map_err(|e| describe(url, e));
+            Reply::NotebookJob { cell, update }
+        }
+        _ => Reply::NotebookStatus("not a notebook request".into()),
+    }
+}
+
+/// What the sync session takes from the app.
+enum NotebookInput {
+    Edit(Vec<Vec<u8>>),
+    Presence(v1::Presence),
+}
+
+/// Keeps notebook `id` in sync with alyxd until `stop`: the app's changes go out, colleagues'
+/// come back as `NotebookChanges`, presence both ways. A dropped connection is retried every
+/// second with the session's copy, so edits made meanwhile merge when it is back.
+async fn collab_session(
+    c: Connection,
+    id: u64,
+    replies: Sender<Reply>,
+    mut input: tokio::sync::mpsc::UnboundedReceiver<NotebookInput>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut local = Notebook::empty("desktop");
+    let mut opened = false;
+    loop {
+        let saved = local.save();
+        let channel = match Endpoint::from_shared(c.url.clone()) {
+            Ok(e) => e.connect_timeout(Duration::from_secs(5)).connect_lazy(),
+            Err(e) => {
+                let _ = replies.send(Reply::NotebookOpened(Err(e.to_string())));
+                return;
+            }
+        };
+        match Session::open(channel, &c.token, id, local).await {
+            Ok(mut s) => {
+                let arrived = s
+                    .until(Duration::from_secs(30), |s| !s.notebook.title().is_empty())
+                    .await;
+                if !matches!(arrived, Ok(true)) {
+                    local = s.into_notebook();
+                    continue;
+                }
+                if !opened {
+                    opened = true;
+                    let _ = replies.send(Reply::NotebookOpened(Ok((id, s.notebook.save()))));
+                } else {
+                    let all = s.notebook.changes_since(&[]).unwrap_or_default();
+                    let _ = replies.send(Reply::NotebookChanges(all.into_iter().map(|(_, b)| b).collect()));
+                }
+                let _ = replies.send(Reply::NotebookStatus(String::new()));
+                let mut heads = s.notebook.heads();
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        i = input.recv() => match i {
+                            Some(NotebookInput::Edit(changes)) => {
+                                if let Err(e) = s.notebook.apply_changes(&changes) {
+                                    let _ = replies.send(Reply::NotebookStatus(e.to_string()));
+                                }
+                                heads = s.notebook.heads();
+                                if s.flush().await.is_err() {
+                                    break;
+                                }
+                            }
+                            Some(NotebookInput::Presence(p)) => {
+                                if s.send_presence(p).await.is_err() {
+                                    break;
+                                }
+                            }
+                            None => return,
+                        },
+                        u = s.next() => match u {
+                            Ok(Some(Update::Synced)) => {
+                                let new = s.notebook.changes_since(&heads).unwrap_or_default();
+                                heads = s.notebook.heads();
+                                if !new.is_empty() {
+                                    let _ = replies.send(Reply::NotebookChanges(new.into_iter().map(|(_, b)| b).collect()));
+                                }
+                            }
+                            Ok(Some(_)) => {
+                                let _ = replies.send(Reply::NotebookPresence(s.presence.values().cloned().collect()));
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                let _ = replies.send(Reply::NotebookStatus(describe(&c.url, e)));
+                                break;
+                            }
+                        },
+                    }
+                }
+                local = s.into_notebook();
+                let _ = replies.send(Reply::NotebookStatus("notebook: reconnecting (edits are kept)".into()));
+            }
+            Err(e) if matches!(e.code(), tonic::Code::PermissionDenied | tonic::Code::NotFound | tonic::Code::Unauthenticated) => {
+                let _ = replies.send(Reply::NotebookOpened(Err(describe(&c.url, e))));
+                return;
+            }
+            Err(e) => {
+                let _ = replies.send(Reply::NotebookStatus(format!("notebook: {}; retrying", describe(&c.url, e))));
+                local = Notebook::load(&saved, "desktop").unwrap_or_else(|_| Notebook::empty("desktop"));
+            }
+        }
+        // Edits made while away are applied to the copy before reconnecting.
+        while let Ok(i) = input.try_recv() {
+            if let NotebookInput::Edit(changes) = i {
+                let _ = local.apply_changes(&changes);
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 async fn answer(c: &Connection, request: Request) -> Reply {
+    if matches!(
+        request,
+        Request::Notebooks
+            | Request::NotebookCreate(_)
+            | Request::NotebookSubmit { .. }
+            | Request::NotebookJob { .. }
+    ) {
+        return answer_notebooks(c, request).await;
+    }
     if matches!(
         request,
         Request::Jobs { .. }
@@ -473,8 +709,31 @@ fn spawn_client(connection: Connection) -> Result<(Sender<Request>, Receiver<Rep
         .name("alyx-backend-client".into())
         .spawn(move || {
             let mut following: Option<tokio::sync::watch::Sender<bool>> = None;
+            let mut notebook: Option<(
+                tokio::sync::watch::Sender<bool>,
+                tokio::sync::mpsc::UnboundedSender<NotebookInput>,
+            )> = None;
             while let Ok(request) = request_rx.recv() {
                 match request {
+                    Request::NotebookOpen(id) => {
+                        if let Some((stop, _)) = notebook.take() {
+                            let _ = stop.send(true);
+                        }
+                        let (stop, stopped) = tokio::sync::watch::channel(false);
+                        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                        runtime.spawn(collab_session(connection.clone(), id, reply_tx.clone(), rx, stopped));
+                        notebook = Some((stop, tx));
+                    }
+                    Request::NotebookEdit(changes) => {
+                        if let Some((_, tx)) = &notebook {
+                            let _ = tx.send(NotebookInput::Edit(changes));
+                        }
+                    }
+                    Request::NotebookPresence(p) => {
+                        if let Some((_, tx)) = &notebook {
+                            let _ = tx.send(NotebookInput::Presence(p));
+                        }
+                    }
                     Request::Follow(dataset) => {
                         if let Some(stop) = following.take() {
                             let _ = stop.send(true);
@@ -588,11 +847,62 @@ fn receive(
     backend: Option<ResMut<Backend>>,
     mut display: ResMut<Display>,
     jobs: Option<ResMut<JobsState>>,
+    notebooks: Option<ResMut<NotebookState>>,
 ) {
     let Some(mut backend) = backend else { return };
     let mut jobs = jobs;
+    let mut notebooks = notebooks;
     for reply in backend.drain() {
         match reply {
+            Reply::Notebooks(r) => {
+                if let Some(n) = notebooks.as_mut() {
+                    match r {
+                        Ok(list) => n.listed = list,
+                        Err(e) => n.message = Some(e),
+                    }
+                }
+            }
+            Reply::NotebookCreated(r) => match r {
+                Ok(id) => {
+                    backend.send(Request::NotebookOpen(id));
+                    backend.send(Request::Notebooks);
+                }
+                Err(e) => {
+                    if let Some(n) = notebooks.as_mut() {
+                        n.message = Some(e);
+                    }
+                }
+            },
+            Reply::NotebookOpened(r) => {
+                if let Some(n) = notebooks.as_mut() {
+                    match r.and_then(|(id, bytes)| {
+                        Notebook::load(&bytes, "me").map(|nb| (id, nb)).map_err(|e| e.to_string())
+                    }) {
+                        Ok((id, nb)) => n.open(nb, None, Some(id)),
+                        Err(e) => n.message = Some(e),
+                    }
+                }
+            }
+            Reply::NotebookChanges(changes) => {
+                if let Some(n) = notebooks.as_mut() {
+                    n.receive_changes(&changes);
+                }
+            }
+            Reply::NotebookPresence(all) => {
+                if let Some(n) = notebooks.as_mut() {
+                    n.receive_presence(all);
+                }
+            }
+            Reply::NotebookJob { cell, update } => {
+                if let Some(n) = notebooks.as_mut() {
+                    crate::notebooks::job_update(n, &cell, update);
+                }
+            }
+            Reply::NotebookStatus(m) => {
+                if let Some(n) = notebooks.as_mut() {
+                    n.message = (!m.is_empty()).then_some(m);
+                }
+            }
             Reply::Jobs(Ok(rows)) => {
                 if let Some(j) = jobs.as_mut() {
                     j.view.rows = rows;

@@ -6,6 +6,8 @@ use alyx_shared::helix::HelixParams;
 use alyx_shared::model as m;
 use alyx_shared::physics::FourMomentum;
 
+pub mod collab;
+
 /// Generated code for `alyx.v1`.
 #[allow(clippy::all, clippy::unwrap_used)]
 pub mod v1 {
@@ -391,6 +393,24 @@ impl From<v1::DatasetInfo> for alyx_shared::summary::DatasetInfo {
             bytes: d.bytes,
             run_range: any.then_some((d.run_min, d.run_max)),
             time_range_ns: any.then_some((d.time_min_ns, d.time_max_ns)),
+        }
+    }
+}
+
+/// Fixed bins as bins/lo/hi, variable ones as their edges.
+impl From<&alyx_shared::histogram::Binning> for v1::Binning {
+    fn from(b: &alyx_shared::histogram::Binning) -> Self {
+        match b {
+            alyx_shared::histogram::Binning::Fixed { bins, lo, hi } => Self {
+                bins: *bins as u32,
+                lo: *lo,
+                hi: *hi,
+                edges: vec![],
+            },
+            alyx_shared::histogram::Binning::Variable(edges) => Self {
+                edges: edges.clone(),
+                ..Default::default()
+            },
         }
     }
 }

@@ -38,7 +38,19 @@ impl Binning {
     }
 
     /// Parses `BINS:LO:HI` (as in `--histogram pt:50:0:10`, after the column).
+    /// `BINS:LO:HI`, or variable bins as their edges `E1,E2,…`.
     pub fn parse(spec: &str) -> Result<Self> {
+        if !spec.contains(':') && spec.contains(',') {
+            let edges = spec
+                .split(',')
+                .map(|e| {
+                    e.trim().parse::<f64>().map_err(|_| {
+                        Error::Invalid(format!("histogram edges `{spec}`: `{e}` is not a number"))
+                    })
+                })
+                .collect::<Result<Vec<f64>>>()?;
+            return Self::variable(edges);
+        }
         let parts: Vec<&str> = spec.split(':').collect();
         let [bins, lo, hi] = parts.as_slice() else {
             return Err(Error::Invalid(format!(

@@ -175,6 +175,25 @@ impl Analysis {
             .find(|c| c.id == chunk)
             .map(|c| c.event_count)
             .ok_or_else(|| Error::NotFound(format!("no chunk {chunk} in the dataset")))?;
+        // The builder's pair and triple selections run on the per-event kernel.
+        let plots: Vec<(String, crate::histogram::Binning)> = self
+            .histograms
+            .iter()
+            .filter(|h| h.weight.is_none())
+            .map(|h| (h.column.clone(), h.binning.clone()))
+            .collect();
+        if let Some(spec) = query::kernel::recognize(&checked.query).filter(|s| {
+            plots.len() == self.histograms.len()
+                && plots.iter().all(|(c, _)| query::kernel::has_column(s, c))
+        }) {
+            let (histograms, rows) =
+                query::kernel::histograms(dataset, &spec, Some(&[chunk]), &plots)?;
+            return Ok(TaskResult {
+                histograms,
+                rows,
+                events,
+            });
+        }
         let mut histograms = Vec::with_capacity(self.histograms.len());
         for h in &self.histograms {
             let q = plan::histogram(checked, &h.column, h.weight.as_deref(), &h.binning)

@@ -15,6 +15,7 @@ pub mod import;
 pub mod jobs;
 pub mod model;
 pub mod nano;
+pub mod notebook;
 pub mod physics;
 pub mod query;
 pub mod store;

@@ -8,7 +8,7 @@ use alyx_proto::v1;
 use alyx_proto::v1::job_service_server::JobService;
 use alyx_shared::jobs::{Analysis, HistogramSpec, JobState, Target, TaskResult};
 use alyx_shared::query::{Dialect, print};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -25,8 +25,9 @@ pub struct JobsApi {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
-/// How often a watch stream looks for changes.
-const WATCH_POLL: Duration = Duration::from_millis(250);
+/// How often a watch stream looks again without being told the job changed (estimates move,
+/// a notification may be missed while PostgreSQL reconnects).
+const WATCH_POLL: Duration = Duration::from_secs(2);
 
 fn target_to(t: Target) -> v1::JobTarget {
     match t {
@@ -291,6 +292,7 @@ impl JobService for JobsApi {
                     jobs: self.jobs.clone(),
                     shutdown: self.shutdown.clone(),
                 };
+                let mut changes = self.jobs.changes.subscribe();
                 tokio::spawn(async move {
                     let mut shutdown = api.shutdown.clone();
                     let mut last = None;
@@ -324,7 +326,20 @@ impl JobService for JobsApi {
                                 return;
                             }
                         }
+                        // Until this job changes (or the stream fell behind: look anyway).
+                        let changed = async {
+                            loop {
+                                match changes.recv().await {
+                                    Ok(changed) if changed != id => continue,
+                                    Err(broadcast::error::RecvError::Closed) => {
+                                        std::future::pending::<()>().await;
+                                    }
+                                    _ => return,
+                                }
+                            }
+                        };
                         tokio::select! {
+                            () = changed => {}
                             _ = tokio::time::sleep(WATCH_POLL) => {}
                             _ = shutdown.changed() => return,
                         }

@@ -3,6 +3,7 @@
 //! mapping from domain errors to status codes is `status`.
 
 pub mod admin;
+pub mod collab;
 pub mod events;
 pub mod jobs;
 pub mod query;

@@ -10,6 +10,8 @@ pub mod store;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use tokio::sync::broadcast;
+
 use crate::auth::Caller;
 use crate::error::Result;
 use executor::Executor;
@@ -27,8 +29,64 @@ pub struct Jobs {
     pub store: JobStore,
     pub scheduler: Arc<scheduler::Scheduler>,
     pub executors: Vec<Arc<dyn Executor>>,
+    /// Ids of jobs that changed, on any instance (`alyx_jobs` notifications): watch streams
+    /// follow them.
+    pub changes: broadcast::Sender<i64>,
     models: Mutex<Option<(Instant, Arc<Model>)>>,
     summary: Mutex<Option<(Instant, Arc<Vec<(i32, Sums)>>)>>,
+}
+
+/// Follows the `alyx_jobs` channel (every task state change, job transition and priority change
+/// on every instance) until `shutdown`: wakes the scheduler, so work submitted or released on
+/// another instance is claimed at once, and tells watchers which job changed. Reconnects when
+/// PostgreSQL goes; watchers also look again every few seconds, so a missed notification only
+/// delays them.
+pub async fn follow(
+    pool: sqlx::PgPool,
+    changes: broadcast::Sender<i64>,
+    wake: Arc<tokio::sync::Notify>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let listener = async {
+            let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            l.listen("alyx_jobs").await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        let mut listener = tokio::select! {
+            _ = &mut shutdown => return,
+            l = listener => match l {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for job changes; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        loop {
+            let n = tokio::select! {
+                _ = &mut shutdown => return,
+                n = listener.recv() => n,
+            };
+            match n {
+                Ok(n) => {
+                    wake.notify_one();
+                    match n.payload().parse::<i64>() {
+                        Ok(id) => {
+                            let _ = changes.send(id);
+                        }
+                        Err(_) => tracing::warn!(payload = n.payload(), "malformed alyx_jobs notification"),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "lost PostgreSQL while following jobs; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 impl Jobs {
@@ -41,6 +99,7 @@ impl Jobs {
             store,
             scheduler,
             executors,
+            changes: broadcast::channel(1024).0,
             models: Mutex::new(None),
             summary: Mutex::new(None),
         }

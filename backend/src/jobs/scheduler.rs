@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::executor::{Executor, Health};
-use super::store::{Claimed, JobStore};
+use super::store::{ClaimFor, Claimed, JobStore};
 
 #[derive(Clone, Debug)]
 pub struct SchedulerConfig {
@@ -21,6 +21,9 @@ pub struct SchedulerConfig {
     pub quota: i64,
     /// Longest sleep between scheduling rounds (submissions and finished tasks wake it early).
     pub poll: Duration,
+    /// How long a job with target auto waits for an executor at its chunks' sites before any
+    /// executor takes its tasks.
+    pub locality_wait: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -29,6 +32,7 @@ impl Default for SchedulerConfig {
             lease: Duration::from_secs(30),
             quota: 1_000,
             poll: Duration::from_millis(500),
+            locality_wait: Duration::from_secs(3),
         }
     }
 }
@@ -156,14 +160,14 @@ impl Scheduler {
             if !health.up {
                 self.store
                     .note_waiting(
-                        executor.targets(),
+                        &[executor.name()],
                         Some(&format!("{} is down: {}", executor.name(), health.detail)),
                     )
                     .await?;
                 continue;
             }
             if !was_up {
-                self.store.note_waiting(executor.targets(), None).await?;
+                self.store.note_waiting(&[executor.name()], None).await?;
             }
             let busy = self
                 .running()
@@ -179,13 +183,18 @@ impl Scheduler {
                 .store
                 .claim(
                     &self.worker,
-                    executor.name(),
-                    executor.targets(),
+                    &ClaimFor {
+                        name: executor.name(),
+                        targets: executor.targets(),
+                        site: executor.site(),
+                        quota: self.config.quota,
+                        lease: self.config.lease,
+                        locality_wait: self.config.locality_wait,
+                    },
                     free as i64,
-                    self.config.quota,
-                    self.config.lease,
                 )
                 .await?;
+            executor.prepare(&tasks).await;
             for task in tasks {
                 self.start(executor.clone(), task);
             }

@@ -80,6 +80,81 @@ pub struct Claimed {
     pub attempt: i32,
 }
 
+/// What a claim is for: an executor, where it is, and the scheduler's limits.
+#[derive(Clone, Debug)]
+pub struct ClaimFor<'a> {
+    /// `local`, `spark`, `slurm`.
+    pub name: &'a str,
+    /// The job targets it serves.
+    pub targets: &'a [&'a str],
+    /// The site whose replicas it reads locally.
+    pub site: &'a str,
+    /// Running tasks per owner at most.
+    pub quota: i64,
+    pub lease: Duration,
+    /// How long a job with target auto waits for an executor at its chunks' sites.
+    pub locality_wait: Duration,
+}
+
+/// A chunk replica at a site.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Replica {
+    pub dataset: String,
+    pub chunk_id: i32,
+    pub site: String,
+}
+
+/// Records that `chunks` of `dataset` have replicas at `site`; how many were new.
+pub async fn add_replicas(pool: &PgPool, dataset: &str, chunks: &[i32], site: &str) -> Result<u64> {
+    if site.trim().is_empty() {
+        return Err(Error::InvalidArgument("a site needs a name".into()));
+    }
+    Ok(sqlx::query(
+        "INSERT INTO chunk_replicas (dataset, chunk_id, site) SELECT $1, c, $3 FROM unnest($2::int[]) c \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(dataset)
+    .bind(chunks)
+    .bind(site)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Forgets the replicas of `chunks` (all chunks when empty) of `dataset` at `site`.
+pub async fn remove_replicas(pool: &PgPool, dataset: &str, chunks: &[i32], site: &str) -> Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM chunk_replicas WHERE dataset = $1 AND site = $3 \
+         AND (cardinality($2::int[]) = 0 OR chunk_id = ANY($2))",
+    )
+    .bind(dataset)
+    .bind(chunks)
+    .bind(site)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// The replicas recorded, of `dataset` when given.
+pub async fn replicas(pool: &PgPool, dataset: Option<&str>) -> Result<Vec<Replica>> {
+    let rows = sqlx::query(
+        "SELECT dataset, chunk_id, site FROM chunk_replicas WHERE $1::text IS NULL OR dataset = $1 \
+         ORDER BY dataset, site, chunk_id",
+    )
+    .bind(dataset)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Replica {
+                dataset: r.try_get("dataset")?,
+                chunk_id: r.try_get("chunk_id")?,
+                site: r.try_get("site")?,
+            })
+        })
+        .collect()
+}
+
 #[derive(Clone)]
 pub struct JobStore {
     pub pool: PgPool,
@@ -288,14 +363,19 @@ impl JobStore {
         let ids: Vec<i32> = chunks.iter().map(|c| c.id as i32).collect();
         let counts: Vec<i64> = chunks.iter().map(|c| c.event_count as i64).collect();
         let sizes: Vec<i64> = chunks.iter().map(bytes).collect();
+        // Each task records the sites holding its chunk now (data locality for target auto).
         sqlx::query(
-            "INSERT INTO job_tasks (job_id, chunk_id, events, bytes) \
-             SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[])",
+            "INSERT INTO job_tasks (job_id, chunk_id, events, bytes, sites) \
+             SELECT $1, c.id, c.events, c.bytes, \
+                    (SELECT array_agg(r.site ORDER BY r.site) FROM chunk_replicas r \
+                     WHERE r.dataset = $5 AND r.chunk_id = c.id) \
+             FROM unnest($2::int[], $3::bigint[], $4::bigint[]) AS c (id, events, bytes)",
         )
         .bind(id)
         .bind(&ids)
         .bind(&counts)
         .bind(&sizes)
+        .bind(&job.dataset)
         .execute(&mut *tx)
         .await?;
         transition(&mut tx, id, None, JobState::Queued, "submitted").await?;
@@ -409,15 +489,11 @@ impl JobStore {
     /// Takes up to `n` runnable tasks for `executor` (jobs with target `targets`) under a lease
     /// held by `worker`: highest priority first, then the owner with the fewest running tasks
     /// (fair share), then the oldest job; owners at `quota` running tasks wait.
-    pub async fn claim(
-        &self,
-        worker: &str,
-        executor: &str,
-        targets: &[&str],
-        n: i64,
-        quota: i64,
-        lease: Duration,
-    ) -> Result<Vec<Claimed>> {
+    ///
+    /// Data locality (delay scheduling): a task of a job with target auto whose chunk has
+    /// replicas goes to an executor at one of their sites (`site`), or to any executor once the
+    /// job has waited `locality_wait`; within a priority, tasks local to `site` come first.
+    pub async fn claim(&self, worker: &str, executor: &ClaimFor<'_>, n: i64) -> Result<Vec<Claimed>> {
         if n <= 0 {
             return Ok(Vec::new());
         }
@@ -431,7 +507,10 @@ impl JobStore {
                         WHERE j.state IN ('queued', 'running', 'preempted') \
                           AND (t.not_before IS NULL OR t.not_before <= now()) \
                           AND j.target = ANY($3) AND coalesce(r.n, 0) < $5 \
-                        ORDER BY j.priority DESC, coalesce(r.n, 0), j.id, t.chunk_id \
+                          AND (j.target <> 'auto' OR t.sites IS NULL OR $7 = ANY(t.sites) \
+                               OR j.submitted_at <= now() - make_interval(secs => $8)) \
+                        ORDER BY j.priority DESC, (t.sites IS NOT NULL AND NOT $7 = ANY(t.sites)), \
+                                 coalesce(r.n, 0), j.id, t.chunk_id \
                         LIMIT $4 FOR UPDATE OF t SKIP LOCKED) \
              UPDATE job_tasks t SET state = 'running', worker = $1, executor = $2, attempts = attempts + 1, \
                     lease_until = now() + make_interval(secs => $6), started_at = now(), error = NULL \
@@ -439,11 +518,13 @@ impl JobStore {
              RETURNING t.job_id, t.chunk_id, j.dataset, j.analysis, j.priority, j.cores, j.memory_mb, t.events, t.bytes, t.attempts",
         )
         .bind(worker)
-        .bind(executor)
-        .bind(targets)
+        .bind(executor.name)
+        .bind(executor.targets)
         .bind(n)
-        .bind(quota)
-        .bind(lease.as_secs_f64())
+        .bind(executor.quota)
+        .bind(executor.lease.as_secs_f64())
+        .bind(executor.site)
+        .bind(executor.locality_wait.as_secs_f64())
         .fetch_all(&mut *tx)
         .await?;
         let mut claimed = Vec::with_capacity(rows.len());
@@ -471,7 +552,7 @@ impl JobStore {
                 job,
                 &[JobState::Queued, JobState::Preempted],
                 JobState::Running,
-                &format!("running on {executor}"),
+                &format!("running on {}", executor.name),
             )
             .await?;
         }

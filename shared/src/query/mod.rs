@@ -10,6 +10,7 @@ pub mod adl;
 pub mod ast;
 pub mod builder;
 pub mod check;
+pub mod kernel;
 pub mod parse;
 pub mod plan;
 pub mod print;
@@ -271,6 +272,12 @@ pub fn histogram_local(
     weight: Option<&str>,
     binning: crate::histogram::Binning,
 ) -> Result<crate::histogram::Histogram> {
+    if weight.is_none() {
+        if let Some(spec) = kernel::recognize(&checked.query).filter(|s| kernel::has_column(s, value)) {
+            let (mut hs, _) = kernel::histograms(dataset, &spec, None, &[(value.to_owned(), binning)])?;
+            return hs.pop().ok_or_else(|| Error::Invalid("the kernel filled no histogram".into()));
+        }
+    }
     let q = plan::histogram(checked, value, weight, &binning).map_err(|d| invalid_query(&[d]))?;
     let chunks = &dataset.manifest().chunks;
     let events: u64 = chunks.iter().map(|c| c.event_count).sum();
@@ -292,6 +299,24 @@ pub fn histogram_local(
         }
     }
     Ok(total)
+}
+
+/// Histograms of several unweighted columns of one query (the ADL plots): the per-event kernel
+/// fills them all in one pass when it runs the query, else one engine histogram each.
+pub fn histograms_local(
+    dataset: &Dataset,
+    checked: &Checked,
+    plots: &[(String, crate::histogram::Binning)],
+) -> Result<Vec<crate::histogram::Histogram>> {
+    if let Some(spec) = kernel::recognize(&checked.query)
+        .filter(|s| plots.iter().all(|(c, _)| kernel::has_column(s, c)))
+    {
+        return Ok(kernel::histograms(dataset, &spec, None, plots)?.0);
+    }
+    plots
+        .iter()
+        .map(|(c, b)| histogram_local(dataset, checked, c, None, b.clone()))
+        .collect()
 }
 
 /// SQL for a two-body resonance search: the invariant mass of track pairs (`pid_a`, `pid_b`,

@@ -92,23 +92,8 @@ fn histogram_spec(spec: &str) -> Result<v1::HistogramSpec> {
     Ok(v1::HistogramSpec {
         column: column.into(),
         weight: weight.into(),
-        binning: Some(binning_to(&Binning::parse(binning)?)),
+        binning: Some((&Binning::parse(binning)?).into()),
     })
-}
-
-fn binning_to(b: &Binning) -> v1::Binning {
-    match b {
-        Binning::Fixed { bins, lo, hi } => v1::Binning {
-            bins: *bins as u32,
-            lo: *lo,
-            hi: *hi,
-            edges: vec![],
-        },
-        Binning::Variable(e) => v1::Binning {
-            edges: e.clone(),
-            ..Default::default()
-        },
-    }
 }
 
 fn target(name: &str) -> Result<v1::JobTarget> {
@@ -301,7 +286,7 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
                         .map(|p| v1::HistogramSpec {
                             column: p.column.into(),
                             weight: String::new(),
-                            binning: Some(binning_to(&p.binning)),
+                            binning: Some((&p.binning).into()),
                         })
                         .collect();
                 }

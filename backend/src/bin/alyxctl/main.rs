@@ -32,6 +32,8 @@ macro_rules! out {
     }};
 }
 
+mod notebooks;
+
 #[derive(Parser)]
 #[command(
     name = "alyxctl",
@@ -173,6 +175,21 @@ enum Command {
         #[arg(long, env = "ALYXD_KAFKA_TOPIC", default_value = "raw-events")]
         topic: String,
     },
+    /// Notebooks in alyxd: create, list, share, export (Markdown, .ipynb, Automerge), history,
+    /// restore a version, add a cell.
+    Notebook {
+        #[command(subcommand)]
+        command: notebooks::NotebookCommand,
+        #[arg(
+            long,
+            env = "ALYX_BACKEND",
+            default_value = "http://127.0.0.1:50051",
+            global = true
+        )]
+        backend: String,
+        #[arg(long, env = "ALYX_TOKEN", hide_env_values = true, global = true)]
+        token: Option<String>,
+    },
     /// Analysis jobs in alyxd: submit histograms of a query over a dataset, follow, cancel,
     /// fetch the result.
     Job {
@@ -223,6 +240,35 @@ enum AdminCommand {
     /// Revoke every token of a user.
     RevokeUser {
         name: String,
+        #[arg(long, env = "ALYXD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Record that chunks of a dataset have replicas at a site: jobs with target auto run
+    /// those chunks on the executors at that site (ALYXD_SITE, ALYXD_SPARK_SITE,
+    /// ALYXD_SLURM_SITE) when they can.
+    AddReplicas {
+        dataset: String,
+        #[arg(long)]
+        site: String,
+        /// Chunk ids, e.g. `0-4,9`; default: every chunk of the dataset.
+        #[arg(long)]
+        chunks: Option<String>,
+        #[arg(long, env = "ALYXD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Forget replicas of a dataset at a site (all of its chunks unless --chunks).
+    RemoveReplicas {
+        dataset: String,
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        chunks: Option<String>,
+        #[arg(long, env = "ALYXD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// List the recorded replicas (of one dataset).
+    ListReplicas {
+        dataset: Option<String>,
         #[arg(long, env = "ALYXD_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -618,6 +664,14 @@ fn run(command: Command) -> Result<()> {
             let token = token.context("give --token (or set ALYX_TOKEN)")?;
             runtime()?.block_on(jobs::run(command, &backend, &token))?
         }
+        Command::Notebook {
+            command,
+            backend,
+            token,
+        } => {
+            let token = token.context("give --token (or set ALYX_TOKEN)")?;
+            runtime()?.block_on(notebooks::run(command, &backend, &token))?
+        }
         Command::Demo { data_dir } => demo(data_dir.unwrap_or_else(default_data_dir))?,
     }
     Ok(())
@@ -798,6 +852,7 @@ fn demo_queries() -> Vec<(&'static str, f64, String)> {
 
 async fn admin(command: AdminCommand) -> Result<()> {
     use alyx_backend::auth::{self, Role};
+    use alyx_backend::jobs::store as replicas;
     use alyx_backend::{Config, catalogue};
     let pool = |config: Option<PathBuf>| async move {
         let config = Config::load(config.as_deref())?;
@@ -837,9 +892,94 @@ async fn admin(command: AdminCommand) -> Result<()> {
             let n = auth::revoke_user(&pool, &name).await?;
             out!("revoked {n} token(s) of `{name}`");
         }
+        AdminCommand::AddReplicas {
+            dataset,
+            site,
+            chunks,
+            config,
+        } => {
+            let config = Config::load(config.as_deref())?;
+            let chunks = match chunks {
+                Some(c) => chunk_ids(&c)?,
+                None => alyx_shared::store::DataStore::open(&config.data_dir)?
+                    .dataset(&dataset)?
+                    .manifest()
+                    .chunks
+                    .iter()
+                    .map(|c| c.id as i32)
+                    .collect(),
+            };
+            let pool = catalogue::connect(&config).await?;
+            let n = replicas::add_replicas(&pool, &dataset, &chunks, &site).await?;
+            out!("{n} new replica(s) of `{dataset}` at {site} ({} chunk(s) named)", chunks.len());
+        }
+        AdminCommand::RemoveReplicas {
+            dataset,
+            site,
+            chunks,
+            config,
+        } => {
+            let chunks = chunks.as_deref().map(chunk_ids).transpose()?.unwrap_or_default();
+            let pool = pool(config).await?;
+            let n = replicas::remove_replicas(&pool, &dataset, &chunks, &site).await?;
+            out!("forgot {n} replica(s) of `{dataset}` at {site}");
+        }
+        AdminCommand::ListReplicas { dataset, config } => {
+            let pool = pool(config).await?;
+            let all = replicas::replicas(&pool, dataset.as_deref()).await?;
+            out!("{:<24} {:<16} chunks", "dataset", "site");
+            let mut i = 0;
+            while i < all.len() {
+                let (d, site) = (&all[i].dataset, &all[i].site);
+                let ids: Vec<i32> = all[i..]
+                    .iter()
+                    .take_while(|r| &r.dataset == d && &r.site == site)
+                    .map(|r| r.chunk_id)
+                    .collect();
+                i += ids.len();
+                out!("{d:<24} {site:<16} {}", ranges(&ids));
+            }
+        }
         AdminCommand::Status { backend, token } => status(&backend, &token).await?,
     }
     Ok(())
+}
+
+/// Chunk ids from `0-4,9`.
+fn chunk_ids(text: &str) -> Result<Vec<i32>> {
+    let mut ids = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || anyhow::anyhow!("`{part}` is not a chunk id or a range like 0-4");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (i32, i32) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+                if a > b || a < 0 {
+                    return Err(bad());
+                }
+                ids.extend(a..=b);
+            }
+            None => ids.push(part.parse().ok().filter(|i: &i32| *i >= 0).ok_or_else(bad)?),
+        }
+    }
+    if ids.is_empty() {
+        anyhow::bail!("no chunk ids in `{text}`");
+    }
+    Ok(ids)
+}
+
+/// `0-4,9` from sorted chunk ids.
+fn ranges(ids: &[i32]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < ids.len() {
+        let mut j = i;
+        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j { ids[i].to_string() } else { format!("{}-{}", ids[i], ids[j]) });
+        i = j + 1;
+    }
+    parts.join(",")
 }
 
 async fn status(backend: &str, token: &str) -> Result<()> {
@@ -1054,5 +1194,20 @@ mod remote_query {
             }
         }
         Ok(all.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{chunk_ids, ranges};
+
+    #[test]
+    fn chunk_ranges_read_and_print_back() {
+        assert_eq!(chunk_ids("0-3, 7,9-9").unwrap(), vec![0, 1, 2, 3, 7, 9]);
+        assert_eq!(ranges(&[0, 1, 2, 3, 7, 9]), "0-3,7,9");
+        assert_eq!(ranges(&[]), "");
+        for bad in ["", "a", "4-2", "-1", "1-x", ","] {
+            assert!(chunk_ids(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,0 +1,218 @@
+//! `alyxctl notebook …`: notebooks in alyxd over CollabService.
+
+use std::path::PathBuf;
+
+use alyx_proto::collab::Session;
+use alyx_proto::v1::collab_service_client::CollabServiceClient;
+use alyx_proto::{authorized, v1};
+use alyx_shared::notebook::{CellKind, Notebook};
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use tonic::transport::Channel;
+
+#[derive(Subcommand)]
+pub enum NotebookCommand {
+    /// Create a notebook; prints its id.
+    Create { title: String },
+    /// The notebooks you may open.
+    List,
+    /// Give a user read or write access (or `none` to take it away); owner only.
+    Share {
+        id: u64,
+        user: String,
+        /// read, write or none.
+        #[arg(long, default_value = "read")]
+        access: String,
+    },
+    /// Write a notebook out: Markdown, Jupyter (.ipynb, with outputs) or Automerge (the whole
+    /// document with its history), chosen by --format or the file's extension.
+    Export {
+        id: u64,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// md, ipynb or automerge.
+        #[arg(long)]
+        format: Option<String>,
+        /// A version from `history` (default: now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Every change: version, time, author, what.
+    History { id: u64 },
+    /// Make the notebook look as it did at a version again (a new change; nothing is lost).
+    Restore { id: u64, version: String },
+    /// Append a cell (markdown, query, plot or event) with its source.
+    AddCell {
+        id: u64,
+        #[arg(long, default_value = "markdown")]
+        kind: String,
+        source: String,
+    },
+}
+
+fn message(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{}", s.message())
+}
+
+fn access_name(a: i32) -> &'static str {
+    match v1::Access::try_from(a) {
+        Ok(v1::Access::Owner) => "owner",
+        Ok(v1::Access::Write) => "write",
+        Ok(v1::Access::Read) => "read",
+        _ => "none",
+    }
+}
+
+async fn fetch(client: &mut CollabServiceClient<Channel>, token: &str, id: u64) -> Result<Notebook> {
+    let doc = client
+        .get_notebook(authorized(token, v1::GetNotebookRequest { id }))
+        .await
+        .map_err(message)?
+        .into_inner();
+    Ok(Notebook::load(&doc.document, "alyxctl")?)
+}
+
+/// Applies `edit` to notebook `id` through a sync session, and waits until alyxd has stored it
+/// (its copy holds the change).
+async fn edit(
+    channel: Channel,
+    token: &str,
+    id: u64,
+    edit: impl FnOnce(&mut Notebook) -> Result<(), alyx_shared::Error>,
+) -> Result<()> {
+    let timeout = std::time::Duration::from_secs(30);
+    let mut s = Session::open(channel.clone(), token, id, Notebook::empty("alyxctl"))
+        .await
+        .map_err(message)?;
+    if !s.until(timeout, |s| !s.notebook.title().is_empty()).await.map_err(message)? {
+        bail!("notebook {id} did not arrive");
+    }
+    edit(&mut s.notebook)?;
+    let want = s.notebook.heads();
+    s.flush().await.map_err(message)?;
+    let mut client = CollabServiceClient::new(channel).max_decoding_message_size(256 << 20);
+    let started = std::time::Instant::now();
+    loop {
+        // Keep answering the server while waiting.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), s.next()).await;
+        let stored: std::collections::HashSet<String> =
+            fetch(&mut client, token, id).await?.history().into_iter().map(|v| v.hash).collect();
+        if want.iter().all(|h| stored.contains(h)) {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            bail!("alyxd did not store the change in {} s", timeout.as_secs());
+        }
+    }
+}
+
+pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result<()> {
+    let channel = Channel::from_shared(backend.to_owned())
+        .context("invalid --backend URL")?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach alyxd at {backend}"))?;
+    let mut client = CollabServiceClient::new(channel.clone()).max_decoding_message_size(256 << 20);
+    match command {
+        NotebookCommand::Create { title } => {
+            let info = client
+                .create_notebook(authorized(token, v1::CreateNotebookRequest { title }))
+                .await
+                .map_err(message)?
+                .into_inner();
+            out!("{}", info.id);
+        }
+        NotebookCommand::List => {
+            let all = client
+                .list_notebooks(authorized(token, v1::ListNotebooksRequest {}))
+                .await
+                .map_err(message)?
+                .into_inner()
+                .notebooks;
+            out!("{:>6}  {:<16} {:<6} {:<20} title", "id", "owner", "access", "changed (UTC)");
+            for n in all {
+                out!(
+                    "{:>6}  {:<16} {:<6} {:<20} {}",
+                    n.id,
+                    n.owner,
+                    access_name(n.access),
+                    alyx_shared::utc(n.updated_ms.saturating_mul(1_000_000)),
+                    n.title
+                );
+            }
+        }
+        NotebookCommand::Share { id, user, access } => {
+            let a = match access.as_str() {
+                "read" => v1::Access::Read,
+                "write" => v1::Access::Write,
+                "none" => v1::Access::None,
+                other => bail!("--access `{other}`: use read, write or none"),
+            };
+            let info = client
+                .share(authorized(token, v1::ShareRequest { id, user, access: a as i32 }))
+                .await
+                .map_err(message)?
+                .into_inner();
+            for g in info.grants {
+                out!("{:<16} {}", g.user, access_name(g.access));
+            }
+        }
+        NotebookCommand::Export { id, out: path, format, at } => {
+            let mut nb = fetch(&mut client, token, id).await?;
+            if let Some(v) = at {
+                nb = nb.at(&[v])?;
+            }
+            let format = format
+                .or_else(|| path.as_ref().and_then(|p| p.extension()).map(|e| e.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "md".into());
+            let bytes = match format.as_str() {
+                "md" | "markdown" => nb.to_markdown().into_bytes(),
+                "ipynb" => serde_json::to_vec_pretty(&nb.to_ipynb())?,
+                "automerge" | "am" => nb.save(),
+                other => bail!("--format `{other}`: use md, ipynb or automerge"),
+            };
+            match path {
+                Some(p) => std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?,
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&bytes)?;
+                }
+            }
+        }
+        NotebookCommand::History { id } => {
+            let mut nb = fetch(&mut client, token, id).await?;
+            out!("{:<12} {:<20} {:<12} what", "version", "time (UTC)", "author");
+            for v in nb.history() {
+                out!(
+                    "{:<12} {:<20} {:<12} {}",
+                    &v.hash[..12.min(v.hash.len())],
+                    alyx_shared::utc(v.time.saturating_mul(1_000_000_000)),
+                    v.author,
+                    v.what
+                );
+            }
+        }
+        NotebookCommand::Restore { id, version } => {
+            let mut nb = fetch(&mut client, token, id).await?;
+            let full = nb
+                .history()
+                .into_iter()
+                .find(|v| v.hash.starts_with(&version))
+                .with_context(|| format!("no version {version} in notebook {id}"))?
+                .hash;
+            edit(channel, token, id, |nb| nb.restore(&[full.clone()])).await?;
+            out!("notebook {id} restored to {version}");
+        }
+        NotebookCommand::AddCell { id, kind, source } => {
+            let kind = CellKind::parse(&kind)
+                .with_context(|| format!("--kind `{kind}`: use markdown, query, plot or event"))?;
+            edit(channel, token, id, |nb| {
+                let n = nb.order().len();
+                nb.insert_cell(n, kind, &source).map(|_| ())
+            })
+            .await?;
+            out!("added a {} cell to notebook {id}", kind.name());
+        }
+    }
+    Ok(())
+}
