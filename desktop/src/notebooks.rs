@@ -23,6 +23,7 @@ use bevy::tasks::futures::check_ready;
 use bevy::tasks::{AsyncComputeTaskPool, Task};
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 
+use crate::display::{Orbit, ViewOptions};
 use crate::queries::{QueryState, highlighted};
 use crate::{OpenDataset, Panels, ShowEvent};
 
@@ -64,6 +65,10 @@ pub struct Peer {
     /// Where their cursor is now in the cell's source.
     pub at: Option<usize>,
     pub event: Option<(String, u64)>,
+    /// Their camera: yaw, pitch (rad), distance, focus x, y, z (cm).
+    pub camera: Vec<f32>,
+    /// Their cuts and style (`ViewOptions` as JSON).
+    pub cuts: String,
 }
 
 /// A notebook listed for opening: (id or file, title, owner, access).
@@ -108,16 +113,15 @@ pub struct NotebookState {
     undo: Vec<Undo>,
     redo: Vec<Undo>,
     tasks: Vec<(String, Task<CellOutput>)>,
-    /// Cells sent as jobs: (cell, job id).
-    jobs: Vec<(String, u64)>,
     /// The heads whose changes the backend has been given.
     sent: Vec<String>,
     changed_at: Option<Instant>,
     last_cursor: Option<(String, usize)>,
-    /// The presence last sent: cell, cursor, event on display.
-    presence_sent: Option<(String, usize, Option<u64>)>,
+    /// The presence last sent (and when): where this user is and what they look at.
+    presence_sent: Option<(Instant, (String, usize, Option<u64>, Vec<f32>, String))>,
     followed_event: Option<u64>,
     last_poll: Option<Instant>,
+    listed_once: bool,
 }
 
 impl Default for NotebookState {
@@ -140,13 +144,13 @@ impl Default for NotebookState {
             undo: Vec::new(),
             redo: Vec::new(),
             tasks: Vec::new(),
-            jobs: Vec::new(),
             sent: Vec::new(),
             changed_at: None,
             last_cursor: None,
             presence_sent: None,
             followed_event: None,
             last_poll: None,
+            listed_once: false,
         }
     }
 }
@@ -209,6 +213,8 @@ impl NotebookState {
                     .and_then(|nb| nb.cursor_position(&p.cell, &p.cursor)),
                 cell: p.cell,
                 event: p.has_event.then_some((p.dataset, p.event_id)),
+                camera: p.camera,
+                cuts: p.cuts,
             })
             .collect();
         self.peers.sort_by(|a, b| a.user.cmp(&b.user));
@@ -594,6 +600,8 @@ fn run_actions(
     mut show: MessageWriter<ShowEvent>,
     queries: Option<Res<QueryState>>,
     display: Option<Res<crate::display::Display>>,
+    mut orbit: Option<ResMut<Orbit>>,
+    mut options: Option<ResMut<ViewOptions>>,
 ) {
     let dataset = dataset
         .map(|d| d.0.clone())
@@ -737,31 +745,60 @@ fn run_actions(
             NotebookAction::Export(format) => export(&mut state, format),
         }
     }
-    // Follow a colleague: their event in the 3D display.
-    let followed = state.following.as_ref().and_then(|session| {
-        state.peers.iter().find(|p| &p.session == session)?.event.clone()
-    });
-    if let Some((_, e)) = followed {
-        if state.followed_event != Some(e) {
-            state.followed_event = Some(e);
-            show.write(ShowEvent(e));
+    // Follow a colleague: their event, camera, cuts and style (the shared workspace).
+    let followed = state
+        .following
+        .as_ref()
+        .and_then(|session| state.peers.iter().find(|p| &p.session == session).cloned());
+    if let Some(p) = followed {
+        if let Some((_, e)) = p.event {
+            if state.followed_event != Some(e) {
+                state.followed_event = Some(e);
+                show.write(ShowEvent(e));
+            }
+        }
+        if let (Some(orbit), [yaw, pitch, distance, x, y, z]) = (orbit.as_mut(), p.camera.as_slice()) {
+            let theirs = Orbit { yaw: *yaw, pitch: *pitch, distance: *distance, focus: [*x, *y, *z] };
+            if **orbit != theirs {
+                **orbit = theirs;
+            }
+        }
+        if let (Some(options), Ok(theirs)) = (options.as_mut(), serde_json::from_str::<ViewOptions>(&p.cuts)) {
+            if **options != theirs {
+                **options = theirs;
+            }
         }
     }
-    // Tell colleagues where this user is: the cell and cursor, and the event on display.
+    // Tell colleagues where this user is: the cell and cursor, the event on display, the
+    // camera and the cuts (at most ten times a second).
     let shown = display.as_ref().map(|d| d.event_id);
-    if let (Some(b), Some((cell, at))) = (&backend, state.last_cursor.clone()) {
-        if state.presence_sent.as_ref() != Some(&(cell.clone(), at, shown)) {
-            state.presence_sent = Some((cell.clone(), at, shown));
-            if let Some(cursor) = state.notebook.as_ref().and_then(|nb| nb.cursor(&cell, at).ok()) {
-                b.send(crate::remote::Request::NotebookPresence(v1::Presence {
-                    cell,
-                    cursor,
-                    dataset: b.dataset.clone(),
-                    event_id: shown.unwrap_or(0),
-                    has_event: shown.is_some(),
-                    ..Default::default()
-                }));
-            }
+    if let (Some(b), Some(nb)) = (&backend, &state.notebook) {
+        let (cell, at) = state.last_cursor.clone().unwrap_or_default();
+        let camera = orbit.as_ref().map_or_else(Vec::new, |o| {
+            vec![o.yaw, o.pitch, o.distance, o.focus[0], o.focus[1], o.focus[2]]
+        });
+        let cuts = options
+            .as_ref()
+            .and_then(|o| serde_json::to_string(&**o).ok())
+            .unwrap_or_default();
+        let now = (cell.clone(), at, shown, camera.clone(), cuts.clone());
+        let due = state
+            .presence_sent
+            .as_ref()
+            .is_none_or(|(t, last)| *last != now && t.elapsed() > Duration::from_millis(100));
+        if due {
+            let cursor = nb.cursor(&cell, at).unwrap_or_default();
+            b.send(crate::remote::Request::NotebookPresence(v1::Presence {
+                cell,
+                cursor,
+                dataset: b.dataset.clone(),
+                event_id: shown.unwrap_or(0),
+                has_event: shown.is_some(),
+                camera,
+                cuts,
+                ..Default::default()
+            }));
+            state.presence_sent = Some((Instant::now(), now));
         }
     }
     // Outputs of local runs.
@@ -780,14 +817,28 @@ fn run_actions(
             .map_or(0, |d| d.as_millis() as i64);
         state.edit(|nb| nb.set_output(&id, &out, "local", ms));
     }
-    // Jobs of cells sent to the cluster: ask now and then.
+    // Cells waiting for a job (whoever sent them): ask now and then; the first client to see
+    // the job end fills the output in for everyone.
     if let Some(b) = &backend {
-        let due = state.last_poll.is_none_or(|t| t.elapsed() > Duration::from_secs(2));
-        if due && !state.jobs.is_empty() {
-            for (cell, job) in &state.jobs {
-                b.send(crate::remote::Request::NotebookJob { cell: cell.clone(), job: *job });
-            }
+        let due = state.last_poll.is_none_or(|t| t.elapsed() > Duration::from_secs(1));
+        if due {
             state.last_poll = Some(Instant::now());
+            let waiting: Vec<(String, u64)> = state
+                .notebook
+                .as_ref()
+                .map(|nb| {
+                    nb.cells()
+                        .into_iter()
+                        .filter_map(|c| match c.output {
+                            Some(CellOutput::Job { id, .. }) => Some((c.id, id)),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (cell, job) in waiting {
+                b.send(crate::remote::Request::NotebookJob { cell, job });
+            }
         }
         let changes = state.outgoing();
         if !changes.is_empty() {
@@ -841,13 +892,8 @@ fn start_run(
 pub fn job_update(state: &mut NotebookState, cell: &str, update: Result<(u64, String, Option<CellOutput>), String>) {
     match update {
         Ok((job, job_state, output)) => {
-            if !state.jobs.iter().any(|(c, _)| c == cell) {
-                state.jobs.push((cell.to_owned(), job));
-            }
             let out = output.unwrap_or(CellOutput::Job { id: job, state: job_state.clone() });
-            let finished = matches!(job_state.as_str(), "succeeded" | "failed" | "cancelled");
-            if finished {
-                state.jobs.retain(|(c, _)| c != cell);
+            if matches!(job_state.as_str(), "succeeded" | "failed" | "cancelled") {
                 state.running.retain(|c| c != cell);
             }
             let ms = std::time::SystemTime::now()
@@ -860,7 +906,6 @@ pub fn job_update(state: &mut NotebookState, cell: &str, update: Result<(u64, St
         }
         Err(e) => {
             state.running.retain(|c| c != cell);
-            state.jobs.retain(|(c, _)| c != cell);
             state.edit(|nb| nb.set_output(cell, &CellOutput::Error(e), "cluster", 0));
         }
     }
@@ -913,8 +958,8 @@ fn window(
     if !panels.notebook {
         return Ok(());
     }
-    if state.listed.is_empty() && state.last_poll.is_none() {
-        state.last_poll = Some(Instant::now());
+    if !state.listed_once {
+        state.listed_once = true;
         state.push(NotebookAction::Refresh);
     }
     let ctx = contexts.ctx_mut()?;
