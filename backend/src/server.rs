@@ -14,10 +14,10 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::auth::Authenticator;
 use crate::cache::ResultCache;
+use crate::collab::Collab;
 use crate::config::Config;
 use crate::engines::Engines;
 use crate::error::{Error, Result};
-use crate::collab::Collab;
 use crate::grpc::{
     Context, admin::AdminApi, collab::CollabApi, events::EventsApi, jobs::JobsApi, query::QueryApi,
 };
@@ -141,8 +141,11 @@ pub async fn run(
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
-    let mut executors: Vec<Arc<dyn Executor>> =
-        vec![Arc::new(LocalExecutor::new(store.clone(), slots, config.site.clone()))];
+    let mut executors: Vec<Arc<dyn Executor>> = vec![Arc::new(LocalExecutor::new(
+        store.clone(),
+        slots,
+        config.site.clone(),
+    ))];
     if !config.spark_url.is_empty() {
         executors.push(Arc::new(SparkExecutor::new(
             store.clone(),

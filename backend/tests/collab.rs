@@ -28,14 +28,25 @@ async fn channel(server: &Server) -> Channel {
 
 async fn create(server: &Server, token: &str, title: &str) -> u64 {
     CollabServiceClient::new(channel(server).await)
-        .create_notebook(authorized(token, v1::CreateNotebookRequest { title: title.into() }))
+        .create_notebook(authorized(
+            token,
+            v1::CreateNotebookRequest {
+                title: title.into(),
+            },
+        ))
         .await
         .expect("create")
         .into_inner()
         .id
 }
 
-async fn share(server: &Server, token: &str, id: u64, user: &str, access: v1::Access) -> tonic::Result<v1::NotebookInfo> {
+async fn share(
+    server: &Server,
+    token: &str,
+    id: u64,
+    user: &str,
+    access: v1::Access,
+) -> tonic::Result<v1::NotebookInfo> {
     CollabServiceClient::new(channel(server).await)
         .share(authorized(
             token,
@@ -83,7 +94,9 @@ async fn two_people_edit_one_notebook_and_see_each_others_text_and_cursors(pool:
     let ada = token(&pool, "ada", Role::Physicist).await;
     let bob = token(&pool, "bob", Role::Physicist).await;
     let id = create(&server, &ada, "Z analysis").await;
-    share(&server, &ada, id, "bob", v1::Access::Write).await.expect("share");
+    share(&server, &ada, id, "bob", v1::Access::Write)
+        .await
+        .expect("share");
 
     let mut a = open(&server, &ada, id, "ada").await;
     let mut b = open(&server, &bob, id, "bob").await;
@@ -95,16 +108,37 @@ async fn two_people_edit_one_notebook_and_see_each_others_text_and_cursors(pool:
         .insert_cell(0, CellKind::Markdown, "The Z peak is at 91 GeV.")
         .expect("cell");
     a.flush().await.expect("flush");
-    assert!(b.until(WAIT, |s| source(&s.notebook, &cell) == "The Z peak is at 91 GeV.").await.expect("sync"));
+    assert!(
+        b.until(WAIT, |s| source(&s.notebook, &cell)
+            == "The Z peak is at 91 GeV.")
+            .await
+            .expect("sync")
+    );
 
     // Both type in the same sentence at the same time.
-    a.notebook.set_source(&cell, "The Z peak is at 91.19 GeV.").expect("ada types");
-    b.notebook.set_source(&cell, "The dimuon Z peak is at 91 GeV.").expect("bob types");
+    a.notebook
+        .set_source(&cell, "The Z peak is at 91.19 GeV.")
+        .expect("ada types");
+    b.notebook
+        .set_source(&cell, "The dimuon Z peak is at 91 GeV.")
+        .expect("bob types");
     a.flush().await.expect("flush");
     b.flush().await.expect("flush");
     let merged = "The dimuon Z peak is at 91.19 GeV.";
-    assert!(a.until(WAIT, |s| source(&s.notebook, &cell) == merged).await.expect("a"), "{}", source(&a.notebook, &cell));
-    assert!(b.until(WAIT, |s| source(&s.notebook, &cell) == merged).await.expect("b"), "{}", source(&b.notebook, &cell));
+    assert!(
+        a.until(WAIT, |s| source(&s.notebook, &cell) == merged)
+            .await
+            .expect("a"),
+        "{}",
+        source(&a.notebook, &cell)
+    );
+    assert!(
+        b.until(WAIT, |s| source(&s.notebook, &cell) == merged)
+            .await
+            .expect("b"),
+        "{}",
+        source(&b.notebook, &cell)
+    );
 
     // Ada's cursor, after "dimuon", reaches Bob with her name and colour; it moves with the text.
     let cursor = a.notebook.cursor(&cell, 10).expect("cursor");
@@ -118,16 +152,34 @@ async fn two_people_edit_one_notebook_and_see_each_others_text_and_cursors(pool:
     })
     .await
     .expect("presence");
-    assert!(b.until(WAIT, |s| s.presence.values().any(|p| p.user == "ada")).await.expect("presence"));
-    let p = b.presence.values().find(|p| p.user == "ada").expect("ada").clone();
-    assert_eq!((p.cell.as_str(), p.event_id, p.colour.len()), (cell.as_str(), 42, 7));
-    b.notebook.splice_source(&cell, 0, 0, "Look: ").expect("bob types before it");
+    assert!(
+        b.until(WAIT, |s| s.presence.values().any(|p| p.user == "ada"))
+            .await
+            .expect("presence")
+    );
+    let p = b
+        .presence
+        .values()
+        .find(|p| p.user == "ada")
+        .expect("ada")
+        .clone();
+    assert_eq!(
+        (p.cell.as_str(), p.event_id, p.colour.len()),
+        (cell.as_str(), 42, 7)
+    );
+    b.notebook
+        .splice_source(&cell, 0, 0, "Look: ")
+        .expect("bob types before it");
     assert_eq!(b.notebook.cursor_position(&cell, &p.cursor), Some(16));
 
     // Ada leaves: Bob sees it.
     let session = p.session.clone();
     drop(a);
-    assert!(b.until(WAIT, |s| !s.presence.contains_key(&session)).await.expect("left"));
+    assert!(
+        b.until(WAIT, |s| !s.presence.contains_key(&session))
+            .await
+            .expect("left")
+    );
     server.stop().await;
 }
 
@@ -138,31 +190,63 @@ async fn offline_edits_merge_on_reconnect_and_a_restart_loses_nothing(pool: PgPo
     let ada = token(&pool, "ada", Role::Physicist).await;
     let bob = token(&pool, "bob", Role::Physicist).await;
     let id = create(&server, &ada, "Offline").await;
-    share(&server, &ada, id, "bob", v1::Access::Write).await.expect("share");
+    share(&server, &ada, id, "bob", v1::Access::Write)
+        .await
+        .expect("share");
     let mut a = open(&server, &ada, id, "ada").await;
-    let cell = a.notebook.insert_cell(0, CellKind::Query, "SELECT pt FROM muons").expect("cell");
+    let cell = a
+        .notebook
+        .insert_cell(0, CellKind::Query, "SELECT pt FROM muons")
+        .expect("cell");
     a.flush().await.expect("flush");
     let mut b = open(&server, &bob, id, "bob").await;
-    assert!(b.until(WAIT, |s| source(&s.notebook, &cell) == "SELECT pt FROM muons").await.expect("sync"));
+    assert!(
+        b.until(WAIT, |s| source(&s.notebook, &cell)
+            == "SELECT pt FROM muons")
+            .await
+            .expect("sync")
+    );
 
     // Bob goes offline and keeps working; Ada goes on online.
     let mut offline = b.into_notebook();
-    offline.set_source(&cell, "SELECT pt, eta FROM muons").expect("bob offline");
-    let notes = offline.insert_cell(1, CellKind::Markdown, "written on the train").expect("cell");
-    a.notebook.set_source(&cell, "SELECT pt FROM muons WHERE pt > 20").expect("ada");
+    offline
+        .set_source(&cell, "SELECT pt, eta FROM muons")
+        .expect("bob offline");
+    let notes = offline
+        .insert_cell(1, CellKind::Markdown, "written on the train")
+        .expect("cell");
+    a.notebook
+        .set_source(&cell, "SELECT pt FROM muons WHERE pt > 20")
+        .expect("ada");
     a.flush().await.expect("flush");
     // Ada's edit is stored before Bob is back.
     let started = std::time::Instant::now();
-    while source(&server_copy(&server, &ada, id).await, &cell) != "SELECT pt FROM muons WHERE pt > 20" {
+    while source(&server_copy(&server, &ada, id).await, &cell)
+        != "SELECT pt FROM muons WHERE pt > 20"
+    {
         assert!(started.elapsed() < WAIT, "Ada's edit was not stored");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     // Bob reconnects with his copy: the two merge.
-    let mut b = Session::open(channel(&server).await, &bob, id, offline).await.expect("reconnect");
+    let mut b = Session::open(channel(&server).await, &bob, id, offline)
+        .await
+        .expect("reconnect");
     let merged = "SELECT pt, eta FROM muons WHERE pt > 20";
-    assert!(b.until(WAIT, |s| source(&s.notebook, &cell) == merged).await.expect("b"), "{}", source(&b.notebook, &cell));
-    assert!(a.until(WAIT, |s| source(&s.notebook, &notes) == "written on the train" && source(&s.notebook, &cell) == merged).await.expect("a"));
+    assert!(
+        b.until(WAIT, |s| source(&s.notebook, &cell) == merged)
+            .await
+            .expect("b"),
+        "{}",
+        source(&b.notebook, &cell)
+    );
+    assert!(
+        a.until(WAIT, |s| source(&s.notebook, &notes)
+            == "written on the train"
+            && source(&s.notebook, &cell) == merged)
+            .await
+            .expect("a")
+    );
     drop((a, b));
 
     // alyxd restarts: everything is still there, from PostgreSQL.
@@ -170,7 +254,11 @@ async fn offline_edits_merge_on_reconnect_and_a_restart_loses_nothing(pool: PgPo
     let server = Server::start(config(&pool, dir.path(), None, "unused")).await;
     let a = open(&server, &ada, id, "ada").await;
     let mut a = a;
-    assert!(a.until(WAIT, |s| s.notebook.cells().len() == 2).await.expect("reloaded"));
+    assert!(
+        a.until(WAIT, |s| s.notebook.cells().len() == 2)
+            .await
+            .expect("reloaded")
+    );
     assert_eq!(source(&a.notebook, &cell), merged);
     assert_eq!(source(&a.notebook, &notes), "written on the train");
     let history = a.notebook.history();
@@ -189,11 +277,17 @@ async fn strangers_cannot_read_and_readers_cannot_write(pool: PgPool) {
     let id = create(&server, &ada, "Private").await;
 
     let denied = Session::open(channel(&server).await, &eve, id, Notebook::empty("eve")).await;
-    assert_eq!(denied.err().map(|s| s.code()), Some(tonic::Code::PermissionDenied));
+    assert_eq!(
+        denied.err().map(|s| s.code()),
+        Some(tonic::Code::PermissionDenied)
+    );
     let get = CollabServiceClient::new(channel(&server).await)
         .get_notebook(authorized(&eve, v1::GetNotebookRequest { id }))
         .await;
-    assert_eq!(get.err().map(|s| s.code()), Some(tonic::Code::PermissionDenied));
+    assert_eq!(
+        get.err().map(|s| s.code()),
+        Some(tonic::Code::PermissionDenied)
+    );
     let list = CollabServiceClient::new(channel(&server).await)
         .list_notebooks(authorized(&eve, v1::ListNotebooksRequest {}))
         .await
@@ -201,28 +295,69 @@ async fn strangers_cannot_read_and_readers_cannot_write(pool: PgPool) {
         .into_inner();
     assert!(list.notebooks.is_empty());
     // Only the owner shares; unknown users and ids are reported.
-    assert_eq!(share(&server, &bob, id, "bob", v1::Access::Write).await.err().map(|s| s.code()), Some(tonic::Code::PermissionDenied));
-    assert_eq!(share(&server, &ada, id, "nobody", v1::Access::Read).await.err().map(|s| s.code()), Some(tonic::Code::NotFound));
+    assert_eq!(
+        share(&server, &bob, id, "bob", v1::Access::Write)
+            .await
+            .err()
+            .map(|s| s.code()),
+        Some(tonic::Code::PermissionDenied)
+    );
+    assert_eq!(
+        share(&server, &ada, id, "nobody", v1::Access::Read)
+            .await
+            .err()
+            .map(|s| s.code()),
+        Some(tonic::Code::NotFound)
+    );
     let missing = Session::open(channel(&server).await, &ada, 999, Notebook::empty("ada")).await;
     assert_eq!(missing.err().map(|s| s.code()), Some(tonic::Code::NotFound));
-    let unauthenticated = Session::open(channel(&server).await, "wrong", id, Notebook::empty("x")).await;
-    assert_eq!(unauthenticated.err().map(|s| s.code()), Some(tonic::Code::Unauthenticated));
+    let unauthenticated =
+        Session::open(channel(&server).await, "wrong", id, Notebook::empty("x")).await;
+    assert_eq!(
+        unauthenticated.err().map(|s| s.code()),
+        Some(tonic::Code::Unauthenticated)
+    );
 
     // Bob may read: he gets the notebook, and his changes are refused.
-    let info = share(&server, &ada, id, "bob", v1::Access::Read).await.expect("share");
-    assert_eq!(info.grants, vec![v1::Grant { user: "bob".into(), access: v1::Access::Read as i32 }]);
+    let info = share(&server, &ada, id, "bob", v1::Access::Read)
+        .await
+        .expect("share");
+    assert_eq!(
+        info.grants,
+        vec![v1::Grant {
+            user: "bob".into(),
+            access: v1::Access::Read as i32
+        }]
+    );
     let mut b = open(&server, &bob, id, "bob").await;
     assert_eq!(b.notebook.title(), "Private");
-    b.notebook.insert_cell(0, CellKind::Markdown, "vandalism").expect("local edit");
+    b.notebook
+        .insert_cell(0, CellKind::Markdown, "vandalism")
+        .expect("local edit");
     let refused = b.until(WAIT, |_| false).await;
-    assert_eq!(refused.err().map(|s| s.code()), Some(tonic::Code::PermissionDenied));
+    assert_eq!(
+        refused.err().map(|s| s.code()),
+        Some(tonic::Code::PermissionDenied)
+    );
     let mut a = open(&server, &ada, id, "ada").await;
-    assert!(!a.until(Duration::from_millis(500), |s| !s.notebook.cells().is_empty()).await.expect("a"));
+    assert!(
+        !a.until(Duration::from_millis(500), |s| !s
+            .notebook
+            .cells()
+            .is_empty())
+            .await
+            .expect("a")
+    );
 
     // Access taken away: Bob cannot open it any more.
-    share(&server, &ada, id, "bob", v1::Access::None).await.expect("unshare");
+    share(&server, &ada, id, "bob", v1::Access::None)
+        .await
+        .expect("unshare");
     let gone = Session::open(channel(&server).await, &bob, id, Notebook::empty("bob")).await;
-    assert_eq!(gone.err().map(|s| s.code()), Some(tonic::Code::PermissionDenied));
+    assert_eq!(
+        gone.err().map(|s| s.code()),
+        Some(tonic::Code::PermissionDenied)
+    );
     server.stop().await;
 }
 
@@ -237,17 +372,43 @@ async fn two_alyxd_instances_share_changes_and_presence(pool: PgPool) {
     let ada = token(&pool, "ada", Role::Physicist).await;
     let bob = token(&pool, "bob", Role::Physicist).await;
     let id = create(&one, &ada, "Across instances").await;
-    share(&one, &ada, id, "bob", v1::Access::Write).await.expect("share");
+    share(&one, &ada, id, "bob", v1::Access::Write)
+        .await
+        .expect("share");
     let mut a = open(&one, &ada, id, "ada").await;
     let mut b = open(&two, &bob, id, "bob").await;
-    let cell = a.notebook.insert_cell(0, CellKind::Plot, "SELECT mass FROM dimuons").expect("cell");
+    let cell = a
+        .notebook
+        .insert_cell(0, CellKind::Plot, "SELECT mass FROM dimuons")
+        .expect("cell");
     a.flush().await.expect("flush");
-    assert!(b.until(WAIT, |s| source(&s.notebook, &cell) == "SELECT mass FROM dimuons").await.expect("b"));
-    b.notebook.splice_source(&cell, 0, 0, "-- histogram mass:60:60:120\n").expect("bob");
+    assert!(
+        b.until(WAIT, |s| source(&s.notebook, &cell)
+            == "SELECT mass FROM dimuons")
+            .await
+            .expect("b")
+    );
+    b.notebook
+        .splice_source(&cell, 0, 0, "-- histogram mass:60:60:120\n")
+        .expect("bob");
     b.flush().await.expect("flush");
-    assert!(a.until(WAIT, |s| source(&s.notebook, &cell).starts_with("-- histogram")).await.expect("a"));
-    b.send_presence(v1::Presence { cell: cell.clone(), ..Default::default() }).await.expect("presence");
-    assert!(a.until(WAIT, |s| s.presence.values().any(|p| p.user == "bob")).await.expect("presence"));
+    assert!(
+        a.until(WAIT, |s| source(&s.notebook, &cell)
+            .starts_with("-- histogram"))
+            .await
+            .expect("a")
+    );
+    b.send_presence(v1::Presence {
+        cell: cell.clone(),
+        ..Default::default()
+    })
+    .await
+    .expect("presence");
+    assert!(
+        a.until(WAIT, |s| s.presence.values().any(|p| p.user == "bob"))
+            .await
+            .expect("presence")
+    );
     drop((a, b));
     one.stop().await;
     two.stop().await;

@@ -762,8 +762,12 @@ async fn auto_jobs_run_at_the_sites_holding_their_chunks(pool: PgPool) {
     // Two sites, each an alyxd instance with its local pool, sharing one job store.
     let cern = Server::start(site("cern", 600_000)).await;
     let fnal = Server::start(site("fnal", 600_000)).await;
-    add_replicas(&pool, "nano", &[0, 1, 2, 3, 7], "cern").await.expect("replicas");
-    add_replicas(&pool, "nano", &[4, 5, 6, 7], "fnal").await.expect("replicas");
+    add_replicas(&pool, "nano", &[0, 1, 2, 3, 7], "cern")
+        .await
+        .expect("replicas");
+    add_replicas(&pool, "nano", &[4, 5, 6, 7], "fnal")
+        .await
+        .expect("replicas");
     let ada = token(&pool, "ada", Role::Physicist).await;
     let mut c = jobs_client(&cern).await;
     let specs = vec![fixed("mjj", 50, 0.0, 1000.0)];
@@ -784,7 +788,10 @@ async fn auto_jobs_run_at_the_sites_holding_their_chunks(pool: PgPool) {
         }
     }
     let whole = engine_histogram(&cern, &ada, DIJET, &specs[0]).await;
-    assert_eq!(result(&mut c, &ada, id).await.histograms[0].entries, whole.entries);
+    assert_eq!(
+        result(&mut c, &ada, id).await.histograms[0].entries,
+        whole.entries
+    );
     fnal.stop().await;
     cern.stop().await;
 
@@ -799,7 +806,12 @@ async fn auto_jobs_run_at_the_sites_holding_their_chunks(pool: PgPool) {
         .id;
     let job = wait_final(&mut c, &ada, id).await;
     assert_eq!(job.state, "succeeded", "{}", job.reason);
-    assert!(placement(&pool, id).await.iter().all(|(_, w)| w.starts_with("cern/")));
+    assert!(
+        placement(&pool, id)
+            .await
+            .iter()
+            .all(|(_, w)| w.starts_with("cern/"))
+    );
     let waited: f64 = sqlx::query_scalar(
         "SELECT extract(epoch FROM min(t.started_at - j.submitted_at))::float8 \
          FROM job_tasks t JOIN jobs j ON j.id = t.job_id WHERE t.job_id = $1 AND t.chunk_id BETWEEN 4 AND 6",
@@ -809,7 +821,10 @@ async fn auto_jobs_run_at_the_sites_holding_their_chunks(pool: PgPool) {
     .await
     .expect("waited");
     assert!(waited >= 1.4, "FNAL's chunks started after {waited} s");
-    assert_eq!(result(&mut c, &ada, id).await.histograms[0].entries, whole.entries);
+    assert_eq!(
+        result(&mut c, &ada, id).await.histograms[0].entries,
+        whole.entries
+    );
     cern.stop().await;
 }
 

@@ -53,6 +53,12 @@ pub enum NotebookAction {
     /// The cursor is at a character of a cell (sent to colleagues).
     Cursor(String, usize),
     Export(&'static str),
+    /// Show the history (versions with author and time), or hide it.
+    History(bool),
+    /// Look at the notebook as it was at a version (None: now).
+    Preview(Option<String>),
+    /// Make the notebook as it was at a version again (a new change).
+    Restore(String),
 }
 
 /// A colleague in the notebook, as the window shows them.
@@ -107,6 +113,9 @@ pub struct NotebookState {
     pub threshold: u64,
     /// Cells whose output is on its way: a local run, or a job.
     pub running: Vec<String>,
+    /// The history shown (oldest first), and the version looked at with its cells.
+    pub history: Option<Vec<alyx_shared::notebook::Version>>,
+    pub preview: Option<(String, Vec<Cell>)>,
     /// The notebooks directory (standalone).
     pub dir: PathBuf,
     actions: Vec<NotebookAction>,
@@ -139,6 +148,8 @@ impl Default for NotebookState {
             message: None,
             threshold: 200_000_000,
             running: Vec::new(),
+            history: None,
+            preview: None,
             dir: alyx_shared::default_data_dir().join("notebooks"),
             actions: Vec::new(),
             undo: Vec::new(),
@@ -301,7 +312,11 @@ impl NotebookState {
 }
 
 /// The window's contents; returns what the user asked for.
-pub fn notebook_panel(ui: &mut egui::Ui, state: &mut NotebookState, remote: bool) -> Vec<NotebookAction> {
+pub fn notebook_panel(
+    ui: &mut egui::Ui,
+    state: &mut NotebookState,
+    remote: bool,
+) -> Vec<NotebookAction> {
     let mut actions = Vec::new();
     ui.horizontal(|ui| {
         ui.add(egui::TextEdit::singleline(&mut state.new_title).desired_width(160.0));
@@ -322,7 +337,11 @@ pub fn notebook_panel(ui: &mut egui::Ui, state: &mut NotebookState, remote: bool
                     }
                 }
             });
-        if ui.button("⟳").on_hover_text("list notebooks again").clicked() {
+        if ui
+            .button("⟳")
+            .on_hover_text("list notebooks again")
+            .clicked()
+        {
             actions.push(NotebookAction::Refresh);
         }
     });
@@ -340,16 +359,26 @@ pub fn notebook_panel(ui: &mut egui::Ui, state: &mut NotebookState, remote: bool
     ui.horizontal(|ui| {
         let mut title = state.title.clone();
         if ui
-            .add(egui::TextEdit::singleline(&mut title).font(egui::TextStyle::Heading).desired_width(260.0))
+            .add(
+                egui::TextEdit::singleline(&mut title)
+                    .font(egui::TextStyle::Heading)
+                    .desired_width(260.0),
+            )
             .lost_focus()
             && title != state.title
         {
             actions.push(NotebookAction::Title(title));
         }
-        if ui.add_enabled(!state.undo.is_empty(), egui::Button::new("↶ undo")).clicked() {
+        if ui
+            .add_enabled(!state.undo.is_empty(), egui::Button::new("↶ undo"))
+            .clicked()
+        {
             actions.push(NotebookAction::Undo);
         }
-        if ui.add_enabled(!state.redo.is_empty(), egui::Button::new("↷ redo")).clicked() {
+        if ui
+            .add_enabled(!state.redo.is_empty(), egui::Button::new("↷ redo"))
+            .clicked()
+        {
             actions.push(NotebookAction::Redo);
         }
         if ui.button("▶▶ run all").clicked() {
@@ -363,7 +392,50 @@ pub fn notebook_panel(ui: &mut egui::Ui, state: &mut NotebookState, remote: bool
                 }
             }
         });
+        let shown = state.history.is_some();
+        if ui.selectable_label(shown, "history").clicked() {
+            actions.push(NotebookAction::History(!shown));
+        }
     });
+    if let Some(versions) = &state.history {
+        egui::ScrollArea::vertical()
+            .id_salt("alyx-notebook-history")
+            .max_height(140.0)
+            .show(ui, |ui| {
+                for v in versions.iter().rev() {
+                    ui.horizontal(|ui| {
+                        let previewing = state.preview.as_ref().is_some_and(|(h, _)| *h == v.hash);
+                        let text = format!(
+                            "{} · {} · {}",
+                            alyx_shared::utc(v.time.saturating_mul(1_000_000_000)),
+                            v.author,
+                            v.what
+                        );
+                        if ui.selectable_label(previewing, text).clicked() {
+                            actions.push(NotebookAction::Preview(
+                                (!previewing).then(|| v.hash.clone()),
+                            ));
+                        }
+                        if previewing && ui.small_button("restore").clicked() {
+                            actions.push(NotebookAction::Restore(v.hash.clone()));
+                        }
+                    });
+                }
+            });
+        if let Some((hash, cells)) = &state.preview {
+            ui.label(format!(
+                "as it was at {} (read only):",
+                &hash[..hash.len().min(12)]
+            ));
+            for c in cells {
+                ui.group(|ui| {
+                    ui.weak(c.kind.name());
+                    ui.monospace(&c.source);
+                });
+            }
+            ui.separator();
+        }
+    }
     if remote {
         ui.horizontal_wrapped(|ui| {
             ui.label("here:");
@@ -382,13 +454,19 @@ pub fn notebook_panel(ui: &mut egui::Ui, state: &mut NotebookState, remote: bool
                     .on_hover_text("follow: show the event they look at")
                     .clicked()
                 {
-                    actions.push(NotebookAction::Follow((!following).then(|| p.session.clone())));
+                    actions.push(NotebookAction::Follow(
+                        (!following).then(|| p.session.clone()),
+                    ));
                 }
             }
         });
         ui.horizontal(|ui| {
             ui.label("send plots to the cluster above");
-            ui.add(egui::DragValue::new(&mut state.threshold).speed(1e6).suffix(" event·terms"));
+            ui.add(
+                egui::DragValue::new(&mut state.threshold)
+                    .speed(1e6)
+                    .suffix(" event·terms"),
+            );
         });
     }
     ui.separator();
@@ -439,13 +517,23 @@ fn cell_ui(
         if kind != cell.kind {
             actions.push(NotebookAction::Kind(id.clone(), kind));
         }
-        if ui.add_enabled(i > 0, egui::Button::new("▲").small()).clicked() {
+        if ui
+            .add_enabled(i > 0, egui::Button::new("▲").small())
+            .clicked()
+        {
             actions.push(NotebookAction::Move(id.clone(), -1));
         }
-        if ui.add_enabled(i + 1 < n, egui::Button::new("▼").small()).clicked() {
+        if ui
+            .add_enabled(i + 1 < n, egui::Button::new("▼").small())
+            .clicked()
+        {
             actions.push(NotebookAction::Move(id.clone(), 1));
         }
-        if ui.small_button("✕").on_hover_text("delete (undo brings it back)").clicked() {
+        if ui
+            .small_button("✕")
+            .on_hover_text("delete (undo brings it back)")
+            .clicked()
+        {
             actions.push(NotebookAction::Delete(id.clone()));
         }
         match cell.kind {
@@ -468,10 +556,21 @@ fn cell_ui(
             ui.colored_label(p.colour, format!("● {}", p.user));
         }
         if let Some(by) = (!cell.author.is_empty()).then_some(&cell.author) {
-            ui.weak(format!("by {by}{}", if cell.engine.is_empty() { String::new() } else { format!(" · ran on {}", cell.engine) }));
+            ui.weak(format!(
+                "by {by}{}",
+                if cell.engine.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · ran on {}", cell.engine)
+                }
+            ));
         }
     });
-    let mut text = state.buffers.get(&id).cloned().unwrap_or_else(|| cell.source.clone());
+    let mut text = state
+        .buffers
+        .get(&id)
+        .cloned()
+        .unwrap_or_else(|| cell.source.clone());
     let code = matches!(cell.kind, CellKind::Query | CellKind::Plot);
     let mut layouter = |ui: &egui::Ui, t: &dyn egui::TextBuffer, wrap: f32| {
         let mut job = if code {
@@ -513,7 +612,10 @@ fn cell_ui(
                 .pos_from_cursor(egui::text::CCursor::new(at))
                 .translate(output.galley_pos.to_vec2());
             let painter = ui.painter();
-            painter.line_segment([r.left_top(), r.left_bottom()], egui::Stroke::new(2.0, p.colour));
+            painter.line_segment(
+                [r.left_top(), r.left_bottom()],
+                egui::Stroke::new(2.0, p.colour),
+            );
             painter.text(
                 r.left_top(),
                 egui::Align2::LEFT_BOTTOM,
@@ -533,23 +635,29 @@ fn cell_ui(
 
 fn output_ui(ui: &mut egui::Ui, id: &str, o: &CellOutput) {
     match o {
-        CellOutput::Table { columns, rows, total } => {
+        CellOutput::Table {
+            columns,
+            rows,
+            total,
+        } => {
             egui::ScrollArea::both()
                 .id_salt(("alyx-cell-table", id))
                 .max_height(180.0)
                 .show(ui, |ui| {
-                    egui::Grid::new(("alyx-cell-grid", id)).striped(true).show(ui, |ui| {
-                        for c in columns {
-                            ui.strong(c);
-                        }
-                        ui.end_row();
-                        for r in rows {
-                            for v in r {
-                                ui.monospace(v);
+                    egui::Grid::new(("alyx-cell-grid", id))
+                        .striped(true)
+                        .show(ui, |ui| {
+                            for c in columns {
+                                ui.strong(c);
                             }
                             ui.end_row();
-                        }
-                    });
+                            for r in rows {
+                                for v in r {
+                                    ui.monospace(v);
+                                }
+                                ui.end_row();
+                            }
+                        });
                 });
             ui.weak(format!("{} of {total} rows", rows.len()));
         }
@@ -655,7 +763,10 @@ fn run_actions(
                 state.edit(|nb| nb.insert_cell(at, kind, source).map(|_| ()));
             }
             NotebookAction::Delete(id) => {
-                let at = state.notebook.as_ref().and_then(|nb| nb.order().iter().position(|c| *c == id));
+                let at = state
+                    .notebook
+                    .as_ref()
+                    .and_then(|nb| nb.order().iter().position(|c| *c == id));
                 state.edit(|nb| nb.delete_cell(&id));
                 if let Some(at) = at {
                     state.undo.push(Undo::Deleted(id, at));
@@ -663,7 +774,10 @@ fn run_actions(
                 }
             }
             NotebookAction::Move(id, by) => {
-                let at = state.notebook.as_ref().and_then(|nb| nb.order().iter().position(|c| *c == id));
+                let at = state
+                    .notebook
+                    .as_ref()
+                    .and_then(|nb| nb.order().iter().position(|c| *c == id));
                 if let Some(at) = at {
                     let to = (at as isize + by).max(0) as usize;
                     state.edit(|nb| nb.move_cell(&id, to));
@@ -674,7 +788,9 @@ fn run_actions(
                 if let Some(before) = state.cell(&id).map(|c| c.source) {
                     // Keystrokes in a row in one cell undo together.
                     let coalesce = matches!(state.undo.last(), Some(Undo::Text(c, _)) if *c == id)
-                        && state.changed_at.is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+                        && state
+                            .changed_at
+                            .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
                     if !coalesce {
                         state.undo.push(Undo::Text(id.clone(), before));
                     }
@@ -685,7 +801,11 @@ fn run_actions(
             NotebookAction::Title(title) => state.edit(|nb| nb.set_title(&title)),
             NotebookAction::Undo | NotebookAction::Redo => {
                 let undo = action == NotebookAction::Undo;
-                let entry = if undo { state.undo.pop() } else { state.redo.pop() };
+                let entry = if undo {
+                    state.undo.pop()
+                } else {
+                    state.redo.pop()
+                };
                 let Some(entry) = entry else { continue };
                 let back = match &entry {
                     Undo::Text(id, text) => {
@@ -694,7 +814,10 @@ fn run_actions(
                         Undo::Text(id.clone(), now)
                     }
                     Undo::Deleted(id, at) => {
-                        let shown = state.notebook.as_ref().is_some_and(|nb| nb.order().contains(id));
+                        let shown = state
+                            .notebook
+                            .as_ref()
+                            .is_some_and(|nb| nb.order().contains(id));
                         if shown {
                             state.edit(|nb| nb.delete_cell(id));
                         } else {
@@ -709,7 +832,9 @@ fn run_actions(
                     state.undo.push(back);
                 }
             }
-            NotebookAction::Run(id) => start_run(&mut state, &id, dataset.as_ref(), backend.as_deref()),
+            NotebookAction::Run(id) => {
+                start_run(&mut state, &id, dataset.as_ref(), backend.as_deref())
+            }
             NotebookAction::RunAll => {
                 let ids: Vec<String> = state
                     .notebook
@@ -743,6 +868,25 @@ fn run_actions(
             NotebookAction::Follow(session) => state.following = session,
             NotebookAction::Cursor(id, at) => state.last_cursor = Some((id, at)),
             NotebookAction::Export(format) => export(&mut state, format),
+            NotebookAction::History(show) => {
+                state.preview = None;
+                state.history = if show {
+                    state.notebook.as_mut().map(Notebook::history)
+                } else {
+                    None
+                };
+            }
+            NotebookAction::Preview(version) => {
+                state.preview = version.and_then(|h| {
+                    let old = state.notebook.as_mut()?.at(std::slice::from_ref(&h)).ok()?;
+                    Some((h, old.cells()))
+                });
+            }
+            NotebookAction::Restore(version) => {
+                state.edit(|nb| nb.restore(&[version]));
+                state.preview = None;
+                state.history = state.notebook.as_mut().map(Notebook::history);
+            }
         }
     }
     // Follow a colleague: their event, camera, cuts and style (the shared workspace).
@@ -757,13 +901,23 @@ fn run_actions(
                 show.write(ShowEvent(e));
             }
         }
-        if let (Some(orbit), [yaw, pitch, distance, x, y, z]) = (orbit.as_mut(), p.camera.as_slice()) {
-            let theirs = Orbit { yaw: *yaw, pitch: *pitch, distance: *distance, focus: [*x, *y, *z] };
+        if let (Some(orbit), [yaw, pitch, distance, x, y, z]) =
+            (orbit.as_mut(), p.camera.as_slice())
+        {
+            let theirs = Orbit {
+                yaw: *yaw,
+                pitch: *pitch,
+                distance: *distance,
+                focus: [*x, *y, *z],
+            };
             if **orbit != theirs {
                 **orbit = theirs;
             }
         }
-        if let (Some(options), Ok(theirs)) = (options.as_mut(), serde_json::from_str::<ViewOptions>(&p.cuts)) {
+        if let (Some(options), Ok(theirs)) = (
+            options.as_mut(),
+            serde_json::from_str::<ViewOptions>(&p.cuts),
+        ) {
             if **options != theirs {
                 **options = theirs;
             }
@@ -775,7 +929,9 @@ fn run_actions(
     if let (Some(b), Some(nb)) = (&backend, &state.notebook) {
         let (cell, at) = state.last_cursor.clone().unwrap_or_default();
         let camera = orbit.as_ref().map_or_else(Vec::new, |o| {
-            vec![o.yaw, o.pitch, o.distance, o.focus[0], o.focus[1], o.focus[2]]
+            vec![
+                o.yaw, o.pitch, o.distance, o.focus[0], o.focus[1], o.focus[2],
+            ]
         });
         let cuts = options
             .as_ref()
@@ -803,13 +959,15 @@ fn run_actions(
     }
     // Outputs of local runs.
     let mut done = Vec::new();
-    state.tasks.retain_mut(|(id, task)| match check_ready(task) {
-        Some(out) => {
-            done.push((id.clone(), out));
-            false
-        }
-        None => true,
-    });
+    state
+        .tasks
+        .retain_mut(|(id, task)| match check_ready(task) {
+            Some(out) => {
+                done.push((id.clone(), out));
+                false
+            }
+            None => true,
+        });
     for (id, out) in done {
         state.running.retain(|c| *c != id);
         let ms = std::time::SystemTime::now()
@@ -820,7 +978,9 @@ fn run_actions(
     // Cells waiting for a job (whoever sent them): ask now and then; the first client to see
     // the job end fills the output in for everyone.
     if let Some(b) = &backend {
-        let due = state.last_poll.is_none_or(|t| t.elapsed() > Duration::from_secs(1));
+        let due = state
+            .last_poll
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(1));
         if due {
             state.last_poll = Some(Instant::now());
             let waiting: Vec<(String, u64)> = state
@@ -844,7 +1004,10 @@ fn run_actions(
         if !changes.is_empty() {
             b.send(crate::remote::Request::NotebookEdit(changes));
         }
-    } else if state.changed_at.is_some_and(|t| t.elapsed() > Duration::from_millis(800)) {
+    } else if state
+        .changed_at
+        .is_some_and(|t| t.elapsed() > Duration::from_millis(800))
+    {
         state.changed_at = None;
         state.save_file();
     }
@@ -889,17 +1052,26 @@ fn start_run(
 }
 
 /// A cell's job was accepted (its id) or finished (its histograms).
-pub fn job_update(state: &mut NotebookState, cell: &str, update: Result<(u64, String, Option<CellOutput>), String>) {
+pub fn job_update(
+    state: &mut NotebookState,
+    cell: &str,
+    update: Result<(u64, String, Option<CellOutput>), String>,
+) {
     match update {
         Ok((job, job_state, output)) => {
-            let out = output.unwrap_or(CellOutput::Job { id: job, state: job_state.clone() });
+            let out = output.unwrap_or(CellOutput::Job {
+                id: job,
+                state: job_state.clone(),
+            });
             if matches!(job_state.as_str(), "succeeded" | "failed" | "cancelled") {
                 state.running.retain(|c| c != cell);
             }
             let ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64);
-            let changed = state.cell(cell).is_none_or(|c| c.output.as_ref() != Some(&out));
+            let changed = state
+                .cell(cell)
+                .is_none_or(|c| c.output.as_ref() != Some(&out));
             if changed {
                 state.edit(|nb| nb.set_output(cell, &out, "cluster", ms));
             }
@@ -912,7 +1084,9 @@ pub fn job_update(state: &mut NotebookState, cell: &str, update: Result<(u64, St
 }
 
 fn export(state: &mut NotebookState, format: &str) {
-    let Some(nb) = &mut state.notebook else { return };
+    let Some(nb) = &mut state.notebook else {
+        return;
+    };
     let stem: String = nb
         .title()
         .chars()
@@ -920,11 +1094,15 @@ fn export(state: &mut NotebookState, format: &str) {
         .collect();
     let (bytes, ext) = match format {
         "md" => (nb.to_markdown().into_bytes(), "md"),
-        "ipynb" => (serde_json::to_vec_pretty(&nb.to_ipynb()).unwrap_or_default(), "ipynb"),
+        "ipynb" => (
+            serde_json::to_vec_pretty(&nb.to_ipynb()).unwrap_or_default(),
+            "ipynb",
+        ),
         _ => (nb.save(), "automerge"),
     };
     let path = state.dir.join("exports").join(format!("{stem}.{ext}"));
-    let written = std::fs::create_dir_all(path.parent().unwrap_or(&state.dir)).and_then(|()| std::fs::write(&path, bytes));
+    let written = std::fs::create_dir_all(path.parent().unwrap_or(&state.dir))
+        .and_then(|()| std::fs::write(&path, bytes));
     state.message = Some(match written {
         Ok(()) => format!("exported {}", path.display()),
         Err(e) => format!("cannot write {}: {e}", path.display()),
@@ -969,7 +1147,9 @@ fn window(
         .default_pos([340.0, 60.0])
         .default_width(640.0)
         .vscroll(true)
-        .show(ctx, |ui| actions = notebook_panel(ui, &mut state, backend.is_some()));
+        .show(ctx, |ui| {
+            actions = notebook_panel(ui, &mut state, backend.is_some())
+        });
     state.actions.extend(actions);
     Ok(())
 }
@@ -996,16 +1176,28 @@ mod tests {
         app.add_plugins((MinimalPlugins, QueryPlugin, NotebookPlugin))
             .insert_resource(OpenDataset(ds));
         app.world_mut().resource_mut::<NotebookState>().dir = dir.path().join("notebooks");
-        let push = |app: &mut App, a: NotebookAction| app.world_mut().resource_mut::<NotebookState>().push(a);
+        let push = |app: &mut App, a: NotebookAction| {
+            app.world_mut().resource_mut::<NotebookState>().push(a)
+        };
         push(&mut app, NotebookAction::New("Z study".into()));
         app.update();
         push(&mut app, NotebookAction::Add(0, CellKind::Plot));
         push(&mut app, NotebookAction::Add(1, CellKind::Markdown));
         app.update();
-        let ids = |app: &App| app.world().resource::<NotebookState>().notebook.as_ref().map(Notebook::order).unwrap_or_default();
+        let ids = |app: &App| {
+            app.world()
+                .resource::<NotebookState>()
+                .notebook
+                .as_ref()
+                .map(Notebook::order)
+                .unwrap_or_default()
+        };
         let [plot, md] = ids(&app).try_into().expect("two cells");
         push(&mut app, NotebookAction::Run(plot.clone()));
-        push(&mut app, NotebookAction::Edit(md.clone(), "MET above 50 GeV".into()));
+        push(
+            &mut app,
+            NotebookAction::Edit(md.clone(), "MET above 50 GeV".into()),
+        );
         app.update();
         for _ in 0..2000 {
             app.update();
@@ -1020,7 +1212,10 @@ mod tests {
             panic!("the plot cell ran: {:?}", nb.cell(&plot));
         };
         assert_eq!(hs[0].0, "met_pt");
-        assert_eq!(hs[0].1.entries.iter().sum::<u64>() as f64 + hs[0].1.overflow, 2000.0);
+        assert_eq!(
+            hs[0].1.entries.iter().sum::<u64>() as f64 + hs[0].1.overflow,
+            2000.0
+        );
         assert_eq!(nb.cell(&md).expect("md").source, "MET above 50 GeV");
 
         push(&mut app, NotebookAction::Delete(md.clone()));
@@ -1031,16 +1226,62 @@ mod tests {
         assert_eq!(ids(&app), vec![plot.clone(), md.clone()]);
         push(&mut app, NotebookAction::Undo); // the typing
         app.update();
-        let source = |app: &App| app.world().resource::<NotebookState>().cell(&md).map(|c| c.source);
+        let source = |app: &App| {
+            app.world()
+                .resource::<NotebookState>()
+                .cell(&md)
+                .map(|c| c.source)
+        };
         assert_eq!(source(&app).as_deref(), Some(""));
         push(&mut app, NotebookAction::Redo);
         app.update();
         assert_eq!(source(&app).as_deref(), Some("MET above 50 GeV"));
 
+        // The history lists every change; a version is looked at, then restored.
+        push(&mut app, NotebookAction::History(true));
+        app.update();
+        let history = app
+            .world()
+            .resource::<NotebookState>()
+            .history
+            .clone()
+            .expect("shown");
+        let added = history
+            .iter()
+            .find(|v| v.what.starts_with("added markdown cell"))
+            .expect("the markdown cell's version")
+            .hash
+            .clone();
+        push(&mut app, NotebookAction::Preview(Some(added.clone())));
+        app.update();
+        let preview = app
+            .world()
+            .resource::<NotebookState>()
+            .preview
+            .clone()
+            .expect("preview");
+        assert_eq!(preview.1.len(), 2);
+        assert_eq!(preview.1[1].source, "");
+        push(&mut app, NotebookAction::Restore(added));
+        app.update();
+        assert_eq!(source(&app).as_deref(), Some(""));
+        let state = app.world().resource::<NotebookState>();
+        assert!(
+            state
+                .history
+                .as_ref()
+                .is_some_and(|h| h.last().is_some_and(|v| v.what.starts_with("restored")))
+        );
+
         // Saved a moment after the last change; it reopens as it was.
         std::thread::sleep(Duration::from_millis(900));
         app.update();
-        let path = app.world().resource::<NotebookState>().path.clone().expect("a file");
+        let path = app
+            .world()
+            .resource::<NotebookState>()
+            .path
+            .clone()
+            .expect("a file");
         let back = Notebook::load(&std::fs::read(&path).expect("saved"), "me").expect("loads");
         assert_eq!(back.title(), "Z study");
         assert_eq!(back.order(), vec![plot, md]);
@@ -1051,9 +1292,20 @@ mod tests {
         let ctx = egui::Context::default();
         let mut state = NotebookState::default();
         let mut nb = Notebook::new("Shared", "ada");
-        let q = nb.insert_cell(0, CellKind::Query, "SELECT pt FROM muons").expect("cell");
-        nb.set_output(&q, &CellOutput::Table { columns: vec!["pt".into()], rows: vec![vec!["41.5".into()]], total: 1 }, "local", 0)
-            .expect("output");
+        let q = nb
+            .insert_cell(0, CellKind::Query, "SELECT pt FROM muons")
+            .expect("cell");
+        nb.set_output(
+            &q,
+            &CellOutput::Table {
+                columns: vec!["pt".into()],
+                rows: vec![vec!["41.5".into()]],
+                total: 1,
+            },
+            "local",
+            0,
+        )
+        .expect("output");
         state.open(nb, None, Some(7));
         state.receive_presence(vec![v1::Presence {
             session: "s1".into(),
@@ -1065,7 +1317,10 @@ mod tests {
             event_id: 12,
             ..Default::default()
         }]);
-        assert_eq!(state.peers[0].colour, egui::Color32::from_rgb(0x3c, 0xb4, 0x4b));
+        assert_eq!(
+            state.peers[0].colour,
+            egui::Color32::from_rgb(0x3c, 0xb4, 0x4b)
+        );
         let mut actions = Vec::new();
         ctx.run_ui(egui::RawInput::default(), |ui| {
             actions = notebook_panel(ui, &mut state, true);

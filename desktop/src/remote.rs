@@ -298,7 +298,10 @@ async fn job_result(
     t: &str,
     id: u64,
 ) -> Result<(v1::Job, JobResult), tonic::Status> {
-    let job = jobs.get(authorized(t, v1::GetJobRequest { id })).await?.into_inner();
+    let job = jobs
+        .get(authorized(t, v1::GetJobRequest { id }))
+        .await?
+        .into_inner();
     let r = jobs
         .get_result(authorized(t, v1::GetJobRequest { id }))
         .await?
@@ -369,22 +372,26 @@ async fn answer_notebooks(c: &Connection, request: Request) -> Reply {
                 .map(|r| r.into_inner().notebooks.into_iter().map(listed).collect())
                 .map_err(|e| describe(url, e)),
         ),
-        Request::NotebookCreate(title) => {
-            Reply::NotebookCreated(
-                collab
-                    .create_notebook(authorized(t, v1::CreateNotebookRequest { title }))
-                    .await
-                    .map(|info| info.into_inner().id)
-                    .map_err(|e| describe(url, e)),
-            )
-        }
+        Request::NotebookCreate(title) => Reply::NotebookCreated(
+            collab
+                .create_notebook(authorized(t, v1::CreateNotebookRequest { title }))
+                .await
+                .map(|info| info.into_inner().id)
+                .map_err(|e| describe(url, e)),
+        ),
         Request::NotebookSubmit {
             cell,
             dataset,
             analysis,
         } => {
             let mut jobs = JobServiceClient::new(channel);
-            let update = match submit_request(dataset, format!("notebook cell {cell}"), &analysis, 0, "auto") {
+            let update = match submit_request(
+                dataset,
+                format!("notebook cell {cell}"),
+                &analysis,
+                0,
+                "auto",
+            ) {
                 Ok(r) => jobs
                     .submit(authorized(t, r))
                     .await
@@ -401,9 +408,10 @@ async fn answer_notebooks(c: &Connection, request: Request) -> Reply {
                 .map(|(j, r)| {
                     let output = match j.state.as_str() {
                         "succeeded" => Some(CellOutput::Histograms(r.histograms)),
-                        "failed" | "cancelled" => {
-                            Some(CellOutput::Error(format!("job #{job} {}: {}", j.state, j.reason)))
-                        }
+                        "failed" | "cancelled" => Some(CellOutput::Error(format!(
+                            "job #{job} {}: {}",
+                            j.state, j.reason
+                        ))),
                         _ => None,
                     };
                     (job, j.state, output)
@@ -456,7 +464,9 @@ async fn collab_session(
                     let _ = replies.send(Reply::NotebookOpened(Ok((id, s.notebook.save()))));
                 } else {
                     let all = s.notebook.changes_since(&[]).unwrap_or_default();
-                    let _ = replies.send(Reply::NotebookChanges(all.into_iter().map(|(_, b)| b).collect()));
+                    let _ = replies.send(Reply::NotebookChanges(
+                        all.into_iter().map(|(_, b)| b).collect(),
+                    ));
                 }
                 let _ = replies.send(Reply::NotebookStatus(String::new()));
                 let mut heads = s.notebook.heads();
@@ -500,15 +510,28 @@ async fn collab_session(
                     }
                 }
                 local = s.into_notebook();
-                let _ = replies.send(Reply::NotebookStatus("notebook: reconnecting (edits are kept)".into()));
+                let _ = replies.send(Reply::NotebookStatus(
+                    "notebook: reconnecting (edits are kept)".into(),
+                ));
             }
-            Err(e) if matches!(e.code(), tonic::Code::PermissionDenied | tonic::Code::NotFound | tonic::Code::Unauthenticated) => {
+            Err(e)
+                if matches!(
+                    e.code(),
+                    tonic::Code::PermissionDenied
+                        | tonic::Code::NotFound
+                        | tonic::Code::Unauthenticated
+                ) =>
+            {
                 let _ = replies.send(Reply::NotebookOpened(Err(describe(&c.url, e))));
                 return;
             }
             Err(e) => {
-                let _ = replies.send(Reply::NotebookStatus(format!("notebook: {}; retrying", describe(&c.url, e))));
-                local = Notebook::load(&saved, "desktop").unwrap_or_else(|_| Notebook::empty("desktop"));
+                let _ = replies.send(Reply::NotebookStatus(format!(
+                    "notebook: {}; retrying",
+                    describe(&c.url, e)
+                )));
+                local = Notebook::load(&saved, "desktop")
+                    .unwrap_or_else(|_| Notebook::empty("desktop"));
             }
         }
         // Edits made while away are applied to the copy before reconnecting.
@@ -721,7 +744,13 @@ fn spawn_client(connection: Connection) -> Result<(Sender<Request>, Receiver<Rep
                         }
                         let (stop, stopped) = tokio::sync::watch::channel(false);
                         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                        runtime.spawn(collab_session(connection.clone(), id, reply_tx.clone(), rx, stopped));
+                        runtime.spawn(collab_session(
+                            connection.clone(),
+                            id,
+                            reply_tx.clone(),
+                            rx,
+                            stopped,
+                        ));
                         notebook = Some((stop, tx));
                     }
                     Request::NotebookEdit(changes) => {
@@ -876,7 +905,9 @@ fn receive(
             Reply::NotebookOpened(r) => {
                 if let Some(n) = notebooks.as_mut() {
                     match r.and_then(|(id, bytes)| {
-                        Notebook::load(&bytes, "me").map(|nb| (id, nb)).map_err(|e| e.to_string())
+                        Notebook::load(&bytes, "me")
+                            .map(|nb| (id, nb))
+                            .map_err(|e| e.to_string())
                     }) {
                         Ok((id, nb)) => n.open(nb, None, Some(id)),
                         Err(e) => n.message = Some(e),

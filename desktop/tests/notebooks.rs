@@ -9,11 +9,11 @@ use alyx_backend::collab::store::{Access, share};
 use alyx_desktop::display::Display;
 use alyx_desktop::notebooks::{NotebookAction, NotebookPlugin, NotebookState};
 use alyx_desktop::remote::{Backend, BackendPlugin, Connection};
+use alyx_shared::DetectorGeometry;
 use alyx_shared::generator::{EventGenerator, GeneratorConfig};
 use alyx_shared::nano::{self, NanoConfig};
 use alyx_shared::notebook::{CellKind, CellOutput};
 use alyx_shared::store::DataStore;
-use alyx_shared::DetectorGeometry;
 use bevy::prelude::*;
 use sqlx::PgPool;
 
@@ -44,7 +44,10 @@ async fn until(apps: &mut [&mut App], what: &str, done: impl Fn(&[&mut App]) -> 
         for app in apps.iter_mut() {
             app.update();
         }
-        assert!(started.elapsed() < Duration::from_secs(90), "timed out: {what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "timed out: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -66,7 +69,10 @@ async fn two_desktops_edit_one_notebook_and_both_see_a_cluster_cells_result(pool
         ds.append(part).expect("append");
     }
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let base = base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b).to_owned();
+    let base = base
+        .rsplit_once('/')
+        .map_or(base.as_str(), |(b, _)| b)
+        .to_owned();
     let mut config = alyx_backend::Config::default();
     config.database_url = format!(
         "{base}/{}",
@@ -80,43 +86,82 @@ async fn two_desktops_edit_one_notebook_and_both_see_a_cluster_cells_result(pool
     let (grpc, metrics) = alyx_backend::server::bind(&config).await.expect("bind");
     let url = format!("http://{}", grpc.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(alyx_backend::server::run(config, grpc, metrics, async move {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(alyx_backend::server::run(
+        config,
+        grpc,
+        metrics,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     let ada = loop {
         if let Ok(t) = auth::create_user(&pool, "ada", Role::Physicist).await {
             break t;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let bob = auth::create_user(&pool, "bob", Role::Physicist).await.expect("bob");
+    let bob = auth::create_user(&pool, "bob", Role::Physicist)
+        .await
+        .expect("bob");
     let (mut a, mut b) = (desktop(&url, ada), desktop(&url, bob));
 
     // Ada makes a notebook in her window and shares it with Bob, who opens it in his.
     push(&mut a, NotebookAction::New("Z study".into()));
-    until(&mut [&mut a], "Ada's notebook opens", |apps| state(&apps[0]).remote.is_some()).await;
+    until(&mut [&mut a], "Ada's notebook opens", |apps| {
+        state(&apps[0]).remote.is_some()
+    })
+    .await;
     let id = state(&a).remote.expect("id");
-    share(&pool, id as i64, "ada", "bob", Access::Write).await.expect("share");
+    share(&pool, id as i64, "ada", "bob", Access::Write)
+        .await
+        .expect("share");
     push(&mut b, NotebookAction::OpenRemote(id));
-    until(&mut [&mut b], "Bob's copy opens", |apps| state(&apps[0]).remote == Some(id)).await;
+    until(&mut [&mut b], "Bob's copy opens", |apps| {
+        state(&apps[0]).remote == Some(id)
+    })
+    .await;
 
     // Both type at once: Ada adds a plot cell, Bob a note; each sees the other's.
     push(&mut a, NotebookAction::Add(0, CellKind::Plot));
     push(&mut b, NotebookAction::Add(0, CellKind::Markdown));
-    let cells = |app: &App| state(app).notebook.as_ref().map(|nb| nb.cells()).unwrap_or_default();
+    let cells = |app: &App| {
+        state(app)
+            .notebook
+            .as_ref()
+            .map(|nb| nb.cells())
+            .unwrap_or_default()
+    };
     until(&mut [&mut a, &mut b], "both cells everywhere", |apps| {
         cells(&apps[0]).len() == 2 && cells(&apps[1]).len() == 2
     })
     .await;
-    let plot = cells(&a).into_iter().find(|c| c.kind == CellKind::Plot).expect("plot").id;
-    let note = cells(&b).into_iter().find(|c| c.kind == CellKind::Markdown).expect("note").id;
-    push(&mut b, NotebookAction::Edit(note.clone(), "MET of all events".into()));
-    push(&mut a, NotebookAction::Edit(plot.clone(), "-- histogram met_pt:40:0:200\nSELECT met_pt FROM events".into()));
+    let plot = cells(&a)
+        .into_iter()
+        .find(|c| c.kind == CellKind::Plot)
+        .expect("plot")
+        .id;
+    let note = cells(&b)
+        .into_iter()
+        .find(|c| c.kind == CellKind::Markdown)
+        .expect("note")
+        .id;
+    push(
+        &mut b,
+        NotebookAction::Edit(note.clone(), "MET of all events".into()),
+    );
+    push(
+        &mut a,
+        NotebookAction::Edit(
+            plot.clone(),
+            "-- histogram met_pt:40:0:200\nSELECT met_pt FROM events".into(),
+        ),
+    );
     until(&mut [&mut a, &mut b], "both edits everywhere", |apps| {
         apps.iter().all(|app| {
             let c = cells(app);
             c.iter().any(|c| c.source == "MET of all events")
-                && c.iter().any(|c| c.source.starts_with("-- histogram met_pt:40"))
+                && c.iter()
+                    .any(|c| c.source.starts_with("-- histogram met_pt:40"))
         })
     })
     .await;
@@ -124,7 +169,10 @@ async fn two_desktops_edit_one_notebook_and_both_see_a_cluster_cells_result(pool
     // Ada's cursor shows in Bob's window, in the cell and at the character she is on.
     push(&mut a, NotebookAction::Cursor(plot.clone(), 3));
     until(&mut [&mut a, &mut b], "Ada's cursor at Bob's", |apps| {
-        state(&apps[1]).peers.iter().any(|p| p.user == "ada" && p.cell == plot && p.at == Some(3))
+        state(&apps[1])
+            .peers
+            .iter()
+            .any(|p| p.user == "ada" && p.cell == plot && p.at == Some(3))
     })
     .await;
 
@@ -139,7 +187,11 @@ async fn two_desktops_edit_one_notebook_and_both_see_a_cluster_cells_result(pool
         })
     })
     .await;
-    let engine = cells(&b).into_iter().find(|c| c.id == plot).expect("plot").engine;
+    let engine = cells(&b)
+        .into_iter()
+        .find(|c| c.id == plot)
+        .expect("plot")
+        .engine;
     assert_eq!(engine, "cluster");
     drop((a, b));
     let _ = stop.send(());

@@ -249,11 +249,17 @@ fn keyset_pages_keep_identical_rows_and_nulls() {
 }
 
 /// The relational plan's histogram of `column` and the query's row count, bypassing the kernel.
-fn relational(ds: &Dataset, checked: &query::Checked, column: &str, binning: &Binning) -> (Histogram, u64) {
+fn relational(
+    ds: &Dataset,
+    checked: &query::Checked,
+    column: &str,
+    binning: &Binning,
+) -> (Histogram, u64) {
     let q = plan::histogram(checked, column, None, binning).expect("histogram plan");
     let df = query::run_local_plan(ds, &q, &plan::histogram_columns()).expect("relational");
     let h = plan::histogram_from_rows(&df, binning.clone()).expect("histogram");
-    let n = query::run_local_plan(ds, &plan::count(checked), &plan::count_columns()).expect("count");
+    let n =
+        query::run_local_plan(ds, &plan::count(checked), &plan::count_columns()).expect("count");
     (h, plan::count_from_rows(&n))
 }
 
@@ -269,7 +275,12 @@ fn kernel_matches_relational(ds: &Dataset, spec: &Spec, plots: &[(String, Binnin
         let (expected, n) = relational(ds, &checked, column, binning);
         assert_eq!(
             (&h.entries, h.underflow, h.overflow, h.missing),
-            (&expected.entries, expected.underflow, expected.overflow, expected.missing),
+            (
+                &expected.entries,
+                expected.underflow,
+                expected.overflow,
+                expected.missing
+            ),
             "{column} of {sql}"
         );
         assert_eq!(rows, n, "rows of {sql}");
@@ -285,14 +296,22 @@ fn the_per_event_kernel_fills_the_relational_plans_bins() {
     let (_dir, ds, _) = nano_dataset(8_000);
     for n in [5, 6, 8] {
         let (_, spec, plots) = adl::query(n).expect("query");
-        let plots: Vec<_> = plots.iter().map(|p| (p.column.to_owned(), p.binning.clone())).collect();
+        let plots: Vec<_> = plots
+            .iter()
+            .map(|p| (p.column.to_owned(), p.binning.clone()))
+            .collect();
         kernel_matches_relational(&ds, &spec, &plots);
     }
     // Not the builder's pair and triple selections: relational.
     let not_taken = [
         adl::query(7).expect("q7").1.sql().expect("q7"),
         adl::query(2).expect("q2").1.sql().expect("q2"),
-        adl::query(6).expect("q6").1.sql().expect("q6").replace("a.idx < b.idx", "a.idx <= b.idx"),
+        adl::query(6)
+            .expect("q6")
+            .1
+            .sql()
+            .expect("q6")
+            .replace("a.idx < b.idx", "a.idx <= b.idx"),
         "SELECT INV_MASS(a.pt, a.eta, a.phi, a.mass, b.pt, b.eta, b.phi, b.mass) AS mass \
          FROM jets a JOIN jets b ON a.event_id = b.event_id AND a.idx < b.idx"
             .into(),
@@ -324,42 +343,52 @@ mod kernel_properties {
 
     fn spec() -> impl Strategy<Value = Spec> {
         (
-            prop_oneof![Just(Collection::Jets), Just(Collection::Muons), Just(Collection::Leptons)],
+            prop_oneof![
+                Just(Collection::Jets),
+                Just(Collection::Muons),
+                Just(Collection::Leptons)
+            ],
             prop_oneof![Just(2usize), Just(3usize)],
             any::<(bool, bool)>(),
             proptest::option::of(50.0f64..120.0),
             proptest::option::of((0.0f64..80.0, 90.0f64..400.0)),
-            (0u32..5, proptest::option::of(10.0f64..40.0), proptest::option::of(1.0f64..2.5)),
+            (
+                0u32..5,
+                proptest::option::of(10.0f64..40.0),
+                proptest::option::of(1.0f64..2.5),
+            ),
             0u8..3,
         )
-            .prop_map(|(collection, n, (charge, flavour), closest, mass, (min, pt, eta), out)| {
-                let mut cuts = Vec::new();
-                if let Some(pt) = pt {
-                    cuts.push(Cut::new("pt", BinOp::Gt, pt.round()));
-                }
-                if let Some(eta) = eta {
-                    cuts.push(Cut::abs("eta", BinOp::Lt, (eta * 10.0).round() / 10.0));
-                }
-                let combine = Combine {
-                    n,
-                    opposite_charge: charge && collection != Collection::Jets,
-                    same_flavour: flavour && collection == Collection::Leptons,
-                    mass: mass.map(|(lo, hi): (f64, f64)| (lo.round(), hi.round())),
-                    closest_to: closest.map(|x: f64| x.round()),
-                };
-                let output = match out {
-                    0 => Output::Combinations,
-                    1 => Output::Events(vec!["met_pt".into()]),
-                    _ if n == 2 && combine.closest_to.is_some() => Output::MtWithLeadingOther,
-                    _ => Output::Combinations,
-                };
-                Spec {
-                    object_cuts: cuts,
-                    min_objects: (min > 0).then_some(min),
-                    combine: Some(combine),
-                    ..Spec::new(collection, output)
-                }
-            })
+            .prop_map(
+                |(collection, n, (charge, flavour), closest, mass, (min, pt, eta), out)| {
+                    let mut cuts = Vec::new();
+                    if let Some(pt) = pt {
+                        cuts.push(Cut::new("pt", BinOp::Gt, pt.round()));
+                    }
+                    if let Some(eta) = eta {
+                        cuts.push(Cut::abs("eta", BinOp::Lt, (eta * 10.0).round() / 10.0));
+                    }
+                    let combine = Combine {
+                        n,
+                        opposite_charge: charge && collection != Collection::Jets,
+                        same_flavour: flavour && collection == Collection::Leptons,
+                        mass: mass.map(|(lo, hi): (f64, f64)| (lo.round(), hi.round())),
+                        closest_to: closest.map(|x: f64| x.round()),
+                    };
+                    let output = match out {
+                        0 => Output::Combinations,
+                        1 => Output::Events(vec!["met_pt".into()]),
+                        _ if n == 2 && combine.closest_to.is_some() => Output::MtWithLeadingOther,
+                        _ => Output::Combinations,
+                    };
+                    Spec {
+                        object_cuts: cuts,
+                        min_objects: (min > 0).then_some(min),
+                        combine: Some(combine),
+                        ..Spec::new(collection, output)
+                    }
+                },
+            )
     }
 
     proptest! {

@@ -78,12 +78,21 @@ fn big_notebook(cells: usize) -> Notebook {
                 &format!("-- histogram mass:100:60:120\nSELECT INV_MASS(a.pt, a.eta, a.phi, a.mass, b.pt, b.eta, b.phi, b.mass) AS mass\nFROM muons a JOIN muons b ON a.event_id = b.event_id AND a.idx < b.idx -- cell {i}"),
             )
             .expect("cell");
-        let mut h = Histogram::new(Binning::Fixed { bins: 100, lo: 60.0, hi: 120.0 });
+        let mut h = Histogram::new(Binning::Fixed {
+            bins: 100,
+            lo: 60.0,
+            hi: 120.0,
+        });
         for k in 0..5000 {
             h.fill(60.0 + (k as f64 * 0.0123 + i as f64) % 60.0, 1.0);
         }
-        nb.set_output(&id, &CellOutput::Histograms(vec![("mass".into(), h)]), "local", 0)
-            .expect("output");
+        nb.set_output(
+            &id,
+            &CellOutput::Histograms(vec![("mass".into(), h)]),
+            "local",
+            0,
+        )
+        .expect("output");
     }
     nb
 }
@@ -121,7 +130,11 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     let pool = PgPool::connect(&config.database_url).await?;
     let channel = loop {
         if let Ok(c) = Channel::from_shared(url.clone())?.connect().await {
-            if sqlx::query("SELECT 1 FROM notebooks LIMIT 1").fetch_optional(&pool).await.is_ok() {
+            if sqlx::query("SELECT 1 FROM notebooks LIMIT 1")
+                .fetch_optional(&pool)
+                .await
+                .is_ok()
+            {
                 break c;
             }
         }
@@ -129,14 +142,28 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     };
     let token = create_user(&pool, "ada", Role::Physicist).await?;
     let mut client = CollabServiceClient::new(channel.clone()).max_decoding_message_size(256 << 20);
-    let create = |title: &str| v1::CreateNotebookRequest { title: title.into() };
-    println!("collab-bench: {} readers, {} edits, 2 cores", args.readers, args.edits);
+    let create = |title: &str| v1::CreateNotebookRequest {
+        title: title.into(),
+    };
+    println!(
+        "collab-bench: {} readers, {} edits, 2 cores",
+        args.readers, args.edits
+    );
 
     // 1. Propagation: one writer types, 20 readers see each keystroke.
-    let id = client.create_notebook(authorized(&token, create("latency"))).await?.into_inner().id;
+    let id = client
+        .create_notebook(authorized(&token, create("latency")))
+        .await?
+        .into_inner()
+        .id;
     let mut writer = Session::open(channel.clone(), &token, id, Notebook::empty("ada")).await?;
-    writer.until(Duration::from_secs(10), |s| !s.notebook.title().is_empty()).await?;
-    let cell = writer.notebook.insert_cell(0, CellKind::Markdown, "").map_err(anyhow::Error::msg)?;
+    writer
+        .until(Duration::from_secs(10), |s| !s.notebook.title().is_empty())
+        .await?;
+    let cell = writer
+        .notebook
+        .insert_cell(0, CellKind::Markdown, "")
+        .map_err(anyhow::Error::msg)?;
     writer.flush().await?;
     let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
@@ -144,7 +171,8 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     for _ in 0..args.readers {
         let mut s = Session::open(channel.clone(), &token, id, Notebook::empty("reader")).await?;
         let cell = cell.clone();
-        s.until(Duration::from_secs(10), |s| s.notebook.cell(&cell).is_ok()).await?;
+        s.until(Duration::from_secs(10), |s| s.notebook.cell(&cell).is_ok())
+            .await?;
         let (sent, latencies, edits) = (sent.clone(), latencies.clone(), args.edits);
         readers.push(tokio::spawn(async move {
             let mut seen = 0;
@@ -154,7 +182,10 @@ async fn run(args: &Args, db: &str) -> Result<()> {
                     Ok(Ok(Some(_))) => continue,
                     _ => break,
                 }
-                let len = s.notebook.cell(&cell).map_or(0, |c| c.source.chars().count());
+                let len = s
+                    .notebook
+                    .cell(&cell)
+                    .map_or(0, |c| c.source.chars().count());
                 let now = Instant::now();
                 let sent = sent.lock().map(|v| v.clone()).unwrap_or_default();
                 let mut l = latencies.lock().expect("latencies");
@@ -168,7 +199,10 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     let t = Instant::now();
     for i in 0..args.edits {
         sent.lock().expect("sent").push(Instant::now());
-        writer.notebook.splice_source(&cell, i, 0, "x").map_err(anyhow::Error::msg)?;
+        writer
+            .notebook
+            .splice_source(&cell, i, 0, "x")
+            .map_err(anyhow::Error::msg)?;
         writer.flush().await?;
         // Keep answering the server (its acknowledgements) while typing ~50 keys/s.
         let _ = tokio::time::timeout(Duration::from_millis(20), writer.next()).await;
@@ -193,7 +227,9 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     let mut nb = big_notebook(100);
     let bytes = nb.save();
     let before = rss_bytes();
-    let copies: Vec<Notebook> = (0..50).map(|_| Notebook::load(&bytes, "x").expect("load")).collect();
+    let copies: Vec<Notebook> = (0..50)
+        .map(|_| Notebook::load(&bytes, "x").expect("load"))
+        .collect();
     let per = (rss_bytes().saturating_sub(before)) as f64 / copies.len() as f64;
     println!(
         "  memory per open notebook (100 cells with 100-bin histogram outputs, {:.0} kB saved): {:.2} MB",
@@ -203,14 +239,21 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     drop(copies);
 
     // 3. Load times, from bytes and through alyxd.
-    for (what, mut nb) in [("10,000 edits", typed_notebook(10_000)), ("100 cells with outputs", big_notebook(100))] {
+    for (what, mut nb) in [
+        ("10,000 edits", typed_notebook(10_000)),
+        ("100 cells with outputs", big_notebook(100)),
+    ] {
         let bytes = nb.save();
         let t = Instant::now();
         let loaded = Notebook::load(&bytes, "x").map_err(anyhow::Error::msg)?;
         let from_bytes = t.elapsed().as_secs_f64();
         let cells = loaded.cells().len();
         // Through alyxd: stored as a snapshot, opened by a new client with an empty copy.
-        let id = client.create_notebook(authorized(&token, create(what))).await?.into_inner().id;
+        let id = client
+            .create_notebook(authorized(&token, create(what)))
+            .await?
+            .into_inner()
+            .id;
         sqlx::query("UPDATE notebooks SET snapshot = $2 WHERE id = $1")
             .bind(id as i64)
             .bind(&bytes)
@@ -218,7 +261,10 @@ async fn run(args: &Args, db: &str) -> Result<()> {
             .await?;
         let t = Instant::now();
         let mut s = Session::open(channel.clone(), &token, id, Notebook::empty("bob")).await?;
-        s.until(Duration::from_secs(60), |s| s.notebook.cells().len() == cells).await?;
+        s.until(Duration::from_secs(60), |s| {
+            s.notebook.cells().len() == cells
+        })
+        .await?;
         println!(
             "  load, {what} ({:.0} kB): from bytes {:.1} ms; opened through alyxd by a new client {:.1} ms",
             bytes.len() as f64 / 1e3,

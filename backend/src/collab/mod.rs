@@ -134,7 +134,15 @@ impl Collab {
         if new.is_empty() {
             return Ok(0);
         }
-        store::append(&self.pool, hub.id, &self.instance, author, &doc.title(), &new).await?;
+        store::append(
+            &self.pool,
+            hub.id,
+            &self.instance,
+            author,
+            &doc.title(),
+            &new,
+        )
+        .await?;
         let n = new.len();
         let total = hub
             .since_snapshot
@@ -265,14 +273,22 @@ pub async fn follow(collab: Arc<Collab>, shutdown: impl std::future::Future<Outp
                                 Ok(()) => {
                                     let _ = hub.events.send(Event::Changed);
                                 }
-                                Err(e) => tracing::warn!(notebook = id, error = %e, "cannot apply stored changes"),
+                                Err(e) => {
+                                    tracing::warn!(notebook = id, error = %e, "cannot apply stored changes")
+                                }
                             }
                         }
-                        Err(e) => tracing::warn!(notebook = id, error = %e, "cannot read stored changes"),
+                        Err(e) => {
+                            tracing::warn!(notebook = id, error = %e, "cannot read stored changes")
+                        }
                     }
                 }
                 _ => {
-                    if let Some(event) = parts.get(2).and_then(|h| unhex(h)).and_then(|b| decode_event(&b)) {
+                    if let Some(event) = parts
+                        .get(2)
+                        .and_then(|h| unhex(h))
+                        .and_then(|b| decode_event(&b))
+                    {
                         match &event {
                             Event::Presence(p) => {
                                 hub.present
@@ -322,8 +338,8 @@ pub fn colour(user: &str) -> String {
     const PALETTE: [&str; 8] = [
         "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324",
     ];
-    let h = user
-        .bytes()
-        .fold(2166136261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16777619));
+    let h = user.bytes().fold(2166136261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16777619)
+    });
     PALETTE[h as usize % PALETTE.len()].to_owned()
 }

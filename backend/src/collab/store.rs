@@ -84,7 +84,11 @@ pub async fn require(pool: &PgPool, id: i64, user: &str, need: Access) -> Result
     if has < need || has == Access::None {
         return Err(Error::PermissionDenied(format!(
             "notebook {id} is not shared with {user}{}",
-            if has == Access::Read { " for writing" } else { "" }
+            if has == Access::Read {
+                " for writing"
+            } else {
+                ""
+            }
         )));
     }
     Ok(has)
@@ -151,7 +155,13 @@ pub async fn list(pool: &PgPool, user: &str) -> Result<Vec<Info>> {
 }
 
 /// The owner gives `user` `access` (None takes it away).
-pub async fn share(pool: &PgPool, id: i64, caller: &str, user: &str, grant: Access) -> Result<Info> {
+pub async fn share(
+    pool: &PgPool,
+    id: i64,
+    caller: &str,
+    user: &str,
+    grant: Access,
+) -> Result<Info> {
     if access(pool, id, caller).await? != Access::Owner {
         return Err(Error::PermissionDenied(format!(
             "only the owner of notebook {id} shares it"
@@ -176,7 +186,11 @@ pub async fn share(pool: &PgPool, id: i64, caller: &str, user: &str, grant: Acce
             )
             .bind(id)
             .bind(user)
-            .bind(if grant == Access::Read { "read" } else { "write" })
+            .bind(if grant == Access::Read {
+                "read"
+            } else {
+                "write"
+            })
             .execute(pool)
             .await?;
         }
@@ -287,20 +301,24 @@ pub async fn compact(pool: &PgPool, id: i64, nb: &mut Notebook) -> Result<u64> {
         .bind(nb.title())
         .execute(&mut *tx)
         .await?;
-    let deleted = sqlx::query(
-        "DELETE FROM notebook_changes WHERE notebook_id = $1 AND hash = ANY($2)",
-    )
-    .bind(id)
-    .bind(&held)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let deleted =
+        sqlx::query("DELETE FROM notebook_changes WHERE notebook_id = $1 AND hash = ANY($2)")
+            .bind(id)
+            .bind(&held)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
     tx.commit().await?;
     Ok(deleted)
 }
 
 /// Tells every instance about presence in notebook `id`: `alyx_presence` "id instance hex".
-pub async fn publish_presence(pool: &PgPool, id: i64, instance: &str, encoded: &[u8]) -> Result<()> {
+pub async fn publish_presence(
+    pool: &PgPool,
+    id: i64,
+    instance: &str,
+    encoded: &[u8],
+) -> Result<()> {
     let hex: String = encoded.iter().map(|b| format!("{b:02x}")).collect();
     sqlx::query("SELECT pg_notify('alyx_presence', $1)")
         .bind(format!("{id} {instance} {hex}"))

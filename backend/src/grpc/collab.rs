@@ -4,8 +4,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use alyx_proto::v1;
-use alyx_proto::v1::collab_server_message::Kind as ServerKind;
 use alyx_proto::v1::collab_client_message::Kind as ClientKind;
+use alyx_proto::v1::collab_server_message::Kind as ServerKind;
 use alyx_proto::v1::collab_service_server::CollabService;
 use alyx_shared::notebook::Notebook;
 use automerge::sync;
@@ -172,9 +172,7 @@ impl CollabService for CollabApi {
                         kind: Some(ClientKind::Open(o)),
                     }) => notebook_id(o.id)?,
                     _ => {
-                        return Err(Status::invalid_argument(
-                            "a sync stream starts with `open`",
-                        ));
+                        return Err(Status::invalid_argument("a sync stream starts with `open`"));
                     }
                 };
                 let pool = &self.collab.pool;

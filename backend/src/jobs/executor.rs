@@ -373,17 +373,35 @@ impl SlurmExecutor {
 
     /// `sbatch` of `alyxd worker` on the spec `{stem}.json` (`stem` may name
     /// `$SLURM_ARRAY_TASK_ID`), with `task`'s resources and `extra` arguments; the job id.
-    async fn sbatch(&self, task: &Claimed, name: &str, stem: &str, log: &str, extra: &[&str]) -> Result<String> {
+    async fn sbatch(
+        &self,
+        task: &Claimed,
+        name: &str,
+        stem: &str,
+        log: &str,
+        extra: &[&str],
+    ) -> Result<String> {
         let spool = self.spool.display();
         let wrap = format!(
             "exec {} worker --spec {spool}/{stem}.json --out {spool}/{stem}.result.json",
             self.worker_binary.display(),
         );
         let log = format!("{spool}/{log}");
-        let (cores, memory) = (task.cores.max(1).to_string(), format!("{}M", task.memory_mb.max(64)));
+        let (cores, memory) = (
+            task.cores.max(1).to_string(),
+            format!("{}M", task.memory_mb.max(64)),
+        );
         let mut args = vec![
-            "--parsable", "--requeue", "--job-name", name, "--cpus-per-task", &cores, "--mem",
-            &memory, "--output", &log,
+            "--parsable",
+            "--requeue",
+            "--job-name",
+            name,
+            "--cpus-per-task",
+            &cores,
+            "--mem",
+            &memory,
+            "--output",
+            &log,
         ];
         args.extend_from_slice(extra);
         args.extend_from_slice(&["--wrap", &wrap]);
@@ -432,7 +450,13 @@ impl SlurmExecutor {
         let stem = format!("task-{}-{}", task.job_id, task.chunk_id);
         let mut e = self.write_spec(task, &stem)?;
         e.id = self
-            .sbatch(task, &format!("alyx-job-{}", task.job_id), &stem, &format!("{stem}.%j.log"), &[])
+            .sbatch(
+                task,
+                &format!("alyx-job-{}", task.job_id),
+                &stem,
+                &format!("{stem}.%j.log"),
+                &[],
+            )
             .await?;
         e.log = self.spool.join(format!("{stem}.{}.log", e.id));
         Ok(e)
@@ -451,7 +475,11 @@ impl SlurmExecutor {
         let states = match recent {
             Some(s) => s,
             None => {
-                let text = slurm("squeue", &["-h", "-r", "--states=all", "-j", &batch, "-o", "%i|%T"]).await?;
+                let text = slurm(
+                    "squeue",
+                    &["-h", "-r", "--states=all", "-j", &batch, "-o", "%i|%T"],
+                )
+                .await?;
                 let s = Arc::new(squeue_states(&text));
                 let mut all = self.states.lock().unwrap_or_else(PoisonError::into_inner);
                 all.retain(|_, (at, _)| at.elapsed() < self.poll * 10);
@@ -548,21 +576,31 @@ impl Executor for SlurmExecutor {
                     | "STAGE_OUT" => continue,
                     "COMPLETED" => {
                         let text = std::fs::read(&e.out).map_err(|err| {
-                            Error::Internal(format!("batch job {id} completed without a result: {err}"))
+                            Error::Internal(format!(
+                                "batch job {id} completed without a result: {err}"
+                            ))
                         });
                         break text.and_then(|t| {
                             serde_json::from_slice::<TaskResult>(&t).map_err(|err| {
-                                Error::Internal(format!("batch job {id}'s result does not read: {err}"))
+                                Error::Internal(format!(
+                                    "batch job {id}'s result does not read: {err}"
+                                ))
                             })
                         });
                     }
                     other => {
                         let log = std::fs::read_to_string(&e.log).unwrap_or_default();
                         let last = log.lines().last().unwrap_or("").to_owned();
-                        break Err(Error::Internal(format!("batch job {id} ended {other}: {last}")));
+                        break Err(Error::Internal(format!(
+                            "batch job {id} ended {other}: {last}"
+                        )));
                     }
                 },
-                Ok(None) => break Err(Error::Internal(format!("batch job {id} vanished from squeue"))),
+                Ok(None) => {
+                    break Err(Error::Internal(format!(
+                        "batch job {id} vanished from squeue"
+                    )));
+                }
             }
         };
         self.lock().remove(&key);

@@ -77,7 +77,10 @@ pub async fn follow(
                         Ok(id) => {
                             let _ = changes.send(id);
                         }
-                        Err(_) => tracing::warn!(payload = n.payload(), "malformed alyx_jobs notification"),
+                        Err(_) => tracing::warn!(
+                            payload = n.payload(),
+                            "malformed alyx_jobs notification"
+                        ),
                     }
                 }
                 Err(e) => {

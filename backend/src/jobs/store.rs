@@ -122,7 +122,12 @@ pub async fn add_replicas(pool: &PgPool, dataset: &str, chunks: &[i32], site: &s
 }
 
 /// Forgets the replicas of `chunks` (all chunks when empty) of `dataset` at `site`.
-pub async fn remove_replicas(pool: &PgPool, dataset: &str, chunks: &[i32], site: &str) -> Result<u64> {
+pub async fn remove_replicas(
+    pool: &PgPool,
+    dataset: &str,
+    chunks: &[i32],
+    site: &str,
+) -> Result<u64> {
     Ok(sqlx::query(
         "DELETE FROM chunk_replicas WHERE dataset = $1 AND site = $3 \
          AND (cardinality($2::int[]) = 0 OR chunk_id = ANY($2))",
@@ -493,7 +498,12 @@ impl JobStore {
     /// Data locality (delay scheduling): a task of a job with target auto whose chunk has
     /// replicas goes to an executor at one of their sites (`site`), or to any executor once the
     /// job has waited `locality_wait`; within a priority, tasks local to `site` come first.
-    pub async fn claim(&self, worker: &str, executor: &ClaimFor<'_>, n: i64) -> Result<Vec<Claimed>> {
+    pub async fn claim(
+        &self,
+        worker: &str,
+        executor: &ClaimFor<'_>,
+        n: i64,
+    ) -> Result<Vec<Claimed>> {
         if n <= 0 {
             return Ok(Vec::new());
         }

@@ -82,7 +82,10 @@ pub enum CellOutput {
     /// Histograms, by column.
     Histograms(Vec<(String, Histogram)>),
     /// The cell went to the cluster as job `id`; its output fills in when the job ends.
-    Job { id: u64, state: String },
+    Job {
+        id: u64,
+        state: String,
+    },
     Error(String),
 }
 
@@ -297,7 +300,9 @@ impl Notebook {
             .put_object(&cells, id.as_str(), ObjType::Map)
             .map_err(am)?;
         self.doc.put(&cell, "kind", kind.name()).map_err(am)?;
-        self.doc.put(&cell, "author", self.author.as_str()).map_err(am)?;
+        self.doc
+            .put(&cell, "author", self.author.as_str())
+            .map_err(am)?;
         self.doc.put(&cell, "output", "").map_err(am)?;
         let text = self
             .doc
@@ -430,7 +435,8 @@ impl Notebook {
         let obj = self.source_obj(id)?;
         let pos = pos.min(self.doc.length(&obj));
         let c = if pos == self.doc.length(&obj) {
-            self.doc.get_cursor(&obj, automerge::CursorPosition::End, None)
+            self.doc
+                .get_cursor(&obj, automerge::CursorPosition::End, None)
         } else {
             self.doc.get_cursor(&obj, pos, None)
         };
@@ -450,7 +456,11 @@ impl Notebook {
 
     /// The heads: the version the notebook is at.
     pub fn heads(&mut self) -> Vec<String> {
-        self.doc.get_heads().iter().map(ToString::to_string).collect()
+        self.doc
+            .get_heads()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     /// Every change, oldest first.
@@ -589,7 +599,11 @@ impl Notebook {
             match cell.kind {
                 CellKind::Markdown => out.push_str(cell.source.trim_end()),
                 kind => {
-                    let lang = if kind == CellKind::Event { "json" } else { "sql" };
+                    let lang = if kind == CellKind::Event {
+                        "json"
+                    } else {
+                        "sql"
+                    };
                     out.push_str(&format!("```{lang}\n{}\n```", cell.source.trim_end()));
                     if let Some(o) = &cell.output {
                         out.push_str("\n\n");
@@ -605,9 +619,8 @@ impl Notebook {
     /// The notebook as a Jupyter notebook (nbformat 4) with its outputs as text, so the work can
     /// leave ALYX.
     pub fn to_ipynb(&self) -> serde_json::Value {
-        let lines = |s: &str| -> Vec<String> {
-            s.split_inclusive('\n').map(str::to_owned).collect()
-        };
+        let lines =
+            |s: &str| -> Vec<String> { s.split_inclusive('\n').map(str::to_owned).collect() };
         let cells: Vec<serde_json::Value> = self
             .cells()
             .iter()
@@ -650,7 +663,11 @@ pub fn output_text(o: &CellOutput) -> String {
             rows,
             total,
         } => {
-            let mut s = format!("| {} |\n|{}\n", columns.join(" | "), "---|".repeat(columns.len()));
+            let mut s = format!(
+                "| {} |\n|{}\n",
+                columns.join(" | "),
+                "---|".repeat(columns.len())
+            );
             for r in rows {
                 s.push_str(&format!("| {} |\n", r.join(" | ")));
             }
@@ -707,7 +724,11 @@ mod tests {
         let cells = nb.order();
         match e {
             Edit::AddCell(at, md) => {
-                let kind = if *md { CellKind::Markdown } else { CellKind::Query };
+                let kind = if *md {
+                    CellKind::Markdown
+                } else {
+                    CellKind::Query
+                };
                 nb.insert_cell(*at % (cells.len() + 1), kind, &token).ok()?;
                 Some(token)
             }
@@ -718,7 +739,8 @@ mod tests {
                 Some(token)
             }
             Edit::Move(c, to) if !cells.is_empty() => {
-                nb.move_cell(&cells[*c % cells.len()], *to % cells.len()).ok()?;
+                nb.move_cell(&cells[*c % cells.len()], *to % cells.len())
+                    .ok()?;
                 None
             }
             Edit::Delete(c) if deletes && !cells.is_empty() => {
@@ -743,7 +765,12 @@ mod tests {
 
     /// Clients edit concurrently; every change reaches every client in a random order, some
     /// twice. All converge to one document.
-    fn run(clients: usize, edits: Vec<(usize, Edit)>, order: Vec<usize>, deletes: bool) -> (Vec<Notebook>, Vec<String>) {
+    fn run(
+        clients: usize,
+        edits: Vec<(usize, Edit)>,
+        order: Vec<usize>,
+        deletes: bool,
+    ) -> (Vec<Notebook>, Vec<String>) {
         let mut origin = Notebook::new("shared", "origin");
         let base = origin.save();
         let mut nbs: Vec<Notebook> = (0..clients)
@@ -862,8 +889,10 @@ mod tests {
         sync_pair(&mut server, &mut s_ada, &mut ada, &mut a_srv);
         sync_pair(&mut server, &mut s_bob, &mut bob, &mut b_srv);
         // Offline, both edit the same sentence.
-        ada.set_source(&cell, "The Z peak is at 91.19 GeV.").expect("ada");
-        bob.set_source(&cell, "The dimuon Z peak is at 91 GeV.").expect("bob");
+        ada.set_source(&cell, "The Z peak is at 91.19 GeV.")
+            .expect("ada");
+        bob.set_source(&cell, "The dimuon Z peak is at 91 GeV.")
+            .expect("bob");
         let cursor = bob.cursor(&cell, 4).expect("cursor before `dimuon`");
         sync_pair(&mut server, &mut s_ada, &mut ada, &mut a_srv);
         sync_pair(&mut server, &mut s_bob, &mut bob, &mut b_srv);
@@ -885,7 +914,8 @@ mod tests {
         let v1 = nb.heads();
         nb.set_source(&q, "SELECT pt, eta FROM muons WHERE pt > 20")
             .expect("edit");
-        nb.insert_cell(1, CellKind::Markdown, "notes").expect("cell");
+        nb.insert_cell(1, CellKind::Markdown, "notes")
+            .expect("cell");
         nb.delete_cell(&q).expect("delete");
         assert_eq!(nb.cells().len(), 1);
         let history = nb.history();
@@ -901,7 +931,10 @@ mod tests {
         nb.restore(&v1).expect("restore");
         let cells = nb.cells();
         assert_eq!(cells.len(), 1);
-        assert_eq!((cells[0].id.as_str(), cells[0].source.as_str()), (q.as_str(), "SELECT pt FROM muons"));
+        assert_eq!(
+            (cells[0].id.as_str(), cells[0].source.as_str()),
+            (q.as_str(), "SELECT pt FROM muons")
+        );
         assert_eq!(nb.history().len(), before + 1);
         assert!(nb.at(&["nothex".into()]).is_err());
     }
@@ -909,11 +942,23 @@ mod tests {
     #[test]
     fn saves_loads_and_exports() {
         let mut nb = Notebook::new("Z → μμ", "ada");
-        let md = nb.insert_cell(0, CellKind::Markdown, "## Selection\nOpposite-charge muons.").expect("md");
-        let q = nb.insert_cell(1, CellKind::Query, "SELECT COUNT(*) AS n FROM muons").expect("q");
+        let md = nb
+            .insert_cell(
+                0,
+                CellKind::Markdown,
+                "## Selection\nOpposite-charge muons.",
+            )
+            .expect("md");
+        let q = nb
+            .insert_cell(1, CellKind::Query, "SELECT COUNT(*) AS n FROM muons")
+            .expect("q");
         nb.set_output(
             &q,
-            &CellOutput::Table { columns: vec!["n".into()], rows: vec![vec!["2304".into()]], total: 1 },
+            &CellOutput::Table {
+                columns: vec!["n".into()],
+                rows: vec![vec!["2304".into()]],
+                total: 1,
+            },
             "local",
             1_700_000_000_000,
         )
@@ -926,12 +971,18 @@ mod tests {
         assert!(Notebook::load(b"not a notebook", "bob").is_err());
         let md_text = back.to_markdown();
         assert!(md_text.starts_with("# Z → μμ\n"), "{md_text}");
-        assert!(md_text.contains("```sql\nSELECT COUNT(*) AS n FROM muons\n```"), "{md_text}");
+        assert!(
+            md_text.contains("```sql\nSELECT COUNT(*) AS n FROM muons\n```"),
+            "{md_text}"
+        );
         assert!(md_text.contains("| 2304 |"), "{md_text}");
         let ipynb = back.to_ipynb();
         assert_eq!(ipynb["nbformat"], 4);
         assert_eq!(ipynb["cells"][0]["cell_type"], "code");
-        assert_eq!(ipynb["cells"][0]["outputs"][0]["output_type"], "execute_result");
+        assert_eq!(
+            ipynb["cells"][0]["outputs"][0]["output_type"],
+            "execute_result"
+        );
         assert_eq!(ipynb["cells"][1]["cell_type"], "markdown");
         assert_eq!(ipynb["cells"][1]["source"][0], "## Selection\n");
     }

@@ -37,9 +37,10 @@ pub fn plot_specs(source: &str) -> Result<Vec<HistogramSpec>> {
         let Some(spec) = line.trim().strip_prefix("-- histogram ") else {
             continue;
         };
-        let (column, binning) = spec.trim().split_once(':').ok_or_else(|| {
-            Error::Invalid(format!("`{spec}`: a histogram is COL:BINS:LO:HI"))
-        })?;
+        let (column, binning) = spec
+            .trim()
+            .split_once(':')
+            .ok_or_else(|| Error::Invalid(format!("`{spec}`: a histogram is COL:BINS:LO:HI")))?;
         specs.push(HistogramSpec {
             column: column.trim().to_owned(),
             weight: None,
@@ -94,7 +95,14 @@ pub fn work(ds: &Dataset, cell: &Cell) -> u64 {
     let events = ds.manifest().event_count();
     match cell.kind {
         CellKind::Plot | CellKind::Query => cell_query(&cell.source)
-            .map(|q| events * Analysis { query: q, histograms: Vec::new() }.complexity() as u64)
+            .map(|q| {
+                events
+                    * Analysis {
+                        query: q,
+                        histograms: Vec::new(),
+                    }
+                    .complexity() as u64
+            })
             .unwrap_or(0),
         _ => 0,
     }
@@ -132,7 +140,10 @@ fn try_run(ds: &Dataset, cell: &Cell) -> Result<CellOutput> {
             let mut rows = Vec::with_capacity(df.height());
             for i in 0..df.height() {
                 let row = df.columns().iter().map(|c| {
-                    c.get(i).map_or_else(|_| String::new(), |v| v.to_string().trim_matches('"').to_owned())
+                    c.get(i).map_or_else(
+                        |_| String::new(),
+                        |v| v.to_string().trim_matches('"').to_owned(),
+                    )
                 });
                 rows.push(row.collect());
             }
@@ -152,13 +163,23 @@ mod tests {
 
     #[test]
     fn plot_lines_and_builder_json_read() {
-        let specs = plot_specs("-- histogram mass:60:60:120\n-- histogram pt:0,10,20,50\nSELECT 1").expect("specs");
+        let specs = plot_specs("-- histogram mass:60:60:120\n-- histogram pt:0,10,20,50\nSELECT 1")
+            .expect("specs");
         assert_eq!(specs.len(), 2);
         assert_eq!(specs[0].column, "mass");
-        assert_eq!(specs[0].binning, Binning::Fixed { bins: 60, lo: 60.0, hi: 120.0 });
+        assert_eq!(
+            specs[0].binning,
+            Binning::Fixed {
+                bins: 60,
+                lo: 60.0,
+                hi: 120.0
+            }
+        );
         assert!(plot_specs("SELECT 1").is_err());
         assert!(plot_specs("-- histogram mass").is_err());
-        let q = cell_query(r#"{"collection": "muons", "combine": {"n": 2, "opposite_charge": true, "mass": [60, 120]}, "output": "combinations"}"#);
+        let q = cell_query(
+            r#"{"collection": "muons", "combine": {"n": 2, "opposite_charge": true, "mass": [60, 120]}, "output": "combinations"}"#,
+        );
         assert!(q.is_ok(), "{q:?}");
         assert!(cell_query("SELEC pt FROM muons").is_err());
     }

@@ -16,10 +16,10 @@ use std::fs::File;
 
 use polars::prelude::*;
 
+use super::Query;
 use super::ast::BinOp;
 use super::builder::{Collection, Combine, Cut, Output, Spec};
 use super::print::{Dialect, to_sql};
-use super::Query;
 use crate::error::{Error, Result};
 use crate::histogram::{Binning, Histogram};
 use crate::store::{Dataset, Table};
@@ -156,7 +156,14 @@ fn after_word(text: &str, word: &str, cte: &str) -> Option<String> {
 
 /// Cuts from `pt > 40.0 AND ABS(eta) < 2.4`.
 fn cuts(terms: &str) -> Option<Vec<Cut>> {
-    let ops = [BinOp::LtEq, BinOp::GtEq, BinOp::NotEq, BinOp::Lt, BinOp::Gt, BinOp::Eq];
+    let ops = [
+        BinOp::LtEq,
+        BinOp::GtEq,
+        BinOp::NotEq,
+        BinOp::Lt,
+        BinOp::Gt,
+        BinOp::Eq,
+    ];
     terms
         .split(" AND ")
         .map(|t| {
@@ -178,7 +185,8 @@ fn cuts(terms: &str) -> Option<Vec<Cut>> {
 pub fn has_column(spec: &Spec, column: &str) -> bool {
     match &spec.output {
         Output::Combinations => {
-            matches!(column, "mass" | "pt") || (column == "max_btag" && spec.collection == Collection::Jets)
+            matches!(column, "mass" | "pt")
+                || (column == "max_btag" && spec.collection == Collection::Jets)
         }
         Output::Events(fields) => fields.iter().any(|f| f == column),
         Output::MtWithLeadingOther => column == "mt",
@@ -204,7 +212,9 @@ pub fn histograms(
         .map(|c| c.id)
         .filter(|id| chunks.is_none_or(|cs| cs.contains(id)))
         .collect();
-    let workers = std::thread::available_parallelism().map_or(1, usize::from).min(ids.len().max(1));
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(ids.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut parts: Vec<(usize, Result<(Vec<Histogram>, u64)>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
@@ -222,11 +232,18 @@ pub fn histograms(
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|_| vec![(0, Err(Error::Invalid("kernel thread panicked".into())))]))
+            .flat_map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    vec![(0, Err(Error::Invalid("kernel thread panicked".into())))]
+                })
+            })
             .collect()
     });
     parts.sort_by_key(|(i, _)| *i);
-    let mut total: Vec<Histogram> = plots.iter().map(|(_, b)| Histogram::new(b.clone())).collect();
+    let mut total: Vec<Histogram> = plots
+        .iter()
+        .map(|(_, b)| Histogram::new(b.clone()))
+        .collect();
     let mut rows = 0;
     for (_, part) in parts {
         let (hs, n) = part?;
@@ -339,7 +356,12 @@ fn objects(dataset: &Dataset, spec: &Spec, chunk: u32) -> Result<Objects> {
         let event: Vec<u64> = event.u64()?.iter().map(|v| v.unwrap_or(u64::MAX)).collect();
         let idx = ints(&df, "idx")?;
         for row in 0..df.height() {
-            if spec.object_cuts.iter().zip(&cut_values).all(|(c, v)| passes(c, v[row])) {
+            if spec
+                .object_cuts
+                .iter()
+                .zip(&cut_values)
+                .all(|(c, v)| passes(c, v[row]))
+            {
                 order.push((event[row], *flavour, idx[row], row, t));
             }
         }
@@ -358,7 +380,11 @@ fn objects(dataset: &Dataset, spec: &Spec, chunk: u32) -> Result<Objects> {
                 floats(df, "phi")?,
                 floats(df, "mass")?,
                 ints(df, "charge")?,
-                if spec.collection == Collection::Jets { floats(df, "btag")? } else { Vec::new() },
+                if spec.collection == Collection::Jets {
+                    floats(df, "btag")?
+                } else {
+                    Vec::new()
+                },
             ))
         })
         .collect::<Result<_>>()?;
@@ -423,9 +449,15 @@ fn chunk_histograms(
     chunk: u32,
     plots: &[(String, Binning)],
 ) -> Result<(Vec<Histogram>, u64)> {
-    let k = spec.combine.as_ref().ok_or_else(|| Error::Invalid("no combination".into()))?;
+    let k = spec
+        .combine
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("no combination".into()))?;
     let o = objects(dataset, spec, chunk)?;
-    let mut hs: Vec<Histogram> = plots.iter().map(|(_, b)| Histogram::new(b.clone())).collect();
+    let mut hs: Vec<Histogram> = plots
+        .iter()
+        .map(|(_, b)| Histogram::new(b.clone()))
+        .collect();
     // Event fields, by event id (rows are sorted by it).
     let event_fields: Vec<String> = match &spec.output {
         Output::Events(f) => f.clone(),
@@ -440,7 +472,13 @@ fn chunk_histograms(
         let df = read(dataset, Table::Events, chunk, &cols)?;
         let ids = df.column("event_id")?.cast(&DataType::UInt64)?;
         let ids = ids.u64()?.iter().map(|v| v.unwrap_or(u64::MAX)).collect();
-        (ids, event_fields.iter().map(|f| floats(&df, f)).collect::<Result<_>>()?)
+        (
+            ids,
+            event_fields
+                .iter()
+                .map(|f| floats(&df, f))
+                .collect::<Result<_>>()?,
+        )
     };
     let field = |event: u64, i: usize| -> Option<f64> {
         let row = event_ids.binary_search(&event).ok()?;
@@ -464,7 +502,8 @@ fn chunk_histograms(
         }
         combos.clear();
         let pair_ok = |a: usize, b: usize| {
-            (!k.same_flavour || !flavoured || o.flavour[a] == o.flavour[b]) && (!k.opposite_charge || o.charge[a] != o.charge[b])
+            (!k.same_flavour || !flavoured || o.flavour[a] == o.flavour[b])
+                && (!k.opposite_charge || o.charge[a] != o.charge[b])
         };
         let window = |c: &Combo| k.mass.is_none_or(|(lo, hi)| c.mass >= lo && c.mass <= hi);
         for a in group.clone() {
@@ -485,7 +524,11 @@ fn chunk_histograms(
         }
         match k.closest_to {
             Some(x) => {
-                let best = combos.iter().map(|c| (c.mass - x).abs()).filter(|d| !d.is_nan()).fold(f64::INFINITY, f64::min);
+                let best = combos
+                    .iter()
+                    .map(|c| (c.mass - x).abs())
+                    .filter(|d| !d.is_nan())
+                    .fold(f64::INFINITY, f64::min);
                 combos.retain(|c| (c.mass - x).abs() == best && window(c));
             }
             None => combos.retain(window),
@@ -521,14 +564,22 @@ fn chunk_histograms(
                 for c in &combos {
                     let [a, b, _] = c.rows;
                     for s in group.clone() {
-                        let in_pair = (!flavoured || o.flavour[s] == o.flavour[a]) && (o.idx[s] == o.idx[a] || o.idx[s] == o.idx[b]);
+                        let in_pair = (!flavoured || o.flavour[s] == o.flavour[a])
+                            && (o.idx[s] == o.idx[a] || o.idx[s] == o.idx[b]);
                         if !in_pair {
                             others.push((o.pt[s], o.phi[s]));
                         }
                     }
                 }
-                let lead = others.iter().map(|(pt, _)| *pt).filter(|p| !p.is_nan()).fold(f64::NEG_INFINITY, f64::max);
-                let (met, met_phi) = (field(event, 0).unwrap_or(f64::NAN), field(event, 1).unwrap_or(f64::NAN));
+                let lead = others
+                    .iter()
+                    .map(|(pt, _)| *pt)
+                    .filter(|p| !p.is_nan())
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let (met, met_phi) = (
+                    field(event, 0).unwrap_or(f64::NAN),
+                    field(event, 1).unwrap_or(f64::NAN),
+                );
                 for (pt, phi) in others.iter().filter(|(pt, _)| *pt == lead) {
                     rows += 1;
                     let mt = greatest(2.0 * pt * met * (1.0 - (phi - met_phi).cos()), 0.0).sqrt();

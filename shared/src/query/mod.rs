@@ -273,9 +273,14 @@ pub fn histogram_local(
     binning: crate::histogram::Binning,
 ) -> Result<crate::histogram::Histogram> {
     if weight.is_none() {
-        if let Some(spec) = kernel::recognize(&checked.query).filter(|s| kernel::has_column(s, value)) {
-            let (mut hs, _) = kernel::histograms(dataset, &spec, None, &[(value.to_owned(), binning)])?;
-            return hs.pop().ok_or_else(|| Error::Invalid("the kernel filled no histogram".into()));
+        if let Some(spec) =
+            kernel::recognize(&checked.query).filter(|s| kernel::has_column(s, value))
+        {
+            let (mut hs, _) =
+                kernel::histograms(dataset, &spec, None, &[(value.to_owned(), binning)])?;
+            return hs
+                .pop()
+                .ok_or_else(|| Error::Invalid("the kernel filled no histogram".into()));
         }
     }
     let q = plan::histogram(checked, value, weight, &binning).map_err(|d| invalid_query(&[d]))?;

@@ -911,7 +911,10 @@ async fn admin(command: AdminCommand) -> Result<()> {
             };
             let pool = catalogue::connect(&config).await?;
             let n = replicas::add_replicas(&pool, &dataset, &chunks, &site).await?;
-            out!("{n} new replica(s) of `{dataset}` at {site} ({} chunk(s) named)", chunks.len());
+            out!(
+                "{n} new replica(s) of `{dataset}` at {site} ({} chunk(s) named)",
+                chunks.len()
+            );
         }
         AdminCommand::RemoveReplicas {
             dataset,
@@ -919,7 +922,11 @@ async fn admin(command: AdminCommand) -> Result<()> {
             chunks,
             config,
         } => {
-            let chunks = chunks.as_deref().map(chunk_ids).transpose()?.unwrap_or_default();
+            let chunks = chunks
+                .as_deref()
+                .map(chunk_ids)
+                .transpose()?
+                .unwrap_or_default();
             let pool = pool(config).await?;
             let n = replicas::remove_replicas(&pool, &dataset, &chunks, &site).await?;
             out!("forgot {n} replica(s) of `{dataset}` at {site}");
@@ -952,13 +959,21 @@ fn chunk_ids(text: &str) -> Result<Vec<i32>> {
         let bad = || anyhow::anyhow!("`{part}` is not a chunk id or a range like 0-4");
         match part.split_once('-') {
             Some((a, b)) => {
-                let (a, b): (i32, i32) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+                let (a, b): (i32, i32) = (
+                    a.trim().parse().map_err(|_| bad())?,
+                    b.trim().parse().map_err(|_| bad())?,
+                );
                 if a > b || a < 0 {
                     return Err(bad());
                 }
                 ids.extend(a..=b);
             }
-            None => ids.push(part.parse().ok().filter(|i: &i32| *i >= 0).ok_or_else(bad)?),
+            None => ids.push(
+                part.parse()
+                    .ok()
+                    .filter(|i: &i32| *i >= 0)
+                    .ok_or_else(bad)?,
+            ),
         }
     }
     if ids.is_empty() {
@@ -976,7 +991,11 @@ fn ranges(ids: &[i32]) -> String {
         while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
             j += 1;
         }
-        parts.push(if i == j { ids[i].to_string() } else { format!("{}-{}", ids[i], ids[j]) });
+        parts.push(if i == j {
+            ids[i].to_string()
+        } else {
+            format!("{}-{}", ids[i], ids[j])
+        });
         i = j + 1;
     }
     parts.join(",")

@@ -63,7 +63,11 @@ fn access_name(a: i32) -> &'static str {
     }
 }
 
-async fn fetch(client: &mut CollabServiceClient<Channel>, token: &str, id: u64) -> Result<Notebook> {
+async fn fetch(
+    client: &mut CollabServiceClient<Channel>,
+    token: &str,
+    id: u64,
+) -> Result<Notebook> {
     let doc = client
         .get_notebook(authorized(token, v1::GetNotebookRequest { id }))
         .await
@@ -84,7 +88,11 @@ async fn edit(
     let mut s = Session::open(channel.clone(), token, id, Notebook::empty("alyxctl"))
         .await
         .map_err(message)?;
-    if !s.until(timeout, |s| !s.notebook.title().is_empty()).await.map_err(message)? {
+    if !s
+        .until(timeout, |s| !s.notebook.title().is_empty())
+        .await
+        .map_err(message)?
+    {
         bail!("notebook {id} did not arrive");
     }
     edit(&mut s.notebook)?;
@@ -95,8 +103,12 @@ async fn edit(
     loop {
         // Keep answering the server while waiting.
         let _ = tokio::time::timeout(std::time::Duration::from_millis(100), s.next()).await;
-        let stored: std::collections::HashSet<String> =
-            fetch(&mut client, token, id).await?.history().into_iter().map(|v| v.hash).collect();
+        let stored: std::collections::HashSet<String> = fetch(&mut client, token, id)
+            .await?
+            .history()
+            .into_iter()
+            .map(|v| v.hash)
+            .collect();
         if want.iter().all(|h| stored.contains(h)) {
             return Ok(());
         }
@@ -129,7 +141,13 @@ pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result
                 .map_err(message)?
                 .into_inner()
                 .notebooks;
-            out!("{:>6}  {:<16} {:<6} {:<20} title", "id", "owner", "access", "changed (UTC)");
+            out!(
+                "{:>6}  {:<16} {:<6} {:<20} title",
+                "id",
+                "owner",
+                "access",
+                "changed (UTC)"
+            );
             for n in all {
                 out!(
                     "{:>6}  {:<16} {:<6} {:<20} {}",
@@ -149,7 +167,14 @@ pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result
                 other => bail!("--access `{other}`: use read, write or none"),
             };
             let info = client
-                .share(authorized(token, v1::ShareRequest { id, user, access: a as i32 }))
+                .share(authorized(
+                    token,
+                    v1::ShareRequest {
+                        id,
+                        user,
+                        access: a as i32,
+                    },
+                ))
                 .await
                 .map_err(message)?
                 .into_inner();
@@ -157,13 +182,22 @@ pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result
                 out!("{:<16} {}", g.user, access_name(g.access));
             }
         }
-        NotebookCommand::Export { id, out: path, format, at } => {
+        NotebookCommand::Export {
+            id,
+            out: path,
+            format,
+            at,
+        } => {
             let mut nb = fetch(&mut client, token, id).await?;
             if let Some(v) = at {
                 nb = nb.at(&[v])?;
             }
             let format = format
-                .or_else(|| path.as_ref().and_then(|p| p.extension()).map(|e| e.to_string_lossy().into_owned()))
+                .or_else(|| {
+                    path.as_ref()
+                        .and_then(|p| p.extension())
+                        .map(|e| e.to_string_lossy().into_owned())
+                })
                 .unwrap_or_else(|| "md".into());
             let bytes = match format.as_str() {
                 "md" | "markdown" => nb.to_markdown().into_bytes(),
@@ -172,7 +206,8 @@ pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result
                 other => bail!("--format `{other}`: use md, ipynb or automerge"),
             };
             match path {
-                Some(p) => std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?,
+                Some(p) => std::fs::write(&p, bytes)
+                    .with_context(|| format!("cannot write {}", p.display()))?,
                 None => {
                     use std::io::Write;
                     std::io::stdout().write_all(&bytes)?;
@@ -181,7 +216,12 @@ pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result
         }
         NotebookCommand::History { id } => {
             let mut nb = fetch(&mut client, token, id).await?;
-            out!("{:<12} {:<20} {:<12} what", "version", "time (UTC)", "author");
+            out!(
+                "{:<12} {:<20} {:<12} what",
+                "version",
+                "time (UTC)",
+                "author"
+            );
             for v in nb.history() {
                 out!(
                     "{:<12} {:<20} {:<12} {}",
