@@ -370,13 +370,13 @@ pub fn notebook_panel(
             actions.push(NotebookAction::Title(title));
         }
         if ui
-            .add_enabled(!state.undo.is_empty(), egui::Button::new("↶ undo"))
+            .add_enabled(!state.undo.is_empty(), egui::Button::new("undo"))
             .clicked()
         {
             actions.push(NotebookAction::Undo);
         }
         if ui
-            .add_enabled(!state.redo.is_empty(), egui::Button::new("↷ redo"))
+            .add_enabled(!state.redo.is_empty(), egui::Button::new("redo"))
             .clicked()
         {
             actions.push(NotebookAction::Redo);
@@ -518,20 +518,20 @@ fn cell_ui(
             actions.push(NotebookAction::Kind(id.clone(), kind));
         }
         if ui
-            .add_enabled(i > 0, egui::Button::new("▲").small())
+            .add_enabled(i > 0, egui::Button::new("up").small())
             .clicked()
         {
             actions.push(NotebookAction::Move(id.clone(), -1));
         }
         if ui
-            .add_enabled(i + 1 < n, egui::Button::new("▼").small())
+            .add_enabled(i + 1 < n, egui::Button::new("down").small())
             .clicked()
         {
             actions.push(NotebookAction::Move(id.clone(), 1));
         }
         if ui
-            .small_button("✕")
-            .on_hover_text("delete (undo brings it back)")
+            .small_button("delete")
+            .on_hover_text("undo brings it back")
             .clicked()
         {
             actions.push(NotebookAction::Delete(id.clone()));
