@@ -122,6 +122,7 @@ pub struct NotebookState {
     undo: Vec<Undo>,
     redo: Vec<Undo>,
     tasks: Vec<(String, Task<CellOutput>)>,
+    io: Vec<Task<Io>>,
     /// The heads whose changes the backend has been given.
     sent: Vec<String>,
     changed_at: Option<Instant>,
@@ -155,6 +156,7 @@ impl Default for NotebookState {
             undo: Vec::new(),
             redo: Vec::new(),
             tasks: Vec::new(),
+            io: Vec::new(),
             sent: Vec::new(),
             changed_at: None,
             last_cursor: None,
@@ -273,42 +275,89 @@ impl NotebookState {
         self.notebook.as_ref()?.cell(id).ok()
     }
 
-    /// Standalone: the notebook files in the directory.
+    /// Standalone: lists the notebook files in the directory (on the task pool).
     fn list_files(&mut self) {
-        let mut listed = Vec::new();
-        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "automerge") {
-                let title = std::fs::read(&path)
-                    .ok()
-                    .and_then(|b| Notebook::load(&b, "me").ok())
-                    .map_or_else(|| "(unreadable)".into(), |nb| nb.title());
-                listed.push(Listed {
-                    id: None,
-                    path: Some(path),
-                    title,
-                    owner: "me".into(),
-                    access: "owner".into(),
-                });
+        let dir = self.dir.clone();
+        self.spawn_io(move || {
+            let mut listed = Vec::new();
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "automerge") {
+                    let title = std::fs::read(&path)
+                        .ok()
+                        .and_then(|b| Notebook::load(&b, "me").ok())
+                        .map_or_else(|| "(unreadable)".into(), |nb| nb.title());
+                    listed.push(Listed {
+                        id: None,
+                        path: Some(path),
+                        title,
+                        owner: "me".into(),
+                        access: "owner".into(),
+                    });
+                }
             }
-        }
-        listed.sort_by(|a, b| a.title.cmp(&b.title));
-        self.listed = listed;
+            listed.sort_by(|a, b| a.title.cmp(&b.title));
+            Io::Listed(listed)
+        });
     }
 
+    /// Standalone: writes the notebook to its file (on the task pool; atomically).
     fn save_file(&mut self) {
-        let (Some(nb), Some(path)) = (&mut self.notebook, &self.path) else {
+        let (Some(nb), Some(path)) = (&mut self.notebook, self.path.clone()) else {
             return;
         };
         let bytes = nb.save();
-        let tmp = path.with_extension("automerge.tmp");
-        let written = std::fs::create_dir_all(&self.dir)
-            .and_then(|()| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = written {
-            self.message = Some(format!("cannot save {}: {e}", path.display()));
+        let dir = self.dir.clone();
+        self.spawn_io(move || {
+            let tmp = path.with_extension("automerge.tmp");
+            let written = std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::write(&tmp, bytes))
+                .and_then(|()| std::fs::rename(&tmp, &path));
+            Io::Message(
+                written
+                    .err()
+                    .map(|e| format!("cannot save {}: {e}", path.display())),
+            )
+        });
+    }
+
+    /// File work off the frame: its outcome is taken up by `run_actions`.
+    fn spawn_io(&mut self, work: impl FnOnce() -> Io + Send + 'static) {
+        self.io
+            .push(AsyncComputeTaskPool::get().spawn(async move { work() }));
+    }
+
+    /// Takes up finished file work.
+    fn receive_io(&mut self) {
+        let mut done = Vec::new();
+        self.io.retain_mut(|task| match check_ready(task) {
+            Some(io) => {
+                done.push(io);
+                false
+            }
+            None => true,
+        });
+        for io in done {
+            match io {
+                Io::Listed(listed) => self.listed = listed,
+                Io::Opened(path, read) => match read
+                    .and_then(|b| Notebook::load(&b, "me").map_err(|e| e.to_string()))
+                {
+                    Ok(nb) => self.open(nb, Some(path), None),
+                    Err(e) => self.message = Some(format!("cannot open {}: {e}", path.display())),
+                },
+                Io::Message(Some(m)) => self.message = Some(m),
+                Io::Message(None) => {}
+            }
         }
     }
+}
+
+/// File work done on the task pool for the window.
+enum Io {
+    Listed(Vec<Listed>),
+    Opened(PathBuf, Result<Vec<u8>, String>),
+    Message(Option<String>),
 }
 
 /// The window's contents; returns what the user asked for.
@@ -737,13 +786,10 @@ fn run_actions(
                     state.list_files();
                 }
             },
-            NotebookAction::OpenFile(path) => match std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| Notebook::load(&b, &author).map_err(|e| e.to_string()))
-            {
-                Ok(nb) => state.open(nb, Some(path), None),
-                Err(e) => state.message = Some(format!("cannot open {}: {e}", path.display())),
-            },
+            NotebookAction::OpenFile(path) => state.spawn_io(move || {
+                let read = std::fs::read(&path).map_err(|e| e.to_string());
+                Io::Opened(path, read)
+            }),
             NotebookAction::OpenRemote(id) => {
                 if let Some(b) = &backend {
                     b.send(crate::remote::Request::NotebookOpen(id));
@@ -957,6 +1003,7 @@ fn run_actions(
             state.presence_sent = Some((Instant::now(), now));
         }
     }
+    state.receive_io();
     // Outputs of local runs.
     let mut done = Vec::new();
     state
@@ -1100,12 +1147,14 @@ fn export(state: &mut NotebookState, format: &str) {
         ),
         _ => (nb.save(), "automerge"),
     };
-    let path = state.dir.join("exports").join(format!("{stem}.{ext}"));
-    let written = std::fs::create_dir_all(path.parent().unwrap_or(&state.dir))
-        .and_then(|()| std::fs::write(&path, bytes));
-    state.message = Some(match written {
-        Ok(()) => format!("exported {}", path.display()),
-        Err(e) => format!("cannot write {}: {e}", path.display()),
+    let dir = state.dir.join("exports");
+    state.spawn_io(move || {
+        let path = dir.join(format!("{stem}.{ext}"));
+        let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, bytes));
+        Io::Message(Some(match written {
+            Ok(()) => format!("exported {}", path.display()),
+            Err(e) => format!("cannot write {}: {e}", path.display()),
+        }))
     });
 }
 
@@ -1276,6 +1325,14 @@ mod tests {
         // Saved a moment after the last change; it reopens as it was.
         std::thread::sleep(Duration::from_millis(900));
         app.update();
+        // The write runs on the task pool.
+        for _ in 0..500 {
+            app.update();
+            if app.world().resource::<NotebookState>().io.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
         let path = app
             .world()
             .resource::<NotebookState>()

@@ -43,6 +43,23 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// Records a presence change in `present` and tells this instance's sessions.
+    pub fn announce(&self, event: Event) {
+        {
+            let mut present = self.present.lock().unwrap_or_else(PoisonError::into_inner);
+            match &event {
+                Event::Presence(p) => {
+                    present.insert(p.session.clone(), p.clone());
+                }
+                Event::Left(session) => {
+                    present.remove(session);
+                }
+                Event::Changed => {}
+            }
+        }
+        let _ = self.events.send(event);
+    }
+
     pub fn presences(&self) -> Vec<v1::Presence> {
         self.present
             .lock()
@@ -162,23 +179,11 @@ impl Collab {
 
     /// Presence of a session in notebook `hub`: to this instance's sessions and the others'.
     pub async fn presence(&self, hub: &Hub, event: Event) {
-        match &event {
-            Event::Presence(p) => {
-                hub.present
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(p.session.clone(), p.clone());
-            }
-            Event::Left(session) => {
-                hub.present
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(session);
-            }
-            Event::Changed => return,
+        if matches!(event, Event::Changed) {
+            return;
         }
         let encoded = encode_event(&event);
-        let _ = hub.events.send(event);
+        hub.announce(event);
         if let Err(e) = store::publish_presence(&self.pool, hub.id, &self.instance, &encoded).await
         {
             tracing::warn!(notebook = hub.id, error = %e, "cannot publish presence");
@@ -289,22 +294,7 @@ pub async fn follow(collab: Arc<Collab>, shutdown: impl std::future::Future<Outp
                         .and_then(|h| unhex(h))
                         .and_then(|b| decode_event(&b))
                     {
-                        match &event {
-                            Event::Presence(p) => {
-                                hub.present
-                                    .lock()
-                                    .unwrap_or_else(PoisonError::into_inner)
-                                    .insert(p.session.clone(), p.clone());
-                            }
-                            Event::Left(s) => {
-                                hub.present
-                                    .lock()
-                                    .unwrap_or_else(PoisonError::into_inner)
-                                    .remove(s);
-                            }
-                            Event::Changed => {}
-                        }
-                        let _ = hub.events.send(event);
+                        hub.announce(event);
                     }
                 }
             }
