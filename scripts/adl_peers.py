@@ -1,6 +1,10 @@
 """The ADL benchmark queries with the field's peers, over an ALYX dataset's events.
 
     python adl_peers.py DATASET_DIR
+    python adl_peers.py --nanoaod FILE.root
+
+The second form reads a NanoAOD TTree with uproot (float64 arrays, as ALYX computes) and
+prints only the awkward-array entries of each query (the differential test of the importer).
 
 Reads the dataset's Parquet chunks (events, jets, muons, electrons) into awkward arrays,
 writes them once as a NanoAOD-like ROOT TTree (uproot), then times each query with
@@ -15,7 +19,6 @@ import time
 
 import awkward as ak
 import numpy as np
-import pyarrow.parquet as pq
 
 BINS = {  # query: [(column, bins, lo, hi)], as alyx_shared::query::adl
     1: [(100, 0.0, 200.0)],
@@ -30,6 +33,8 @@ BINS = {  # query: [(column, bins, lo, hi)], as alyx_shared::query::adl
 
 
 def load(dataset):
+    import pyarrow.parquet as pq
+
     manifest = json.load(open(os.path.join(dataset, "manifest.json")))
     chunks = sorted(manifest["chunks"], key=lambda c: c["first_event_id"])
 
@@ -215,7 +220,31 @@ def rdf_query(ROOT, path, q):
     return [int(round(h.GetValue().Integral())) for h in hs]
 
 
+def load_nanoaod(path):
+    import uproot
+
+    t = uproot.open(path)["Events"]
+    f64 = lambda a: ak.values_astype(a, np.float64)
+
+    def collection(name, fields):
+        return ak.zip({out: f64(t[f"{name}_{branch}"].array()) for out, branch in fields.items()})
+
+    # The b-tag ALYX's automatic mapping takes: the first of these in the file's branch order.
+    btag = next(k[4:] for k in t.keys() if k.lower() in ("jet_btag", "jet_btagdeepb", "jet_btagcsvv2"))
+    jets = collection("Jet", {"pt": "pt", "eta": "eta", "phi": "phi", "mass": "mass", "btag": btag})
+    lepton = {"pt": "pt", "eta": "eta", "phi": "phi", "mass": "mass", "charge": "charge"}
+    muons, electrons = collection("Muon", lepton), collection("Electron", lepton)
+    met, metphi = (ak.to_numpy(f64(t[b].array())) for b in ("MET_pt", "MET_phi"))
+    return t.num_entries, met, metphi, jets, muons, electrons
+
+
 def main():
+    if sys.argv[1] == "--nanoaod":
+        n, met, metphi, jets, muons, electrons = load_nanoaod(sys.argv[2])
+        for q in range(1, 9):
+            entries = awkward_query(q, met, metphi, jets, muons, electrons)
+            print(json.dumps({"peer": "awkward", "query": q, "events": n, "entries": entries}), flush=True)
+        return
     dataset = sys.argv[1]
     started = time.perf_counter()
     n, met, metphi, jets, muons, electrons = load(dataset)

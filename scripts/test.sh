@@ -12,7 +12,9 @@
 # a Spark Connect server (pyspark 4.3.0 from PyPI, local[2], on 127.0.0.1:15002) for the Spark
 # engine and executor, and a single-node Slurm cluster (Debian's slurm-wlm and munge,
 # scripts/slurm.sh, state in /tmp/alyx-slurm) for the Slurm executor; exports
-# ALYX_KAFKA_BROKERS, ALYX_SPARK_URL and ALYX_SLURM_BASE, and stops all three on exit.
+# ALYX_KAFKA_BROKERS, ALYX_SPARK_URL and ALYX_SLURM_BASE, and stops all three on exit. The
+# peers the tests compare against (uproot, awkward) live in a virtualenv, ALYX_VENV (default
+# ~/.cache/alyx/venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,7 @@ KAFKA_PORT="${ALYX_KAFKA_PORT:-19092}"
 SPARK_PORT="${ALYX_SPARK_PORT:-15002}"
 SPARK_BASE="$TOOLS/spark"
 SLURM_BASE="${ALYX_SLURM_STATE:-/tmp/alyx-slurm}"
+export ALYX_VENV="${ALYX_VENV:-$HOME/.cache/alyx/venv}"
 started_pids=()
 slurm_started=0
 stop_services() {
@@ -153,6 +156,13 @@ wait_spark() {
   export ALYX_SPARK_URL="sc://127.0.0.1:$SPARK_PORT"
 }
 
+# uproot and awkward: the peers of the differential import tests.
+install_peers() {
+  [ -x "$ALYX_VENV/bin/python" ] || python3 -m venv "$ALYX_VENV"
+  "$ALYX_VENV/bin/python" -c 'import uproot, awkward, numpy' 2>/dev/null \
+    || "$ALYX_VENV/bin/pip" install -q 'uproot==5.7.7' 'awkward==2.14.0' 'numpy==2.4.6'
+}
+
 start_slurm() {
   if sinfo -h >/dev/null 2>&1; then
     echo "a Slurm cluster already answers; using it (state assumed in $SLURM_BASE)"
@@ -166,6 +176,7 @@ start_slurm() {
 phase setup install_prerequisites
 phase broker install_broker
 phase spark install_spark
+phase peers install_peers
 start_spark
 phase slurm start_slurm
 phase build cargo build --workspace --all-targets --locked

@@ -187,7 +187,8 @@ pub async fn list_events(
 ) -> Result<EventPage> {
     let id = find_dataset(pool, dataset).await?;
     let run = run.map(|r| r as i32);
-    let after = after.map_or(-1, |a| a as i64);
+    // No event id is above i64::MAX: a token beyond it pages past the end, never back to 0.
+    let after = after.map_or(-1, |a| i64::try_from(a).unwrap_or(i64::MAX));
     let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
         "SELECT {SUMMARY_COLUMNS} FROM events
          WHERE dataset_id = $1 AND event_id > $2 AND ($3::integer IS NULL OR run = $3)

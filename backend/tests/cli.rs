@@ -188,6 +188,33 @@ fn histogram_of_the_hzz_dimuon_mass_shows_the_z_peak() {
 }
 
 #[test]
+fn zeros_nulls_and_empty_bins_print_in_every_format() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().to_str().expect("utf8");
+    ok(&["generate", "--events", "20", "--out", out]);
+    let sql = "SELECT 0.0 AS zero, -0.0 AS negative_zero, CAST(NULL AS DOUBLE) AS nothing, \
+               SQRT(-1.0) AS nan, 1e300 AS huge, 5e-324 AS tiny FROM events LIMIT 2";
+    let table = ok(&["query", out, "--sql", sql]);
+    let row = table.lines().nth(2).expect("a row");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells, ["0", "0", "null", "NaN", "1.00000e300", "4.94066e-324"], "{table}");
+    for format in ["csv", "json"] {
+        let text = ok(&["query", out, "--sql", sql, "--format", format]);
+        assert!(text.contains("1e300") || text.contains("1e+300"), "{format}: {text}");
+    }
+    // An empty bin is an exact zero in every column of a histogram's table.
+    let table = ok(&[
+        "query",
+        out,
+        "--sql",
+        "SELECT pt FROM tracks",
+        "--histogram",
+        "pt:10:1000:2000",
+    ]);
+    assert_eq!(table.lines().filter(|l| l.ends_with(" 0")).count(), 10, "{table}");
+}
+
+#[test]
 fn user_mistakes_get_one_clear_line_and_a_failure_code() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().to_str().expect("utf8");

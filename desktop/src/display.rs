@@ -17,14 +17,17 @@ use crate::instancing::{HitBatch, HitInstanceData};
 use crate::scene::{self, Cuts, HitLod, Picked, Scene, Style};
 use crate::{OpenDataset, ShowEvent};
 
-/// Preset camera views.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The views of the display.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum View {
-    /// Oblique 3D.
+    /// Oblique 3D, in perspective (or orthographic, with `Orbit::orthographic`).
+    #[default]
     ThreeD,
-    /// End view along the beam: the r-φ plane.
+    /// End view: the r-φ projection, orthographic along the beam axis, so that a hit's
+    /// distance from the centre on screen is its radius.
     RPhi,
-    /// Side view: the r-z plane.
+    /// Side view: the ρ-z projection, each hit and track point drawn at (z, ±r) with the sign
+    /// of its hemisphere (y ≥ 0 up), orthographic.
     RZ,
 }
 
@@ -38,18 +41,38 @@ impl View {
         }
     }
 
-    /// (yaw, pitch) of the orbit camera around the origin.
+    /// (yaw, pitch) of the orbit camera around the origin. The side view looks along +x at
+    /// the folded plane x = 0, with z to the right and +r up.
     pub fn angles(self) -> (f32, f32) {
         match self {
             Self::ThreeD => (0.75, 0.45),
             Self::RPhi => (0.0, 0.0),
-            Self::RZ => (std::f32::consts::FRAC_PI_2, 0.0),
+            Self::RZ => (-std::f32::consts::FRAC_PI_2, 0.0),
         }
+    }
+
+    /// A flat projection: no orbiting, orthographic, the scale bar shown.
+    pub fn is_projection(self) -> bool {
+        self != Self::ThreeD
+    }
+
+    /// As a number, for the shared workspace's camera list.
+    pub fn index(self) -> u8 {
+        match self {
+            Self::ThreeD => 0,
+            Self::RPhi => 1,
+            Self::RZ => 2,
+        }
+    }
+
+    pub fn from_index(i: u8) -> Option<Self> {
+        [Self::ThreeD, Self::RPhi, Self::RZ].get(usize::from(i)).copied()
     }
 }
 
 /// The orbit camera: it looks at `focus` from `distance` cm away, turned by `yaw` about the
-/// vertical and tilted by `pitch`.
+/// vertical and tilted by `pitch`. In an orthographic view the distance sets the zoom: the
+/// view is as tall as a perspective view's field of view is at that distance.
 #[derive(Resource, Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Orbit {
@@ -57,6 +80,9 @@ pub struct Orbit {
     pub pitch: f32,
     pub distance: f32,
     pub focus: [f32; 3],
+    pub view: View,
+    /// The 3D view without perspective (the projections are always orthographic).
+    pub orthographic: bool,
 }
 
 impl Default for Orbit {
@@ -73,7 +99,20 @@ impl Orbit {
             pitch,
             distance: 1300.0,
             focus: [0.0; 3],
+            view,
+            orthographic: false,
         }
+    }
+
+    /// Whether the camera projects orthographically.
+    pub fn is_orthographic(&self) -> bool {
+        self.orthographic || self.view.is_projection()
+    }
+
+    /// The height of the orthographic view, cm: what a perspective camera with a vertical field
+    /// of view `fov_y` sees at the focus.
+    pub fn view_height_cm(&self, fov_y: f32) -> f32 {
+        2.0 * (fov_y / 2.0).tan() * self.distance
     }
 
     pub fn rotation(&self) -> Quat {
@@ -199,7 +238,8 @@ pub struct Display {
     pub message: Option<String>,
     /// Something done that the user should know about (where a screenshot went).
     pub notice: Option<String>,
-    built: Option<(Cuts, Style, usize)>,
+    /// What the scene was built from: cuts, style, hit budget, folded into ρ-z.
+    built: Option<(Cuts, Style, usize, bool)>,
     /// An event being read from the store off the main thread: (id, read).
     loading: Option<(u64, Task<alyx_shared::error::Result<CollisionEvent>>)>,
 }
@@ -351,22 +391,33 @@ fn rebuild_scene(
     mut commands: Commands,
     mut display: ResMut<Display>,
     options: Res<ViewOptions>,
+    orbit: Res<Orbit>,
     batches: Query<Entity, With<HitBatch>>,
 ) {
-    let unchanged = display.built.as_ref().is_some_and(|(cuts, style, budget)| {
-        *cuts == options.cuts && *style == options.style && *budget == display.hit_budget
-    });
+    let folded = orbit.view == View::RZ;
+    let unchanged = display
+        .built
+        .as_ref()
+        .is_some_and(|(cuts, style, budget, was_folded)| {
+            *cuts == options.cuts
+                && *style == options.style
+                && *budget == display.hit_budget
+                && *was_folded == folded
+        });
     if unchanged {
         return;
     }
-    let key = (options.cuts.clone(), options.style, display.hit_budget);
-    let scene = scene::build_scene(
+    let key = (options.cuts.clone(), options.style, display.hit_budget, folded);
+    let mut scene = scene::build_scene(
         &display.event,
         &display.geometry,
         &options.cuts,
         &options.style,
         display.hit_budget,
     );
+    if folded {
+        scene.fold_rho_z();
+    }
     display.generation += 1;
     for entity in &batches {
         commands.entity(entity).despawn();

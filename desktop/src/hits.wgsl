@@ -24,8 +24,11 @@ struct VertexOutput {
 @vertex
 fn vertex(vertex: Vertex) -> VertexOutput {
     let centre = position_world_to_view(vertex.i_pos_scale.xyz);
-    // Pixels per cm at this depth: half the viewport height times the focal scale, over depth.
-    let px_per_cm = 0.5 * view.viewport.w * view.clip_from_view[1][1] / max(-centre.z, 1e-3);
+    // Pixels per cm at this depth: half the viewport height times the focal scale, over depth
+    // in perspective; the same everywhere in an orthographic view (w does not follow depth).
+    let orthographic = view.clip_from_view[3][3] == 1.0;
+    let depth = select(max(-centre.z, 1e-3), 1.0, orthographic);
+    let px_per_cm = 0.5 * view.viewport.w * view.clip_from_view[1][1] / depth;
     let radius = max(vertex.i_pos_scale.w, MIN_RADIUS_PX / px_per_cm);
     let view_position = centre + vertex.position * radius;
     var out: VertexOutput;

@@ -32,9 +32,13 @@ struct Args {
     /// Render the event to this PNG and exit.
     #[arg(long)]
     screenshot: Option<PathBuf>,
-    /// Camera: 3d, rphi (end view) or rz (side view) (default: as last time; 3d for screenshots).
+    /// View: 3d, rphi (end view, the r-φ projection) or rz (side view, the ρ-z projection)
+    /// (default: as last time; 3d for screenshots).
     #[arg(long)]
     view: Option<String>,
+    /// Draw the 3D view without perspective (the r-φ and ρ-z views always are).
+    #[arg(long)]
+    orthographic: bool,
     /// Camera as YAW,PITCH,DISTANCE (radians, radians, cm), instead of a preset view.
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     camera: Option<Vec<f32>>,
@@ -224,7 +228,7 @@ fn run(args: Args) -> Result<ExitCode> {
             yaw,
             pitch,
             distance,
-            focus: [0.0; 3],
+            ..Orbit::view(view.unwrap_or_default())
         }),
         Some(_) => bail!("--camera: expected YAW,PITCH,DISTANCE, e.g. 0.75,0.45,1300"),
     };
@@ -241,6 +245,15 @@ fn run(args: Args) -> Result<ExitCode> {
     });
     if let Some(camera) = camera {
         app.insert_resource(camera);
+    }
+    if args.orthographic {
+        let mut orbit = app
+            .world()
+            .get_resource::<Orbit>()
+            .copied()
+            .unwrap_or_else(|| Orbit::view(view.unwrap_or_default()));
+        orbit.orthographic = true;
+        app.insert_resource(orbit);
     }
     Ok(match app.run() {
         AppExit::Success => ExitCode::SUCCESS,

@@ -23,7 +23,7 @@ use bevy::tasks::futures::check_ready;
 use bevy::tasks::{AsyncComputeTaskPool, Task};
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 
-use crate::display::{Orbit, ViewOptions};
+use crate::display::{Orbit, View, ViewOptions};
 use crate::queries::{QueryState, highlighted};
 use crate::{OpenDataset, Panels, ShowEvent};
 
@@ -71,7 +71,8 @@ pub struct Peer {
     /// Where their cursor is now in the cell's source.
     pub at: Option<usize>,
     pub event: Option<(String, u64)>,
-    /// Their camera: yaw, pitch (rad), distance, focus x, y, z (cm).
+    /// Their camera: yaw, pitch (rad), distance, focus x, y, z (cm), and (newer clients) the
+    /// view (0 3D, 1 r-φ, 2 ρ-z) and 1 for an orthographic 3D view.
     pub camera: Vec<f32>,
     /// Their cuts and style (`ViewOptions` as JSON).
     pub cuts: String,
@@ -947,14 +948,21 @@ fn run_actions(
                 show.write(ShowEvent(e));
             }
         }
-        if let (Some(orbit), [yaw, pitch, distance, x, y, z]) =
+        if let (Some(orbit), [yaw, pitch, distance, x, y, z, rest @ ..]) =
             (orbit.as_mut(), p.camera.as_slice())
         {
+            // Older clients send six numbers; newer ones add the view and the orthographic flag.
+            let view = rest
+                .first()
+                .and_then(|v| View::from_index(*v as u8))
+                .unwrap_or(View::ThreeD);
             let theirs = Orbit {
                 yaw: *yaw,
                 pitch: *pitch,
                 distance: *distance,
                 focus: [*x, *y, *z],
+                view,
+                orthographic: rest.get(1).is_some_and(|o| *o != 0.0),
             };
             if **orbit != theirs {
                 **orbit = theirs;
@@ -976,7 +984,14 @@ fn run_actions(
         let (cell, at) = state.last_cursor.clone().unwrap_or_default();
         let camera = orbit.as_ref().map_or_else(Vec::new, |o| {
             vec![
-                o.yaw, o.pitch, o.distance, o.focus[0], o.focus[1], o.focus[2],
+                o.yaw,
+                o.pitch,
+                o.distance,
+                o.focus[0],
+                o.focus[1],
+                o.focus[2],
+                f32::from(o.view.index()),
+                f32::from(u8::from(o.orthographic)),
             ]
         });
         let cuts = options

@@ -115,10 +115,19 @@ fn ui(
                     ("Side view r-z  (3)", View::RZ),
                 ] {
                     if ui.button(label).clicked() {
-                        *orbit = Orbit::view(view);
+                        *orbit = Orbit {
+                            orthographic: orbit.orthographic,
+                            ..Orbit::view(view)
+                        };
                         ui.close();
                     }
                 }
+                ui.add_enabled_ui(orbit.view == View::ThreeD, |ui| {
+                    let mut flat = orbit.orthographic;
+                    if ui.checkbox(&mut flat, "Orthographic 3D  (5)").changed() {
+                        orbit.orthographic = flat;
+                    }
+                });
                 ui.separator();
                 ui.checkbox(&mut panels.events, "Event browser");
                 ui.checkbox(&mut panels.histograms, "Histograms");
@@ -580,8 +589,14 @@ fn keyboard(
         (KeyCode::Digit3, View::RZ),
     ] {
         if keys.just_pressed(key) {
-            *orbit = Orbit::view(view);
+            *orbit = Orbit {
+                orthographic: orbit.orthographic,
+                ..Orbit::view(view)
+            };
         }
+    }
+    if keys.just_pressed(KeyCode::Digit5) {
+        orbit.orthographic = !orbit.orthographic;
     }
     if keys.just_pressed(KeyCode::Space) {
         toggle_play(&mut animation);

@@ -528,7 +528,8 @@ const KEYWORDS: &[&str] = &[
 fn cell(v: AnyValue<'_>) -> String {
     match v {
         AnyValue::Null => "null".into(),
-        AnyValue::Float64(x) => format!("{x:.6}"),
+        AnyValue::Float64(x) => alyx_shared::number::significant(x),
+        AnyValue::Float32(x) => alyx_shared::number::significant(f64::from(x)),
         AnyValue::String(s) => s.to_owned(),
         other => other.to_string(),
     }
@@ -1144,6 +1145,16 @@ fn window(
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// A result cell has a short spelling for every double (zeros, subnormals, ±∞, NaN).
+        #[test]
+        fn every_double_has_a_short_cell(x in proptest::num::f64::ANY) {
+            let shown = cell(AnyValue::Float64(x));
+            proptest::prop_assert!(!shown.is_empty() && shown.len() <= 13, "{x:e} → {shown}");
+            proptest::prop_assert_eq!(shown, alyx_shared::number::significant(x));
+        }
+    }
+
     use super::*;
     use alyx_shared::nano::{self, NanoConfig};
     use alyx_shared::store::DataStore;

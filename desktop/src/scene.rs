@@ -151,6 +151,37 @@ pub struct Scene {
     pub duration_ns: f32,
 }
 
+/// A point of the ρ-z projection: (0, ±r, z), the sign + where y ≥ 0.
+pub fn fold_rho_z(p: [f32; 3]) -> [f32; 3] {
+    let r = p[0].hypot(p[1]);
+    [0.0, if p[1] < 0.0 { -r } else { r }, p[2]]
+}
+
+impl Scene {
+    /// Folds the scene into the ρ-z plane (x = 0): each hit to (z, ±r) by its own
+    /// hemisphere, each track's points by the hemisphere of its outermost point, so that a
+    /// track never jumps across the beam axis.
+    pub fn fold_rho_z(&mut self) {
+        for h in &mut self.hits {
+            h.position_cm = fold_rho_z(h.position_cm);
+        }
+        for t in &mut self.tracks {
+            let outermost = t
+                .points_cm
+                .iter()
+                .max_by(|a, b| a[0].hypot(a[1]).total_cmp(&b[0].hypot(b[1])));
+            let sign = if outermost.is_some_and(|p| p[1] < 0.0) {
+                -1.0
+            } else {
+                1.0
+            };
+            for p in &mut t.points_cm {
+                *p = [0.0, sign * p[0].hypot(p[1]), p[2]];
+            }
+        }
+    }
+}
+
 /// Level of detail of a hit's mesh, from its size on screen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum HitLod {
@@ -500,7 +531,45 @@ fn segment_to_ray(a: [f32; 3], b: [f32; 3], o: [f32; 3], d: [f32; 3]) -> (f32, f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The ρ-z fold keeps each point's radius and z, on its own hemisphere's side.
+        #[test]
+        fn folding_keeps_radius_z_and_hemisphere(
+            x in -500f32..500.0, y in -500f32..500.0, z in -500f32..500.0,
+        ) {
+            let [fx, fy, fz] = fold_rho_z([x, y, z]);
+            proptest::prop_assert_eq!(fx, 0.0);
+            proptest::prop_assert_eq!(fz, z);
+            proptest::prop_assert_eq!(fy.abs(), x.hypot(y));
+            proptest::prop_assert_eq!(fy < 0.0, y < 0.0 && x.hypot(y) > 0.0);
+        }
+    }
+
     use alyx_shared::generator::{Centrality, EventGenerator, GeneratorConfig};
+
+    #[test]
+    fn the_folded_scene_puts_tpc_hits_in_their_band_on_both_sides() {
+        let g = EventGenerator::new(GeneratorConfig::pbpb(3, Centrality::Central), geometry());
+        let e = g.event(0);
+        let mut scene = build_scene(&e, &geometry(), &Cuts::default(), &Style::default(), usize::MAX);
+        scene.fold_rho_z();
+        let tpc: Vec<f32> = scene
+            .hits
+            .iter()
+            .filter(|h| h.detector == Detector::Tpc)
+            .map(|h| h.position_cm[1])
+            .collect();
+        let (inner, outer) = (geometry().tpc.inner_radius_cm as f32, geometry().tpc.outer_radius_cm as f32);
+        assert!(tpc.iter().all(|y| (inner - 1.0..=outer + 1.0).contains(&y.abs())));
+        assert!(tpc.iter().filter(|y| **y > 0.0).count() > tpc.len() / 3);
+        assert!(tpc.iter().filter(|y| **y < 0.0).count() > tpc.len() / 3);
+        assert!(scene.hits.iter().all(|h| h.position_cm[0] == 0.0));
+        assert!(scene.tracks.iter().all(|t| {
+            let up = t.points_cm.iter().filter(|p| p[1] > 0.0).count();
+            up == 0 || t.points_cm.iter().all(|p| p[1] >= 0.0)
+        }));
+    }
 
     fn pp_event(i: u64) -> CollisionEvent {
         EventGenerator::new(GeneratorConfig::pp(4), DetectorGeometry::alice_barrel()).event(i)

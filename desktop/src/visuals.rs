@@ -21,7 +21,9 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_dis
 use bevy::render::view::{Msaa, NoIndirectDrawing};
 use bevy::window::PrimaryWindow;
 
-use crate::display::{Animation, Display, DisplaySystems, Orbit, PickRay, ViewOptions, Viewport};
+use crate::display::{
+    Animation, Display, DisplaySystems, Orbit, PickRay, View, ViewOptions, Viewport,
+};
 use crate::instancing::HitBatch;
 use crate::scene::{HitLod, Picked};
 
@@ -84,7 +86,9 @@ impl Plugin for VisualsPlugin {
             .add_systems(
                 Update,
                 (
-                    (camera_controls, click_to_pick).before(DisplaySystems::Logic),
+                    (camera_controls, camera_projection, click_to_pick)
+                        .chain()
+                        .before(DisplaySystems::Logic),
                     (
                         viewport_size,
                         hit_meshes,
@@ -94,6 +98,7 @@ impl Plugin for VisualsPlugin {
                         draw_outlines,
                         draw_objects,
                         draw_picked,
+                        draw_scale,
                         screenshot,
                     )
                         .after(DisplaySystems::Logic),
@@ -184,11 +189,7 @@ fn setup_camera(
         Msaa::Off,
         // Hit batches are drawn with direct (instanced) draw calls.
         NoIndirectDrawing,
-        Projection::Perspective(PerspectiveProjection {
-            far: 20_000.0,
-            near: 1.0,
-            ..default()
-        }),
+        projection(&orbit, Viewport::default().fov_y),
         orbit.transform(),
     );
     match offscreen {
@@ -202,6 +203,57 @@ fn setup_camera(
         }
         None => {
             commands.spawn(camera);
+        }
+    }
+}
+
+/// The camera's projection for `orbit`: perspective in the 3D view, orthographic in the
+/// projections (and in 3D when asked), as tall as the perspective view is at the focus.
+fn projection(orbit: &Orbit, fov_y: f32) -> Projection {
+    if orbit.is_orthographic() {
+        Projection::Orthographic(OrthographicProjection {
+            near: -20_000.0,
+            far: 20_000.0,
+            scaling_mode: bevy::camera::ScalingMode::FixedVertical {
+                viewport_height: orbit.view_height_cm(fov_y),
+            },
+            ..OrthographicProjection::default_3d()
+        })
+    } else {
+        Projection::Perspective(PerspectiveProjection {
+            fov: fov_y,
+            far: 20_000.0,
+            near: 1.0,
+            ..default()
+        })
+    }
+}
+
+/// Keeps the camera's projection in step with the orbit (the view, the zoom).
+fn camera_projection(
+    orbit: Res<Orbit>,
+    viewport: Res<Viewport>,
+    mut cameras: Query<&mut Projection, With<Camera3d>>,
+) {
+    if !orbit.is_changed() {
+        return;
+    }
+    for mut p in &mut cameras {
+        let wanted = projection(&orbit, viewport.fov_y);
+        let same = match (&*p, &wanted) {
+            (Projection::Perspective(_), Projection::Perspective(_)) => true,
+            (Projection::Orthographic(a), Projection::Orthographic(b)) => {
+                use bevy::camera::ScalingMode::FixedVertical;
+                matches!(
+                    (&a.scaling_mode, &b.scaling_mode),
+                    (FixedVertical { viewport_height: x }, FixedVertical { viewport_height: y })
+                        if x == y
+                )
+            }
+            _ => false,
+        };
+        if !same {
+            *p = wanted;
         }
     }
 }
@@ -286,6 +338,21 @@ fn phi_range(cut_away: bool) -> (f32, f32) {
     if cut_away { (PI, TAU) } else { (0.0, TAU) }
 }
 
+/// Whether the upper half of the shells is cut away: in the 3D view only (a projection
+/// shows the whole detector, flat).
+fn cut_away(options: &ViewOptions, orbit: &Orbit) -> bool {
+    options.cut_away && !orbit.view.is_projection()
+}
+
+/// Where a point of the event is drawn: as it is, or folded into the ρ-z plane.
+fn placed(orbit: &Orbit, p: Vec3) -> Vec3 {
+    if orbit.view == View::RZ {
+        Vec3::from(crate::scene::fold_rho_z(p.to_array()))
+    } else {
+        p
+    }
+}
+
 /// The detector as semi-transparent shells, rebuilt when visibility or the cut-away changes.
 fn geometry(
     mut commands: Commands,
@@ -293,11 +360,12 @@ fn geometry(
     options: Res<ViewOptions>,
     assets: Option<Res<Assets3d>>,
     shells: Query<Entity, With<Shell>>,
+    orbit: Res<Orbit>,
     mut meshes: ResMut<Assets<Mesh>>,
-    mut last: Local<Option<([bool; 3], bool)>>,
+    mut last: Local<Option<([bool; 3], bool, View)>>,
 ) {
     let Some(assets) = assets else { return };
-    let key = (options.geometry, options.cut_away);
+    let key = (options.geometry, options.cut_away, orbit.view);
     if *last == Some(key) {
         return;
     }
@@ -305,7 +373,11 @@ fn geometry(
     for entity in &shells {
         commands.entity(entity).despawn();
     }
-    let (phi0, phi1) = phi_range(options.cut_away);
+    // The side view folds space into a plane, where a shell is no surface: its outline shows.
+    if orbit.view == View::RZ {
+        return;
+    }
+    let (phi0, phi1) = phi_range(cut_away(&options, &orbit));
     // One shell per detector (its outer layer): every layer filled costs ~4× the frame time in
     // a software renderer and clutters the view; the outlines show each layer.
     let mut outer: [Option<(f32, f32)>; 3] = [None; 3];
@@ -377,18 +449,66 @@ fn tube(r: f32, half: f32, phi0: f32, phi1: f32) -> Mesh {
     .with_inserted_indices(Indices::U32(indices))
 }
 
-fn draw_outlines(mut gizmos: Gizmos, display: Res<Display>, options: Res<ViewOptions>) {
+fn draw_outlines(
+    mut gizmos: Gizmos,
+    display: Res<Display>,
+    options: Res<ViewOptions>,
+    orbit: Res<Orbit>,
+) {
     let colours = [
         Color::srgba(1.0, 0.6, 0.2, 0.35),
         Color::srgba(0.3, 0.7, 1.0, 0.25),
         Color::srgba(0.9, 0.3, 0.8, 0.25),
     ];
-    let (phi0, phi1) = phi_range(options.cut_away);
+    let g = &display.geometry;
+    if orbit.view == View::RZ {
+        // Each layer as the lines z = −half…half at ±r, each detector closed at its ends.
+        for (i, (r, half)) in layers(&display) {
+            if options.geometry[i] {
+                for sign in [1.0, -1.0] {
+                    let y = sign * r;
+                    gizmos.line(Vec3::new(0.0, y, -half), Vec3::new(0.0, y, half), colours[i]);
+                }
+            }
+        }
+        let ends = [
+            (1, g.tpc.inner_radius_cm, g.tpc.outer_radius_cm, g.tpc.half_length_cm),
+            (2, g.tof.inner_radius_cm, g.tof.outer_radius_cm, g.tof.half_length_cm),
+        ];
+        for (i, r0, r1, half) in ends {
+            if !options.geometry[i] {
+                continue;
+            }
+            let (r0, r1, half) = (r0 as f32, r1 as f32, half as f32);
+            for (sign, z) in [(1.0, half), (1.0, -half), (-1.0, half), (-1.0, -half)] {
+                gizmos.line(
+                    Vec3::new(0.0, sign * r0, z),
+                    Vec3::new(0.0, sign * r1, z),
+                    colours[i],
+                );
+            }
+        }
+        // The beam axis.
+        gizmos.line(
+            Vec3::new(0.0, 0.0, -g.tof.half_length_cm as f32),
+            Vec3::new(0.0, 0.0, g.tof.half_length_cm as f32),
+            Color::srgba(0.6, 0.6, 0.6, 0.3),
+        );
+        return;
+    }
+    let cut = cut_away(&options, &orbit);
+    let (phi0, phi1) = phi_range(cut);
     for (i, (r, half)) in layers(&display) {
         if !options.geometry[i] {
             continue;
         }
-        for z in [-half, 0.0, half] {
+        // The end view sees the three rings of a layer as one.
+        let rings: &[f32] = if orbit.view == View::RPhi {
+            &[0.0]
+        } else {
+            &[-half, 0.0, half]
+        };
+        for &z in rings {
             gizmos.linestrip(
                 (0..=96).map(|k| {
                     let phi = phi0 + (phi1 - phi0) * k as f32 / 96.0;
@@ -397,18 +517,20 @@ fn draw_outlines(mut gizmos: Gizmos, display: Res<Display>, options: Res<ViewOpt
                 colours[i],
             );
         }
+        if orbit.view == View::RPhi {
+            continue;
+        }
         for k in 0..=8 {
             let phi = phi0 + (phi1 - phi0) * k as f32 / 8.0;
             let (x, y) = (r * phi.cos(), r * phi.sin());
             gizmos.line(Vec3::new(x, y, -half), Vec3::new(x, y, half), colours[i]);
         }
     }
-    let g = &display.geometry;
     if options.geometry[2] {
         // TOF sector boundaries in the end view.
         for k in 0..g.tof.sectors {
             let phi = k as f32 * TAU / g.tof.sectors as f32;
-            if options.cut_away && phi < PI && phi > 0.0 {
+            if cut && phi < PI && phi > 0.0 {
                 continue;
             }
             let (s, c) = phi.sin_cos();
@@ -419,6 +541,87 @@ fn draw_outlines(mut gizmos: Gizmos, display: Res<Display>, options: Res<ViewOpt
                 Color::srgba(0.9, 0.3, 0.8, 0.4),
             );
         }
+    }
+}
+
+/// The scale bar of the projections: a bar of a round length in cm, in the lower left
+/// corner, with its length written above it.
+fn draw_scale(
+    mut gizmos: Gizmos,
+    orbit: Res<Orbit>,
+    viewport: Res<Viewport>,
+    cameras: Query<(&Camera, &GlobalTransform), With<Camera3d>>,
+) {
+    if !orbit.view.is_projection() {
+        return;
+    }
+    let Ok((camera, transform)) = cameras.single() else {
+        return;
+    };
+    let Some(size) = camera.logical_viewport_size() else {
+        return;
+    };
+    let height = orbit.view_height_cm(viewport.fov_y);
+    let width = height * size.x / size.y.max(1.0);
+    let (right, up) = (transform.right().as_vec3(), transform.up().as_vec3());
+    let length = round_length(0.2 * width);
+    let colour = Color::srgb(0.85, 0.85, 0.85);
+    let start = Vec3::from(orbit.focus) + right * (-0.45 * width) + up * (-0.44 * height);
+    let end = start + right * length;
+    let tick = up * (0.012 * height);
+    gizmos.line(start, end, colour);
+    gizmos.line(start - tick, start + tick, colour);
+    gizmos.line(end - tick, end + tick, colour);
+    let label = format!("{} cm", alyx_shared::number::significant(f64::from(length)));
+    let glyph = 0.024 * height;
+    let mut at = start + up * (0.025 * height);
+    for c in label.chars() {
+        for &((x0, y0), (x1, y1)) in strokes(c) {
+            gizmos.line(
+                at + (right * x0 + up * y0) * glyph,
+                at + (right * x1 + up * y1) * glyph,
+                colour,
+            );
+        }
+        at += right * (0.85 * glyph);
+    }
+}
+
+/// The largest 1, 2 or 5 × 10ᵏ cm not above `most`.
+fn round_length(most: f32) -> f32 {
+    let decade = 10f32.powf(most.max(1e-3).log10().floor());
+    [5.0, 2.0, 1.0]
+        .into_iter()
+        .map(|m| m * decade)
+        .find(|l| *l <= most)
+        .unwrap_or(decade)
+}
+
+/// A character of the scale's label as strokes in a box 0.6 wide and 1 tall: seven-segment
+/// digits, `c`, `m` and `.` (what a length in cm needs; no font is loaded for the 3D view).
+fn strokes(c: char) -> &'static [((f32, f32), (f32, f32))] {
+    const A: ((f32, f32), (f32, f32)) = ((0.0, 1.0), (0.6, 1.0));
+    const B: ((f32, f32), (f32, f32)) = ((0.6, 1.0), (0.6, 0.5));
+    const C: ((f32, f32), (f32, f32)) = ((0.6, 0.5), (0.6, 0.0));
+    const D: ((f32, f32), (f32, f32)) = ((0.0, 0.0), (0.6, 0.0));
+    const E: ((f32, f32), (f32, f32)) = ((0.0, 0.0), (0.0, 0.5));
+    const F: ((f32, f32), (f32, f32)) = ((0.0, 0.5), (0.0, 1.0));
+    const G: ((f32, f32), (f32, f32)) = ((0.0, 0.5), (0.6, 0.5));
+    match c {
+        '0' => &[A, B, C, D, E, F],
+        '1' => &[B, C],
+        '2' => &[A, B, G, E, D],
+        '3' => &[A, B, G, C, D],
+        '4' => &[F, G, B, C],
+        '5' => &[A, F, G, C, D],
+        '6' => &[A, F, G, E, D, C],
+        '7' => &[A, B, C],
+        '8' => &[A, B, C, D, E, F, G],
+        '9' => &[A, B, C, D, F, G],
+        'c' => &[G, E, D],
+        'm' => &[G, E, C, ((0.3, 0.0), (0.3, 0.5))],
+        '.' => &[((0.25, 0.0), (0.35, 0.0))],
+        _ => &[],
     }
 }
 
@@ -456,11 +659,12 @@ fn objects(
     options: Res<ViewOptions>,
     assets: Option<Res<Assets3d>>,
     items: Query<Entity, With<ObjectItem>>,
+    orbit: Res<Orbit>,
     mut meshes: ResMut<Assets<Mesh>>,
-    mut last: Local<Option<(u64, bool)>>,
+    mut last: Local<Option<(u64, bool, View)>>,
 ) {
     let Some(assets) = assets else { return };
-    let key = (display.generation, options.objects);
+    let key = (display.generation, options.objects, orbit.view);
     if *last == Some(key) {
         return;
     }
@@ -472,11 +676,12 @@ fn objects(
         return;
     }
     let event = &display.event;
-    let vertex = primary_vertex(event);
+    let vertex = placed(&orbit, primary_vertex(event));
     for jet in &event.jets {
         let Some(d) = unit_direction(jet.eta, jet.phi) else {
             continue;
         };
+        let d = placed(&orbit, d);
         let energy = if jet.e_gev.is_finite() {
             jet.e_gev
         } else {
@@ -504,6 +709,7 @@ fn objects(
         let Some(d) = unit_direction(cluster.eta, cluster.phi) else {
             continue;
         };
+        let d = placed(&orbit, d);
         let height = ((cluster.energy_gev as f32).max(0.0) * 4.0).clamp(2.0, 250.0);
         commands.spawn((
             Mesh3d(meshes.add(Cuboid::new(8.0, 8.0, height))),
@@ -517,12 +723,17 @@ fn objects(
 
 /// Leptons and photons as straight lines from the vertex, vertices as markers, missing
 /// transverse energy as an arrow in the transverse plane.
-fn draw_objects(mut gizmos: Gizmos, display: Res<Display>, options: Res<ViewOptions>) {
+fn draw_objects(
+    mut gizmos: Gizmos,
+    display: Res<Display>,
+    options: Res<ViewOptions>,
+    orbit: Res<Orbit>,
+) {
     if !options.objects {
         return;
     }
     let event = &display.event;
-    let vertex = primary_vertex(event);
+    let vertex = placed(&orbit, primary_vertex(event));
     let kinds = [
         (&event.muons, 700.0, Color::srgb(1.0, 0.55, 0.0)),
         (&event.electrons, 400.0, Color::srgb(0.2, 1.0, 0.4)),
@@ -538,17 +749,19 @@ fn draw_objects(mut gizmos: Gizmos, display: Res<Display>, options: Res<ViewOpti
                 unit_direction(o.eta, o.phi)
             };
             if let Some(d) = direction {
-                gizmos.line(vertex, vertex + d * length, colour);
+                gizmos.line(vertex, vertex + placed(&orbit, d) * length, colour);
             }
         }
     }
     for v in &event.vertices {
-        let p = Vec3::from(v.position_cm.map(|x| x as f32));
+        let p = placed(&orbit, Vec3::from(v.position_cm.map(|x| x as f32)));
         if p.is_finite() {
             gizmos.sphere(Isometry3d::from_translation(p), 1.5, Color::WHITE);
         }
     }
+    // Missing energy is transverse: the side view has no direction for it.
     if let Some(met) = &event.met
+        && orbit.view != View::RZ
         && met.pt_gev.is_finite()
         && met.phi.is_finite()
     {
@@ -572,7 +785,8 @@ fn draw_picked(mut gizmos: Gizmos, display: Res<Display>) {
             }
         }
         Some(Picked::Hit(h)) => {
-            if let Some(hit) = display.event.hits.get(h as usize) {
+            // Where the scene drew it (folded in the side view).
+            if let Some(hit) = display.scene.hits.iter().find(|x| x.hit == h) {
                 let p = Vec3::from(hit.position_cm);
                 let r = crate::display::hit_radius_cm(hit.detector) * 3.0;
                 gizmos.sphere(Isometry3d::from_translation(p), r, highlight);
@@ -598,11 +812,13 @@ fn camera_controls(
     if let (Some(buttons), Some(motion), Some(scroll)) = (buttons, motion, scroll)
         && !over_ui
     {
-        if buttons.pressed(MouseButton::Left) {
+        // A projection is flat: a left drag pans it instead of turning it.
+        let flat = o.view.is_projection();
+        if buttons.pressed(MouseButton::Left) && !flat {
             o.yaw -= motion.delta.x * 0.005;
             o.pitch = (o.pitch + motion.delta.y * 0.005).clamp(-1.5, 1.5);
         }
-        if buttons.pressed(MouseButton::Right) {
+        if buttons.pressed(MouseButton::Right) || (flat && buttons.pressed(MouseButton::Left)) {
             let pan = o.rotation()
                 * Vec3::new(-motion.delta.x, motion.delta.y, 0.0)
                 * o.distance
@@ -616,12 +832,17 @@ fn camera_controls(
         let axis = |neg: KeyCode, pos: KeyCode| {
             f32::from(u8::from(keys.pressed(pos))) - f32::from(u8::from(keys.pressed(neg)))
         };
-        o.yaw += axis(KeyCode::ArrowRight, KeyCode::ArrowLeft) * 1.5 * dt;
-        o.pitch =
-            (o.pitch + axis(KeyCode::ArrowDown, KeyCode::ArrowUp) * 1.5 * dt).clamp(-1.5, 1.5);
+        if !o.view.is_projection() {
+            o.yaw += axis(KeyCode::ArrowRight, KeyCode::ArrowLeft) * 1.5 * dt;
+            o.pitch = (o.pitch + axis(KeyCode::ArrowDown, KeyCode::ArrowUp) * 1.5 * dt)
+                .clamp(-1.5, 1.5);
+        }
         o.distance *= 1.0 - axis(KeyCode::Minus, KeyCode::Equal) * 1.5 * dt;
         if keys.just_pressed(KeyCode::Home) {
-            o = Orbit::default();
+            o = Orbit {
+                orthographic: o.orthographic,
+                ..Orbit::view(o.view)
+            };
         }
     }
     o.distance = o.distance.clamp(5.0, 10_000.0);

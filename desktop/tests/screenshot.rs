@@ -199,3 +199,145 @@ fn atlas_phoenix_event_renders() {
     assert!(drawn > 1_000, "only {drawn} pixels drawn");
     compare_with_reference(&png, &out, "atlas-3d.png");
 }
+
+/// A linear colour as the 8-bit sRGB the hit shader writes.
+fn srgb(linear: [f32; 4]) -> [u8; 3] {
+    let encode = |c: f32| {
+        let s = if c <= 0.003_130_8 {
+            12.92 * c
+        } else {
+            1.055 * c.powf(1.0 / 2.4) - 0.055
+        };
+        (s.clamp(0.0, 1.0) * 255.0).round() as u8
+    };
+    [encode(linear[0]), encode(linear[1]), encode(linear[2])]
+}
+
+/// One central Pb–Pb event: hits in every detector, densely.
+fn central_pbpb(dir: &Path) -> PathBuf {
+    use alyx_shared::generator::Centrality;
+    let store = DataStore::open(dir.join("store")).expect("store");
+    let ds = datasets::generate(
+        &store,
+        "pbpb",
+        GeneratorConfig::pbpb(5, Centrality::Central),
+        1,
+        &mut |_| {},
+    )
+    .expect("generate");
+    ds.dir().to_path_buf()
+}
+
+/// Pixels per cm of a projection rendered `height` pixels tall at the preset zoom.
+fn pixels_per_cm(view: alyx_desktop::display::View, height: usize) -> f32 {
+    let fov = alyx_desktop::display::Viewport::default().fov_y;
+    height as f32 / alyx_desktop::display::Orbit::view(view).view_height_cm(fov)
+}
+
+fn hit_pixels(png: &Png, detector: alyx_shared::Detector) -> Vec<(f32, f32)> {
+    // Pixel centres, relative to the image centre (the beam axis).
+    png.find(srgb(alyx_desktop::scene::detector_colour(detector)), 10)
+        .into_iter()
+        .map(|(x, y)| (x + 0.5, y + 0.5))
+        .collect()
+}
+
+#[test]
+fn the_end_view_is_a_true_r_phi_projection() {
+    use alyx_shared::Detector;
+    if !vulkan_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("rphi.png");
+    let png = render(
+        &central_pbpb(dir.path()),
+        &["--view", "rphi", "--size", "800x600"],
+        &out,
+    );
+    let g = alyx_shared::DetectorGeometry::alice_barrel();
+    let s = pixels_per_cm(alyx_desktop::display::View::RPhi, png.height);
+    // A dot is drawn around its hit: at most its radius (2.5 cm, at least 1.25 px) plus a
+    // pixel of rasterisation beyond the hit's own radius.
+    let slack = (2.5 * s).max(1.25) + 1.0;
+    let radius = |(x, y): &(f32, f32)| x.hypot(*y);
+    let tof = hit_pixels(&png, Detector::Tof);
+    assert!(tof.len() > 500, "{} TOF pixels", tof.len());
+    let (lo, hi) = (g.tof.inner_radius_cm as f32 * s, g.tof.outer_radius_cm as f32 * s);
+    let outside: Vec<f32> = tof
+        .iter()
+        .map(radius)
+        .filter(|r| *r < lo - slack || *r > hi + slack)
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "{} of {} TOF pixels off the TOF ring {lo:.1}–{hi:.1} px, e.g. {:?} (see {})",
+        outside.len(),
+        tof.len(),
+        &outside[..outside.len().min(5)],
+        out.display()
+    );
+    let its = hit_pixels(&png, Detector::Its);
+    assert!(its.len() > 50, "{} ITS pixels", its.len());
+    let tpc_inner = g.tpc.inner_radius_cm as f32 * s;
+    assert!(
+        its.iter().all(|p| radius(p) <= tpc_inner),
+        "ITS pixels beyond the TPC's inner radius {tpc_inner:.1} px (see {})",
+        out.display()
+    );
+    eprintln!(
+        "r-φ {}: {} TOF pixels within {lo:.1}–{hi:.1} px, {} ITS pixels inside {tpc_inner:.1} px",
+        out.display(),
+        tof.len(),
+        its.len()
+    );
+}
+
+#[test]
+fn the_side_view_is_a_rho_z_projection() {
+    use alyx_shared::Detector;
+    if !vulkan_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("rz.png");
+    let png = render(
+        &central_pbpb(dir.path()),
+        &["--view", "rz", "--size", "800x600"],
+        &out,
+    );
+    let g = alyx_shared::DetectorGeometry::alice_barrel();
+    let s = pixels_per_cm(alyx_desktop::display::View::RZ, png.height);
+    let slack = (1.2 * s).max(1.25) + 1.0;
+    let tpc = hit_pixels(&png, Detector::Tpc);
+    assert!(tpc.len() > 2_000, "{} TPC pixels", tpc.len());
+    let (inner, outer) = (g.tpc.inner_radius_cm as f32, g.tpc.outer_radius_cm as f32);
+    let half = g.tpc.half_length_cm as f32 * s;
+    for (x, y) in &tpc {
+        let r = y.abs() / s;
+        assert!(
+            r >= inner - slack / s && r <= outer + slack / s && x.abs() <= half + slack,
+            "a TPC pixel at z {:.0} cm, ρ {r:.0} cm: outside the band {inner}–{outer} cm (see {})",
+            x / s,
+            out.display()
+        );
+    }
+    // The band is filled on both sides of the beam: every 10 cm of radius holds TPC pixels
+    // above and below.
+    let mut rows = inner as i32 / 10 + 1;
+    while rows * 10 + 10 <= outer as i32 {
+        for sign in [1.0f32, -1.0] {
+            let n = tpc
+                .iter()
+                .filter(|(_, y)| {
+                    let r = -y / s * sign;
+                    r >= (rows * 10) as f32 && r < (rows * 10 + 10) as f32
+                })
+                .count();
+            assert!(n > 0, "no TPC pixels at ρ {}–{} cm on the {} side (see {})",
+                rows * 10, rows * 10 + 10, if sign > 0.0 { "upper" } else { "lower" }, out.display());
+        }
+        rows += 1;
+    }
+    eprintln!("ρ-z {}: {} TPC pixels in the band {inner}–{outer} cm", out.display(), tpc.len());
+}

@@ -19,7 +19,8 @@ pub enum Binning {
 
 impl Binning {
     pub fn fixed(bins: usize, lo: f64, hi: f64) -> Result<Self> {
-        if bins == 0 || bins > 1_000_000 || !(lo < hi) || !lo.is_finite() || !hi.is_finite() {
+        // A finite width too: from −1e308 to 1e308 every value would fall in the first bin.
+        if bins == 0 || bins > 1_000_000 || !(lo < hi) || !(hi - lo).is_finite() {
             return Err(Error::Invalid(format!(
                 "invalid binning {bins} bins from {lo} to {hi}: need 1–1000000 bins and finite lo < hi"
             )));
@@ -29,7 +30,11 @@ impl Binning {
 
     pub fn variable(edges: Vec<f64>) -> Result<Self> {
         let increasing = edges.windows(2).all(|w| w[0] < w[1]);
-        if edges.len() < 2 || !increasing || edges.iter().any(|e| !e.is_finite()) {
+        if edges.len() < 2
+            || edges.len() > 1_000_001
+            || !increasing
+            || edges.iter().any(|e| !e.is_finite())
+        {
             return Err(Error::Invalid(
                 "bin edges must be at least two finite, strictly increasing numbers".into(),
             ));
@@ -189,19 +194,23 @@ impl Histogram {
 
     /// Adds another histogram of the same binning (a partial result).
     pub fn merge(&mut self, other: &Histogram) -> Result<()> {
-        if self.binning != other.binning {
+        let n = self.sum_w.len();
+        if self.binning != other.binning
+            || [other.sum_w.len(), other.sum_w2.len(), other.entries.len()] != [n; 3]
+            || [self.sum_w2.len(), self.entries.len()] != [n; 2]
+        {
             return Err(Error::Invalid(
                 "cannot merge histograms with different binnings".into(),
             ));
         }
-        for i in 0..self.sum_w.len() {
+        for i in 0..n {
             self.sum_w[i] += other.sum_w[i];
             self.sum_w2[i] += other.sum_w2[i];
-            self.entries[i] += other.entries[i];
+            self.entries[i] = self.entries[i].saturating_add(other.entries[i]);
         }
         self.underflow += other.underflow;
         self.overflow += other.overflow;
-        self.missing += other.missing;
+        self.missing = self.missing.saturating_add(other.missing);
         Ok(())
     }
 

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod model;
 pub mod nano;
 pub mod notebook;
+pub mod number;
 pub mod physics;
 pub mod query;
 pub mod store;

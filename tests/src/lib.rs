@@ -92,3 +92,45 @@ pub fn slurm_base() -> Option<std::path::PathBuf> {
         }
     }
 }
+
+/// A Python with `modules` importable, for the peers the tests compare against (uproot,
+/// awkward): `$ALYX_VENV/bin/python`, default `~/.cache/alyx/venv` (the test command makes
+/// it). `None` (after saying so) when there is none outside CI; under `CI=true` a missing
+/// Python or module fails the test.
+pub fn python(modules: &[&str]) -> Option<PathBuf> {
+    let venv = std::env::var_os("ALYX_VENV")
+        .map(PathBuf::from)
+        .or_else(|| dirs::cache_dir().map(|c| c.join("alyx/venv")))
+        .unwrap_or_default();
+    let python = venv.join("bin/python");
+    let ok = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(format!("import {}", modules.join(", ")))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        !ci,
+        "no Python with {modules:?} at {} under CI: run the tests through scripts/test.sh, which makes it",
+        python.display()
+    );
+    eprintln!(
+        "skipping: no Python with {modules:?} at {} (set ALYX_VENV or run scripts/test.sh)",
+        python.display()
+    );
+    None
+}
+
+/// A script of the peers' folder (`tests/peers`) or of `scripts/`.
+pub fn peer_script(name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let peers = root.join("peers").join(name);
+    if peers.exists() {
+        peers
+    } else {
+        root.join("../scripts").join(name)
+    }
+}

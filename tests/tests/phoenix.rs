@@ -198,3 +198,143 @@ fn assert_close(a: &alyx_shared::CollisionEvent, b: &alyx_shared::CollisionEvent
         }
     }
 }
+
+/// Every imported value of every event against the file's own JSON: header numbers, each
+/// track's polyline, each hit, cluster, jet and lepton in order, missing energy (mm → cm,
+/// MeV → GeV, exactly the importer's one division).
+fn assert_events_match_the_json(path: &std::path::Path) -> Vec<alyx_shared::CollisionEvent> {
+    use serde_json::Value;
+    let (events, _) = phoenix::import(path).expect("import");
+    let text = std::fs::read_to_string(path).expect("read");
+    let root: serde_json::Map<String, Value> = serde_json::from_str(&text).expect("json");
+    assert_eq!(events.len(), root.len(), "{}", path.display());
+    let num = |v: &Value| v.as_f64().expect("number");
+    let colls = |ev: &Value, kind: &str| -> Vec<(String, Vec<Value>)> {
+        ev.get(kind)
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_array().cloned().unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let cm = |p: &Value| -> [f32; 3] {
+        let a = p.as_array().expect("point");
+        [0, 1, 2].map(|i| (num(&a[i]) / 10.0) as f32)
+    };
+    for ((name, ev), e) in root.iter().zip(&events) {
+        let h = &e.header;
+        assert_eq!(u64::from(h.run), ev["run number"].as_u64().unwrap_or(0), "{name}");
+        assert_eq!(h.event_number, ev["event number"].as_u64().unwrap_or(0), "{name}");
+        let tracks: Vec<(String, Value)> = colls(ev, "Tracks")
+            .into_iter()
+            .flat_map(|(c, list)| list.into_iter().map(move |t| (c.clone(), t)))
+            .collect();
+        assert_eq!(e.tracks.len(), tracks.len(), "{name}: tracks");
+        for ((coll, t), got) in tracks.iter().zip(&e.tracks) {
+            assert_eq!(&got.collection, coll);
+            let pos: Vec<[f32; 3]> = t["pos"].as_array().map_or_else(Vec::new, |p| p.iter().map(cm).collect());
+            assert_eq!(got.polyline_cm, pos, "{name}: a track of {coll}");
+        }
+        // A hit is an object with `pos`, a point, or a group of points (a hit "line").
+        let hits: Vec<[f32; 3]> = colls(ev, "Hits")
+            .into_iter()
+            .flat_map(|(_, list)| list)
+            .flat_map(|h| match h.get("pos") {
+                Some(p) => vec![cm(p)],
+                None if h[0].is_array() => h.as_array().expect("group").iter().map(cm).collect(),
+                None => vec![cm(&h)],
+            })
+            .collect();
+        let got: Vec<[f32; 3]> = e.hits.iter().map(|h| h.position_cm).collect();
+        assert_eq!(got, hits, "{name}: hits");
+        let clusters: Vec<Value> = colls(ev, "CaloClusters").into_iter().flat_map(|(_, l)| l).collect();
+        assert_eq!(e.clusters.len(), clusters.len(), "{name}: clusters");
+        for (c, got) in clusters.iter().zip(&e.clusters) {
+            assert_eq!(got.energy_gev, num(&c["energy"]) / 1000.0);
+            assert_eq!((got.eta, got.phi), (num(&c["eta"]), num(&c["phi"])));
+        }
+        let jets: Vec<Value> = colls(ev, "Jets").into_iter().flat_map(|(_, l)| l).collect();
+        assert_eq!(e.jets.len(), jets.len(), "{name}: jets");
+        for (j, got) in jets.iter().zip(&e.jets) {
+            assert_eq!(got.e_gev, num(&j["energy"]) / 1000.0, "{name}: jet energy");
+            assert_eq!((got.eta, got.phi), (num(&j["eta"]), num(&j["phi"])));
+            if let Some(cone) = j.get("coneR") {
+                assert_eq!(got.cone_r, num(cone), "{name}: jet cone");
+            }
+        }
+        let muons: Vec<Value> = colls(ev, "Muons").into_iter().flat_map(|(_, l)| l).collect();
+        assert_eq!(e.muons.len(), muons.len(), "{name}: muons");
+        for (m, got) in muons.iter().zip(&e.muons) {
+            // ATLAS writes `Eta`/`Phi`; Phoenix reads either spelling.
+            let get = |k: &str| num(m.get(k).unwrap_or(&m[k.to_uppercase()[..1].to_owned() + &k[1..]]));
+            assert_eq!((got.eta, got.phi), (get("eta"), get("phi")), "{name}: muon");
+        }
+        if let Some((_, list)) = colls(ev, "MissingEnergy").into_iter().next() {
+            let met = e.met.as_ref().expect("missing energy");
+            assert_eq!(met.px_gev, num(&list[0]["etx"]) / 1000.0);
+            assert_eq!(met.py_gev, num(&list[0]["ety"]) / 1000.0);
+        }
+    }
+    events
+}
+
+#[test]
+fn phoenix_files_import_value_for_value_in_both_layouts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for rel in ["phoenix/ATLAS_atlaseventdump2.json", "phoenix/ATLAS_calibration.json"] {
+        let Some(path) = data_file(rel) else { return };
+        let events = assert_events_match_the_json(&path);
+        // Each event on its own, at the top level (the other layout Phoenix reads).
+        let text = std::fs::read_to_string(&path).expect("read");
+        let root: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text).expect("json");
+        for ((name, ev), whole) in root.iter().zip(&events) {
+            let single = dir.path().join("single.json");
+            std::fs::write(&single, serde_json::to_string(ev).expect("json")).expect("write");
+            let (one, _) = phoenix::import(&single)
+                .unwrap_or_else(|e| panic!("{rel}: event `{name}` alone: {e}"));
+            assert_eq!(one.len(), 1, "{name}");
+            assert!(one[0].same_as(whole), "{rel}: `{name}` alone differs");
+        }
+    }
+}
+
+#[test]
+fn a_single_event_with_run_number_keys_and_a_threejs_scene_are_told_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let single = dir.path().join("single.json");
+    std::fs::write(
+        &single,
+        r#"{"runNumber": 362760, "eventNumber": 12345678901,
+            "Jets": {"AntiKt4": [{"eta": 0.5, "phi": 1.0, "energy": 50000.0}]}}"#,
+    )
+    .expect("write");
+    let (events, _) = phoenix::import(&single).expect("one event");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].header.run, 362_760);
+    assert_eq!(events[0].header.event_number, 12_345_678_901);
+    assert_eq!(events[0].jets.len(), 1);
+
+    let scene = dir.path().join("scene.phnx");
+    std::fs::write(
+        &scene,
+        r#"{"metadata": {"version": 4.6, "type": "Object", "generator": "Object3D.toJSON"},
+            "geometries": [], "materials": [], "object": {"type": "Scene", "children": []}}"#,
+    )
+    .expect("write");
+    let err = phoenix::import(&scene).expect_err("not event data");
+    assert!(err.to_string().contains("three.js"), "{err}");
+
+    for (bad, why) in [
+        (r#"{}"#, "no Phoenix events"),
+        (r#"{"a": 5}"#, "not an event"),
+        (r#"{"runNumber": 99999999999}"#, "32 bits"),
+        (r#"[1, 2]"#, "JSON object"),
+    ] {
+        std::fs::write(&single, bad).expect("write");
+        let err = phoenix::import(&single).expect_err(bad);
+        assert!(err.to_string().contains(why), "{bad}: {err}");
+    }
+}

@@ -311,3 +311,358 @@ fn a_failing_file_leaves_no_half_made_dataset() {
     );
     assert!(!dir.path().join("mixed").exists());
 }
+
+/// Branches of a TTree as uproot reads them (`tests/peers/uproot_dump.py`).
+struct Uproot {
+    entries: usize,
+    branches: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Uproot {
+    fn read(python: &std::path::Path, file: &std::path::Path, tree: &str, branches: &[&str]) -> Self {
+        let out = std::process::Command::new(python)
+            .arg(alyx_tests::peer_script("uproot_dump.py"))
+            .arg(file)
+            .arg(tree)
+            .args(branches)
+            .output()
+            .expect("run uproot");
+        assert!(
+            out.status.success(),
+            "uproot failed on {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("uproot's JSON");
+        Uproot {
+            entries: v["entries"].as_u64().expect("entries") as usize,
+            branches: v["branches"].as_object().expect("branches").clone(),
+        }
+    }
+
+    /// Entry `i` of `branch`: one number, or a list for jagged branches (as f64, exactly as
+    /// uproot's float64 of the value; integers as integers).
+    fn values(&self, branch: &str, i: usize) -> Vec<Number> {
+        let b = &self.branches[branch];
+        let float = b["kind"] == "f";
+        let one = |v: &serde_json::Value| {
+            if float {
+                Number::F(f64::from_bits(v.as_u64().expect("bits")))
+            } else {
+                Number::I(v.as_i64().map_or_else(
+                    || i128::from(v.as_u64().expect("integer")),
+                    i128::from,
+                ))
+            }
+        };
+        match &b["values"][i] {
+            serde_json::Value::Array(list) => list.iter().map(one).collect(),
+            v => vec![one(v)],
+        }
+    }
+
+    fn value(&self, branch: &str, i: usize) -> Number {
+        let v = self.values(branch, i);
+        assert_eq!(v.len(), 1, "{branch}[{i}] is not one value");
+        v[0]
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Number {
+    F(f64),
+    I(i128),
+}
+
+impl Number {
+    fn f64(self) -> f64 {
+        match self {
+            Number::F(x) => x,
+            Number::I(x) => x as f64,
+        }
+    }
+
+    /// Equal to `x` bit for bit (NaN equals NaN), as an integer when uproot read one.
+    fn is(self, x: f64) -> bool {
+        match self {
+            Number::F(v) => v.to_bits() == x.to_bits() || (v.is_nan() && x.is_nan()),
+            Number::I(v) => (v as f64) == x,
+        }
+    }
+}
+
+fn object_field(o: &alyx_shared::model::PhysicsObject, field: &str) -> f64 {
+    match field {
+        "px" => o.px_gev,
+        "py" => o.py_gev,
+        "pz" => o.pz_gev,
+        "e" => o.e_gev,
+        "pt" => o.pt_gev,
+        "eta" => o.eta,
+        "phi" => o.phi,
+        "mass" => o.mass_gev,
+        "charge" => f64::from(o.charge),
+        "iso" => o.isolation,
+        "btag" => o.btag,
+        other => panic!("unknown field {other}"),
+    }
+}
+
+/// Imports `file` (automatic mapping, `batch` entries at a time) and checks, event by event,
+/// every value the mapping names against uproot's reading of the same branches; then that the
+/// dataset stores exactly those events. Returns the events.
+fn assert_imports_as_uproot_reads(
+    python: &std::path::Path,
+    file: &std::path::Path,
+    batch: usize,
+) -> Vec<alyx_shared::model::CollisionEvent> {
+    let mut events = Vec::new();
+    let report = root::import_batches(file, None, None, batch, &mut |b| {
+        events.extend(b);
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let mapping = report.mapping.expect("a ROOT import reports its mapping");
+    let tree = mapping.tree.clone().expect("tree");
+    let branches: Vec<&str> = mapping.branches().into_iter().collect();
+    let peer = Uproot::read(python, file, &tree, &branches);
+    let name = file.file_name().expect("name").to_string_lossy();
+    assert_eq!(events.len(), peer.entries, "{name}: entries");
+    let e = &mapping.event;
+    for (i, ev) in events.iter().enumerate() {
+        let at = |what: &str| format!("{name} entry {i}: {what}");
+        let h = &ev.header;
+        match &e.run {
+            Some(b) => assert!(matches!(peer.value(b, i), Number::I(r) if r == i128::from(h.run)), "{}", at("run")),
+            None => assert_eq!(h.run, 0),
+        }
+        match &e.event_number {
+            Some(b) => assert!(
+                matches!(peer.value(b, i), Number::I(n) if n == i128::from(h.event_number)),
+                "{} {} vs {:?}", at("event number"), h.event_number, peer.value(b, i)
+            ),
+            None => assert_eq!(h.event_number, i as u64, "{}", at("event number")),
+        }
+        match &e.weight {
+            Some(b) => assert!(peer.value(b, i).is(h.weight), "{}", at("weight")),
+            None => assert_eq!(h.weight, 1.0),
+        }
+        for (bit, b) in e.trigger.iter().enumerate() {
+            let fired = peer.value(b, i).f64() != 0.0;
+            assert_eq!(h.trigger_bits >> bit & 1 == 1, fired, "{}", at(b));
+        }
+        let met = ev.met.as_ref();
+        for (field, branch) in [
+            ("met_px", &e.met_px),
+            ("met_py", &e.met_py),
+            ("met_pt", &e.met_pt),
+            ("met_phi", &e.met_phi),
+        ] {
+            let Some(b) = branch else { continue };
+            let m = met.unwrap_or_else(|| panic!("{}", at("MET missing")));
+            let got = match field {
+                "met_px" => m.px_gev,
+                "met_py" => m.py_gev,
+                "met_pt" => m.pt_gev,
+                _ => m.phi,
+            };
+            assert!(peer.value(b, i).is(got), "{}: {got} vs {:?}", at(field), peer.value(b, i));
+        }
+        for (collection, sources) in mapping.collections() {
+            let objects = match collection {
+                "muons" => &ev.muons,
+                "electrons" => &ev.electrons,
+                "photons" => &ev.photons,
+                _ => &ev.jets,
+            };
+            let mut offset = 0;
+            for source in sources {
+                let fields: Vec<(&str, &String)> = source
+                    .fields()
+                    .into_iter()
+                    .filter_map(|(f, b)| Some((f, b.as_ref()?)))
+                    .collect();
+                let n = fields.first().map_or(0, |(_, b)| peer.values(b, i).len());
+                if let Some(count) = &source.count {
+                    assert!(
+                        matches!(peer.value(count, i), Number::I(c) if c == n as i128),
+                        "{}", at(&format!("{collection}: {count}"))
+                    );
+                }
+                assert!(objects.len() >= offset + n, "{}", at(&format!("{collection}: {} objects, uproot {n}", objects.len())));
+                for (field, branch) in &fields {
+                    let want = peer.values(branch, i);
+                    assert_eq!(want.len(), n, "{}", at(branch));
+                    for (k, w) in want.iter().enumerate() {
+                        let got = object_field(&objects[offset + k], field);
+                        assert!(w.is(got), "{}: object {k} {got} vs {w:?}", at(branch));
+                    }
+                }
+                offset += n;
+            }
+            assert_eq!(objects.len(), offset, "{}", at(&format!("{collection}: count")));
+        }
+    }
+    // The dataset stores exactly these events, each under its own id.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = DataStore::open(dir.path()).expect("store");
+    let (ds, _) = datasets::import_files(&store, "d", &[file.to_path_buf()], None, None, &mut |_| {})
+        .expect("import");
+    let stored = ds.read_events(0..events.len() as u64).expect("read back");
+    assert_eq!(stored.len(), events.len());
+    for ((id, s), (i, e)) in stored.iter().zip(events.iter().enumerate()) {
+        assert_eq!(*id, i as u64);
+        assert!(s.same_as(e), "{name}: stored event {id} differs from the imported one");
+    }
+    events
+}
+
+#[test]
+fn every_root_test_file_imports_value_for_value_as_uproot_reads_it() {
+    let Some(dir) = data_file("root") else { return };
+    let Some(python) = alyx_tests::python(&["uproot", "awkward"]) else {
+        return;
+    };
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("root data")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "root"))
+        .collect();
+    files.sort();
+    files.extend(extra_root_files());
+    let mut compared = 0;
+    for file in &files {
+        match root::import(file, None, None) {
+            Ok(_) => {
+                assert_imports_as_uproot_reads(&python, file, 1000);
+                compared += 1;
+            }
+            // Refused formats (ZSTD baskets, RNTuple) say so; they are never half-read.
+            Err(e) => assert!(
+                e.to_string().contains("ZSTD") || e.to_string().contains("RNTuple"),
+                "{}: {e}",
+                file.display()
+            ),
+        }
+    }
+    assert!(compared >= 6, "compared only {compared} files");
+}
+
+/// More ROOT files to compare with uproot (NanoAOD files of one's own, say a CMS open-data
+/// file), from `ALYX_EXTRA_ROOT_FILES` (paths separated by `:`).
+fn extra_root_files() -> Vec<std::path::PathBuf> {
+    std::env::var_os("ALYX_EXTRA_ROOT_FILES")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default()
+}
+
+/// A NanoAOD file written by ROOT 6.36 itself (`tests/peers/write_nanoaod_root.py`, UInt_t
+/// counters, ROOT's basket layout): oxyroot predates its streamer-info version.
+#[test]
+fn files_from_a_newer_root_are_refused_with_a_clear_reason() {
+    let file = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data/nanoaod-root-written.root");
+    let err = root::import(&file, None, None).expect_err("ROOT 6.36 streamers");
+    assert!(
+        matches!(err, alyx_shared::Error::Unsupported(_)) && err.to_string().contains("newer ROOT"),
+        "{err}"
+    );
+}
+
+/// Writes a NanoAOD-shaped file with uproot (`tests/peers/write_nanoaod.py`).
+fn write_nanoaod(python: &std::path::Path, out: &std::path::Path, events: usize, seed: u64) {
+    let status = std::process::Command::new(python)
+        .arg(alyx_tests::peer_script("write_nanoaod.py"))
+        .arg(out)
+        .arg(events.to_string())
+        .arg(seed.to_string())
+        .status()
+        .expect("run uproot");
+    assert!(status.success(), "write_nanoaod.py failed");
+}
+
+#[test]
+fn nanoaod_files_import_per_event_as_uproot_reads_them() {
+    let Some(python) = alyx_tests::python(&["uproot", "awkward"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("nano.root");
+    // Several baskets (997 entries each) and, at 1000 entries a batch, several import batches
+    // that do not line up with them.
+    write_nanoaod(&python, &file, 4321, 7);
+    let events = assert_imports_as_uproot_reads(&python, &file, 1000);
+    // NanoAOD's counters size the collections: empty events and crowded ones both present.
+    assert!(events.iter().any(|e| e.jets.is_empty()));
+    assert!(events.iter().any(|e| e.jets.len() >= 30));
+    assert!(events.iter().filter(|e| !e.jets.is_empty()).count() > 4000);
+    let (_, report) = root::import(&file, None, None).expect("import");
+    let mapping = report.mapping.expect("mapping");
+    assert_eq!(mapping.jets[0].count.as_deref(), Some("nJet"));
+    assert_eq!(mapping.jets[0].btag.as_deref(), Some("Jet_btagDeepB"));
+    assert_eq!(mapping.muons[0].count.as_deref(), Some("nMuon"));
+    assert_eq!(mapping.event.event_number.as_deref(), Some("event"));
+}
+
+#[test]
+fn adl_queries_on_imported_nanoaod_files_fill_what_awkward_fills() {
+    let Some(python) = alyx_tests::python(&["uproot", "awkward"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let written = dir.path().join("nano.root");
+    write_nanoaod(&python, &written, 3000, 11);
+    adl_queries_agree_with_awkward(&python, &written, dir.path(), true);
+    for file in extra_root_files() {
+        adl_queries_agree_with_awkward(&python, &file, dir.path(), false);
+    }
+}
+
+fn adl_queries_agree_with_awkward(
+    python: &std::path::Path,
+    file: &std::path::Path,
+    dir: &std::path::Path,
+    every_query_fills: bool,
+) {
+    let store = DataStore::open(dir.join(file.file_stem().expect("name"))).expect("store");
+    let (ds, _) =
+        datasets::import_files(&store, "nano", &[file.to_path_buf()], None, None, &mut |_| {})
+            .expect("import");
+    let out = std::process::Command::new(python)
+        .arg(alyx_tests::peer_script("adl_peers.py"))
+        .arg("--nanoaod")
+        .arg(file)
+        .output()
+        .expect("run awkward");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let peer: Vec<Vec<u64>> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            v["entries"]
+                .as_array()
+                .expect("entries")
+                .iter()
+                .map(|x| x.as_u64().expect("count"))
+                .collect()
+        })
+        .collect();
+    assert_eq!(peer.len(), 8);
+    for n in 1..=8u8 {
+        let (title, spec, plots) = query::adl::query(n).expect("query");
+        let checked = query::check(&spec.query().expect("builder"), query::Engine::Local)
+            .expect("valid");
+        let plots: Vec<_> = plots
+            .iter()
+            .map(|p| (p.column.to_owned(), p.binning.clone()))
+            .collect();
+        let entries: Vec<u64> = query::histograms_local(&ds, &checked, &plots)
+            .expect("histograms")
+            .iter()
+            .map(|h| h.entries.iter().sum::<u64>())
+            .collect();
+        assert_eq!(entries, peer[usize::from(n) - 1], "{}: Q{n} ({title})", file.display());
+        assert!(!every_query_fills || entries.iter().all(|e| *e > 0), "Q{n} fills something");
+        eprintln!("{}: Q{n} entries {entries:?} (awkward the same)", file.display());
+    }
+}

@@ -346,7 +346,9 @@ async fn stream_pages(
         let first = cursor.first_row;
         let last = rows < size || (max_pages > 0 && sent + 1 >= max_pages);
         let exact = if rows < size {
-            Some(first + rows)
+            Some(first.checked_add(rows).ok_or_else(|| {
+                Error::InvalidArgument("not a cursor from a result page: row beyond the end".into())
+            })?)
         } else if last {
             let n = t.run(&plan::count(checked), &plan::count_columns()).await?;
             Some(plan::count_from_rows(&n))

@@ -17,6 +17,9 @@ pub struct ImportReport {
     pub mapped: Vec<String>,
     /// Source fields left out, with the reason.
     pub skipped: Vec<String>,
+    /// For a ROOT file: the branches read, as a mapping naming its tree (a starting point for
+    /// a `--mapping` file).
+    pub mapping: Option<root::Mapping>,
 }
 
 /// The formats ALYX reads.

@@ -21,26 +21,102 @@ use crate::model::{
 const MM_PER_CM: f64 = 10.0;
 const MEV_PER_GEV: f64 = 1000.0;
 
+/// Object types Phoenix draws, as keys of an event.
+const OBJECT_TYPES: [&str; 9] = [
+    "Tracks",
+    "Hits",
+    "CaloClusters",
+    "Jets",
+    "Vertices",
+    "MissingEnergy",
+    "Muons",
+    "Electrons",
+    "Photons",
+];
+
+/// Header keys of an event (Phoenix's and ALYX's own export's).
+const HEADER_KEYS: [&str; 17] = [
+    "run number",
+    "event number",
+    "runNumber",
+    "eventNumber",
+    "run",
+    "event",
+    "time",
+    "ls",
+    "lumiBlock",
+    "timestamp_ns",
+    "system",
+    "sqrt_s_gev",
+    "vx_cm",
+    "vy_cm",
+    "vz_cm",
+    "trigger_bits",
+    "weight",
+];
+
+/// Whether a JSON object reads as one event rather than a map of named events: it has a
+/// header key (`runNumber`, `event number`...) or an object type mapping collection names to
+/// lists, as Phoenix's own loader decides.
+fn is_event(o: &Map<String, Value>) -> bool {
+    o.keys().any(|k| {
+        HEADER_KEYS[..4].contains(&k.as_str())
+            || (OBJECT_TYPES.contains(&k.as_str()) && o[k].is_object())
+    })
+}
+
+/// Whether a JSON object is a three.js scene (`Object3D.toJSON`, what Phoenix saves as `.phnx`).
+fn is_threejs_scene(o: &Map<String, Value>) -> bool {
+    o.get("metadata")
+        .and_then(|m| m.get("generator"))
+        .and_then(Value::as_str)
+        .is_some_and(|g| g.starts_with("Object3D"))
+        || (o.contains_key("object") && o.contains_key("geometries"))
+}
+
 pub fn import(path: &Path) -> Result<(Vec<CollisionEvent>, ImportReport)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let root: Value = serde_json::from_str(&text)
         .map_err(|e| Error::malformed(path, format!("invalid JSON: {e}")))?;
-    let Value::Object(events) = root else {
+    let Value::Object(root) = root else {
         return Err(Error::malformed(
             path,
-            "a Phoenix file is a JSON object mapping event names to events",
+            "a Phoenix file is a JSON object: one event, or event names mapped to events",
         ));
     };
+    if is_threejs_scene(&root) {
+        return Err(Error::Unsupported(format!(
+            "{}: a three.js scene (Phoenix's .phnx export), not event data; export the event \
+             data from Phoenix as JSON instead",
+            path.display()
+        )));
+    }
     let mut report = ImportReport::default();
     let mut out = Vec::new();
-    for (name, event) in &events {
-        let Value::Object(event) = event else {
-            return Err(Error::malformed(
-                path,
-                format!("event `{name}` is not a JSON object"),
-            ));
-        };
-        out.push(import_event(path, name, event, &mut report)?);
+    if is_event(&root) {
+        out.push(import_event(path, "event", &root, &mut report)?);
+        return Ok((out, report));
+    }
+    for (name, event) in &root {
+        match event {
+            Value::Object(event) => {
+                out.push(import_event(path, name, event, &mut report)?);
+            }
+            // Phoenix skips null events.
+            Value::Null => report.skipped.push(format!("event `{name}`: null")),
+            _ => {
+                return Err(Error::malformed(
+                    path,
+                    format!(
+                        "`{name}` is not an event: a file is one event (run and event numbers, \
+                         Tracks, Hits...) or a map of named events"
+                    ),
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::malformed(path, "holds no Phoenix events"));
     }
     Ok((out, report))
 }
@@ -89,7 +165,16 @@ fn import_event(
     let int = |keys: &[&str]| keys.iter().find_map(|k| ev.get(*k).and_then(Value::as_u64));
     // ALYX's own exports carry the rest of the header as plain scalars, which Phoenix ignores.
     let mut event = CollisionEvent::new(EventHeader {
-        run: int(&["run number", "runNumber", "run"]).unwrap_or(0) as u32,
+        run: match int(&["run number", "runNumber", "run"]).map(u32::try_from) {
+            None => 0,
+            Some(Ok(run)) => run,
+            Some(Err(_)) => {
+                return Err(Error::malformed(
+                    path,
+                    format!("event `{name}`: the run number does not fit 32 bits"),
+                ));
+            }
+        },
         event_number: int(&["event number", "eventNumber", "event"]).unwrap_or(0),
         timestamp_ns: ev.get("timestamp_ns").and_then(Value::as_i64).unwrap_or(0),
         system: ev
@@ -103,38 +188,8 @@ fn import_event(
         weight: ev.get("weight").and_then(num).unwrap_or(1.0),
         hit_collections: Vec::new(),
     });
-    let known = [
-        "Tracks",
-        "Hits",
-        "CaloClusters",
-        "Jets",
-        "Vertices",
-        "MissingEnergy",
-        "Muons",
-        "Electrons",
-        "Photons",
-    ];
     for key in ev.keys() {
-        let header = [
-            "run number",
-            "event number",
-            "runNumber",
-            "eventNumber",
-            "run",
-            "event",
-            "time",
-            "ls",
-            "lumiBlock",
-            "timestamp_ns",
-            "system",
-            "sqrt_s_gev",
-            "vx_cm",
-            "vy_cm",
-            "vz_cm",
-            "trigger_bits",
-            "weight",
-        ];
-        if !known.contains(&key.as_str()) && !header.contains(&key.as_str()) {
+        if !OBJECT_TYPES.contains(&key.as_str()) && !HEADER_KEYS.contains(&key.as_str()) {
             report.skipped.push(format!(
                 "event `{name}`: object type `{key}` has no ALYX collection"
             ));
@@ -159,7 +214,7 @@ fn import_event(
         let link = field(o, "LinkedTracks")?.as_array()?.first()?.as_str()?;
         let (coll, index) = link.rsplit_once(':')?;
         let (_, offset) = track_offsets.iter().find(|(c, _)| c == coll)?;
-        Some(offset + index.parse::<u32>().ok()?)
+        offset.checked_add(index.parse::<u32>().ok()?)
     };
 
     for (coll, hits) in collections(ev, "Hits") {
@@ -182,7 +237,7 @@ fn import_event(
             event.hits.push(DetectorHit {
                 detector: detector.unwrap_or(Detector::Other),
                 layer: if detector.is_some() {
-                    layer.unwrap_or(0) as u32
+                    layer.map_or(0, |l| u32::try_from(l).unwrap_or(u32::MAX))
                 } else {
                     index
                 },
@@ -248,6 +303,8 @@ fn import_event(
                 fnum(j, "phi"),
             );
             let mut jet = PhysicsObject::from_pt_eta_phi_m(e / eta.cosh(), eta, phi, 0.0, 0);
+            // The file's energy as it is, not the one recomputed from pT (a rounding away).
+            jet.e_gev = e;
             jet.cone_r = fnum(j, "coneR");
             jet.collection = coll.clone();
             event.jets.push(jet);
@@ -262,7 +319,9 @@ fn import_event(
             ]);
             event.vertices.push(Vertex {
                 position_cm: p.map(|c| c / MM_PER_CM),
-                n_tracks: field(v, "nTracks").and_then(Value::as_u64).unwrap_or(0) as u32,
+                n_tracks: field(v, "nTracks")
+                    .and_then(Value::as_u64)
+                    .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
                 collection: coll.clone(),
             });
         }
@@ -386,7 +445,10 @@ fn track_from_phoenix(t: &Map<String, Value>, collection: &str) -> ParticleTrack
         momentum,
         origin_cm,
         helix,
-        pid: field(t, "pid").and_then(Value::as_i64).unwrap_or(0) as i32,
+        pid: field(t, "pid")
+            .and_then(Value::as_i64)
+            .and_then(|p| i32::try_from(p).ok())
+            .unwrap_or(0),
         chi2_ndf,
         n_hits: 0,
         polyline_cm,

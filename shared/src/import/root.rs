@@ -4,8 +4,14 @@
 //! conventions — `Muon_Px`/`Muon_pt`... jagged collections (CMS NanoAOD and similar), `MET_px`,
 //! `Run`/`Event`, `EventWeight`, `trigger*`/`HLT_*` booleans, and flat numbered objects such as
 //! `px1`, `eta2`, `Q1` (taken as muons) — or through an explicit [`Mapping`] (a TOML file).
-//! Values are copied unchanged (f32 widened to f64 exactly); quantities the file lacks are
-//! derived when the others determine them, else left unmeasured (NaN / null).
+//! Values are copied unchanged (f32 widened to f64 exactly, 64-bit header integers kept
+//! exact); quantities the file lacks are derived when the others determine them, else left
+//! unmeasured (NaN / null).
+//!
+//! A C array (`Jet_pt[nJet]`) is split into events by its counter branch (`nJet`, or `NJet`,
+//! or the mapping's `count`), as ROOT and uproot split it: oxyroot's own per-entry slices of
+//! such a branch are not trusted, because it puts every value of a basket it holds in memory
+//! (ROOT's last, unflushed basket) into that basket's first entry.
 //!
 //! oxyroot panics on what it cannot read (ZSTD baskets, RNTuple anchors, unexpected streamers),
 //! so unsupported features are detected from the file header before it is opened, and every
@@ -62,6 +68,9 @@ pub struct EventMapping {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectMapping {
+    /// The counter branch of the jagged fields (`nJet` for NanoAOD's `Jet_pt[nJet]`): the
+    /// number of objects in each entry, which splits the fields' values into events.
+    pub count: Option<String>,
     pub px: Option<String>,
     pub py: Option<String>,
     pub pz: Option<String>,
@@ -76,7 +85,8 @@ pub struct ObjectMapping {
 }
 
 impl ObjectMapping {
-    fn fields(&self) -> [(&'static str, &Option<String>); 11] {
+    /// Each object field with the branch that feeds it (`None`: unmapped).
+    pub fn fields(&self) -> [(&'static str, &Option<String>); 11] {
         [
             ("px", &self.px),
             ("py", &self.py),
@@ -123,7 +133,8 @@ impl Mapping {
         toml::to_string_pretty(self).unwrap_or_default()
     }
 
-    fn collections(&self) -> [(&'static str, &Vec<ObjectMapping>); 4] {
+    /// The object collections (muons, electrons, photons, jets) with their sources.
+    pub fn collections(&self) -> [(&'static str, &Vec<ObjectMapping>); 4] {
         [
             ("muons", &self.muons),
             ("electrons", &self.electrons),
@@ -132,7 +143,8 @@ impl Mapping {
         ]
     }
 
-    fn branches(&self) -> BTreeSet<&str> {
+    /// Every branch the mapping reads.
+    pub fn branches(&self) -> BTreeSet<&str> {
         let e = &self.event;
         let mut out: BTreeSet<&str> = [
             &e.run,
@@ -152,6 +164,25 @@ impl Mapping {
         for (_, list) in self.collections() {
             for m in list {
                 out.extend(m.fields().into_iter().filter_map(|(_, b)| b.as_deref()));
+                out.extend(m.count.as_deref());
+            }
+        }
+        out
+    }
+
+    /// Each jagged field branch with the counter branch that sizes it.
+    fn counters(&self) -> BTreeMap<&str, &str> {
+        let mut out = BTreeMap::new();
+        for (_, list) in self.collections() {
+            for m in list {
+                let Some(count) = m.count.as_deref() else {
+                    continue;
+                };
+                for (_, branch) in m.fields() {
+                    if let Some(b) = branch.as_deref() {
+                        out.insert(b, count);
+                    }
+                }
             }
         }
         out
@@ -202,6 +233,10 @@ impl Mapping {
                 _ => return None,
             })
         };
+        let integer = |ty: &str| {
+            ["int32_t", "uint32_t", "int16_t", "uint16_t", "int8_t", "uint8_t", "int64_t", "uint64_t"]
+                .contains(&ty)
+        };
         for (collection, prefixes) in [
             ("muons", ["muon_", "muons_"]),
             ("electrons", ["electron_", "electrons_"]),
@@ -209,6 +244,7 @@ impl Mapping {
             ("jets", ["jet_", "jets_"]),
         ] {
             let mut om = ObjectMapping::default();
+            let mut stems = BTreeSet::new();
             for (name, ty) in branches {
                 let lower = name.to_ascii_lowercase();
                 let Some(suffix) = prefixes.iter().find_map(|p| lower.strip_prefix(p)) else {
@@ -220,8 +256,21 @@ impl Mapping {
                     && slot.is_none()
                 {
                     *slot = Some(name.clone());
+                    if ty.ends_with("[]") {
+                        // `Jet` of `Jet_pt`, as the file spells it.
+                        stems.insert(name[..name.len() - suffix.len() - 1].to_owned());
+                    }
                 }
             }
+            // C-style arrays are sized by a counter branch: NanoAOD's `nJet`, or `NJet`.
+            om.count = stems.iter().find_map(|stem| {
+                branches
+                    .iter()
+                    .find(|(n, ty)| {
+                        integer(ty) && (*n == format!("n{stem}") || *n == format!("N{stem}"))
+                    })
+                    .map(|(n, _)| n.clone())
+            });
             if !om.is_empty() {
                 m.collection_mut(collection).push(om);
             }
@@ -260,26 +309,34 @@ impl Mapping {
     }
 }
 
-/// A batch of a branch's values: one number per entry, or a list per entry. Every numeric type
-/// is widened to f64, which is exact for the 32-bit types and for integers below 2⁵³.
+/// A batch of a branch's values: one number per entry, or a list per entry. Numbers are
+/// widened to f64, which is exact for the 32-bit types; 64-bit integers stay exact as `Wide`.
 enum Values {
     Scalar(Vec<f64>),
+    Wide(Vec<i128>),
     Jagged(Vec<Vec<f64>>),
 }
 
 /// A branch being read lazily, basket by basket.
 enum Column<'a> {
     Scalar(Box<dyn Iterator<Item = f64> + 'a>),
+    Wide(Box<dyn Iterator<Item = i128> + 'a>),
+    /// A list per entry, delimited by the file (`std::vector`, or a C array without a counter).
     Jagged(Box<dyn Iterator<Item = Vec<f64>> + 'a>),
+    /// A C array sized by a counter branch: its values in order, split into entries by the
+    /// counter's values (as ROOT and uproot do), not by the reader's per-entry slices.
+    Counted(Box<dyn Iterator<Item = f64> + 'a>),
 }
 
 impl Column<'_> {
-    /// The next `n` entries (fewer if the branch ends).
-    fn take(&mut self, n: usize) -> Values {
-        match self {
+    /// The next `n` entries (fewer if the branch ends) of a branch read entry by entry.
+    fn take(&mut self, n: usize) -> Option<Values> {
+        Some(match self {
             Column::Scalar(it) => Values::Scalar(it.by_ref().take(n).collect()),
+            Column::Wide(it) => Values::Wide(it.by_ref().take(n).collect()),
             Column::Jagged(it) => Values::Jagged(it.by_ref().take(n).collect()),
-        }
+            Column::Counted(_) => return None,
+        })
     }
 }
 
@@ -287,9 +344,76 @@ impl Values {
     fn len(&self) -> usize {
         match self {
             Values::Scalar(v) => v.len(),
+            Values::Wide(v) => v.len(),
             Values::Jagged(v) => v.len(),
         }
     }
+
+    /// Entry `i` as an exact integer, when it is one.
+    fn integer(&self, i: usize) -> Option<i128> {
+        match self {
+            Values::Wide(v) => v.get(i).copied(),
+            // Whole and well inside i128: the cast is exact.
+            _ => self
+                .number(i)
+                .filter(|x| x.fract() == 0.0 && x.abs() < 2f64.powi(100))
+                .map(|x| x as i128),
+        }
+    }
+
+    /// Entry `i` as a number.
+    fn number(&self, i: usize) -> Option<f64> {
+        match self {
+            Values::Scalar(v) => v.get(i).copied(),
+            Values::Wide(v) => v.get(i).map(|x| *x as f64),
+            Values::Jagged(v) => v.get(i).and_then(|l| l.first().copied()),
+        }
+    }
+}
+
+/// The most objects one entry's counter may announce: far above any real collection (NanoAOD's
+/// largest hold a few hundred), low enough that a corrupt counter is caught, not believed.
+const MAX_OBJECTS_PER_ENTRY: i128 = 1 << 20;
+
+/// Splits the next values of a counted branch into the entries of this batch, `counts[i]`
+/// values for entry `first + i`.
+fn split_counted(
+    path: &Path,
+    (name, counter): (&str, &str),
+    values: &mut dyn Iterator<Item = f64>,
+    counts: &Values,
+    first: usize,
+) -> Result<Values> {
+    let mut lists = Vec::with_capacity(counts.len());
+    for i in 0..counts.len() {
+        let entry = first + i;
+        let count = counts
+            .integer(i)
+            .filter(|c| (0..=MAX_OBJECTS_PER_ENTRY).contains(c))
+            .ok_or_else(|| {
+                Error::malformed(
+                    path,
+                    format!(
+                        "entry {entry}: counter `{counter}` is {}, not a count of objects",
+                        counts.number(i).unwrap_or(f64::NAN)
+                    ),
+                )
+            })?;
+        // The bound above makes the count fit any usize.
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        let list: Vec<f64> = values.take(count).collect();
+        if list.len() != count {
+            return Err(Error::malformed(
+                path,
+                format!(
+                    "entry {entry}: `{counter}` says {count} values of `{name}`, the branch has only {} left",
+                    list.len()
+                ),
+            ));
+        }
+        lists.push(list);
+    }
+    Ok(Values::Jagged(lists))
 }
 
 /// ROOT's compression algorithm number for ZSTD (fCompress / 100).
@@ -406,8 +530,19 @@ fn import_tree(
     batch: usize,
     sink: &mut dyn FnMut(Vec<CollisionEvent>) -> Result<()>,
 ) -> Result<ImportReport> {
-    let mut file =
-        RootFile::open(path).map_err(|e| Error::malformed(path, format!("cannot open: {e}")))?;
+    let mut file = RootFile::open(path).map_err(|e| {
+        let e = e.to_string();
+        if e.contains("VersionTooHigh") {
+            // ROOT 6.36 and later write TStreamerInfo version 10, which oxyroot predates.
+            Error::Unsupported(format!(
+                "{}: written by a newer ROOT than the ROOT reader knows ({e}); rewrite it with \
+                 ROOT 6.34 or older, or with uproot",
+                path.display()
+            ))
+        } else {
+            Error::malformed(path, format!("cannot open: {e}"))
+        }
+    })?;
     let keys: Vec<(String, String)> = file
         .keys()
         .iter()
@@ -484,6 +619,7 @@ fn import_tree(
 
     let mut report = ImportReport::default();
     let used = mapping.branches();
+    let counters = mapping.counters();
     let mut columns: BTreeMap<&str, Column> = BTreeMap::new();
     for name in &used {
         let Some(branch) = tree.branch(name) else {
@@ -492,7 +628,26 @@ fn import_tree(
                 path.display()
             )));
         };
-        columns.insert(name, open_branch(path, branch, &branch.item_type_name())?);
+        let counted = counters.contains_key(name);
+        columns.insert(
+            name,
+            open_branch(path, branch, &branch.item_type_name(), counted)?,
+        );
+    }
+    if columns.is_empty() {
+        // Nothing would bound the entry count the header claims but the branches' own ends.
+        return Err(Error::Invalid(format!(
+            "{}: tree `{tree_name}` has no branch ALYX can map; name its branches in a --mapping file",
+            path.display()
+        )));
+    }
+    for counter in counters.values() {
+        if matches!(columns.get(counter), Some(Column::Jagged(_) | Column::Counted(_))) {
+            return Err(Error::Invalid(format!(
+                "{}: counter `{counter}` is an array branch, not a count per entry",
+                path.display()
+            )));
+        }
     }
     for (name, ty) in &branch_types {
         if !used.contains(name.as_str()) {
@@ -502,13 +657,18 @@ fn import_tree(
         }
     }
     describe(mapping, &branch_types, &mut report);
+    report.mapping = Some(Mapping {
+        tree: Some(tree_name.clone()),
+        ..mapping.clone()
+    });
 
     let mut first = 0;
     while first < entries {
         let n = batch.min(entries - first);
         let mut values: BTreeMap<&str, Values> = BTreeMap::new();
+        // Branches read entry by entry first: the counters are among them.
         for (name, column) in &mut columns {
-            let v = column.take(n);
+            let Some(v) = column.take(n) else { continue };
             if v.len() != n {
                 return Err(Error::malformed(
                     path,
@@ -520,13 +680,50 @@ fn import_tree(
             }
             values.insert(name, v);
         }
+        for (name, column) in &mut columns {
+            let Column::Counted(it) = column else { continue };
+            let counter = counters.get(name).copied().unwrap_or_default();
+            let Some(counts) = values.get(counter) else {
+                continue;
+            };
+            let lists = split_counted(path, (name, counter), it, counts, first)?;
+            values.insert(name, lists);
+        }
         let events = (0..n)
             .map(|i| build_event(path, mapping, &values, i, (first + i) as u64))
             .collect::<Result<_>>()?;
         sink(events)?;
         first += n;
     }
+    for (name, column) in &mut columns {
+        if let Column::Counted(it) = column
+            && it.next().is_some()
+        {
+            return Err(Error::malformed(
+                path,
+                format!(
+                    "branch `{name}` holds more values than its counter `{}` announces",
+                    counters.get(name).copied().unwrap_or_default()
+                ),
+            ));
+        }
+    }
     Ok(report)
+}
+
+/// A header number in its field's type, or an error naming the entry when it does not fit.
+fn header_int<T: TryFrom<i128>>(
+    path: &Path,
+    entry: u64,
+    field: &str,
+    v: Option<i128>,
+) -> Result<Option<T>> {
+    v.map(|x| {
+        T::try_from(x).map_err(|_| {
+            Error::malformed(path, format!("entry {entry}: {field} {x} is out of range"))
+        })
+    })
+    .transpose()
 }
 
 /// Entry `i` of a batch (entry `entry` of the tree) as an event.
@@ -538,10 +735,22 @@ fn build_event(
     entry: u64,
 ) -> Result<CollisionEvent> {
     let scalar = |name: &Option<String>| -> Option<f64> {
-        match values.get(name.as_deref()?)? {
-            Values::Scalar(v) => v.get(i).copied(),
-            Values::Jagged(v) => v.get(i).and_then(|l| l.first().copied()),
-        }
+        values.get(name.as_deref()?)?.number(i)
+    };
+    // Header numbers are integers, read exactly (64-bit event numbers do not fit an f64).
+    let integer = |field: &str, name: &Option<String>| -> Result<Option<i128>> {
+        let Some(v) = name.as_deref().and_then(|n| values.get(n)) else {
+            return Ok(None);
+        };
+        v.integer(i).map(Some).ok_or_else(|| {
+            Error::malformed(
+                path,
+                format!(
+                    "entry {entry}: {field} {} is not an integer",
+                    v.number(i).unwrap_or(f64::NAN)
+                ),
+            )
+        })
     };
     let e = &mapping.event;
     let mut trigger_bits = 0u64;
@@ -550,10 +759,17 @@ fn build_event(
             trigger_bits |= 1 << bit;
         }
     }
+    let run = header_int::<u32>(path, entry, "run", integer("run", &e.run)?)?.unwrap_or(0);
+    let event_number =
+        header_int::<u64>(path, entry, "event number", integer("event number", &e.event_number)?)?
+            .unwrap_or(entry);
+    let timestamp_ns =
+        header_int::<i64>(path, entry, "timestamp", integer("timestamp", &e.timestamp_ns)?)?
+            .unwrap_or(0);
     let mut event = CollisionEvent::new(EventHeader {
-        run: scalar(&e.run).map_or(0, |v| v as u32),
-        event_number: scalar(&e.event_number).map_or(entry, |v| v as u64),
-        timestamp_ns: scalar(&e.timestamp_ns).map_or(0, |v| v as i64),
+        run,
+        event_number,
+        timestamp_ns,
         system: CollisionSystem::Unknown,
         sqrt_s_gev: f64::NAN,
         vertex_cm: [f64::NAN; 3],
@@ -628,9 +844,9 @@ fn describe(mapping: &Mapping, types: &[(String, String)], report: &mut ImportRe
     }
     for (collection, list) in mapping.collections() {
         for om in list {
-            let fields: Vec<String> = om
-                .fields()
+            let fields: Vec<String> = [("count", &om.count)]
                 .iter()
+                .chain(om.fields().iter())
                 .filter_map(|(f, b)| b.as_ref().map(|b| format!("{f} ← {b}")))
                 .collect();
             report
@@ -655,8 +871,8 @@ fn build_objects(
             continue;
         };
         let list = match v {
-            Values::Scalar(x) => vec![x[i]],
-            Values::Jagged(x) => x[i].clone(),
+            Values::Jagged(x) => x.get(i).cloned().unwrap_or_default(),
+            scalar => scalar.number(i).into_iter().collect(),
         };
         columns.push((field, list));
     }
@@ -725,20 +941,32 @@ fn complete(o: &mut PhysicsObject) {
     }
 }
 
-fn open_branch<'a>(path: &Path, branch: &'a oxyroot::Branch, ty: &str) -> Result<Column<'a>> {
+fn open_branch<'a>(
+    path: &Path,
+    branch: &'a oxyroot::Branch,
+    ty: &str,
+    counted: bool,
+) -> Result<Column<'a>> {
     fn scalar<'a, T: oxyroot::UnmarshalerInto<Item = T> + Into<f64> + 'a>(
         b: &'a oxyroot::Branch,
     ) -> oxyroot::Result<Column<'a>> {
         Ok(Column::Scalar(Box::new(b.as_iter::<T>()?.map(Into::into))))
     }
-    fn sliced<'a, T>(b: &'a oxyroot::Branch) -> oxyroot::Result<Column<'a>>
+    fn sliced<'a, T>(b: &'a oxyroot::Branch, counted: bool) -> oxyroot::Result<Column<'a>>
     where
         T: oxyroot::UnmarshalerInto<Item = T> + Into<f64> + std::fmt::Debug + 'a,
         Slice<T>: oxyroot::UnmarshalerInto<Item = Slice<T>>,
     {
-        Ok(Column::Jagged(Box::new(b.as_iter::<Slice<T>>()?.map(
-            |s| s.into_vec().into_iter().map(Into::into).collect(),
-        ))))
+        let slices = b.as_iter::<Slice<T>>()?;
+        Ok(if counted {
+            Column::Counted(Box::new(
+                slices.flat_map(|s| s.into_vec().into_iter().map(Into::into)),
+            ))
+        } else {
+            Column::Jagged(Box::new(
+                slices.map(|s| s.into_vec().into_iter().map(Into::into).collect()),
+            ))
+        })
     }
     fn vector<'a, T>(b: &'a oxyroot::Branch) -> oxyroot::Result<Column<'a>>
     where
@@ -761,18 +989,18 @@ fn open_branch<'a>(path: &Path, branch: &'a oxyroot::Branch, ty: &str) -> Result
         "uint8_t" => scalar::<u8>(branch),
         "int64_t" => branch
             .as_iter::<i64>()
-            .map(|it| Column::Scalar(Box::new(it.map(|v| v as f64)))),
+            .map(|it| Column::Wide(Box::new(it.map(i128::from)))),
         "uint64_t" => branch
             .as_iter::<u64>()
-            .map(|it| Column::Scalar(Box::new(it.map(|v| v as f64)))),
+            .map(|it| Column::Wide(Box::new(it.map(i128::from)))),
         "bool" => branch
             .as_iter::<bool>()
             .map(|it| Column::Scalar(Box::new(it.map(|v| if v { 1.0 } else { 0.0 })))),
-        "float[]" => sliced::<f32>(branch),
-        "double[]" => sliced::<f64>(branch),
-        "int32_t[]" => sliced::<i32>(branch),
-        "uint32_t[]" => sliced::<u32>(branch),
-        "int16_t[]" => sliced::<i16>(branch),
+        "float[]" => sliced::<f32>(branch, counted),
+        "double[]" => sliced::<f64>(branch, counted),
+        "int32_t[]" => sliced::<i32>(branch, counted),
+        "uint32_t[]" => sliced::<u32>(branch, counted),
+        "int16_t[]" => sliced::<i16>(branch, counted),
         "vector<float>" => vector::<f32>(branch),
         "vector<double>" => vector::<f64>(branch),
         "vector<int32_t>" => vector::<i32>(branch),

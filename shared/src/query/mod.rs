@@ -412,11 +412,34 @@ pub fn write(
     match format {
         OutputFormat::Table => write_table(df, max_rows, out).map_err(io)?,
         OutputFormat::Csv => CsvWriter::new(out).finish(df)?,
-        OutputFormat::Json => JsonWriter::new(out)
-            .with_json_format(JsonFormat::Json)
-            .finish(df)?,
+        OutputFormat::Json => {
+            refuse_infinities_in_json(df)?;
+            JsonWriter::new(out)
+                .with_json_format(JsonFormat::Json)
+                .finish(df)?
+        }
         OutputFormat::Parquet => {
             ParquetWriter::new(out).finish(df)?;
+        }
+    }
+    Ok(())
+}
+
+/// JSON has no NaN or infinity: NaN is written as null (ALYX's "not measured", as in the
+/// store), but an infinity would turn into a null that means something else, so a result
+/// holding one is refused rather than written wrong.
+fn refuse_infinities_in_json(df: &DataFrame) -> Result<()> {
+    for c in df.columns() {
+        let infinite = match c.dtype() {
+            DataType::Float64 => c.f64()?.iter().flatten().any(f64::is_infinite),
+            DataType::Float32 => c.f32()?.iter().flatten().any(f32::is_infinite),
+            _ => false,
+        };
+        if infinite {
+            return Err(Error::Invalid(format!(
+                "column `{}` holds infinite values, which JSON cannot write; use --format csv or parquet",
+                c.name()
+            )));
         }
     }
     Ok(())
@@ -425,28 +448,11 @@ pub fn write(
 fn cell(v: AnyValue<'_>) -> String {
     match v {
         AnyValue::Null => "null".into(),
-        AnyValue::Float64(x) => float(x),
-        AnyValue::Float32(x) => float(f64::from(x)),
+        AnyValue::Float64(x) => crate::number::significant(x),
+        AnyValue::Float32(x) => crate::number::significant(f64::from(x)),
         AnyValue::String(s) => s.to_owned(),
         AnyValue::StringOwned(s) => s.to_string(),
         other => other.to_string(),
-    }
-}
-
-/// Six significant digits, like a physicist's printout; plain for integers-valued floats.
-fn float(x: f64) -> String {
-    if !x.is_finite() {
-        return x.to_string();
-    }
-    if x != 0.0 && (x.abs() >= 1e7 || x.abs() < 1e-4) {
-        return format!("{x:.5e}");
-    }
-    let digits = (5 - x.abs().log10().floor() as i32).clamp(0, 10) as usize;
-    let s = format!("{x:.digits$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        s
     }
 }
 

@@ -283,6 +283,14 @@ pub fn page(
     };
     let offset = match &cursor.after {
         Some(key) if key.len() == order_by.len() => {
+            // A cursor comes back from the client: its key goes into the page's WHERE, so it
+            // may hold values only, never expressions (a function name is printed as is).
+            if let Some(bad) = key.iter().find(|v| !is_value(v)) {
+                return Err(Diagnostic::new(
+                    "not a cursor from a result page: its key holds an expression, not a value",
+                    bad.at(),
+                ));
+            }
             select.filter = Some(not_before(&order_by, key));
             cursor.skip
         }
@@ -294,6 +302,15 @@ pub fn page(
     q.limit = Some(size);
     q.offset = (offset > 0).then_some(offset);
     Ok(q)
+}
+
+/// A literal value (what `next_cursor` writes into a key).
+fn is_value(e: &Expr) -> bool {
+    match e {
+        Expr::Int(_) | Expr::Float(_) | Expr::Text(_) | Expr::Bool(_) | Expr::Null => true,
+        Expr::Neg(inner) => matches!(**inner, Expr::Int(_) | Expr::Float(_)),
+        _ => false,
+    }
 }
 
 /// Rows at or after `key` in `order` (ascending puts nulls last, descending first: a null is
@@ -341,7 +358,9 @@ pub fn next_cursor(
     page: &DataFrame,
 ) -> std::result::Result<Cursor, Diagnostic> {
     let rows = page.height() as u64;
-    let first_row = cursor.first_row + rows;
+    let first_row = cursor.first_row.checked_add(rows).ok_or_else(|| {
+        Diagnostic::new("not a cursor from a result page: row beyond the end", At::NONE)
+    })?;
     let order = page_order(checked)?;
     let key_of = |row: usize| -> Option<Vec<Expr>> {
         order

@@ -472,3 +472,115 @@ fn histogram_plan_bins_like_the_histogram_type() {
     .expect_err("text");
     assert!(e.message.contains("not a number"), "{e}");
 }
+
+/// Every output format carries zeros of both signs, nulls, NaN, infinities and the extremes of
+/// f64 through a write and a read back (the table as its readable spelling).
+#[test]
+fn every_output_format_round_trips_zeros_nulls_and_nan() {
+    use super::{OutputFormat, write};
+    use polars::prelude::*;
+
+    let floats = [
+        Some(0.0),
+        Some(-0.0),
+        None,
+        Some(f64::NAN),
+        Some(f64::INFINITY),
+        Some(f64::NEG_INFINITY),
+        Some(1e300),
+        Some(5e-324),
+        Some(91.1876),
+    ];
+    let n = floats.len();
+    let ints: Vec<Option<i64>> = (0..n as i64)
+        .map(|i| (i != 2).then_some(i - 4))
+        .collect();
+    let names: Vec<Option<String>> = (0..n).map(|i| (i != 3).then(|| format!("r{i}"))).collect();
+    let original = DataFrame::new(
+        n,
+        vec![
+            Column::new("x".into(), floats.to_vec()),
+            Column::new("k".into(), ints),
+            Column::new("name".into(), names),
+        ],
+    )
+    .expect("frame");
+    let same_float = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+        (a, b) => a.is_none() && b.is_none(),
+    };
+    let check = |format: &str, back: &DataFrame| {
+        let x = back
+            .column("x")
+            .and_then(|c| c.cast(&DataType::Float64))
+            .expect("x");
+        let x: Vec<Option<f64>> = x.f64().expect("f64").iter().collect();
+        assert_eq!(x.len(), n, "{format}");
+        for (a, b) in floats.iter().zip(&x) {
+            assert!(same_float(*a, *b), "{format}: {a:?} came back as {b:?}");
+        }
+        let k = back.column("k").and_then(|c| c.cast(&DataType::Int64)).expect("k");
+        assert!(k.equals_missing(original.column("k").expect("k")), "{format}: {k:?}");
+        let name = back.column("name").expect("name");
+        assert!(name.equals_missing(original.column("name").expect("name")), "{format}: {name:?}");
+    };
+
+    let written = |format| {
+        let mut out = Vec::new();
+        write(&mut original.clone(), format, usize::MAX, &mut out).expect("write");
+        out
+    };
+    let csv = written(OutputFormat::Csv);
+    let back = CsvReadOptions::default()
+        .with_has_header(true)
+        .into_reader_with_file_handle(std::io::Cursor::new(csv))
+        .finish()
+        .expect("csv reads back");
+    check("csv", &back);
+    // JSON has no NaN or infinity: NaN comes back as null (ALYX's "not measured"), and a
+    // result holding an infinity is refused, never written as a null.
+    let mut err = Vec::new();
+    let refused = write(&mut original.clone(), OutputFormat::Json, usize::MAX, &mut err)
+        .expect_err("infinities in JSON");
+    assert!(refused.to_string().contains("infinite"), "{refused}");
+    let finite = original
+        .clone()
+        .lazy()
+        .filter(col("x").is_infinite().not().or(col("x").is_null()))
+        .collect()
+        .expect("finite rows");
+    let mut json = Vec::new();
+    write(&mut finite.clone(), OutputFormat::Json, usize::MAX, &mut json).expect("json");
+    let back = JsonReader::new(std::io::Cursor::new(json))
+        .finish()
+        .expect("json reads back");
+    let x: Vec<Option<f64>> = back.column("x").expect("x").f64().expect("f64").iter().collect();
+    let want: Vec<Option<f64>> = finite
+        .column("x")
+        .expect("x")
+        .f64()
+        .expect("f64")
+        .iter()
+        .map(|v| v.filter(|v| !v.is_nan()))
+        .collect();
+    assert_eq!(x.len(), want.len());
+    for (a, b) in want.iter().zip(&x) {
+        assert!(same_float(*a, *b), "json: {a:?} came back as {b:?}");
+    }
+    let parquet = written(OutputFormat::Parquet);
+    let back = ParquetReader::new(std::io::Cursor::new(parquet))
+        .finish()
+        .expect("parquet reads back");
+    check("parquet", &back);
+
+    let table = String::from_utf8(written(OutputFormat::Table)).expect("utf8");
+    let rows: Vec<Vec<&str>> = table.lines().skip(2).take(n).map(|l| l.split_whitespace().collect()).collect();
+    let shown: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(
+        shown,
+        ["0", "0", "null", "NaN", "inf", "-inf", "1.00000e300", "4.94066e-324", "91.1876"],
+        "{table}"
+    );
+    assert_eq!(rows[2][1], "null", "{table}");
+    assert_eq!(rows[3][2], "null", "{table}");
+}

@@ -550,7 +550,8 @@ impl Dataset {
     }
 
     pub fn read_event(&self, id: u64) -> Result<CollisionEvent> {
-        self.read_events(id..id + 1)?
+        let end = id.checked_add(1).ok_or(Error::NoSuchEvent(id))?;
+        self.read_events(id..end)?
             .into_iter()
             .next()
             .map(|(_, e)| e)
