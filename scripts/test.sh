@@ -182,7 +182,7 @@ phase slurm start_slurm
 phase build cargo build --workspace --all-targets --locked
 start_broker
 phase sparkwait wait_spark
-phase test cargo test --workspace --locked
+phase test cargo test --workspace --locked --no-fail-fast
 
 echo "==> phase timings"
 printf '  %s\n' "${timings[@]}"

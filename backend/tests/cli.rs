@@ -125,7 +125,7 @@ fn import_hzz_and_count_opposite_charge_dimuons() {
         "--show-mapping",
     ]);
     assert!(text.contains("imported 2421 events"), "{text}");
-    assert!(text.contains("muons: px ← Muon_Px"), "{text}");
+    assert!(text.contains("muons: count ← NMuon, px ← Muon_Px"), "{text}");
     let n = ok(&[
         "query",
         out,

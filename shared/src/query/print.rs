@@ -427,9 +427,13 @@ impl Printer {
         }
         // Shortest text that reads back as the same double; always with a '.' or an exponent
         // so that no engine takes it for an integer.
+        // The mantissa keeps its '.' too: polars reads a number without one as an integer
+        // and refused `1e300` and `1e-7`.
         let s = format!("{v:?}");
-        if s.contains(['.', 'e', 'E']) || !v.is_finite() {
+        if s.contains('.') || !v.is_finite() {
             self.w(&s);
+        } else if let Some((mantissa, exponent)) = s.split_once('e') {
+            let _ = write!(self.out, "{mantissa}.0e{exponent}");
         } else {
             let _ = write!(self.out, "{s}.0");
         }
