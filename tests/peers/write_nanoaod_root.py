@@ -1,8 +1,10 @@
 """Writes a NanoAOD-shaped TTree with ROOT itself (PyROOT), as CMS's NanoAOD files are written:
 UInt_t counters (nJet, nMuon, nElectron), `Jet_pt[nJet]/F` arrays, ULong64_t event numbers,
 small baskets (several per branch) and ROOT's own basket layout. Made once with PyPI's
-`root==0.1a12` into tests/data/nanoaod-root-written.root, a fixture: the test command needs no
-ROOT.
+`root==0.1a12` (ROOT 6.36) into tests/data/nanoaod-root-written.root, a fixture: the test
+command needs no ROOT. Its streamer infos (version 10) are newer than oxyroot reads, so today
+the test checks that ALYX refuses it with that reason; once the reader knows them, the
+differential test should compare it value for value.
 
 Usage: write_nanoaod_root.py OUT.root [EVENTS] [SEED]
 """
