@@ -125,7 +125,10 @@ fn import_hzz_and_count_opposite_charge_dimuons() {
         "--show-mapping",
     ]);
     assert!(text.contains("imported 2421 events"), "{text}");
-    assert!(text.contains("muons: count ← NMuon, px ← Muon_Px"), "{text}");
+    assert!(
+        text.contains("muons: count ← NMuon, px ← Muon_Px"),
+        "{text}"
+    );
     let n = ok(&[
         "query",
         out,
@@ -197,10 +200,17 @@ fn zeros_nulls_and_empty_bins_print_in_every_format() {
     let table = ok(&["query", out, "--sql", sql]);
     let row = table.lines().nth(2).expect("a row");
     let cells: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(cells, ["0", "0", "null", "NaN", "1.00000e300", "4.94066e-324"], "{table}");
+    assert_eq!(
+        cells,
+        ["0", "0", "null", "NaN", "1.00000e300", "4.94066e-324"],
+        "{table}"
+    );
     for format in ["csv", "json"] {
         let text = ok(&["query", out, "--sql", sql, "--format", format]);
-        assert!(text.contains("1e300") || text.contains("1e+300"), "{format}: {text}");
+        assert!(
+            text.contains("1e300") || text.contains("1e+300"),
+            "{format}: {text}"
+        );
     }
     // An empty bin is an exact zero in every column of a histogram's table.
     let table = ok(&[
@@ -211,7 +221,11 @@ fn zeros_nulls_and_empty_bins_print_in_every_format() {
         "--histogram",
         "pt:10:1000:2000",
     ]);
-    assert_eq!(table.lines().filter(|l| l.ends_with(" 0")).count(), 10, "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.ends_with(" 0")).count(),
+        10,
+        "{table}"
+    );
 }
 
 #[test]

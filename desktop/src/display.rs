@@ -66,7 +66,9 @@ impl View {
     }
 
     pub fn from_index(i: u8) -> Option<Self> {
-        [Self::ThreeD, Self::RPhi, Self::RZ].get(usize::from(i)).copied()
+        [Self::ThreeD, Self::RPhi, Self::RZ]
+            .get(usize::from(i))
+            .copied()
     }
 }
 
@@ -407,7 +409,12 @@ fn rebuild_scene(
     if unchanged {
         return;
     }
-    let key = (options.cuts.clone(), options.style, display.hit_budget, folded);
+    let key = (
+        options.cuts.clone(),
+        options.style,
+        display.hit_budget,
+        folded,
+    );
     let mut scene = scene::build_scene(
         &display.event,
         &display.geometry,

@@ -552,7 +552,13 @@ mod tests {
     fn the_folded_scene_puts_tpc_hits_in_their_band_on_both_sides() {
         let g = EventGenerator::new(GeneratorConfig::pbpb(3, Centrality::Central), geometry());
         let e = g.event(0);
-        let mut scene = build_scene(&e, &geometry(), &Cuts::default(), &Style::default(), usize::MAX);
+        let mut scene = build_scene(
+            &e,
+            &geometry(),
+            &Cuts::default(),
+            &Style::default(),
+            usize::MAX,
+        );
         scene.fold_rho_z();
         let tpc: Vec<f32> = scene
             .hits
@@ -560,8 +566,14 @@ mod tests {
             .filter(|h| h.detector == Detector::Tpc)
             .map(|h| h.position_cm[1])
             .collect();
-        let (inner, outer) = (geometry().tpc.inner_radius_cm as f32, geometry().tpc.outer_radius_cm as f32);
-        assert!(tpc.iter().all(|y| (inner - 1.0..=outer + 1.0).contains(&y.abs())));
+        let (inner, outer) = (
+            geometry().tpc.inner_radius_cm as f32,
+            geometry().tpc.outer_radius_cm as f32,
+        );
+        assert!(
+            tpc.iter()
+                .all(|y| (inner - 1.0..=outer + 1.0).contains(&y.abs()))
+        );
         assert!(tpc.iter().filter(|y| **y > 0.0).count() > tpc.len() / 3);
         assert!(tpc.iter().filter(|y| **y < 0.0).count() > tpc.len() / 3);
         assert!(scene.hits.iter().all(|h| h.position_cm[0] == 0.0));

@@ -239,22 +239,7 @@ fn camera_projection(
         return;
     }
     for mut p in &mut cameras {
-        let wanted = projection(&orbit, viewport.fov_y);
-        let same = match (&*p, &wanted) {
-            (Projection::Perspective(_), Projection::Perspective(_)) => true,
-            (Projection::Orthographic(a), Projection::Orthographic(b)) => {
-                use bevy::camera::ScalingMode::FixedVertical;
-                matches!(
-                    (&a.scaling_mode, &b.scaling_mode),
-                    (FixedVertical { viewport_height: x }, FixedVertical { viewport_height: y })
-                        if x == y
-                )
-            }
-            _ => false,
-        };
-        if !same {
-            *p = wanted;
-        }
+        *p = projection(&orbit, viewport.fov_y);
     }
 }
 
@@ -467,13 +452,27 @@ fn draw_outlines(
             if options.geometry[i] {
                 for sign in [1.0, -1.0] {
                     let y = sign * r;
-                    gizmos.line(Vec3::new(0.0, y, -half), Vec3::new(0.0, y, half), colours[i]);
+                    gizmos.line(
+                        Vec3::new(0.0, y, -half),
+                        Vec3::new(0.0, y, half),
+                        colours[i],
+                    );
                 }
             }
         }
         let ends = [
-            (1, g.tpc.inner_radius_cm, g.tpc.outer_radius_cm, g.tpc.half_length_cm),
-            (2, g.tof.inner_radius_cm, g.tof.outer_radius_cm, g.tof.half_length_cm),
+            (
+                1,
+                g.tpc.inner_radius_cm,
+                g.tpc.outer_radius_cm,
+                g.tpc.half_length_cm,
+            ),
+            (
+                2,
+                g.tof.inner_radius_cm,
+                g.tof.outer_radius_cm,
+                g.tof.half_length_cm,
+            ),
         ];
         for (i, r0, r1, half) in ends {
             if !options.geometry[i] {
@@ -834,8 +833,8 @@ fn camera_controls(
         };
         if !o.view.is_projection() {
             o.yaw += axis(KeyCode::ArrowRight, KeyCode::ArrowLeft) * 1.5 * dt;
-            o.pitch = (o.pitch + axis(KeyCode::ArrowDown, KeyCode::ArrowUp) * 1.5 * dt)
-                .clamp(-1.5, 1.5);
+            o.pitch =
+                (o.pitch + axis(KeyCode::ArrowDown, KeyCode::ArrowUp) * 1.5 * dt).clamp(-1.5, 1.5);
         }
         o.distance *= 1.0 - axis(KeyCode::Minus, KeyCode::Equal) * 1.5 * dt;
         if keys.just_pressed(KeyCode::Home) {

@@ -263,7 +263,10 @@ fn the_end_view_is_a_true_r_phi_projection() {
     let radius = |(x, y): &(f32, f32)| x.hypot(*y);
     let tof = hit_pixels(&png, Detector::Tof);
     assert!(tof.len() > 500, "{} TOF pixels", tof.len());
-    let (lo, hi) = (g.tof.inner_radius_cm as f32 * s, g.tof.outer_radius_cm as f32 * s);
+    let (lo, hi) = (
+        g.tof.inner_radius_cm as f32 * s,
+        g.tof.outer_radius_cm as f32 * s,
+    );
     let outside: Vec<f32> = tof
         .iter()
         .map(radius)
@@ -334,10 +337,20 @@ fn the_side_view_is_a_rho_z_projection() {
                     r >= (rows * 10) as f32 && r < (rows * 10 + 10) as f32
                 })
                 .count();
-            assert!(n > 0, "no TPC pixels at ρ {}–{} cm on the {} side (see {})",
-                rows * 10, rows * 10 + 10, if sign > 0.0 { "upper" } else { "lower" }, out.display());
+            assert!(
+                n > 0,
+                "no TPC pixels at ρ {}–{} cm on the {} side (see {})",
+                rows * 10,
+                rows * 10 + 10,
+                if sign > 0.0 { "upper" } else { "lower" },
+                out.display()
+            );
         }
         rows += 1;
     }
-    eprintln!("ρ-z {}: {} TPC pixels in the band {inner}–{outer} cm", out.display(), tpc.len());
+    eprintln!(
+        "ρ-z {}: {} TPC pixels in the band {inner}–{outer} cm",
+        out.display(),
+        tpc.len()
+    );
 }

@@ -15,7 +15,6 @@ import uproot
 
 
 def encode(array):
-    layout = ak.to_layout(array)
     jagged = array.ndim > 1
     flat = ak.to_numpy(ak.flatten(array)) if jagged else ak.to_numpy(array)
     if flat.dtype.kind == "f":
@@ -29,7 +28,6 @@ def encode(array):
     for n in counts:
         values.append(flat[at:at + n])
         at += n
-    del layout
     return {"kind": kind, "values": values}
 
 

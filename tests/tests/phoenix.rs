@@ -225,8 +225,16 @@ fn assert_events_match_the_json(path: &std::path::Path) -> Vec<alyx_shared::Coll
     };
     for ((name, ev), e) in root.iter().zip(&events) {
         let h = &e.header;
-        assert_eq!(u64::from(h.run), ev["run number"].as_u64().unwrap_or(0), "{name}");
-        assert_eq!(h.event_number, ev["event number"].as_u64().unwrap_or(0), "{name}");
+        assert_eq!(
+            u64::from(h.run),
+            ev["run number"].as_u64().unwrap_or(0),
+            "{name}"
+        );
+        assert_eq!(
+            h.event_number,
+            ev["event number"].as_u64().unwrap_or(0),
+            "{name}"
+        );
         let tracks: Vec<(String, Value)> = colls(ev, "Tracks")
             .into_iter()
             .flat_map(|(c, list)| list.into_iter().map(move |t| (c.clone(), t)))
@@ -234,7 +242,9 @@ fn assert_events_match_the_json(path: &std::path::Path) -> Vec<alyx_shared::Coll
         assert_eq!(e.tracks.len(), tracks.len(), "{name}: tracks");
         for ((coll, t), got) in tracks.iter().zip(&e.tracks) {
             assert_eq!(&got.collection, coll);
-            let pos: Vec<[f32; 3]> = t["pos"].as_array().map_or_else(Vec::new, |p| p.iter().map(cm).collect());
+            let pos: Vec<[f32; 3]> = t["pos"]
+                .as_array()
+                .map_or_else(Vec::new, |p| p.iter().map(cm).collect());
             assert_eq!(got.polyline_cm, pos, "{name}: a track of {coll}");
         }
         // A hit is an object with `pos`, a point, or a group of points (a hit "line").
@@ -249,7 +259,10 @@ fn assert_events_match_the_json(path: &std::path::Path) -> Vec<alyx_shared::Coll
             .collect();
         let got: Vec<[f32; 3]> = e.hits.iter().map(|h| h.position_cm).collect();
         assert_eq!(got, hits, "{name}: hits");
-        let clusters: Vec<Value> = colls(ev, "CaloClusters").into_iter().flat_map(|(_, l)| l).collect();
+        let clusters: Vec<Value> = colls(ev, "CaloClusters")
+            .into_iter()
+            .flat_map(|(_, l)| l)
+            .collect();
         assert_eq!(e.clusters.len(), clusters.len(), "{name}: clusters");
         for (c, got) in clusters.iter().zip(&e.clusters) {
             assert_eq!(got.energy_gev, num(&c["energy"]) / 1000.0);
@@ -264,11 +277,18 @@ fn assert_events_match_the_json(path: &std::path::Path) -> Vec<alyx_shared::Coll
                 assert_eq!(got.cone_r, num(cone), "{name}: jet cone");
             }
         }
-        let muons: Vec<Value> = colls(ev, "Muons").into_iter().flat_map(|(_, l)| l).collect();
+        let muons: Vec<Value> = colls(ev, "Muons")
+            .into_iter()
+            .flat_map(|(_, l)| l)
+            .collect();
         assert_eq!(e.muons.len(), muons.len(), "{name}: muons");
         for (m, got) in muons.iter().zip(&e.muons) {
             // ATLAS writes `Eta`/`Phi`; Phoenix reads either spelling.
-            let get = |k: &str| num(m.get(k).unwrap_or(&m[k.to_uppercase()[..1].to_owned() + &k[1..]]));
+            let get = |k: &str| {
+                num(m
+                    .get(k)
+                    .unwrap_or(&m[k.to_uppercase()[..1].to_owned() + &k[1..]]))
+            };
             assert_eq!((got.eta, got.phi), (get("eta"), get("phi")), "{name}: muon");
         }
         if let Some((_, list)) = colls(ev, "MissingEnergy").into_iter().next() {
@@ -283,7 +303,10 @@ fn assert_events_match_the_json(path: &std::path::Path) -> Vec<alyx_shared::Coll
 #[test]
 fn phoenix_files_import_value_for_value_in_both_layouts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for rel in ["phoenix/ATLAS_atlaseventdump2.json", "phoenix/ATLAS_calibration.json"] {
+    for rel in [
+        "phoenix/ATLAS_atlaseventdump2.json",
+        "phoenix/ATLAS_calibration.json",
+    ] {
         let Some(path) = data_file(rel) else { return };
         let events = assert_events_match_the_json(&path);
         // Each event on its own, at the top level (the other layout Phoenix reads).

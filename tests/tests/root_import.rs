@@ -319,7 +319,12 @@ struct Uproot {
 }
 
 impl Uproot {
-    fn read(python: &std::path::Path, file: &std::path::Path, tree: &str, branches: &[&str]) -> Self {
+    fn read(
+        python: &std::path::Path,
+        file: &std::path::Path,
+        tree: &str,
+        branches: &[&str],
+    ) -> Self {
         let out = std::process::Command::new(python)
             .arg(alyx_tests::peer_script("uproot_dump.py"))
             .arg(file)
@@ -349,10 +354,10 @@ impl Uproot {
             if float {
                 Number::F(f64::from_bits(v.as_u64().expect("bits")))
             } else {
-                Number::I(v.as_i64().map_or_else(
-                    || i128::from(v.as_u64().expect("integer")),
-                    i128::from,
-                ))
+                Number::I(
+                    v.as_i64()
+                        .map_or_else(|| i128::from(v.as_u64().expect("integer")), i128::from),
+                )
             }
         };
         match &b["values"][i] {
@@ -433,13 +438,20 @@ fn assert_imports_as_uproot_reads(
         let at = |what: &str| format!("{name} entry {i}: {what}");
         let h = &ev.header;
         match &e.run {
-            Some(b) => assert!(matches!(peer.value(b, i), Number::I(r) if r == i128::from(h.run)), "{}", at("run")),
+            Some(b) => assert!(
+                matches!(peer.value(b, i), Number::I(r) if r == i128::from(h.run)),
+                "{}",
+                at("run")
+            ),
             None => assert_eq!(h.run, 0),
         }
         match &e.event_number {
             Some(b) => assert!(
                 matches!(peer.value(b, i), Number::I(n) if n == i128::from(h.event_number)),
-                "{} {} vs {:?}", at("event number"), h.event_number, peer.value(b, i)
+                "{} {} vs {:?}",
+                at("event number"),
+                h.event_number,
+                peer.value(b, i)
             ),
             None => assert_eq!(h.event_number, i as u64, "{}", at("event number")),
         }
@@ -466,7 +478,12 @@ fn assert_imports_as_uproot_reads(
                 "met_pt" => m.pt_gev,
                 _ => m.phi,
             };
-            assert!(peer.value(b, i).is(got), "{}: {got} vs {:?}", at(field), peer.value(b, i));
+            assert!(
+                peer.value(b, i).is(got),
+                "{}: {got} vs {:?}",
+                at(field),
+                peer.value(b, i)
+            );
         }
         for (collection, sources) in mapping.collections() {
             let objects = match collection {
@@ -486,10 +503,18 @@ fn assert_imports_as_uproot_reads(
                 if let Some(count) = &source.count {
                     assert!(
                         matches!(peer.value(count, i), Number::I(c) if c == n as i128),
-                        "{}", at(&format!("{collection}: {count}"))
+                        "{}",
+                        at(&format!("{collection}: {count}"))
                     );
                 }
-                assert!(objects.len() >= offset + n, "{}", at(&format!("{collection}: {} objects, uproot {n}", objects.len())));
+                assert!(
+                    objects.len() >= offset + n,
+                    "{}",
+                    at(&format!(
+                        "{collection}: {} objects, uproot {n}",
+                        objects.len()
+                    ))
+                );
                 for (field, branch) in &fields {
                     let want = peer.values(branch, i);
                     assert_eq!(want.len(), n, "{}", at(branch));
@@ -500,19 +525,28 @@ fn assert_imports_as_uproot_reads(
                 }
                 offset += n;
             }
-            assert_eq!(objects.len(), offset, "{}", at(&format!("{collection}: count")));
+            assert_eq!(
+                objects.len(),
+                offset,
+                "{}",
+                at(&format!("{collection}: count"))
+            );
         }
     }
     // The dataset stores exactly these events, each under its own id.
     let dir = tempfile::tempdir().expect("tempdir");
     let store = DataStore::open(dir.path()).expect("store");
-    let (ds, _) = datasets::import_files(&store, "d", &[file.to_path_buf()], None, None, &mut |_| {})
-        .expect("import");
+    let (ds, _) =
+        datasets::import_files(&store, "d", &[file.to_path_buf()], None, None, &mut |_| {})
+            .expect("import");
     let stored = ds.read_events(0..events.len() as u64).expect("read back");
     assert_eq!(stored.len(), events.len());
     for ((id, s), (i, e)) in stored.iter().zip(events.iter().enumerate()) {
         assert_eq!(*id, i as u64);
-        assert!(s.same_as(e), "{name}: stored event {id} differs from the imported one");
+        assert!(
+            s.same_as(e),
+            "{name}: stored event {id} differs from the imported one"
+        );
     }
     events
 }
@@ -560,8 +594,8 @@ fn extra_root_files() -> Vec<std::path::PathBuf> {
 /// counters, ROOT's basket layout): oxyroot predates its streamer-info version.
 #[test]
 fn files_from_a_newer_root_are_refused_with_a_clear_reason() {
-    let file = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("data/nanoaod-root-written.root");
+    let file =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nanoaod-root-written.root");
     let err = root::import(&file, None, None).expect_err("ROOT 6.36 streamers");
     assert!(
         matches!(err, alyx_shared::Error::Unsupported(_)) && err.to_string().contains("newer ROOT"),
@@ -625,16 +659,26 @@ fn adl_queries_agree_with_awkward(
     every_query_fills: bool,
 ) {
     let store = DataStore::open(dir.join(file.file_stem().expect("name"))).expect("store");
-    let (ds, _) =
-        datasets::import_files(&store, "nano", &[file.to_path_buf()], None, None, &mut |_| {})
-            .expect("import");
+    let (ds, _) = datasets::import_files(
+        &store,
+        "nano",
+        &[file.to_path_buf()],
+        None,
+        None,
+        &mut |_| {},
+    )
+    .expect("import");
     let out = std::process::Command::new(python)
         .arg(alyx_tests::peer_script("adl_peers.py"))
         .arg("--nanoaod")
         .arg(file)
         .output()
         .expect("run awkward");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let peer: Vec<Vec<u64>> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
@@ -650,8 +694,8 @@ fn adl_queries_agree_with_awkward(
     assert_eq!(peer.len(), 8);
     for n in 1..=8u8 {
         let (title, spec, plots) = query::adl::query(n).expect("query");
-        let checked = query::check(&spec.query().expect("builder"), query::Engine::Local)
-            .expect("valid");
+        let checked =
+            query::check(&spec.query().expect("builder"), query::Engine::Local).expect("valid");
         let plots: Vec<_> = plots
             .iter()
             .map(|p| (p.column.to_owned(), p.binning.clone()))
@@ -661,8 +705,19 @@ fn adl_queries_agree_with_awkward(
             .iter()
             .map(|h| h.entries.iter().sum::<u64>())
             .collect();
-        assert_eq!(entries, peer[usize::from(n) - 1], "{}: Q{n} ({title})", file.display());
-        assert!(!every_query_fills || entries.iter().all(|e| *e > 0), "Q{n} fills something");
-        eprintln!("{}: Q{n} entries {entries:?} (awkward the same)", file.display());
+        assert_eq!(
+            entries,
+            peer[usize::from(n) - 1],
+            "{}: Q{n} ({title})",
+            file.display()
+        );
+        assert!(
+            !every_query_fills || entries.iter().all(|e| *e > 0),
+            "Q{n} fills something"
+        );
+        eprintln!(
+            "{}: Q{n} entries {entries:?} (awkward the same)",
+            file.display()
+        );
     }
 }

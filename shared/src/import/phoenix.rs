@@ -34,6 +34,9 @@ const OBJECT_TYPES: [&str; 9] = [
     "Photons",
 ];
 
+/// The header keys Phoenix writes: a top-level object holding one is a single event.
+const NUMBER_KEYS: [&str; 4] = ["run number", "event number", "runNumber", "eventNumber"];
+
 /// Header keys of an event (Phoenix's and ALYX's own export's).
 const HEADER_KEYS: [&str; 17] = [
     "run number",
@@ -60,7 +63,7 @@ const HEADER_KEYS: [&str; 17] = [
 /// lists, as Phoenix's own loader decides.
 fn is_event(o: &Map<String, Value>) -> bool {
     o.keys().any(|k| {
-        HEADER_KEYS[..4].contains(&k.as_str())
+        NUMBER_KEYS.contains(&k.as_str())
             || (OBJECT_TYPES.contains(&k.as_str()) && o[k].is_object())
     })
 }

@@ -234,8 +234,11 @@ impl Mapping {
             })
         };
         let integer = |ty: &str| {
-            ["int32_t", "uint32_t", "int16_t", "uint16_t", "int8_t", "uint8_t", "int64_t", "uint64_t"]
-                .contains(&ty)
+            [
+                "int32_t", "uint32_t", "int16_t", "uint16_t", "int8_t", "uint8_t", "int64_t",
+                "uint64_t",
+            ]
+            .contains(&ty)
         };
         for (collection, prefixes) in [
             ("muons", ["muon_", "muons_"]),
@@ -642,7 +645,10 @@ fn import_tree(
         )));
     }
     for counter in counters.values() {
-        if matches!(columns.get(counter), Some(Column::Jagged(_) | Column::Counted(_))) {
+        if matches!(
+            columns.get(counter),
+            Some(Column::Jagged(_) | Column::Counted(_))
+        ) {
             return Err(Error::Invalid(format!(
                 "{}: counter `{counter}` is an array branch, not a count per entry",
                 path.display()
@@ -681,7 +687,9 @@ fn import_tree(
             values.insert(name, v);
         }
         for (name, column) in &mut columns {
-            let Column::Counted(it) = column else { continue };
+            let Column::Counted(it) = column else {
+                continue;
+            };
             let counter = counters.get(name).copied().unwrap_or_default();
             let Some(counts) = values.get(counter) else {
                 continue;
@@ -711,19 +719,27 @@ fn import_tree(
     Ok(report)
 }
 
-/// A header number in its field's type, or an error naming the entry when it does not fit.
+/// Entry `i` of a header branch as an exact integer of its field's type (`None` when the
+/// field is unmapped), or an error naming the entry when it is no such integer.
 fn header_int<T: TryFrom<i128>>(
     path: &Path,
-    entry: u64,
+    (entry, i): (u64, usize),
     field: &str,
-    v: Option<i128>,
+    values: Option<&Values>,
 ) -> Result<Option<T>> {
-    v.map(|x| {
-        T::try_from(x).map_err(|_| {
-            Error::malformed(path, format!("entry {entry}: {field} {x} is out of range"))
+    let Some(v) = values else { return Ok(None) };
+    v.integer(i)
+        .and_then(|x| T::try_from(x).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            Error::malformed(
+                path,
+                format!(
+                    "entry {entry}: {field} {} is not an integer in range",
+                    v.number(i).unwrap_or(f64::NAN)
+                ),
+            )
         })
-    })
-    .transpose()
 }
 
 /// Entry `i` of a batch (entry `entry` of the tree) as an event.
@@ -734,24 +750,8 @@ fn build_event(
     i: usize,
     entry: u64,
 ) -> Result<CollisionEvent> {
-    let scalar = |name: &Option<String>| -> Option<f64> {
-        values.get(name.as_deref()?)?.number(i)
-    };
-    // Header numbers are integers, read exactly (64-bit event numbers do not fit an f64).
-    let integer = |field: &str, name: &Option<String>| -> Result<Option<i128>> {
-        let Some(v) = name.as_deref().and_then(|n| values.get(n)) else {
-            return Ok(None);
-        };
-        v.integer(i).map(Some).ok_or_else(|| {
-            Error::malformed(
-                path,
-                format!(
-                    "entry {entry}: {field} {} is not an integer",
-                    v.number(i).unwrap_or(f64::NAN)
-                ),
-            )
-        })
-    };
+    let branch = |name: &Option<String>| values.get(name.as_deref()?);
+    let scalar = |name: &Option<String>| branch(name)?.number(i);
     let e = &mapping.event;
     let mut trigger_bits = 0u64;
     for (bit, name) in e.trigger.iter().enumerate().take(64) {
@@ -759,13 +759,13 @@ fn build_event(
             trigger_bits |= 1 << bit;
         }
     }
-    let run = header_int::<u32>(path, entry, "run", integer("run", &e.run)?)?.unwrap_or(0);
+    // Header numbers are integers, read exactly (64-bit event numbers do not fit an f64).
+    let at = (entry, i);
+    let run = header_int::<u32>(path, at, "run", branch(&e.run))?.unwrap_or(0);
     let event_number =
-        header_int::<u64>(path, entry, "event number", integer("event number", &e.event_number)?)?
-            .unwrap_or(entry);
+        header_int::<u64>(path, at, "event number", branch(&e.event_number))?.unwrap_or(entry);
     let timestamp_ns =
-        header_int::<i64>(path, entry, "timestamp", integer("timestamp", &e.timestamp_ns)?)?
-            .unwrap_or(0);
+        header_int::<i64>(path, at, "timestamp", branch(&e.timestamp_ns))?.unwrap_or(0);
     let mut event = CollisionEvent::new(EventHeader {
         run,
         event_number,

@@ -359,7 +359,10 @@ pub fn next_cursor(
 ) -> std::result::Result<Cursor, Diagnostic> {
     let rows = page.height() as u64;
     let first_row = cursor.first_row.checked_add(rows).ok_or_else(|| {
-        Diagnostic::new("not a cursor from a result page: row beyond the end", At::NONE)
+        Diagnostic::new(
+            "not a cursor from a result page: row beyond the end",
+            At::NONE,
+        )
     })?;
     let order = page_order(checked)?;
     let key_of = |row: usize| -> Option<Vec<Expr>> {

@@ -492,9 +492,7 @@ fn every_output_format_round_trips_zeros_nulls_and_nan() {
         Some(91.1876),
     ];
     let n = floats.len();
-    let ints: Vec<Option<i64>> = (0..n as i64)
-        .map(|i| (i != 2).then_some(i - 4))
-        .collect();
+    let ints: Vec<Option<i64>> = (0..n as i64).map(|i| (i != 2).then_some(i - 4)).collect();
     let names: Vec<Option<String>> = (0..n).map(|i| (i != 3).then(|| format!("r{i}"))).collect();
     let original = DataFrame::new(
         n,
@@ -519,10 +517,19 @@ fn every_output_format_round_trips_zeros_nulls_and_nan() {
         for (a, b) in floats.iter().zip(&x) {
             assert!(same_float(*a, *b), "{format}: {a:?} came back as {b:?}");
         }
-        let k = back.column("k").and_then(|c| c.cast(&DataType::Int64)).expect("k");
-        assert!(k.equals_missing(original.column("k").expect("k")), "{format}: {k:?}");
+        let k = back
+            .column("k")
+            .and_then(|c| c.cast(&DataType::Int64))
+            .expect("k");
+        assert!(
+            k.equals_missing(original.column("k").expect("k")),
+            "{format}: {k:?}"
+        );
         let name = back.column("name").expect("name");
-        assert!(name.equals_missing(original.column("name").expect("name")), "{format}: {name:?}");
+        assert!(
+            name.equals_missing(original.column("name").expect("name")),
+            "{format}: {name:?}"
+        );
     };
 
     let written = |format| {
@@ -540,8 +547,13 @@ fn every_output_format_round_trips_zeros_nulls_and_nan() {
     // JSON has no NaN or infinity: NaN comes back as null (ALYX's "not measured"), and a
     // result holding an infinity is refused, never written as a null.
     let mut err = Vec::new();
-    let refused = write(&mut original.clone(), OutputFormat::Json, usize::MAX, &mut err)
-        .expect_err("infinities in JSON");
+    let refused = write(
+        &mut original.clone(),
+        OutputFormat::Json,
+        usize::MAX,
+        &mut err,
+    )
+    .expect_err("infinities in JSON");
     assert!(refused.to_string().contains("infinite"), "{refused}");
     let finite = original
         .clone()
@@ -550,11 +562,23 @@ fn every_output_format_round_trips_zeros_nulls_and_nan() {
         .collect()
         .expect("finite rows");
     let mut json = Vec::new();
-    write(&mut finite.clone(), OutputFormat::Json, usize::MAX, &mut json).expect("json");
+    write(
+        &mut finite.clone(),
+        OutputFormat::Json,
+        usize::MAX,
+        &mut json,
+    )
+    .expect("json");
     let back = JsonReader::new(std::io::Cursor::new(json))
         .finish()
         .expect("json reads back");
-    let x: Vec<Option<f64>> = back.column("x").expect("x").f64().expect("f64").iter().collect();
+    let x: Vec<Option<f64>> = back
+        .column("x")
+        .expect("x")
+        .f64()
+        .expect("f64")
+        .iter()
+        .collect();
     let want: Vec<Option<f64>> = finite
         .column("x")
         .expect("x")
@@ -574,11 +598,26 @@ fn every_output_format_round_trips_zeros_nulls_and_nan() {
     check("parquet", &back);
 
     let table = String::from_utf8(written(OutputFormat::Table)).expect("utf8");
-    let rows: Vec<Vec<&str>> = table.lines().skip(2).take(n).map(|l| l.split_whitespace().collect()).collect();
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(2)
+        .take(n)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     let shown: Vec<&str> = rows.iter().map(|r| r[0]).collect();
     assert_eq!(
         shown,
-        ["0", "0", "null", "NaN", "inf", "-inf", "1.00000e300", "4.94066e-324", "91.1876"],
+        [
+            "0",
+            "0",
+            "null",
+            "NaN",
+            "inf",
+            "-inf",
+            "1.00000e300",
+            "4.94066e-324",
+            "91.1876"
+        ],
         "{table}"
     );
     assert_eq!(rows[2][1], "null", "{table}");
