@@ -434,9 +434,11 @@ async fn only_owners_and_operators_cancel_or_reprioritise(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn a_high_priority_job_preempts_a_running_low_priority_one(pool: PgPool) {
     let dir = tempfile::tempdir().expect("tempdir");
-    // Few large chunks and a heavy query: each task runs long enough (about a second here) that
-    // the high-priority job arrives while one runs, not between two.
-    nano_store(dir.path(), 160_000, 40_000);
+    // Few large chunks and a heavy query: each task runs long enough (about two seconds here)
+    // that the high-priority job arrives while one runs, not between two (at 40,000 events a
+    // chunk a task sometimes ended before the scheduler looked, and nothing was preempted).
+    const EVENTS: u64 = 320_000;
+    nano_store(dir.path(), EVENTS, 80_000);
     let mut cfg = config(&pool, dir.path(), None, "unused");
     cfg.job_slots = 1;
     let server = Server::start(cfg).await;
@@ -496,7 +498,7 @@ async fn a_high_priority_job_preempts_a_running_low_priority_one(pool: PgPool) {
     let a = result(&mut c, &ada, low).await;
     let b = result(&mut c, &bob, high).await;
     assert_eq!(a.histograms, b.histograms);
-    assert_eq!((a.events, b.events), (160_000, 160_000));
+    assert_eq!((a.events, b.events), (EVENTS, EVENTS));
     server.stop().await;
 }
 
@@ -512,7 +514,10 @@ impl Drop for Alyxd {
 #[sqlx::test(migrations = false)]
 async fn alyxd_killed_mid_job_resumes_from_checkpoints_with_an_identical_result(pool: PgPool) {
     let dir = tempfile::tempdir().expect("tempdir");
-    nano_store(dir.path(), 10_000, 1000);
+    // Tasks of ~100 ms, so that the 100 ms poll sees two done well before all ten are (at
+    // 1,000 events a chunk the whole job sometimes finished between two polls).
+    const EVENTS: u64 = 80_000;
+    nano_store(dir.path(), EVENTS, 8000);
     // Migrations and the job, through the library, before any alyxd runs.
     alyx_backend::catalogue::MIGRATOR
         .run(&pool)
@@ -624,7 +629,7 @@ async fn alyxd_killed_mid_job_resumes_from_checkpoints_with_an_identical_result(
     let uninterrupted = result(&mut c, &token, again as u64).await;
     assert!(resumed.complete && uninterrupted.complete);
     assert_eq!(resumed, uninterrupted);
-    assert_eq!(resumed.events, 10_000);
+    assert_eq!(resumed.events, EVENTS);
     server.stop().await;
 }
 
