@@ -20,7 +20,7 @@ import time
 import awkward as ak
 import numpy as np
 
-BINS = {  # query: [(column, bins, lo, hi)], as alyx_shared::query::adl
+BINS = {  # query: [(column, bins, lo, hi)], as alyx_query::adl
     1: [(100, 0.0, 200.0)],
     2: [(100, 15.0, 215.0)],
     3: [(100, 15.0, 215.0)],

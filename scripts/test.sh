@@ -179,6 +179,7 @@ phase spark install_spark
 phase peers install_peers
 start_spark
 phase slurm start_slurm
+phase cycles python3 scripts/module_cycles.py
 phase build cargo build --workspace --all-targets --locked
 start_broker
 phase sparkwait wait_spark

@@ -4,8 +4,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use alyx_shared::CollisionSystem;
-use alyx_shared::summary::{DatasetInfo, EventSummary};
+use alyx_core::CollisionSystem;
+use alyx_core::summary::{DatasetInfo, EventSummary};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 

@@ -99,7 +99,7 @@ impl Default for Config {
             statement_timeout_ms: 30_000,
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
-            data_dir: alyx_shared::default_data_dir().join("alyxd"),
+            data_dir: alyx_core::default_data_dir().join("alyxd"),
             log_json: false,
             spark_url: String::new(),
             query_cache_ttl_ms: 10_000,

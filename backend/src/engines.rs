@@ -4,8 +4,8 @@
 //! to its ALYX type, and returns a polars frame — the same frame for the same query on every
 //! engine.
 
-use alyx_shared::query::{self, Dialect, Engine, Query, Type, plan, print};
-use alyx_shared::store::{DataStore, Dataset, Table};
+use alyx_query::{self as query, Checked, Engine, Query, Type, plan, print};
+use alyx_store::{DataStore, Dataset, Table};
 use polars::prelude::*;
 use sqlx::{PgPool, Row};
 
@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::cache::ResultCache;
 use crate::error::{Error, Result};
-use crate::spark::SparkSession;
+use crate::grpc::spark::SparkSession;
 
 /// Where the engines find their data and services.
 #[derive(Clone)]
@@ -78,7 +78,7 @@ impl Engines {
 
     fn dataset(&self, name: &str) -> Result<Dataset> {
         self.store.dataset(name).map_err(|e| match e {
-            alyx_shared::Error::NotFound(_) | alyx_shared::Error::NotADataset { .. } => {
+            alyx_store::Error::NotFound(_) | alyx_store::Error::NotADataset { .. } => {
                 Error::NotFound(format!("no dataset `{name}`"))
             }
             other => Error::Store(other),
@@ -86,24 +86,16 @@ impl Engines {
     }
 
     /// The chunks of `dataset` holding catalogue events that match `filter` (a condition on
-    /// the catalogue's `events` columns, checked like any query).
-    pub async fn chunks_matching(&self, dataset: &str, filter: &str) -> Result<Vec<u32>> {
+    /// the catalogue's `events` columns, built into a query and checked like any other).
+    pub async fn chunks_matching(
+        &self,
+        dataset: &str,
+        filter: &CatalogueFilter,
+    ) -> Result<Vec<u32>> {
         let pool = self.pool.as_ref().ok_or_else(|| {
             Error::Unavailable("a catalogue filter needs alyxd's database".into())
         })?;
-        let text = format!("SELECT event_id FROM events WHERE {filter}");
-        let checked = query::prepare(&text, Engine::Postgres).map_err(|ds| {
-            Error::InvalidArgument(format!("catalogue filter: {}", query::invalid_query(&ds)))
-        })?;
-        let mut q = checked.query.clone();
-        if let Some(s) = q.body.first_mut() {
-            s.distinct = true;
-            s.items = vec![alyx_shared::query::ast::Item::expr(
-                alyx_shared::query::ast::dsl::col("events.chunk_id"),
-                Some("chunk_id"),
-            )];
-        }
-        let sql = postgres_sql(self.dataset_id(pool, dataset).await?, &q);
+        let sql = postgres_sql(self.dataset_id(pool, dataset).await?, &filter.0);
         let ids: Vec<i32> = sqlx::query_scalar(&sql).fetch_all(pool).await?;
         Ok(ids
             .into_iter()
@@ -111,33 +103,38 @@ impl Engines {
             .collect())
     }
 
-    /// Runs `query` (a checked query, or a plan around one) with result `columns` on `engine`,
+    /// Runs `checked` (a checked query, or a plan around one) on the engine it was checked for,
     /// over the chunks `chunks` only when given (local and Spark).
     pub async fn run(
         &self,
-        engine: Engine,
         dataset: &str,
-        query: &Query,
-        columns: &[(String, Type)],
+        checked: &Checked,
         user: &str,
         chunks: Option<&[u32]>,
     ) -> Result<DataFrame> {
-        let typed = plan::typed(query, columns);
         let chunks_owned = chunks.map(<[u32]>::to_vec);
         // No chunk to read: Spark cannot make a view of no files, and the answer over empty
         // tables is the same anywhere.
-        let engine = if engine == Engine::Spark && chunks.is_some_and(<[u32]>::is_empty) {
-            Engine::Local
+        let local;
+        let checked = if checked.engine() == Engine::Spark && chunks.is_some_and(<[u32]>::is_empty)
+        {
+            local = checked
+                .recheck(Engine::Local)
+                .map_err(|d| Error::InvalidArgument(query::invalid_query(&d).to_string()))?;
+            &local
         } else {
-            engine
+            checked
         };
-        match engine {
+        let typed = plan::typed(checked);
+        match checked.engine() {
             Engine::Local => {
                 let ds = self.dataset(dataset)?;
-                let columns = columns.to_vec();
                 tokio::task::spawn_blocking(move || {
-                    query::run_local_chunks(&ds, &typed, &columns, chunks_owned.as_deref())
-                        .map_err(Error::Store)
+                    Ok(query::run_local_chunks(
+                        &ds,
+                        &typed,
+                        chunks_owned.as_deref(),
+                    )?)
                 })
                 .await?
             }
@@ -147,7 +144,7 @@ impl Engines {
                     Error::Unavailable("no Spark cluster is configured (ALYXD_SPARK_URL)".into())
                 })?;
                 let mut session = SparkSession::connect(url, user).await?;
-                let result = spark_run(&mut session, &ds, &typed, columns, chunks, None).await;
+                let result = spark_run(&mut session, &ds, &typed, chunks, None).await;
                 session.release().await;
                 result
             }
@@ -155,6 +152,7 @@ impl Engines {
                 let pool = self.pool()?;
                 let id = self.dataset_id(pool, dataset).await?;
                 let sql = postgres_sql(id, &typed);
+                let columns = typed.columns();
                 let key = format!("{sql}\n{columns:?}");
                 self.cache
                     .get_or_run(id, &key, postgres_rows(pool, &sql, columns))
@@ -165,17 +163,12 @@ impl Engines {
 
     /// An estimate of the number of rows `checked` returns: the planner's for PostgreSQL, a
     /// one-chunk sample scaled by event counts for the Parquet engines.
-    pub async fn estimate(
-        &self,
-        engine: Engine,
-        dataset: &str,
-        checked: &query::Checked,
-    ) -> Result<u64> {
-        match engine {
+    pub async fn estimate(&self, dataset: &str, checked: &Checked) -> Result<u64> {
+        match checked.engine() {
             Engine::Postgres => {
                 let pool = self.pool()?;
                 let id = self.dataset_id(pool, dataset).await?;
-                let explain = format!("EXPLAIN {}", postgres_sql(id, &checked.query));
+                let explain = format!("EXPLAIN {}", postgres_sql(id, checked));
                 let estimate = self
                     .cache
                     .get_or_run(id, &explain, async {
@@ -195,37 +188,29 @@ impl Engines {
             Engine::Local | Engine::Spark => {
                 let ds = self.dataset(dataset)?;
                 let checked = checked.clone();
-                tokio::task::spawn_blocking(move || {
-                    query::estimate_rows(&ds, &checked).map_err(Error::Store)
-                })
-                .await?
+                tokio::task::spawn_blocking(move || Ok(query::estimate_rows(&ds, &checked)?))
+                    .await?
             }
         }
     }
 
-    /// The SQL each engine runs for `query`, and (local, PostgreSQL) the engine's plan.
-    pub async fn explain(
-        &self,
-        engine: Engine,
-        dataset: &str,
-        query: &Query,
-    ) -> Result<(String, String)> {
-        match engine {
+    /// The SQL the engine runs for `checked`, and (local, PostgreSQL) the engine's plan.
+    pub async fn explain(&self, dataset: &str, checked: &Checked) -> Result<(String, String)> {
+        match checked.engine() {
             Engine::Local => {
                 let ds = self.dataset(dataset)?;
-                let q = query.clone();
-                let sql = print::to_sql(query, Dialect::Polars);
+                let c = checked.clone();
                 let plan = tokio::task::spawn_blocking(move || -> Result<String> {
-                    let lf = query::local_lazy(&ds, &q)?;
+                    let lf = query::local_lazy(&ds, &c, None)?;
                     lf.describe_optimized_plan()
                         .map_err(|e| Error::Store(e.into()))
                 })
                 .await??;
-                Ok((sql, plan))
+                Ok((checked.engine_sql(), plan))
             }
             Engine::Postgres => {
                 let pool = self.pool()?;
-                let sql = postgres_sql(self.dataset_id(pool, dataset).await?, query);
+                let sql = postgres_sql(self.dataset_id(pool, dataset).await?, checked);
                 let rows = sqlx::query(&format!("EXPLAIN {sql}"))
                     .fetch_all(pool)
                     .await?;
@@ -235,34 +220,60 @@ impl Engines {
                     .collect();
                 Ok((sql, plan.join("\n")))
             }
-            Engine::Spark => Ok((print::to_sql(query, Dialect::Spark), String::new())),
+            Engine::Spark => Ok((checked.engine_sql(), String::new())),
         }
     }
 }
 
-/// Runs `query` (cast to `columns`' types) on Spark in `session` over `chunks` of `ds`, tagged
-/// `tag` for [`SparkSession::interrupt`].
+/// A condition on the catalogue's `events` columns (`n_muons >= 2 AND run = 1`), made into
+/// `SELECT DISTINCT chunk_id FROM events WHERE …` and checked for PostgreSQL: the only way a
+/// job's catalogue filter reaches the database.
+#[derive(Clone, Debug)]
+pub struct CatalogueFilter(Checked);
+
+impl CatalogueFilter {
+    pub fn new(condition: &str) -> Result<Self> {
+        use alyx_query::ast::{From, Item, Query, Select, TableRef, dsl::col};
+        let invalid = |ds: &[query::Diagnostic]| {
+            Error::InvalidArgument(format!("catalogue filter: {}", query::invalid_query(ds)))
+        };
+        let filter = query::parse::condition(condition).map_err(|d| invalid(&[d]))?;
+        let q = Query::select(Select {
+            distinct: true,
+            items: vec![Item::expr(col("chunk_id"), Some("chunk_id"))],
+            from: Some(From {
+                table: TableRef::new("events", None),
+                joins: Vec::new(),
+            }),
+            filter: Some(filter),
+            ..Select::default()
+        });
+        query::check(&q, Engine::Postgres)
+            .map(Self)
+            .map_err(|ds| invalid(&ds))
+    }
+}
+
+/// Runs `checked` (cast to its columns' types) on Spark in `session` over `chunks` of `ds`,
+/// tagged `tag` for [`SparkSession::interrupt`].
 pub(crate) async fn spark_query(
     session: &mut SparkSession,
     ds: &Dataset,
-    query: &Query,
-    columns: &[(String, Type)],
+    checked: &Checked,
     chunks: Option<&[u32]>,
     tag: Option<&str>,
 ) -> Result<DataFrame> {
-    let typed = plan::typed(query, columns);
-    spark_run(session, ds, &typed, columns, chunks, tag).await
+    spark_run(session, ds, &plan::typed(checked), chunks, tag).await
 }
 
 async fn spark_run(
     session: &mut SparkSession,
     ds: &Dataset,
-    query: &Query,
-    columns: &[(String, Type)],
+    checked: &Checked,
     chunks: Option<&[u32]>,
     tag: Option<&str>,
 ) -> Result<DataFrame> {
-    for name in plan::tables_read(query) {
+    for name in plan::tables_read(checked.query()) {
         let Some(table) = Table::ALL.into_iter().find(|t| t.name() == name) else {
             continue;
         };
@@ -273,13 +284,11 @@ async fn spark_run(
             .collect();
         session.create_view(&name, paths).await?;
     }
-    let df = session
-        .sql(&print::to_sql(query, Dialect::Spark), tag)
-        .await?;
+    let df = session.sql(checked, tag).await?;
     if df.width() == 0 {
-        return Ok(empty(columns));
+        return Ok(empty(checked.columns()));
     }
-    Ok(query::conform(df, columns)?)
+    Ok(query::conform(df, checked.columns())?)
 }
 
 /// An empty frame with `columns`.
@@ -302,22 +311,26 @@ fn dtype(t: Type) -> DataType {
 
 /// `query` in PostgreSQL's SQL, with `events` standing for the dataset's catalogue rows under
 /// the store's column names.
-fn postgres_sql(id: i32, query: &Query) -> String {
+fn postgres_sql(id: i32, checked: &Checked) -> String {
     let events = format!(
         "SELECT event_id, run, event_number, time_ns AS timestamp_ns, system, sqrt_s_gev, \
          vertex_x_cm AS vx, vertex_y_cm AS vy, vertex_z_cm AS vz, trigger_bits AS trigger, \
          n_tracks, n_hits, n_muons, n_electrons, n_jets, flags, event_time, chunk_id FROM events WHERE dataset_id = {id}"
     );
-    let mut query = query.clone();
+    let mut query = checked.query().clone();
     prune_by_time(&mut query);
-    print::to_sql_with(&query, Dialect::Postgres, &[("events".into(), events)])
+    print::to_sql_with(
+        &query,
+        query::Dialect::Postgres,
+        &[("events".into(), events)],
+    )
 }
 
 /// Adds the `event_time` bounds that `timestamp_ns` bounds on `events` imply, so that
 /// PostgreSQL prunes the catalogue's daily partitions (it is partitioned by `event_time`, which
 /// ingest derives from the event's ns timestamp). The query's own condition still applies.
 fn prune_by_time(q: &mut Query) {
-    use alyx_shared::query::ast::{BinOp, Expr};
+    use alyx_query::ast::{BinOp, Expr};
     for cte in &mut q.with {
         prune_by_time(&mut cte.query);
     }
@@ -414,12 +427,8 @@ fn prune_by_time(q: &mut Query) {
     }
 }
 
-fn time_bound(
-    table: &str,
-    op: alyx_shared::query::ast::BinOp,
-    seconds: f64,
-) -> alyx_shared::query::ast::Expr {
-    use alyx_shared::query::ast::{At, Expr};
+fn time_bound(table: &str, op: alyx_query::ast::BinOp, seconds: f64) -> alyx_query::ast::Expr {
+    use alyx_query::ast::{At, Expr};
     Expr::Binary {
         op,
         left: Box::new(Expr::Column {
@@ -497,13 +506,13 @@ fn planner_rows(line: &str) -> Option<u64> {
 mod tests {
     #[test]
     fn time_bounds_on_events_add_partition_bounds() {
-        use alyx_shared::query::{self, Dialect, Engine};
+        use alyx_query::{self as query, Dialect, Engine};
         let c = query::prepare(
             "SELECT COUNT(*) AS n FROM events WHERE timestamp_ns >= 1782864000000000000 AND n_muons > 0 AND 1782950400000000000 > timestamp_ns",
             Engine::Postgres,
         )
         .expect("valid");
-        let mut q = c.query.clone();
+        let mut q = c.query().clone();
         super::prune_by_time(&mut q);
         let sql = query::to_sql(&q, Dialect::Postgres);
         assert!(
@@ -519,9 +528,31 @@ mod tests {
             Engine::Postgres,
         )
         .expect("valid");
-        let mut q = c.query.clone();
+        let mut q = c.query().clone();
         super::prune_by_time(&mut q);
-        assert_eq!(q, c.query);
+        assert_eq!(&q, c.query());
+    }
+
+    #[test]
+    fn a_catalogue_filter_is_a_checked_condition_not_spliced_text() {
+        use super::CatalogueFilter;
+        let f = CatalogueFilter::new("run = 545100 AND n_muons >= 2").expect("valid");
+        let sql = f.0.engine_sql();
+        assert!(sql.contains("SELECT DISTINCT"), "{sql}");
+        assert!(sql.contains("n_muons"), "{sql}");
+        for hostile in [
+            "1 = 1) UNION SELECT chunk_id FROM events WHERE (1 = 1",
+            "n_muons > 0; DROP TABLE events",
+            "n_muons > 0 ORDER BY chunk_id",
+            "pg_sleep(10) IS NULL",
+            "no_such_column > 1",
+            "",
+        ] {
+            assert!(
+                CatalogueFilter::new(hostile).is_err(),
+                "accepted {hostile:?}"
+            );
+        }
     }
 
     #[test]

@@ -33,7 +33,13 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     /// The event store (Parquet chunks) failed.
     #[error(transparent)]
-    Store(#[from] alyx_shared::Error),
+    Store(#[from] alyx_store::Error),
+    /// A query was invalid, or the engine under it failed.
+    #[error(transparent)]
+    Query(#[from] alyx_query::Error),
+    /// A job's analysis or a notebook operation was invalid, or what it ran failed.
+    #[error(transparent)]
+    Analysis(#[from] alyx_analysis::Error),
     /// A task of the backend itself failed (a bug, or a panic in a worker).
     #[error("internal error: {0}")]
     Internal(String),

@@ -2,9 +2,10 @@
 //! PostgreSQL catalogue, the gRPC API, the live event stream, metrics), and the library parts
 //! `alyxctl` shares with it (configuration, users).
 //!
-//! Layers: `grpc` adapters (the only module naming tonic types besides `server`) over domain
-//! modules — `catalogue` (PostgreSQL reads), `ingest` (Kafka to storage), `auth`, `live` — over
-//! `alyx-shared`'s event store.
+//! Layers: `grpc` adapters (the only module naming tonic: the services, the server that
+//! assembles them, the Spark Connect client) over domain modules — `catalogue` (PostgreSQL
+//! reads), `engines` and `paging` (queries), `jobs`, `collab`, `ingest` (Kafka to storage),
+//! `auth`, `live`, `notify` — over the `shared/` crates.
 
 pub mod auth;
 pub mod cache;
@@ -18,9 +19,10 @@ pub mod ingest;
 pub mod jobs;
 pub mod live;
 pub mod metrics;
+pub mod notify;
+pub mod paging;
 pub mod produce;
-pub mod server;
-pub mod spark;
 
 pub use config::Config;
 pub use error::{Error, Result};
+pub use grpc::{server, spark};

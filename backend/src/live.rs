@@ -4,14 +4,13 @@
 //! notifications invalidate the dataset's cached catalogue query results.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use alyx_shared::summary::EventSummary;
+use alyx_core::summary::EventSummary;
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 
 use crate::cache::ResultCache;
+use crate::notify::{Notice, Notifications};
 
 /// Newly stored events, newest last. Subscribers that fall more than this far behind skip.
 pub const BUFFER: usize = 1024;
@@ -30,54 +29,35 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let mut notifications = Notifications::new(pool.clone(), &["alyx_events"], "the live stream");
     loop {
-        let listener = async {
-            let mut l = PgListener::connect_with(&pool).await?;
-            l.listen("alyx_events").await?;
-            Ok::<_, sqlx::Error>(l)
-        };
-        // Notifications may have been missed while not listening.
-        cache.clear();
-        let mut listener = tokio::select! {
+        let notice = tokio::select! {
             _ = &mut shutdown => return,
-            l = listener => match l {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "live stream cannot listen; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            },
+            n = notifications.next() => n,
         };
-        loop {
-            let notification = tokio::select! {
-                _ = &mut shutdown => return,
-                n = listener.recv() => n,
-            };
-            let payload = match notification {
-                Ok(n) => n.payload().to_owned(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "live stream lost PostgreSQL; reconnecting");
-                    break;
-                }
-            };
-            let Some((dataset, first, last)) = parse(&payload) else {
-                tracing::warn!(payload, "ignoring malformed alyx_events notification");
+        let payload = match notice {
+            Notice::Listening => {
                 cache.clear();
                 continue;
-            };
-            cache.invalidate(dataset);
-            if tx.receiver_count() == 0 {
-                continue;
             }
-            match crate::catalogue::summaries(&pool, dataset, first, last).await {
-                Ok(rows) => {
-                    for row in rows {
-                        let _ = tx.send(Arc::new(row));
-                    }
+            Notice::Message(n) => n.payload().to_owned(),
+        };
+        let Some((dataset, first, last)) = parse(&payload) else {
+            tracing::warn!(payload, "ignoring malformed alyx_events notification");
+            cache.clear();
+            continue;
+        };
+        cache.invalidate(dataset);
+        if tx.receiver_count() == 0 {
+            continue;
+        }
+        match crate::catalogue::summaries(&pool, dataset, first, last).await {
+            Ok(rows) => {
+                for row in rows {
+                    let _ = tx.send(Arc::new(row));
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot read new events for the live stream"),
             }
+            Err(e) => tracing::warn!(error = %e, "cannot read new events for the live stream"),
         }
     }
 }

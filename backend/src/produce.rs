@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use alyx_core::CollisionSystem;
+use alyx_core::DetectorGeometry;
 use alyx_proto::v1;
-use alyx_shared::generator::{Centrality, EventGenerator, GeneratorConfig};
-use alyx_shared::{CollisionSystem, DetectorGeometry};
+use alyx_sim::generator::{Centrality, EventGenerator, GeneratorConfig};
 use prost::Message as _;
 use rayon::prelude::*;
 use rdkafka::ClientConfig;

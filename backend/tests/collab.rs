@@ -7,36 +7,35 @@ mod support;
 
 use std::time::Duration;
 
+use alyx_analysis::notebook::{CellKind, Notebook};
 use alyx_backend::auth::Role;
-use alyx_proto::collab::Session;
-use alyx_proto::v1;
-use alyx_proto::v1::collab_service_client::CollabServiceClient;
-use alyx_shared::notebook::{CellKind, Notebook};
+use alyx_client::collab::Session;
+use alyx_client::{Client, ClientError, v1};
 use sqlx::PgPool;
 use support::*;
-use tonic::transport::Channel;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn channel(server: &Server) -> Channel {
-    Channel::from_shared(server.grpc.clone())
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect")
+fn client(server: &Server, token: &str) -> Client {
+    Client::new(&server.grpc, token).expect("url")
+}
+
+/// The case of a failed call (what the user is told), or "ok".
+fn case<T>(r: Result<T, ClientError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(ClientError::PermissionDenied(_)) => "permission denied",
+        Err(ClientError::NotFound(_)) => "not found",
+        Err(ClientError::Unauthenticated { .. }) => "unauthenticated",
+        Err(_) => "other",
+    }
 }
 
 async fn create(server: &Server, token: &str, title: &str) -> u64 {
-    CollabServiceClient::new(channel(server).await)
-        .create_notebook(authorized(
-            token,
-            v1::CreateNotebookRequest {
-                title: title.into(),
-            },
-        ))
+    client(server, token)
+        .create_notebook(title)
         .await
         .expect("create")
-        .into_inner()
         .id
 }
 
@@ -46,22 +45,13 @@ async fn share(
     id: u64,
     user: &str,
     access: v1::Access,
-) -> tonic::Result<v1::NotebookInfo> {
-    CollabServiceClient::new(channel(server).await)
-        .share(authorized(
-            token,
-            v1::ShareRequest {
-                id,
-                user: user.into(),
-                access: access as i32,
-            },
-        ))
-        .await
-        .map(tonic::Response::into_inner)
+) -> Result<v1::NotebookInfo, ClientError> {
+    client(server, token).share(id, user, access).await
 }
 
 async fn open(server: &Server, token: &str, id: u64, user: &str) -> Session {
-    let mut s = Session::open(channel(server).await, token, id, Notebook::empty(user))
+    let mut s = client(server, token)
+        .open_notebook(id, Notebook::empty(user))
         .await
         .expect("open");
     assert!(
@@ -75,12 +65,8 @@ async fn open(server: &Server, token: &str, id: u64, user: &str) -> Session {
 
 /// The server's copy, through GetNotebook.
 async fn server_copy(server: &Server, token: &str, id: u64) -> Notebook {
-    let doc = CollabServiceClient::new(channel(server).await)
-        .get_notebook(authorized(token, v1::GetNotebookRequest { id }))
-        .await
-        .expect("get")
-        .into_inner();
-    Notebook::load(&doc.document, "test").expect("a notebook")
+    let (_, document) = client(server, token).notebook(id).await.expect("get");
+    Notebook::load(&document, "test").expect("a notebook")
 }
 
 fn source(nb: &Notebook, cell: &str) -> String {
@@ -229,7 +215,8 @@ async fn offline_edits_merge_on_reconnect_and_a_restart_loses_nothing(pool: PgPo
     }
 
     // Bob reconnects with his copy: the two merge.
-    let mut b = Session::open(channel(&server).await, &bob, id, offline)
+    let mut b = client(&server, &bob)
+        .open_notebook(id, offline)
         .await
         .expect("reconnect");
     let merged = "SELECT pt, eta FROM muons WHERE pt > 20";
@@ -276,47 +263,37 @@ async fn strangers_cannot_read_and_readers_cannot_write(pool: PgPool) {
     let eve = token(&pool, "eve", Role::Operator).await;
     let id = create(&server, &ada, "Private").await;
 
-    let denied = Session::open(channel(&server).await, &eve, id, Notebook::empty("eve")).await;
-    assert_eq!(
-        denied.err().map(|s| s.code()),
-        Some(tonic::Code::PermissionDenied)
-    );
-    let get = CollabServiceClient::new(channel(&server).await)
-        .get_notebook(authorized(&eve, v1::GetNotebookRequest { id }))
+    let denied = client(&server, &eve)
+        .open_notebook(id, Notebook::empty("eve"))
         .await;
-    assert_eq!(
-        get.err().map(|s| s.code()),
-        Some(tonic::Code::PermissionDenied)
-    );
-    let list = CollabServiceClient::new(channel(&server).await)
-        .list_notebooks(authorized(&eve, v1::ListNotebooksRequest {}))
-        .await
-        .expect("list")
-        .into_inner();
-    assert!(list.notebooks.is_empty());
+    assert_eq!(case(denied), "permission denied");
+    let get = client(&server, &eve).notebook(id).await;
+    assert_eq!(case(get), "permission denied");
+    let list = client(&server, &eve).notebooks().await.expect("list");
+    assert!(list.is_empty());
     // Only the owner shares; unknown users and ids are reported.
     assert_eq!(
         share(&server, &bob, id, "bob", v1::Access::Write)
             .await
             .err()
-            .map(|s| s.code()),
-        Some(tonic::Code::PermissionDenied)
+            .map(|e| case::<()>(Err(e))),
+        Some("permission denied")
     );
     assert_eq!(
         share(&server, &ada, id, "nobody", v1::Access::Read)
             .await
             .err()
-            .map(|s| s.code()),
-        Some(tonic::Code::NotFound)
+            .map(|e| case::<()>(Err(e))),
+        Some("not found")
     );
-    let missing = Session::open(channel(&server).await, &ada, 999, Notebook::empty("ada")).await;
-    assert_eq!(missing.err().map(|s| s.code()), Some(tonic::Code::NotFound));
-    let unauthenticated =
-        Session::open(channel(&server).await, "wrong", id, Notebook::empty("x")).await;
-    assert_eq!(
-        unauthenticated.err().map(|s| s.code()),
-        Some(tonic::Code::Unauthenticated)
-    );
+    let missing = client(&server, &ada)
+        .open_notebook(999, Notebook::empty("ada"))
+        .await;
+    assert_eq!(case(missing), "not found");
+    let unauthenticated = client(&server, "wrong")
+        .open_notebook(id, Notebook::empty("x"))
+        .await;
+    assert_eq!(case(unauthenticated), "unauthenticated");
 
     // Bob may read: he gets the notebook, and his changes are refused.
     let info = share(&server, &ada, id, "bob", v1::Access::Read)
@@ -335,10 +312,7 @@ async fn strangers_cannot_read_and_readers_cannot_write(pool: PgPool) {
         .insert_cell(0, CellKind::Markdown, "vandalism")
         .expect("local edit");
     let refused = b.until(WAIT, |_| false).await;
-    assert_eq!(
-        refused.err().map(|s| s.code()),
-        Some(tonic::Code::PermissionDenied)
-    );
+    assert_eq!(case(refused), "permission denied");
     let mut a = open(&server, &ada, id, "ada").await;
     assert!(
         !a.until(Duration::from_millis(500), |s| !s
@@ -353,11 +327,10 @@ async fn strangers_cannot_read_and_readers_cannot_write(pool: PgPool) {
     share(&server, &ada, id, "bob", v1::Access::None)
         .await
         .expect("unshare");
-    let gone = Session::open(channel(&server).await, &bob, id, Notebook::empty("bob")).await;
-    assert_eq!(
-        gone.err().map(|s| s.code()),
-        Some(tonic::Code::PermissionDenied)
-    );
+    let gone = client(&server, &bob)
+        .open_notebook(id, Notebook::empty("bob"))
+        .await;
+    assert_eq!(case(gone), "permission denied");
     server.stop().await;
 }
 

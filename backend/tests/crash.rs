@@ -8,8 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use alyx_backend::produce::{ProduceOptions, produce};
-use alyx_shared::store::Table;
-use alyx_shared::{CollisionSystem, DataStore};
+use alyx_core::CollisionSystem;
+use alyx_store::DataStore;
+use alyx_store::Table;
 use polars::prelude::*;
 use sqlx::PgPool;
 use support::*;

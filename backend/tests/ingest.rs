@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use alyx_backend::auth::Role;
 use alyx_backend::produce::{ProduceOptions, produce, produce_raw};
+use alyx_core::CollisionEvent;
+use alyx_core::CollisionSystem;
+use alyx_core::DetectorGeometry;
 use alyx_proto::v1;
-use alyx_shared::generator::{EventGenerator, GeneratorConfig};
-use alyx_shared::{CollisionEvent, CollisionSystem, DataStore, DetectorGeometry};
+use alyx_sim::generator::{EventGenerator, GeneratorConfig};
+use alyx_store::DataStore;
 use prost::Message as _;
 use sqlx::PgPool;
 use support::*;

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use alyx_backend::auth::Role;
 use alyx_backend::produce::{ProduceOptions, produce};
+use alyx_core::CollisionSystem;
 use alyx_proto::v1;
 use alyx_proto::v1::query_service_client::QueryServiceClient;
-use alyx_shared::nano::{self, NanoConfig};
-use alyx_shared::query::adl;
-use alyx_shared::{CollisionSystem, DataStore};
+use alyx_query::adl;
+use alyx_sim::nano::{self, NanoConfig};
+use alyx_store::DataStore;
 use polars::prelude::*;
 use sqlx::PgPool;
 use support::*;
@@ -37,11 +38,7 @@ fn request(dataset: &str, engine: v1::Engine, sql: &str) -> v1::QueryRequest {
     }
 }
 
-fn json_request(
-    dataset: &str,
-    engine: v1::Engine,
-    q: &alyx_shared::query::Query,
-) -> v1::QueryRequest {
+fn json_request(dataset: &str, engine: v1::Engine, q: &alyx_query::Query) -> v1::QueryRequest {
     v1::QueryRequest {
         dataset: dataset.into(),
         engine: engine as i32,
@@ -241,7 +238,7 @@ async fn queries_validate_page_and_agree_on_local_and_spark(pool: PgPool) {
         let (_, spec, plots) = adl::query(n).expect("adl");
         let query = spec.query().expect("query");
         for plot in plots {
-            let alyx_shared::histogram::Binning::Fixed { bins, lo, hi } = plot.binning else {
+            let alyx_core::histogram::Binning::Fixed { bins, lo, hi } = plot.binning else {
                 unreachable!("ADL plots have fixed bins")
             };
             let hist = |engine| {

@@ -5,20 +5,20 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use alyx_shared::model::CollisionEvent;
-use alyx_shared::store::{DataStore, Dataset};
+use alyx_core::model::CollisionEvent;
+use alyx_store::{DataStore, Dataset};
 use bevy::prelude::*;
 use bevy::window::{ExitCondition, WindowResolution};
 use bevy::winit::{UpdateMode, WinitPlugin, WinitSettings};
 use bevy_egui::EguiPlugin;
 
 use crate::browser::EventBrowserPlugin;
+use crate::display::visuals::{Offscreen, ScreenshotJob};
 use crate::display::{Display, EventDisplayPlugin, View};
 use crate::histograms::HistogramPlugin;
 use crate::jobs::JobsPlugin;
 use crate::queries::QueryPlugin;
 use crate::settings::SettingsPlugin;
-use crate::visuals::{Offscreen, ScreenshotJob};
 use crate::{LocalStore, OpenDataset, Panels};
 
 /// Where frames go.

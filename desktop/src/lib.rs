@@ -10,24 +10,23 @@
 pub mod app;
 pub mod browser;
 pub mod display;
+pub mod error;
 pub mod histograms;
-pub mod instancing;
 pub mod jobs;
 pub mod notebooks;
-pub mod panels;
 pub mod queries;
 pub mod remote;
-pub mod scene;
 pub mod settings;
+pub mod sql_text;
 pub mod synthetic;
-pub mod visuals;
 
 use std::io::Read;
 use std::path::Path;
 
-use alyx_shared::datasets;
-use alyx_shared::store::{DataStore, Dataset};
-use alyx_shared::{Error, import};
+pub use crate::error::Error;
+use alyx_datasets as datasets;
+use alyx_import as import;
+use alyx_store::{DataStore, Dataset};
 use sha2::{Digest, Sha256};
 
 /// The dataset open in the workstation. Every panel reads it; File ▸ Open replaces it, and a
@@ -85,11 +84,39 @@ impl Default for Panels {
 #[derive(bevy::prelude::Message, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ShowEvent(pub u64);
 
+/// Asks the event display to show an event fetched from elsewhere (alyxd), as it is.
+#[derive(bevy::prelude::Message, Debug)]
+pub struct ShowFetched {
+    pub id: u64,
+    pub event: alyx_core::CollisionEvent,
+}
+
+/// A line for the event display's status bar (an event that could not be fetched).
+#[derive(bevy::prelude::Message, Clone, Debug)]
+pub struct DisplayNotice(pub String);
+
+/// Asks the Jobs window to run an analysis as a job (sent by the query builder).
+#[derive(bevy::prelude::Message, Clone, Debug)]
+pub struct SubmitJob {
+    pub name: String,
+    pub analysis: alyx_core::jobs::Analysis,
+    pub priority: i32,
+    /// auto, local, spark or slurm.
+    pub target: String,
+}
+
+/// A histogram to show in the query builder's plot (a job's result opened in the Jobs window).
+#[derive(bevy::prelude::Message, Clone, Debug)]
+pub struct PlotHistogram {
+    pub label: String,
+    pub histogram: alyx_core::histogram::Histogram,
+}
+
 /// Opens `path` — a dataset, a data directory with one dataset, a ROOT file or a Phoenix JSON
 /// file — importing files into `store` the first time they are seen.
 pub fn open(path: &Path, store: &DataStore) -> Result<Dataset, Error> {
     if path.is_dir() {
-        return Dataset::resolve(path, None);
+        return Ok(Dataset::resolve(path, None)?);
     }
     import::detect_format(path)?;
     let name = format!(
@@ -99,7 +126,7 @@ pub fn open(path: &Path, store: &DataStore) -> Result<Dataset, Error> {
     );
     match store.dataset(&name) {
         Ok(d) => Ok(d),
-        Err(Error::NotADataset { .. }) => {
+        Err(alyx_store::Error::NotADataset { .. }) => {
             let (d, _) = datasets::import_files(
                 store,
                 &name,
@@ -110,7 +137,7 @@ pub fn open(path: &Path, store: &DataStore) -> Result<Dataset, Error> {
             )?;
             Ok(d)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -5,13 +5,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use alyx_core::CollisionEvent;
+use alyx_core::default_data_dir;
+use alyx_datasets as datasets;
 use alyx_desktop::app::{self, Launch, Output};
 use alyx_desktop::display::{Orbit, View};
 use alyx_desktop::remote::{self, Backend, Connection, Reply, Request};
 use alyx_desktop::settings::default_config_dir;
-use alyx_shared::CollisionEvent;
-use alyx_shared::store::DataStore;
-use alyx_shared::{datasets, default_data_dir};
+use alyx_store::DataStore;
 use anyhow::{Context, Result, bail};
 use bevy::prelude::AppExit;
 use clap::Parser;
@@ -90,7 +91,7 @@ fn parse_size(size: &str) -> Result<(u32, u32)> {
 
 /// What the app opens with: a local dataset, or a backend's.
 struct Source {
-    dataset: Option<alyx_shared::Dataset>,
+    dataset: Option<alyx_store::Dataset>,
     backend: Option<Backend>,
     title: String,
     event_id: u64,
@@ -146,11 +147,11 @@ fn backend_source(args: &Args, url: &str) -> Result<Source> {
         // An empty dataset: an empty scene until the live stream brings events.
         None => (
             0,
-            CollisionEvent::new(alyx_shared::model::EventHeader {
+            CollisionEvent::new(alyx_core::model::EventHeader {
                 run: 0,
                 event_number: 0,
                 timestamp_ns: 0,
-                system: alyx_shared::CollisionSystem::Unknown,
+                system: alyx_core::CollisionSystem::Unknown,
                 sqrt_s_gev: f64::NAN,
                 vertex_cm: [0.0; 3],
                 trigger_bits: 0,

@@ -10,8 +10,8 @@ use bevy::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::Panels;
+use crate::display::panels::RecentFiles;
 use crate::display::{Orbit, ViewOptions};
-use crate::panels::RecentFiles;
 
 /// Everything persisted, as written to `settings.toml`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1,8 +1,9 @@
 //! Events of a chosen size for the benchmarks: generated Pb–Pb collisions merged into one
 //! event until it holds the wanted number of hits.
 
-use alyx_shared::generator::{Centrality, EventGenerator, GeneratorConfig};
-use alyx_shared::{CollisionEvent, DetectorGeometry};
+use alyx_core::CollisionEvent;
+use alyx_core::DetectorGeometry;
+use alyx_sim::generator::{Centrality, EventGenerator, GeneratorConfig};
 
 /// `first` with the tracks and hits of `rest` added (track indices shifted).
 pub fn merge(mut first: CollisionEvent, rest: Vec<CollisionEvent>) -> CollisionEvent {

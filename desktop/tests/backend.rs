@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use alyx_backend::auth::{self, Role};
 use alyx_backend::produce::{ProduceOptions, create_topic, produce};
+use alyx_core::CollisionSystem;
+use alyx_core::DetectorGeometry;
 use alyx_desktop::display::{Display, EventDisplayPlugin};
 use alyx_desktop::remote::{Backend, BackendPlugin, Connection};
-use alyx_shared::generator::{EventGenerator, GeneratorConfig};
-use alyx_shared::{CollisionSystem, DetectorGeometry};
+use alyx_sim::generator::{EventGenerator, GeneratorConfig};
 use bevy::prelude::*;
 use sqlx::PgPool;
 

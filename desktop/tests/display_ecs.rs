@@ -3,16 +3,17 @@
 
 use std::time::Duration;
 
+use alyx_core::DetectorGeometry;
+use alyx_core::model::{CollisionEvent, Detector};
+use alyx_core::physics::FourMomentum;
+use alyx_datasets as datasets;
+use alyx_desktop::display::instancing::HitBatch;
+use alyx_desktop::display::scene::{HitLod, Picked};
 use alyx_desktop::display::{Display, EventDisplayPlugin, Orbit, PickRay, ViewOptions};
-use alyx_desktop::instancing::HitBatch;
-use alyx_desktop::scene::{HitLod, Picked};
 use alyx_desktop::settings::{Settings, SettingsPlugin};
 use alyx_desktop::{OpenDataset, ShowEvent};
-use alyx_shared::generator::{Centrality, EventGenerator, GeneratorConfig};
-use alyx_shared::model::{CollisionEvent, Detector};
-use alyx_shared::physics::FourMomentum;
-use alyx_shared::store::DataStore;
-use alyx_shared::{DetectorGeometry, datasets};
+use alyx_sim::generator::{Centrality, EventGenerator, GeneratorConfig};
+use alyx_store::DataStore;
 use bevy::prelude::*;
 
 fn pp_event(index: u64) -> CollisionEvent {
@@ -298,7 +299,7 @@ fn settings_survive_a_restart() {
             .cuts
             .hidden_collections
             .insert("InDetTrackParticles".into());
-        options.style.hits = alyx_desktop::scene::HitColouring::Energy;
+        options.style.hits = alyx_desktop::display::scene::HitColouring::Energy;
         options.cut_away = true;
         options.geometry = [true, false, true];
     }

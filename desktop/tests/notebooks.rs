@@ -4,16 +4,16 @@
 
 use std::time::{Duration, Instant};
 
+use alyx_analysis::notebook::{CellKind, CellOutput};
 use alyx_backend::auth::{self, Role};
 use alyx_backend::collab::store::{Access, share};
+use alyx_core::DetectorGeometry;
 use alyx_desktop::display::Display;
 use alyx_desktop::notebooks::{NotebookAction, NotebookPlugin, NotebookState};
 use alyx_desktop::remote::{Backend, BackendPlugin, Connection};
-use alyx_shared::DetectorGeometry;
-use alyx_shared::generator::{EventGenerator, GeneratorConfig};
-use alyx_shared::nano::{self, NanoConfig};
-use alyx_shared::notebook::{CellKind, CellOutput};
-use alyx_shared::store::DataStore;
+use alyx_sim::generator::{EventGenerator, GeneratorConfig};
+use alyx_sim::nano::{self, NanoConfig};
+use alyx_store::DataStore;
 use bevy::prelude::*;
 use sqlx::PgPool;
 

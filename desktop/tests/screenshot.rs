@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use alyx_shared::datasets;
-use alyx_shared::generator::GeneratorConfig;
-use alyx_shared::store::DataStore;
+use alyx_datasets as datasets;
+use alyx_sim::generator::GeneratorConfig;
+use alyx_store::DataStore;
 
 /// Whether a Vulkan driver is installed (lavapipe on machines without a GPU).
 fn vulkan_available() -> bool {
@@ -215,7 +215,7 @@ fn srgb(linear: [f32; 4]) -> [u8; 3] {
 
 /// One central Pb–Pb event: hits in every detector, densely.
 fn central_pbpb(dir: &Path) -> PathBuf {
-    use alyx_shared::generator::Centrality;
+    use alyx_sim::generator::Centrality;
     let store = DataStore::open(dir.join("store")).expect("store");
     let ds = datasets::generate(
         &store,
@@ -234,17 +234,20 @@ fn pixels_per_cm(view: alyx_desktop::display::View, height: usize) -> f32 {
     height as f32 / alyx_desktop::display::Orbit::view(view).view_height_cm(fov)
 }
 
-fn hit_pixels(png: &Png, detector: alyx_shared::Detector) -> Vec<(f32, f32)> {
+fn hit_pixels(png: &Png, detector: alyx_core::Detector) -> Vec<(f32, f32)> {
     // Pixel centres, relative to the image centre (the beam axis).
-    png.find(srgb(alyx_desktop::scene::detector_colour(detector)), 10)
-        .into_iter()
-        .map(|(x, y)| (x + 0.5, y + 0.5))
-        .collect()
+    png.find(
+        srgb(alyx_desktop::display::scene::detector_colour(detector)),
+        10,
+    )
+    .into_iter()
+    .map(|(x, y)| (x + 0.5, y + 0.5))
+    .collect()
 }
 
 #[test]
 fn the_end_view_is_a_true_r_phi_projection() {
-    use alyx_shared::Detector;
+    use alyx_core::Detector;
     if !vulkan_available() {
         return;
     }
@@ -255,7 +258,7 @@ fn the_end_view_is_a_true_r_phi_projection() {
         &["--view", "rphi", "--size", "800x600"],
         &out,
     );
-    let g = alyx_shared::DetectorGeometry::alice_barrel();
+    let g = alyx_core::DetectorGeometry::alice_barrel();
     let s = pixels_per_cm(alyx_desktop::display::View::RPhi, png.height);
     // A dot is drawn around its hit: at most its radius (2.5 cm, at least 1.25 px) plus a
     // pixel of rasterisation beyond the hit's own radius.
@@ -298,7 +301,7 @@ fn the_end_view_is_a_true_r_phi_projection() {
 
 #[test]
 fn the_side_view_is_a_rho_z_projection() {
-    use alyx_shared::Detector;
+    use alyx_core::Detector;
     if !vulkan_available() {
         return;
     }
@@ -309,7 +312,7 @@ fn the_side_view_is_a_rho_z_projection() {
         &["--view", "rz", "--size", "800x600"],
         &out,
     );
-    let g = alyx_shared::DetectorGeometry::alice_barrel();
+    let g = alyx_core::DetectorGeometry::alice_barrel();
     let s = pixels_per_cm(alyx_desktop::display::View::RZ, png.height);
     let slack = (1.2 * s).max(1.25) + 1.0;
     let tpc = hit_pixels(&png, Detector::Tpc);

@@ -1,12 +1,12 @@
 //! `alyx-proto`: the generated protobuf types of package `alyx.v1` and their conversions to and
-//! from the domain model in `alyx-shared`. Nothing else in ALYX names generated types: code
+//! from the domain model in `alyx-core`. Nothing else in ALYX names generated types: code
 //! converts at the edge with `From` / `TryFrom` and works with the model.
 
-use alyx_shared::helix::HelixParams;
-use alyx_shared::model as m;
-use alyx_shared::physics::FourMomentum;
+pub mod analysis;
 
-pub mod collab;
+use alyx_core::helix::HelixParams;
+use alyx_core::model as m;
+use alyx_core::physics::FourMomentum;
 
 /// Generated code for `alyx.v1`.
 #[allow(clippy::all, clippy::unwrap_used)]
@@ -316,8 +316,8 @@ impl TryFrom<v1::CollisionEvent> for m::CollisionEvent {
     }
 }
 
-impl From<&alyx_shared::summary::EventSummary> for v1::EventSummary {
-    fn from(s: &alyx_shared::summary::EventSummary) -> Self {
+impl From<&alyx_core::summary::EventSummary> for v1::EventSummary {
+    fn from(s: &alyx_core::summary::EventSummary) -> Self {
         Self {
             dataset: s.dataset.clone(),
             event_id: s.event_id,
@@ -341,7 +341,7 @@ impl From<&alyx_shared::summary::EventSummary> for v1::EventSummary {
     }
 }
 
-impl From<v1::EventSummary> for alyx_shared::summary::EventSummary {
+impl From<v1::EventSummary> for alyx_core::summary::EventSummary {
     fn from(s: v1::EventSummary) -> Self {
         Self {
             system: system_from(s.system),
@@ -364,8 +364,8 @@ impl From<v1::EventSummary> for alyx_shared::summary::EventSummary {
     }
 }
 
-impl From<&alyx_shared::summary::DatasetInfo> for v1::DatasetInfo {
-    fn from(d: &alyx_shared::summary::DatasetInfo) -> Self {
+impl From<&alyx_core::summary::DatasetInfo> for v1::DatasetInfo {
+    fn from(d: &alyx_core::summary::DatasetInfo) -> Self {
         let (run_min, run_max) = d.run_range.unwrap_or_default();
         let (time_min_ns, time_max_ns) = d.time_range_ns.unwrap_or_default();
         Self {
@@ -382,7 +382,7 @@ impl From<&alyx_shared::summary::DatasetInfo> for v1::DatasetInfo {
     }
 }
 
-impl From<v1::DatasetInfo> for alyx_shared::summary::DatasetInfo {
+impl From<v1::DatasetInfo> for alyx_core::summary::DatasetInfo {
     fn from(d: v1::DatasetInfo) -> Self {
         let any = d.chunk_count > 0;
         Self {
@@ -393,24 +393,6 @@ impl From<v1::DatasetInfo> for alyx_shared::summary::DatasetInfo {
             bytes: d.bytes,
             run_range: any.then_some((d.run_min, d.run_max)),
             time_range_ns: any.then_some((d.time_min_ns, d.time_max_ns)),
-        }
-    }
-}
-
-/// Fixed bins as bins/lo/hi, variable ones as their edges.
-impl From<&alyx_shared::histogram::Binning> for v1::Binning {
-    fn from(b: &alyx_shared::histogram::Binning) -> Self {
-        match b {
-            alyx_shared::histogram::Binning::Fixed { bins, lo, hi } => Self {
-                bins: *bins as u32,
-                lo: *lo,
-                hi: *hi,
-                edges: vec![],
-            },
-            alyx_shared::histogram::Binning::Variable(edges) => Self {
-                edges: edges.clone(),
-                ..Default::default()
-            },
         }
     }
 }
@@ -429,14 +411,14 @@ pub fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alyx_shared::generator::{EventGenerator, GeneratorConfig};
+    use alyx_sim::generator::{EventGenerator, GeneratorConfig};
     use prost::Message;
 
     #[test]
     fn generated_event_survives_the_wire_unchanged() {
         let g = EventGenerator::new(
             GeneratorConfig::pp(3),
-            alyx_shared::DetectorGeometry::alice_barrel(),
+            alyx_core::DetectorGeometry::alice_barrel(),
         );
         for i in 0..20 {
             let event = g.event(i);

@@ -134,3 +134,14 @@ pub fn peer_script(name: &str) -> PathBuf {
         root.join("../scripts").join(name)
     }
 }
+
+/// Runs SQL `text` on `dataset` with the local engine, checked first as every query is (the
+/// diagnostics as the error when the check refuses it).
+pub fn sql(
+    dataset: &alyx_store::Dataset,
+    text: &str,
+) -> Result<polars::prelude::DataFrame, alyx_query::Error> {
+    let checked = alyx_query::prepare(text, alyx_query::Engine::Local)
+        .map_err(|d| alyx_query::invalid_query(&d))?;
+    alyx_query::run_local(dataset, &checked)
+}

@@ -1,10 +1,10 @@
 //! Notebook cells run on stored data: a plot cell written as a builder selection shows the Z
 //! peak, a query cell keeps its first rows and the total, a bad cell reports why.
 
-use alyx_shared::nano::{self, NanoConfig};
-use alyx_shared::notebook::run::{diagnostics, run_cell};
-use alyx_shared::notebook::{CellKind, CellOutput, Notebook};
-use alyx_shared::store::DataStore;
+use alyx_analysis::notebook::run::{diagnostics, run_cell};
+use alyx_analysis::notebook::{CellKind, CellOutput, Notebook};
+use alyx_sim::nano::{self, NanoConfig};
+use alyx_store::DataStore;
 
 #[test]
 fn plot_and_query_cells_run_on_the_local_engine() {

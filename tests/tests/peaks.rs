@@ -1,19 +1,19 @@
 //! The generator's physics, checked the way a physicist would: through SQL on a stored dataset,
 //! the resonances appear at the PDG masses, and the spectra look like real data.
 
-use alyx_shared::datasets;
-use alyx_shared::generator::GeneratorConfig;
-use alyx_shared::physics::mass;
-use alyx_shared::query;
-use alyx_shared::store::DataStore;
+use alyx_core::physics::mass;
+use alyx_datasets as datasets;
+use alyx_query as query;
+use alyx_sim::generator::GeneratorConfig;
+use alyx_store::DataStore;
 
 fn peak(
-    ds: &alyx_shared::Dataset,
+    ds: &alyx_store::Dataset,
     pids: (i32, i32),
     min_radius_cm: f64,
     window: (f64, f64),
 ) -> (f64, f64, f64) {
-    let df = query::sql(
+    let df = alyx_tests::sql(
         ds,
         &query::pair_mass_summary_sql(pids.0, pids.1, min_radius_cm, window),
     )
@@ -57,7 +57,7 @@ fn generated_spectra_resemble_minimum_bias_data() {
     let ds = datasets::generate(&store, "pp", GeneratorConfig::pp(7), 800, &mut |_| {})
         .expect("generate");
     let one = |sql: &str| {
-        let df = query::sql(&ds, sql).expect("query");
+        let df = alyx_tests::sql(&ds, sql).expect("query");
         df.columns()[0]
             .get(0)
             .expect("row")

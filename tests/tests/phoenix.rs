@@ -1,11 +1,11 @@
 //! Phoenix event-data JSON: import of the HSF example files (ATLAS, mm and MeV), export, and
 //! the round trip.
 
-use alyx_shared::DetectorGeometry;
-use alyx_shared::generator::{EventGenerator, GeneratorConfig};
-use alyx_shared::import::phoenix;
-use alyx_shared::model::Detector;
-use alyx_shared::validate::{Rule, validate};
+use alyx_core::DetectorGeometry;
+use alyx_core::model::Detector;
+use alyx_core::validate::{Rule, validate};
+use alyx_import::phoenix;
+use alyx_sim::generator::{EventGenerator, GeneratorConfig};
 use alyx_tests::data_file;
 
 #[test]
@@ -105,13 +105,12 @@ fn generated_event_survives_phoenix_export_and_import() {
     for (a, b) in events.iter().zip(&back) {
         // Hits come back grouped by detector; each track's hits, in order, are unchanged.
         assert_eq!(a.hits.len(), b.hits.len());
-        let per_track =
-            |e: &alyx_shared::CollisionEvent| -> Vec<Vec<alyx_shared::model::DetectorHit>> {
-                e.hits_by_track()
-                    .iter()
-                    .map(|list| list.iter().map(|&i| e.hits[i as usize]).collect())
-                    .collect()
-            };
+        let per_track = |e: &alyx_core::CollisionEvent| -> Vec<Vec<alyx_core::model::DetectorHit>> {
+            e.hits_by_track()
+                .iter()
+                .map(|list| list.iter().map(|&i| e.hits[i as usize]).collect())
+                .collect()
+        };
         assert_eq!(
             per_track(a),
             per_track(b),
@@ -124,7 +123,7 @@ fn generated_event_survives_phoenix_export_and_import() {
 }
 
 /// Equal up to floating-point rounding of the unit conversions.
-fn assert_close(a: &alyx_shared::CollisionEvent, b: &alyx_shared::CollisionEvent) {
+fn assert_close(a: &alyx_core::CollisionEvent, b: &alyx_core::CollisionEvent) {
     let close = |x: f64, y: f64| {
         (x.is_nan() && y.is_nan())
             || x == y
@@ -159,7 +158,7 @@ fn assert_close(a: &alyx_shared::CollisionEvent, b: &alyx_shared::CollisionEvent
         assert_eq!(s.polyline_cm, t.polyline_cm);
     }
     assert_eq!(a.hits.len(), b.hits.len());
-    let positions = |e: &alyx_shared::CollisionEvent| {
+    let positions = |e: &alyx_core::CollisionEvent| {
         let mut p: Vec<[u32; 3]> = e
             .hits
             .iter()
@@ -202,7 +201,7 @@ fn assert_close(a: &alyx_shared::CollisionEvent, b: &alyx_shared::CollisionEvent
 /// Every imported value of every event against the file's own JSON: header numbers, each
 /// track's polyline, each hit, cluster, jet and lepton in order, missing energy (mm → cm,
 /// MeV → GeV, exactly the importer's one division).
-fn assert_events_match_the_json(path: &std::path::Path) -> Vec<alyx_shared::CollisionEvent> {
+fn assert_events_match_the_json(path: &std::path::Path) -> Vec<alyx_core::CollisionEvent> {
     use serde_json::Value;
     let (events, _) = phoenix::import(path).expect("import");
     let text = std::fs::read_to_string(path).expect("read");

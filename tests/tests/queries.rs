@@ -1,13 +1,13 @@
 //! The query engine on stored data: the ADL benchmark queries against plain Rust loops over the
 //! same events, the builder's dimuon selection on the real HZZ file, and paging.
 
-use alyx_shared::datasets;
-use alyx_shared::histogram::{Binning, Histogram};
-use alyx_shared::nano::{self, NanoConfig};
-use alyx_shared::query::ast::BinOp;
-use alyx_shared::query::builder::{Collection, Combine, Cut, Output, Spec};
-use alyx_shared::query::{self, Engine, adl, plan};
-use alyx_shared::store::{DataStore, Dataset};
+use alyx_core::histogram::{Binning, Histogram};
+use alyx_datasets as datasets;
+use alyx_query::ast::BinOp;
+use alyx_query::builder::{Collection, Combine, Cut, Output, Spec};
+use alyx_query::{self as query, Engine, adl, plan};
+use alyx_sim::nano::{self, NanoConfig};
+use alyx_store::{DataStore, Dataset};
 use alyx_tests::data_file;
 use polars::prelude::*;
 
@@ -16,7 +16,7 @@ fn nano_dataset(
 ) -> (
     tempfile::TempDir,
     Dataset,
-    Vec<alyx_shared::model::CollisionEvent>,
+    Vec<alyx_core::model::CollisionEvent>,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = DataStore::open(dir.path()).expect("store");
@@ -142,7 +142,7 @@ fn all_pages(ds: &Dataset, checked: &query::Checked, size: u64) -> (DataFrame, u
     let mut pages = 0;
     loop {
         let q = plan::page(checked, &cursor, size).expect("page");
-        let page = query::run_local_plan(ds, &q, &checked.columns).expect("page");
+        let page = query::run_local(ds, &q).expect("page");
         let n = page.height() as u64;
         cursor = plan::next_cursor(checked, &cursor, &page).expect("cursor");
         assert_eq!(
@@ -185,12 +185,7 @@ fn pages_concatenated_equal_the_whole_result() {
         .expect("sort");
     assert!(joined.equals(&sorted), "pages differ from the whole result");
 
-    let count = query::run_local_plan(
-        &ds,
-        &plan::count(&checked),
-        &[("n".into(), query::Type::Int)],
-    )
-    .expect("count");
+    let count = query::run_local(&ds, &plan::count(&checked)).expect("count");
     let n = count
         .column("n")
         .expect("n")
@@ -256,10 +251,9 @@ fn relational(
     binning: &Binning,
 ) -> (Histogram, u64) {
     let q = plan::histogram(checked, column, None, binning).expect("histogram plan");
-    let df = query::run_local_plan(ds, &q, &plan::histogram_columns()).expect("relational");
+    let df = query::run_local(ds, &q).expect("relational");
     let h = plan::histogram_from_rows(&df, binning.clone()).expect("histogram");
-    let n =
-        query::run_local_plan(ds, &plan::count(checked), &plan::count_columns()).expect("count");
+    let n = query::run_local(ds, &plan::count(checked)).expect("count");
     (h, plan::count_from_rows(&n))
 }
 
@@ -267,7 +261,7 @@ fn relational(
 fn kernel_matches_relational(ds: &Dataset, spec: &Spec, plots: &[(String, Binning)]) {
     let sql = spec.sql().expect("builder");
     let checked = query::check(&spec.query().expect("builder"), Engine::Local).expect("valid");
-    let found = query::kernel::recognize(&checked.query)
+    let found = query::kernel::recognize(checked.query())
         .unwrap_or_else(|| panic!("the kernel does not take {sql}"));
     assert_eq!(found.sql().expect("recognised"), sql);
     let (hs, rows) = query::kernel::histograms(ds, &found, None, plots).expect("kernel");

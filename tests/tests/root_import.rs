@@ -1,10 +1,10 @@
 //! ROOT TTree import on the CMS open-data files in shared/data/root. Reference numbers were
 //! computed with uproot on the same files.
 
-use alyx_shared::datasets;
-use alyx_shared::import::root::{self, Mapping};
-use alyx_shared::query;
-use alyx_shared::store::{DataStore, Dataset};
+use alyx_datasets as datasets;
+use alyx_import::root::{self, Mapping};
+use alyx_query as query;
+use alyx_store::{DataStore, Dataset};
 use alyx_tests::data_file;
 use oxyroot::{RootFile, Slice};
 
@@ -18,7 +18,7 @@ fn import(rel: &str) -> Option<(tempfile::TempDir, Dataset)> {
 }
 
 fn scalar(ds: &Dataset, sql: &str) -> f64 {
-    let df = query::sql(ds, sql).expect("query");
+    let df = alyx_tests::sql(ds, sql).expect("query");
     let v = df.columns()[0].get(0).expect("one row");
     v.extract::<f64>()
         .unwrap_or_else(|| panic!("not a number: {v:?}"))
@@ -30,8 +30,8 @@ fn hzz_values_come_out_identical_to_the_file() {
         return;
     };
     assert_eq!(ds.manifest().event_count(), 2421);
-    assert_eq!(ds.manifest().rows(alyx_shared::store::Table::Muons), 3825);
-    assert_eq!(ds.manifest().rows(alyx_shared::store::Table::Jets), 2773);
+    assert_eq!(ds.manifest().rows(alyx_store::Table::Muons), 3825);
+    assert_eq!(ds.manifest().rows(alyx_store::Table::Jets), 2773);
     // Spot values from uproot.
     assert_eq!(
         scalar(&ds, "SELECT px FROM muons WHERE event_id = 0 AND idx = 0"),
@@ -71,7 +71,8 @@ fn hzz_values_come_out_identical_to_the_file() {
         .expect("ints")
         .flat_map(|s| s.into_vec())
         .collect();
-    let df = query::sql(&ds, "SELECT px, charge FROM muons ORDER BY event_id, idx").expect("query");
+    let df =
+        alyx_tests::sql(&ds, "SELECT px, charge FROM muons ORDER BY event_id, idx").expect("query");
     let stored: Vec<f64> = df
         .column("px")
         .expect("px")
@@ -98,7 +99,7 @@ fn hzz_dimuon_count_and_mean_mass_match_uproot() {
     let sql = "SELECT COUNT(*) AS n, AVG(SQRT(POW(a.e + b.e, 2) - POW(a.px + b.px, 2) - POW(a.py + b.py, 2) - POW(a.pz + b.pz, 2))) AS m \
                FROM muons a JOIN muons b ON a.event_id = b.event_id JOIN events ev ON ev.event_id = a.event_id \
                WHERE ev.n_muons = 2 AND a.idx = 0 AND b.idx = 1 AND a.charge * b.charge < 0";
-    let df = query::sql(&ds, sql).expect("query");
+    let df = alyx_tests::sql(&ds, sql).expect("query");
     let n = df
         .column("n")
         .expect("n")
@@ -129,8 +130,8 @@ fn lzma_and_lz4_variants_import_to_the_same_tables() {
         };
         for table in ["muons", "jets", "electrons", "photons"] {
             let sql = format!("SELECT * FROM {table} ORDER BY event_id, idx");
-            let a = query::sql(&zlib, &sql).expect("zlib");
-            let b = query::sql(&other, &sql).expect("variant");
+            let a = alyx_tests::sql(&zlib, &sql).expect("zlib");
+            let b = alyx_tests::sql(&other, &sql).expect("variant");
             assert!(a.equals_missing(&b), "{variant}: table {table} differs");
         }
     }
@@ -185,8 +186,8 @@ fn small_dy_jagged_with_offsets_keeps_what_the_file_has_and_no_more() {
         return;
     };
     assert_eq!(ds.manifest().event_count(), 501);
-    assert_eq!(ds.manifest().rows(alyx_shared::store::Table::Muons), 302);
-    assert_eq!(ds.manifest().rows(alyx_shared::store::Table::Jets), 2165);
+    assert_eq!(ds.manifest().rows(alyx_store::Table::Muons), 302);
+    assert_eq!(ds.manifest().rows(alyx_store::Table::Jets), 2165);
     assert_eq!(
         scalar(&ds, "SELECT pt FROM muons ORDER BY event_id, idx LIMIT 1"),
         31.20319366455078
@@ -396,7 +397,7 @@ impl Number {
     }
 }
 
-fn object_field(o: &alyx_shared::model::PhysicsObject, field: &str) -> f64 {
+fn object_field(o: &alyx_core::model::PhysicsObject, field: &str) -> f64 {
     match field {
         "px" => o.px_gev,
         "py" => o.py_gev,
@@ -420,7 +421,7 @@ fn assert_imports_as_uproot_reads(
     python: &std::path::Path,
     file: &std::path::Path,
     batch: usize,
-) -> Vec<alyx_shared::model::CollisionEvent> {
+) -> Vec<alyx_core::model::CollisionEvent> {
     let mut events = Vec::new();
     let report = root::import_batches(file, None, None, batch, &mut |b| {
         events.extend(b);
@@ -598,7 +599,7 @@ fn files_from_a_newer_root_are_refused_with_a_clear_reason() {
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nanoaod-root-written.root");
     let err = root::import(&file, None, None).expect_err("ROOT 6.36 streamers");
     assert!(
-        matches!(err, alyx_shared::Error::Unsupported(_)) && err.to_string().contains("newer ROOT"),
+        matches!(err, alyx_import::Error::Unsupported(_)) && err.to_string().contains("newer ROOT"),
         "{err}"
     );
 }

@@ -9,14 +9,14 @@ pub mod store;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
 
+use alyx_analysis::notebook::Notebook;
 use alyx_proto::v1;
-use alyx_shared::notebook::Notebook;
 use sqlx::PgPool;
 use tokio::sync::broadcast;
 
 use crate::error::Result;
+use crate::notify::{Notice, Notifications};
 
 /// Changes stored since the last snapshot after which the notebook is compacted.
 pub const COMPACT_EVERY: usize = 500;
@@ -220,82 +220,68 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// connection every open notebook is reloaded (a notification may have been missed).
 pub async fn follow(collab: Arc<Collab>, shutdown: impl std::future::Future<Output = ()>) {
     tokio::pin!(shutdown);
+    let mut notifications = Notifications::new(
+        collab.pool.clone(),
+        &["alyx_notebooks", "alyx_presence"],
+        "notebook changes",
+    );
     loop {
-        let listener = async {
-            let mut l = sqlx::postgres::PgListener::connect_with(&collab.pool).await?;
-            l.listen_all(["alyx_notebooks", "alyx_presence"]).await?;
-            Ok::<_, sqlx::Error>(l)
-        };
-        let mut listener = tokio::select! {
+        let notice = tokio::select! {
             _ = &mut shutdown => return,
-            l = listener => match l {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for notebook changes; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            },
+            n = notifications.next() => n,
         };
-        catch_up(&collab).await;
-        loop {
-            let n = tokio::select! {
-                _ = &mut shutdown => return,
-                n = listener.recv() => n,
-            };
-            let n = match n {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "lost PostgreSQL while following notebooks; reconnecting");
-                    break;
-                }
-            };
-            let parts: Vec<&str> = n.payload().split(' ').collect();
-            let (Some(id), Some(instance)) = (
-                parts.first().and_then(|p| p.parse::<i64>().ok()),
-                parts.get(1),
-            ) else {
-                continue;
-            };
-            if *instance == collab.instance {
+        let n = match notice {
+            Notice::Listening => {
+                catch_up(&collab).await;
                 continue;
             }
-            let Some(hub) = collab.live(id) else {
-                continue;
-            };
-            match n.channel() {
-                "alyx_notebooks" => {
-                    let (Some(lo), Some(hi)) = (
-                        parts.get(2).and_then(|p| p.parse().ok()),
-                        parts.get(3).and_then(|p| p.parse().ok()),
-                    ) else {
-                        continue;
-                    };
-                    match store::changes_between(&collab.pool, id, lo, hi).await {
-                        Ok(changes) => {
-                            let applied = hub.doc.lock().await.apply_changes(&changes);
-                            match applied {
-                                Ok(()) => {
-                                    let _ = hub.events.send(Event::Changed);
-                                }
-                                Err(e) => {
-                                    tracing::warn!(notebook = id, error = %e, "cannot apply stored changes")
-                                }
+            Notice::Message(n) => n,
+        };
+        let parts: Vec<&str> = n.payload().split(' ').collect();
+        let (Some(id), Some(instance)) = (
+            parts.first().and_then(|p| p.parse::<i64>().ok()),
+            parts.get(1),
+        ) else {
+            continue;
+        };
+        if *instance == collab.instance {
+            continue;
+        }
+        let Some(hub) = collab.live(id) else {
+            continue;
+        };
+        match n.channel() {
+            "alyx_notebooks" => {
+                let (Some(lo), Some(hi)) = (
+                    parts.get(2).and_then(|p| p.parse().ok()),
+                    parts.get(3).and_then(|p| p.parse().ok()),
+                ) else {
+                    continue;
+                };
+                match store::changes_between(&collab.pool, id, lo, hi).await {
+                    Ok(changes) => {
+                        let applied = hub.doc.lock().await.apply_changes(&changes);
+                        match applied {
+                            Ok(()) => {
+                                let _ = hub.events.send(Event::Changed);
+                            }
+                            Err(e) => {
+                                tracing::warn!(notebook = id, error = %e, "cannot apply stored changes")
                             }
                         }
-                        Err(e) => {
-                            tracing::warn!(notebook = id, error = %e, "cannot read stored changes")
-                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(notebook = id, error = %e, "cannot read stored changes")
                     }
                 }
-                _ => {
-                    if let Some(event) = parts
-                        .get(2)
-                        .and_then(|h| unhex(h))
-                        .and_then(|b| decode_event(&b))
-                    {
-                        hub.announce(event);
-                    }
+            }
+            _ => {
+                if let Some(event) = parts
+                    .get(2)
+                    .and_then(|h| unhex(h))
+                    .and_then(|b| decode_event(&b))
+                {
+                    hub.announce(event);
                 }
             }
         }

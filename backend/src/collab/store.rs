@@ -1,7 +1,7 @@
 //! Notebooks in PostgreSQL: the snapshot and the changes since, access grants, and the
 //! notifications that carry stored changes and presence to every instance.
 
-use alyx_shared::notebook::Notebook;
+use alyx_analysis::notebook::Notebook;
 use sqlx::{PgPool, Row};
 
 use crate::error::{Error, Result};

@@ -3,11 +3,11 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use alyx_analysis::notebook::Notebook;
 use alyx_proto::v1;
 use alyx_proto::v1::collab_client_message::Kind as ClientKind;
 use alyx_proto::v1::collab_server_message::Kind as ServerKind;
 use alyx_proto::v1::collab_service_server::CollabService;
-use alyx_shared::notebook::Notebook;
 use automerge::sync;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::Stream;

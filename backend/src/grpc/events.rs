@@ -3,10 +3,10 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use alyx_core::summary::EventSummary;
 use alyx_proto::v1;
 use alyx_proto::v1::event_service_server::EventService;
-use alyx_shared::DataStore;
-use alyx_shared::summary::EventSummary;
+use alyx_store::DataStore;
 use sqlx::PgPool;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::Stream;
@@ -34,7 +34,7 @@ fn read_event(
     store: &DataStore,
     dataset: &str,
     id: u64,
-) -> Result<alyx_shared::CollisionEvent, Error> {
+) -> Result<alyx_core::CollisionEvent, Error> {
     Ok(store.dataset(dataset)?.read_event(id)?)
 }
 

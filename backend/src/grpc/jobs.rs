@@ -4,16 +4,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alyx_proto::v1;
+use alyx_analysis::jobs::{Analysis, HistogramSpec, JobState, TaskResult};
 use alyx_proto::v1::job_service_server::JobService;
-use alyx_shared::jobs::{Analysis, HistogramSpec, JobState, Target, TaskResult};
-use alyx_shared::query::{Dialect, print};
+use alyx_proto::{analysis, v1};
+use alyx_query::{Dialect, print};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::query::{binning, histogram_response, parse_text};
+use super::query::parse_text;
 use super::{Context, status};
 use crate::jobs::Jobs;
 use crate::jobs::store::{JobInfo, NewJob};
@@ -29,49 +29,17 @@ pub struct JobsApi {
 /// a notification may be missed while PostgreSQL reconnects).
 const WATCH_POLL: Duration = Duration::from_secs(2);
 
-fn target_to(t: Target) -> v1::JobTarget {
-    match t {
-        Target::Auto => v1::JobTarget::Auto,
-        Target::Local => v1::JobTarget::Local,
-        Target::Spark => v1::JobTarget::Spark,
-        Target::Slurm => v1::JobTarget::Slurm,
-    }
-}
-
-fn target_from(t: i32) -> Result<Target, Status> {
-    match v1::JobTarget::try_from(t) {
-        Ok(v1::JobTarget::Auto) => Ok(Target::Auto),
-        Ok(v1::JobTarget::Local) => Ok(Target::Local),
-        Ok(v1::JobTarget::Spark) => Ok(Target::Spark),
-        Ok(v1::JobTarget::Slurm) => Ok(Target::Slurm),
-        Err(_) => Err(Status::invalid_argument(format!("unknown target {t}"))),
-    }
-}
-
 fn job_id(id: u64) -> Result<i64, Status> {
     i64::try_from(id).map_err(|_| Status::not_found(format!("no job {id}")))
 }
 
-fn spec_to(h: &HistogramSpec) -> v1::HistogramSpec {
-    let (bins, lo, hi, edges) = match &h.binning {
-        alyx_shared::histogram::Binning::Fixed { bins, lo, hi } => (*bins as u32, *lo, *hi, vec![]),
-        b => (0, 0.0, 0.0, b.edges()),
-    };
-    v1::HistogramSpec {
-        column: h.column.clone(),
-        weight: h.weight.clone().unwrap_or_default(),
-        binning: Some(v1::Binning {
-            bins,
-            lo,
-            hi,
-            edges,
-        }),
-    }
-}
-
 fn result_to(r: &TaskResult, merged: u32, complete: bool) -> v1::JobResult {
     v1::JobResult {
-        histograms: r.histograms.iter().map(histogram_response).collect(),
+        histograms: r
+            .histograms
+            .iter()
+            .map(v1::HistogramResponse::from)
+            .collect(),
         rows: r.rows,
         events: r.events,
         tasks_merged: merged,
@@ -90,7 +58,7 @@ impl JobsApi {
             dataset: job.dataset.clone(),
             state: job.state.name().into(),
             reason: job.reason.clone(),
-            target: target_to(job.target) as i32,
+            target: v1::JobTarget::from(job.target) as i32,
             priority: job.priority,
             cores: job.cores as u32,
             memory_mb: job.memory_mb as u32,
@@ -114,7 +82,12 @@ impl JobsApi {
                 })
                 .collect(),
             sql: print::to_sql(&job.analysis.query, Dialect::Alyx),
-            histograms: job.analysis.histograms.iter().map(spec_to).collect(),
+            histograms: job
+                .analysis
+                .histograms
+                .iter()
+                .map(v1::HistogramSpec::from)
+                .collect(),
             running_on: job
                 .running_on
                 .iter()
@@ -152,19 +125,15 @@ impl JobService for JobsApi {
                 let histograms = r
                     .histograms
                     .into_iter()
-                    .map(|h| {
-                        Ok(HistogramSpec {
-                            column: h.column,
-                            weight: (!h.weight.is_empty()).then_some(h.weight),
-                            binning: binning(h.binning)?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, Status>>()?;
+                    .map(HistogramSpec::try_from)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
                 let job = NewJob {
                     name: r.name,
                     dataset: r.dataset,
                     analysis: Analysis { query, histograms },
-                    target: target_from(r.target)?,
+                    target: analysis::target(r.target)
+                        .map_err(|e| Status::invalid_argument(e.to_string()))?,
                     priority: r.priority,
                     cores: if r.cores == 0 { 1 } else { r.cores },
                     memory_mb: if r.memory_mb == 0 { 1024 } else { r.memory_mb },

@@ -7,6 +7,8 @@ pub mod collab;
 pub mod events;
 pub mod jobs;
 pub mod query;
+pub mod server;
+pub mod spark;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,19 +32,37 @@ pub fn status(e: Error) -> Status {
         Error::ResourceExhausted(_) => Code::ResourceExhausted,
         Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => Code::Unavailable,
         Error::Database(_) => Code::Internal,
-        Error::Store(alyx_shared::Error::NoSuchEvent(_) | alyx_shared::Error::NotFound(_)) => {
-            Code::NotFound
-        }
-        Error::Store(alyx_shared::Error::Invalid(_)) => Code::InvalidArgument,
-        Error::Store(alyx_shared::Error::Locked { .. }) => Code::Unavailable,
-        Error::Store(alyx_shared::Error::Corrupt { .. }) => Code::DataLoss,
-        Error::Store(_) => Code::Internal,
+        Error::Store(e) => store_code(e),
+        Error::Query(e) => query_code(e),
+        Error::Analysis(alyx_analysis::Error::Invalid(_)) => Code::InvalidArgument,
+        Error::Analysis(alyx_analysis::Error::NotFound(_)) => Code::NotFound,
+        Error::Analysis(alyx_analysis::Error::Query(e)) => query_code(e),
+        Error::Analysis(alyx_analysis::Error::Store(e)) => store_code(e),
         Error::Internal(_) => Code::Internal,
     };
     if code == Code::Internal {
         tracing::error!(error = %e, "internal error answering an RPC");
     }
     Status::new(code, e.to_string())
+}
+
+fn store_code(e: &alyx_store::Error) -> Code {
+    use alyx_store::Error as E;
+    match e {
+        E::NoSuchEvent(_) | E::NotFound(_) => Code::NotFound,
+        E::Invalid(_) => Code::InvalidArgument,
+        E::Locked { .. } => Code::Unavailable,
+        E::Corrupt { .. } => Code::DataLoss,
+        E::Io { .. } | E::NotADataset { .. } | E::Manifest { .. } | E::Engine(_) => Code::Internal,
+    }
+}
+
+fn query_code(e: &alyx_query::Error) -> Code {
+    match e {
+        alyx_query::Error::Invalid(_) => Code::InvalidArgument,
+        alyx_query::Error::Store(e) => store_code(e),
+        alyx_query::Error::Io { .. } | alyx_query::Error::Engine(_) => Code::Internal,
+    }
 }
 
 /// What every service needs: the token check and the RPC latency histogram.
@@ -104,7 +124,7 @@ mod tests {
                 Code::ResourceExhausted,
             ),
             (
-                Error::Store(alyx_shared::Error::NoSuchEvent(7)),
+                Error::Store(alyx_store::Error::NoSuchEvent(7)),
                 Code::NotFound,
             ),
             (

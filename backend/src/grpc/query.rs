@@ -3,19 +3,19 @@
 
 use std::pin::Pin;
 
-use alyx_proto::v1;
+use alyx_core::histogram::Binning;
 use alyx_proto::v1::query_service_server::QueryService;
-use alyx_shared::histogram::Binning;
-use alyx_shared::query::{self, Checked, Diagnostic, Dialect, Engine, Type, plan, print};
+use alyx_proto::{analysis, v1};
+use alyx_query::{self as query, Checked, Diagnostic, Engine, plan};
 use polars::prelude::*;
-use tokio::sync::mpsc;
-use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::{Context, status};
-use crate::engines::Engines;
+use crate::engines::{CatalogueFilter, Engines};
 use crate::error::Error;
+use crate::paging::{Page, Pages};
 
 pub struct QueryApi {
     pub ctx: Context,
@@ -25,65 +25,32 @@ pub struct QueryApi {
 const DEFAULT_PAGE: u32 = 10_000;
 const MAX_PAGE: u32 = 100_000;
 
-fn engine(e: i32) -> Result<Engine, Status> {
-    match v1::Engine::try_from(e) {
-        Ok(v1::Engine::Local) => Ok(Engine::Local),
-        Ok(v1::Engine::Postgres) => Ok(Engine::Postgres),
-        Ok(v1::Engine::Spark) => Ok(Engine::Spark),
-        Err(_) => Err(Status::invalid_argument(format!("unknown engine {e}"))),
-    }
-}
-
-fn column_type(t: Type) -> i32 {
-    (match t {
-        Type::Int => v1::ColumnType::Int,
-        Type::Float => v1::ColumnType::Float,
-        Type::Bool => v1::ColumnType::Bool,
-        Type::Text => v1::ColumnType::Text,
-    }) as i32
-}
-
-fn columns(cols: &[(String, Type)]) -> Vec<v1::ResultColumn> {
-    cols.iter()
-        .map(|(name, t)| v1::ResultColumn {
-            name: name.clone(),
-            r#type: column_type(*t),
-        })
-        .collect()
-}
-
 fn diagnostics(ds: &[Diagnostic]) -> Vec<v1::Diagnostic> {
-    ds.iter()
-        .map(|d| v1::Diagnostic {
-            message: d.message.clone(),
-            line: d.line,
-            column: d.column,
-        })
-        .collect()
+    ds.iter().map(v1::Diagnostic::from).collect()
 }
 
-/// A parsed request: dataset, engine, catalogue filter, and the query checked (or its
+/// A parsed request: dataset, catalogue filter, and the query checked for its engine (or its
 /// diagnostics).
 struct Prepared {
     dataset: String,
-    engine: Engine,
     filter: String,
     checked: Result<Checked, Vec<Diagnostic>>,
 }
 
 impl Prepared {
     /// The chunks the catalogue filter selects (None: all).
-    async fn chunks(&self, engines: &Engines) -> Result<Option<Vec<u32>>, Error> {
+    async fn chunks(&self, engines: &Engines, engine: Engine) -> Result<Option<Vec<u32>>, Error> {
         if self.filter.trim().is_empty() {
             return Ok(None);
         }
-        if self.engine == Engine::Postgres {
+        if engine == Engine::Postgres {
             return Err(Error::InvalidArgument(
                 "a catalogue filter selects Parquet chunks for the local and Spark engines; on postgres, put it in the query".into(),
             ));
         }
+        let filter = CatalogueFilter::new(&self.filter)?;
         engines
-            .chunks_matching(&self.dataset, &self.filter)
+            .chunks_matching(&self.dataset, &filter)
             .await
             .map(Some)
     }
@@ -106,39 +73,19 @@ pub(super) fn parse_text(
     })
 }
 
-/// The histogram message of `h`.
-pub(super) fn histogram_response(h: &alyx_shared::histogram::Histogram) -> v1::HistogramResponse {
-    v1::HistogramResponse {
-        edges: h.binning.edges(),
-        sum_w: h.sum_w.clone(),
-        sum_w2: h.sum_w2.clone(),
-        entries: h.entries.clone(),
-        underflow: h.underflow,
-        overflow: h.overflow,
-        missing: h.missing,
-    }
-}
-
 /// The binning a request names: fixed bins, or explicit edges.
 pub(super) fn binning(b: Option<v1::Binning>) -> Result<Binning, Status> {
-    let b = b.unwrap_or_default();
-    if b.edges.is_empty() {
-        Binning::fixed(b.bins as usize, b.lo, b.hi)
-    } else {
-        Binning::variable(b.edges)
-    }
-    .map_err(|e| Status::invalid_argument(e.to_string()))
+    Binning::try_from(b.unwrap_or_default()).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 /// The request's dataset, engine and query, parsed and checked (the diagnostics on failure).
 fn prepare(r: Option<v1::QueryRequest>) -> Result<Prepared, Status> {
     let r = r.ok_or_else(|| Status::invalid_argument("the request has no query"))?;
-    let engine = engine(r.engine)?;
+    let engine = analysis::engine(r.engine).map_err(|e| Status::invalid_argument(e.to_string()))?;
     let parsed = parse_text(r.query)?;
     let checked = parsed.and_then(|q| query::check(&q, engine));
     Ok(Prepared {
         dataset: r.dataset,
-        engine,
         filter: r.catalogue_filter,
         checked,
     })
@@ -172,14 +119,13 @@ impl QueryService for QueryApi {
             .observe("Validate", async {
                 self.ctx.caller(&request).await?;
                 let p = prepare(request.into_inner().query)?;
-                let engine = p.engine;
                 Ok(Response::new(match p.checked {
                     Ok(c) => v1::ValidateResponse {
                         ok: true,
                         diagnostics: Vec::new(),
-                        columns: columns(&c.columns),
-                        sql: print::to_sql(&c.query, Dialect::Alyx),
-                        engine_sql: print::to_sql(&c.query, engine.dialect()),
+                        columns: analysis::columns(c.columns()),
+                        sql: c.alyx_sql(),
+                        engine_sql: c.engine_sql(),
                     },
                     Err(ds) => v1::ValidateResponse {
                         ok: false,
@@ -219,25 +165,25 @@ impl QueryService for QueryApi {
                 // Ordering is checked before the first page, so a bad ORDER BY fails the call.
                 plan::page(&checked, &start, size)
                     .map_err(|d| Status::invalid_argument(d.to_string()))?;
-                let chunks = p.chunks(&self.engines).await.map_err(status)?;
-                let engines = self.engines.clone();
-                let (tx, rx) = mpsc::channel(2);
-                tokio::spawn(async move {
-                    let target = Target {
-                        engines: &engines,
-                        dataset: &p.dataset,
-                        engine: p.engine,
-                        user: &caller.name,
-                        chunks: chunks.as_deref(),
-                    };
-                    let result = stream_pages(&target, &checked, start, size, max_pages, &tx).await;
-                    if let Err(e) = result {
-                        let _ = tx.send(Err(status(e))).await;
-                    }
+                let chunks = p
+                    .chunks(&self.engines, checked.engine())
+                    .await
+                    .map_err(status)?;
+                let pages = Pages {
+                    engines: self.engines.clone(),
+                    dataset: p.dataset,
+                    checked,
+                    user: caller.name,
+                    chunks,
+                    size,
+                    max_pages,
+                };
+                let rx = pages.spawn(start);
+                let stream = ReceiverStream::new(rx).map(|page| match page {
+                    Ok(page) => result_page(page),
+                    Err(e) => Err(status(e)),
                 });
-                Ok(Response::new(
-                    Box::pin(ReceiverStream::new(rx)) as PageStream
-                ))
+                Ok(Response::new(Box::pin(stream) as PageStream))
             })
             .await
     }
@@ -257,22 +203,17 @@ impl QueryService for QueryApi {
                 let weight = (!r.weight.is_empty()).then_some(r.weight.as_str());
                 let q = plan::histogram(&checked, &r.column, weight, &binning)
                     .map_err(|d| Status::invalid_argument(d.to_string()))?;
-                let chunks = p.chunks(&self.engines).await.map_err(status)?;
-                let df = self
-                    .engines
-                    .run(
-                        p.engine,
-                        &p.dataset,
-                        &q,
-                        &plan::histogram_columns(),
-                        &caller.name,
-                        chunks.as_deref(),
-                    )
+                let chunks = p
+                    .chunks(&self.engines, checked.engine())
                     .await
                     .map_err(status)?;
-                let h =
-                    plan::histogram_from_rows(&df, binning).map_err(|e| status(Error::Store(e)))?;
-                Ok(Response::new(histogram_response(&h)))
+                let df = self
+                    .engines
+                    .run(&p.dataset, &q, &caller.name, chunks.as_deref())
+                    .await
+                    .map_err(status)?;
+                let h = plan::histogram_from_rows(&df, binning).map_err(|e| status(e.into()))?;
+                Ok(Response::new(v1::HistogramResponse::from(&h)))
             })
             .await
     }
@@ -288,11 +229,11 @@ impl QueryService for QueryApi {
                 let checked = checked_or_invalid(p.checked)?;
                 let (engine_sql, plan) = self
                     .engines
-                    .explain(p.engine, &p.dataset, &checked.query)
+                    .explain(&p.dataset, &checked)
                     .await
                     .map_err(status)?;
                 Ok(Response::new(v1::ExplainResponse {
-                    sql: print::to_sql(&checked.query, Dialect::Alyx),
+                    sql: checked.alyx_sql(),
                     engine_sql,
                     plan,
                 }))
@@ -301,83 +242,29 @@ impl QueryService for QueryApi {
     }
 }
 
-/// Where a query runs.
-struct Target<'a> {
-    engines: &'a Engines,
-    dataset: &'a str,
-    engine: Engine,
-    user: &'a str,
-    chunks: Option<&'a [u32]>,
-}
-
-impl Target<'_> {
-    async fn run(&self, q: &query::Query, columns: &[(String, Type)]) -> Result<DataFrame, Error> {
-        self.engines
-            .run(
-                self.engine,
-                self.dataset,
-                q,
-                columns,
-                self.user,
-                self.chunks,
-            )
-            .await
-    }
-}
-
-/// Sends pages of `checked` until the result or `max_pages` ends; the first carries the
-/// estimate, the last the exact count.
-async fn stream_pages(
-    t: &Target<'_>,
-    checked: &Checked,
-    start: plan::Cursor,
-    size: u64,
-    max_pages: u32,
-    tx: &mpsc::Sender<Result<v1::ResultPage, Status>>,
-) -> Result<(), Error> {
-    let estimate = t.engines.estimate(t.engine, t.dataset, checked).await.ok();
-    let mut cursor = start;
-    let mut sent = 0u32;
-    loop {
-        let q = plan::page(checked, &cursor, size)
-            .map_err(|d| Error::InvalidArgument(d.to_string()))?;
-        let mut df = t.run(&q, &checked.columns).await?;
-        let rows = df.height() as u64;
-        let first = cursor.first_row;
-        let last = rows < size || (max_pages > 0 && sent + 1 >= max_pages);
-        let exact = if rows < size {
-            Some(first.checked_add(rows).ok_or_else(|| {
-                Error::InvalidArgument("not a cursor from a result page: row beyond the end".into())
-            })?)
-        } else if last {
-            let n = t.run(&plan::count(checked), &plan::count_columns()).await?;
-            Some(plan::count_from_rows(&n))
-        } else {
-            None
-        };
-        cursor = plan::next_cursor(checked, &cursor, &df)
-            .map_err(|d| Error::InvalidArgument(d.to_string()))?;
-        let more = exact.is_none_or(|n| n > cursor.first_row);
-        let page = v1::ResultPage {
-            columns: columns(&checked.columns),
-            arrow_ipc: ipc(&mut df).map_err(|s| Error::Internal(s.message().to_owned()))?,
-            first_row: first,
-            rows: rows as u32,
-            estimated_total: (sent == 0).then_some(estimate.unwrap_or(rows)),
-            exact_total: exact,
-            last,
-            next_cursor: if more {
-                serde_json::to_string(&cursor).map_err(|e| Error::Internal(e.to_string()))?
-            } else {
-                String::new()
-            },
-        };
-        if tx.send(Ok(page)).await.is_err() {
-            return Ok(()); // the client went away
-        }
-        sent += 1;
-        if last {
-            return Ok(());
-        }
-    }
+/// A page of results on the wire: the rows as Arrow IPC.
+fn result_page(page: Page) -> Result<v1::ResultPage, Status> {
+    let Page {
+        mut rows,
+        columns: cols,
+        first_row,
+        estimated_total,
+        exact_total,
+        last,
+        next_cursor,
+    } = page;
+    Ok(v1::ResultPage {
+        columns: analysis::columns(&cols),
+        rows: rows.height() as u32,
+        arrow_ipc: ipc(&mut rows)?,
+        first_row,
+        estimated_total,
+        exact_total,
+        last,
+        next_cursor: match next_cursor {
+            Some(c) => serde_json::to_string(&c)
+                .map_err(|e| Status::internal(format!("cannot encode the cursor: {e}")))?,
+            None => String::new(),
+        },
+    })
 }

@@ -2,10 +2,18 @@
 //! physics validation rules. A message that fails any step becomes a dead letter with the
 //! reason; nothing is dropped.
 
+use alyx_core::CollisionEvent;
 use alyx_proto::v1;
-use alyx_shared::CollisionEvent;
 use prost::Message as _;
 use rayon::prelude::*;
+
+/// A decoded batch of consecutive messages of one partition.
+pub(super) struct Batch {
+    /// The offset after the batch's last message.
+    pub next_offset: i64,
+    pub events: Vec<Decoded>,
+    pub dead: Vec<DeadLetter>,
+}
 
 /// A message as read from the broker.
 #[derive(Clone, Debug)]
@@ -40,13 +48,13 @@ pub fn decode(payload: &[u8]) -> Result<CollisionEvent, String> {
     let message = v1::CollisionEvent::decode(payload)
         .map_err(|e| format!("not an alyx.v1.CollisionEvent: {e}"))?;
     let event = CollisionEvent::try_from(message).map_err(|e| e.to_string())?;
-    let violations = alyx_shared::validate::validate(&event);
+    let violations = alyx_core::validate::validate(&event);
     if !violations.is_empty() {
         return Err(format!(
             "invalid event (run {}, event {}): {}",
             event.header.run,
             event.header.event_number,
-            alyx_shared::validate::flags(&violations)
+            alyx_core::validate::flags(&violations)
         ));
     }
     Ok(event)
@@ -83,12 +91,12 @@ pub fn decode_batch(messages: Vec<RawMessage>) -> (Vec<Decoded>, Vec<DeadLetter>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alyx_shared::generator::{EventGenerator, GeneratorConfig};
+    use alyx_sim::generator::{EventGenerator, GeneratorConfig};
 
     fn encoded(n: u64) -> Vec<Vec<u8>> {
         let g = EventGenerator::new(
             GeneratorConfig::pp(9),
-            alyx_shared::DetectorGeometry::alice_barrel(),
+            alyx_core::DetectorGeometry::alice_barrel(),
         );
         (0..n)
             .map(|i| v1::CollisionEvent::from(&g.event(i)).encode_to_vec())

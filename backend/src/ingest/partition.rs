@@ -11,18 +11,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use sqlx::{Connection, PgConnection};
 use tokio::sync::{mpsc, watch};
 
-use super::Shared;
-use super::decode::{self, DeadLetter, Decoded, RawMessage};
+use super::decode::{self, Batch, RawMessage};
+use super::state::Shared;
 use super::store;
 use crate::error::Result;
-
-/// A decoded batch of consecutive messages of one partition.
-pub(super) struct Batch {
-    /// The offset after the batch's last message.
-    pub next_offset: i64,
-    pub events: Vec<Decoded>,
-    pub dead: Vec<DeadLetter>,
-}
 
 pub(super) async fn run(
     shared: Arc<Shared>,
@@ -166,7 +158,7 @@ async fn recover(shared: &Arc<Shared>, partition: i32, conn: &mut PgConnection) 
     let prefix = store::origin_prefix(&shared.config.topic, partition);
     let written: Vec<i32> = {
         let dataset = Shared::locked(&shared.dataset);
-        let fresh = alyx_shared::Dataset::open(dataset.dir())?;
+        let fresh = alyx_store::Dataset::open(dataset.dir())?;
         fresh
             .manifest()
             .chunks

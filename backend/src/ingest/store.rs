@@ -9,11 +9,12 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alyx_shared::{Dataset, Error as StoreError};
+use alyx_store::Dataset;
+use alyx_store::Error as StoreError;
 use sqlx::{Connection, PgConnection};
 
-use super::Shared;
-use super::partition::Batch;
+use super::decode::Batch;
+use super::state::Shared;
 use crate::error::{Error, Result};
 
 /// The `origin` of the chunks a partition writes starts with this.
@@ -42,7 +43,7 @@ pub(super) async fn prepare(conn: &mut PgConnection) -> Result<()> {
 /// (up to a minute) while another process holds the dataset's lock.
 pub(super) fn with_dataset<T>(
     shared: &Shared,
-    mut f: impl FnMut(&mut Dataset) -> alyx_shared::error::Result<T>,
+    mut f: impl FnMut(&mut Dataset) -> alyx_store::Result<T>,
 ) -> Result<T> {
     let mut dataset = Shared::locked(&shared.dataset);
     let mut wait = Duration::from_millis(20);
@@ -373,7 +374,7 @@ fn write_chunk(
 ) -> Result<Written> {
     let produced_ms: Vec<i64> = decoded.iter().filter_map(|d| d.timestamp_ms).collect();
     let stamps: Vec<Option<i64>> = decoded.iter().map(|d| d.timestamp_ms).collect();
-    let events: Vec<alyx_shared::CollisionEvent> = decoded.into_iter().map(|d| d.event).collect();
+    let events: Vec<alyx_core::CollisionEvent> = decoded.into_iter().map(|d| d.event).collect();
     let dataset = Shared::locked(&shared.dataset).clone();
     let written = dataset.write_chunk(&events, first_id, chunk_id, Some(&origin))?;
     let chunk = with_dataset(shared, |d| d.publish(written.clone()).cloned())?;

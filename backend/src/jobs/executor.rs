@@ -4,14 +4,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use alyx_shared::jobs::TaskResult;
-use alyx_shared::query::plan;
-use alyx_shared::store::DataStore;
+use alyx_analysis::jobs::{AnalysisExt, TaskResult};
+use alyx_query::plan;
+use alyx_store::DataStore;
 
 use super::store::Claimed;
 use crate::engines::spark_query;
 use crate::error::{Error, Result};
-use crate::spark::SparkSession;
+use crate::grpc::spark::SparkSession;
 
 /// Whether an executor takes work now, and why not.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,7 +20,7 @@ pub struct Health {
     pub detail: String,
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 pub trait Executor: Send + Sync {
     /// `local`, `spark`, `slurm`: recorded with each task and in the run-time history.
     fn name(&self) -> &'static str;
@@ -61,7 +61,7 @@ impl LocalExecutor {
     }
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl Executor for LocalExecutor {
     fn name(&self) -> &'static str {
         "local"
@@ -86,9 +86,10 @@ impl Executor for LocalExecutor {
         tokio::task::spawn_blocking(move || {
             let key = (task.job_id, task.chunk_id);
             let ds = store.dataset(&task.dataset)?;
-            let checked = task.analysis.check().map_err(|ds| {
-                Error::InvalidArgument(alyx_shared::query::invalid_query(&ds).to_string())
-            })?;
+            let checked = task
+                .analysis
+                .check()
+                .map_err(|ds| Error::InvalidArgument(alyx_query::invalid_query(&ds).to_string()))?;
             let chunk = u32::try_from(task.chunk_id)
                 .map_err(|_| Error::Internal(format!("chunk id {}", task.chunk_id)))?;
             let result = task.analysis.run_chunk(&ds, &checked, chunk)?;
@@ -146,7 +147,7 @@ impl SparkExecutor {
     }
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl Executor for SparkExecutor {
     fn name(&self) -> &'static str {
         "spark"
@@ -167,9 +168,10 @@ impl Executor for SparkExecutor {
     async fn run(&self, task: &Claimed) -> Result<TaskResult> {
         let key = (task.job_id, task.chunk_id);
         let ds = self.store.dataset(&task.dataset)?;
-        let checked = task.analysis.check().map_err(|ds| {
-            Error::InvalidArgument(alyx_shared::query::invalid_query(&ds).to_string())
-        })?;
+        let checked = task
+            .analysis
+            .check_for(alyx_query::Engine::Spark)
+            .map_err(|ds| Error::InvalidArgument(alyx_query::invalid_query(&ds).to_string()))?;
         let chunk = u32::try_from(task.chunk_id)
             .map_err(|_| Error::Internal(format!("chunk id {}", task.chunk_id)))?;
         let events = ds
@@ -187,22 +189,13 @@ impl Executor for SparkExecutor {
             for h in &task.analysis.histograms {
                 let q = plan::histogram(&checked, &h.column, h.weight.as_deref(), &h.binning)
                     .map_err(|d| Error::InvalidArgument(d.to_string()))?;
-                let df = spark_query(
-                    &mut session,
-                    &ds,
-                    &q,
-                    &plan::histogram_columns(),
-                    Some(&[chunk]),
-                    Some(&tag),
-                )
-                .await?;
+                let df = spark_query(&mut session, &ds, &q, Some(&[chunk]), Some(&tag)).await?;
                 histograms.push(plan::histogram_from_rows(&df, h.binning.clone())?);
             }
             let n = spark_query(
                 &mut session,
                 &ds,
                 &plan::count(&checked),
-                &plan::count_columns(),
                 Some(&[chunk]),
                 Some(&tag),
             )
@@ -256,7 +249,7 @@ pub struct WorkerTask {
     pub data_dir: std::path::PathBuf,
     pub dataset: String,
     pub chunk: u32,
-    pub analysis: alyx_shared::jobs::Analysis,
+    pub analysis: alyx_analysis::jobs::Analysis,
 }
 
 /// Runs a worker task (the body of `alyxd worker`): reads `spec`, writes the partial result
@@ -272,7 +265,7 @@ pub fn run_worker(spec: &std::path::Path, out: &std::path::Path) -> Result<()> {
     let checked = task
         .analysis
         .check()
-        .map_err(|ds| Error::InvalidArgument(alyx_shared::query::invalid_query(&ds).to_string()))?;
+        .map_err(|ds| Error::InvalidArgument(alyx_query::invalid_query(&ds).to_string()))?;
     let result = task.analysis.run_chunk(&ds, &checked, task.chunk)?;
     let json = serde_json::to_vec(&result).map_err(|e| Error::Internal(e.to_string()))?;
     let tmp = out.with_extension("tmp");
@@ -521,7 +514,7 @@ pub fn squeue_states(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl Executor for SlurmExecutor {
     fn name(&self) -> &'static str {
         "slurm"

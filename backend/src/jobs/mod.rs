@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 
 use crate::auth::Caller;
 use crate::error::Result;
+use crate::notify::{Notice, Notifications};
 use executor::Executor;
 use predict::{Model, Sample, Sums};
 use store::{JobInfo, JobStore, NewJob};
@@ -48,46 +49,22 @@ pub async fn follow(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let mut notifications = Notifications::new(pool, &["alyx_jobs"], "job changes");
     loop {
-        let listener = async {
-            let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
-            l.listen("alyx_jobs").await?;
-            Ok::<_, sqlx::Error>(l)
-        };
-        let mut listener = tokio::select! {
+        let notice = tokio::select! {
             _ = &mut shutdown => return,
-            l = listener => match l {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for job changes; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            },
+            n = notifications.next() => n,
         };
-        loop {
-            let n = tokio::select! {
-                _ = &mut shutdown => return,
-                n = listener.recv() => n,
-            };
-            match n {
-                Ok(n) => {
-                    wake.notify_one();
-                    match n.payload().parse::<i64>() {
-                        Ok(id) => {
-                            let _ = changes.send(id);
-                        }
-                        Err(_) => tracing::warn!(
-                            payload = n.payload(),
-                            "malformed alyx_jobs notification"
-                        ),
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "lost PostgreSQL while following jobs; reconnecting");
-                    break;
-                }
+        // Listening again: whatever changed meanwhile is claimable now.
+        wake.notify_one();
+        let Notice::Message(n) = notice else {
+            continue;
+        };
+        match n.payload().parse::<i64>() {
+            Ok(id) => {
+                let _ = changes.send(id);
             }
+            Err(_) => tracing::warn!(payload = n.payload(), "malformed alyx_jobs notification"),
         }
     }
 }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use alyx_shared::jobs::{self, Analysis, JobState, Target, TaskResult};
-use alyx_shared::store::DataStore;
+use alyx_analysis::jobs::{self, Analysis, AnalysisExt, JobState, Target, TaskResult};
+use alyx_store::DataStore;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::predict::Sums;
@@ -338,9 +338,8 @@ impl JobStore {
             )));
         }
         let events: i64 = chunks.iter().map(|c| c.event_count as i64).sum();
-        let bytes = |c: &alyx_shared::store::Chunk| -> i64 {
-            c.files.values().map(|f| f.bytes as i64).sum()
-        };
+        let bytes =
+            |c: &alyx_store::Chunk| -> i64 { c.files.values().map(|f| f.bytes as i64).sum() };
         let analysis = serde_json::to_value(&job.analysis)
             .map_err(|e| Error::Internal(format!("analysis to JSON: {e}")))?;
         let mut tx = self.pool.begin().await?;

@@ -8,11 +8,11 @@
 
 use std::time::{Duration, Instant};
 
+use alyx_core::DetectorGeometry;
 use alyx_desktop::app::{self, Launch, Output};
+use alyx_desktop::display::visuals::PipelineStatus;
 use alyx_desktop::display::{Display, View, ViewOptions};
 use alyx_desktop::synthetic::event_with_hits;
-use alyx_desktop::visuals::PipelineStatus;
-use alyx_shared::DetectorGeometry;
 use bevy::prelude::*;
 
 fn main() {

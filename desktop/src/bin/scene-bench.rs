@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
-use alyx_desktop::scene::{Cuts, Style, build_scene};
+use alyx_core::DetectorGeometry;
+use alyx_desktop::display::scene::{Cuts, Style, build_scene};
 use alyx_desktop::synthetic::event_with_hits;
-use alyx_shared::DetectorGeometry;
 
 fn main() {
     let geometry = DetectorGeometry::alice_barrel();

@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use alyx_shared::datasets;
-use alyx_shared::nano::NanoConfig;
-use alyx_shared::query::{self, Engine, adl};
-use alyx_shared::store::DataStore;
+use alyx_datasets as datasets;
+use alyx_query::{self as query, Engine, adl};
+use alyx_sim::nano::NanoConfig;
+use alyx_store::DataStore;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -74,7 +74,7 @@ fn main() {
     for n in 1..=8u8 {
         let (title, spec, plots) = adl::query(n).expect("query");
         let checked = query::check(&spec.query().expect("builder"), Engine::Local).expect("valid");
-        let kernel = query::kernel::recognize(&checked.query).is_some();
+        let kernel = query::kernel::recognize(checked.query()).is_some();
         let t = Instant::now();
         let plots: Vec<_> = plots
             .iter()

@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use alyx_shared::datasets;
-use alyx_shared::generator::{Centrality, EventGenerator, GeneratorConfig};
-use alyx_shared::import::root;
-use alyx_shared::store::{DataStore, Table};
-use alyx_shared::{CollisionEvent, DetectorGeometry};
+use alyx_core::CollisionEvent;
+use alyx_core::DetectorGeometry;
+use alyx_datasets as datasets;
+use alyx_import::root;
+use alyx_sim::generator::{Centrality, EventGenerator, GeneratorConfig};
+use alyx_store::{DataStore, Table};
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -57,7 +58,7 @@ fn main() {
             events.len()
         );
         // Read back in a fresh handle: checksums verified, all tables decoded into events.
-        let reopened = alyx_shared::Dataset::open(ds.dir()).expect("reopen");
+        let reopened = alyx_store::Dataset::open(ds.dir()).expect("reopen");
         let start = Instant::now();
         let back = reopened.read_events(0..u64::MAX).expect("read");
         let secs = start.elapsed().as_secs_f64();

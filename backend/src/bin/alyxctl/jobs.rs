@@ -1,16 +1,16 @@
 //! `alyxctl job …`: analysis jobs in alyxd over JobService.
 
+use alyx_query::HistogramFrame;
 use std::io::Write;
 use std::path::PathBuf;
 
-use alyx_proto::v1::job_service_client::JobServiceClient;
-use alyx_proto::{authorized, v1};
-use alyx_shared::histogram::{Binning, Histogram};
-use alyx_shared::query::{self, OutputFormat};
+use alyx_client::{Client, JobSubmission, QuerySource, v1};
+use alyx_core::histogram::Binning;
+use alyx_core::jobs::{HistogramSpec, Target};
+use alyx_query::{self as query, OutputFormat};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
-use tonic::transport::Channel;
 
 #[derive(Subcommand)]
 pub enum JobCommand {
@@ -79,40 +79,21 @@ pub enum JobCommand {
     },
 }
 
-fn message(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{}", s.message())
-}
-
 /// `COL[@W]:BINS:LO:HI` or `COL[@W]:E1,E2,…`.
-fn histogram_spec(spec: &str) -> Result<v1::HistogramSpec> {
+fn histogram_spec(spec: &str) -> Result<HistogramSpec> {
     let (column, binning) = spec
         .split_once(':')
         .with_context(|| format!("--histogram `{spec}`: expected COL:BINS:LO:HI"))?;
     let (column, weight) = column.split_once('@').unwrap_or((column, ""));
-    Ok(v1::HistogramSpec {
+    Ok(HistogramSpec {
         column: column.into(),
-        weight: weight.into(),
-        binning: Some((&Binning::parse(binning)?).into()),
-    })
-}
-
-fn target(name: &str) -> Result<v1::JobTarget> {
-    Ok(match name {
-        "auto" => v1::JobTarget::Auto,
-        "local" => v1::JobTarget::Local,
-        "spark" => v1::JobTarget::Spark,
-        "slurm" => v1::JobTarget::Slurm,
-        other => bail!("unknown --target `{other}`; use auto, local, spark or slurm"),
+        weight: (!weight.is_empty()).then(|| weight.to_owned()),
+        binning: Binning::parse(binning)?,
     })
 }
 
 fn target_name(t: i32) -> &'static str {
-    match v1::JobTarget::try_from(t) {
-        Ok(v1::JobTarget::Local) => "local",
-        Ok(v1::JobTarget::Spark) => "spark",
-        Ok(v1::JobTarget::Slurm) => "slurm",
-        _ => "auto",
-    }
+    alyx_proto::analysis::target(t).map_or("auto", Target::name)
 }
 
 fn duration(seconds: f64) -> String {
@@ -191,12 +172,8 @@ fn print_job(j: &v1::Job) {
     }
 }
 
-async fn watch(client: &mut JobServiceClient<Channel>, token: &str, id: u64) -> Result<()> {
-    let mut stream = client
-        .watch(authorized(token, v1::GetJobRequest { id }))
-        .await
-        .map_err(message)?
-        .into_inner();
+async fn watch(client: &Client, id: u64) -> Result<()> {
+    let mut updates = client.watch(id).await?;
     let bar = ProgressBar::new(1);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} tasks  {msg}")
@@ -206,15 +183,14 @@ async fn watch(client: &mut JobServiceClient<Channel>, token: &str, id: u64) -> 
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let mut last = None;
-    while let Some(update) = stream.message().await.map_err(message)? {
-        let Some(j) = update.job else { continue };
+    while let Some(update) = updates.next().await? {
+        let j = update.job;
         bar.set_length(j.tasks_total as u64);
         bar.set_position(j.tasks_done as u64);
         let entries: u64 = update
-            .partial
-            .as_ref()
-            .and_then(|p| p.histograms.first())
-            .map_or(0, |h| h.entries.iter().sum());
+            .histograms
+            .first()
+            .map_or(0, |(_, h)| h.entries.iter().sum());
         bar.set_message(format!(
             "{} · {} events · {} entries so far · about {} left",
             j.state,
@@ -255,10 +231,7 @@ async fn watch(client: &mut JobServiceClient<Channel>, token: &str, id: u64) -> 
 }
 
 pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> {
-    let mut client = JobServiceClient::connect(backend.to_owned())
-        .await
-        .with_context(|| format!("cannot reach alyxd at {backend}"))?
-        .max_decoding_message_size(256 << 20);
+    let client = Client::connect(backend, token).await?;
     match command {
         JobCommand::Submit {
             dataset,
@@ -283,70 +256,54 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
                         .with_context(|| format!("--adl {n}: the ADL queries are 1–8"))?;
                     specs = plots
                         .iter()
-                        .map(|p| v1::HistogramSpec {
+                        .map(|p| HistogramSpec {
                             column: p.column.into(),
-                            weight: String::new(),
-                            binning: Some((&p.binning).into()),
+                            weight: None,
+                            binning: p.binning.clone(),
                         })
                         .collect();
                 }
             }
-            let (text, ast) = crate::query_source(sql, query_file, adl)?;
-            let kind = match (text, ast) {
-                (Some(t), _) => v1::query_text::Kind::Sql(t),
-                (None, Some(q)) => v1::query_text::Kind::QueryJson(serde_json::to_string(&q)?),
+            let (text, ast) = crate::query::query_source(sql, query_file, adl)?;
+            let query = match (text, ast) {
+                (Some(t), _) => QuerySource::Sql(t),
+                (None, Some(q)) => QuerySource::Ast(q),
                 (None, None) => bail!("give --sql, --query-file or --adl"),
             };
-            let r = client
-                .submit(authorized(
-                    token,
-                    v1::SubmitJobRequest {
-                        name,
-                        dataset,
-                        query: Some(v1::QueryText { kind: Some(kind) }),
-                        histograms: specs,
-                        target: target(&t)? as i32,
-                        priority,
-                        cores,
-                        memory_mb,
-                    },
-                ))
-                .await
-                .map_err(message)?
-                .into_inner();
-            println!("{}", r.id);
+            let target = Target::parse(&t).with_context(|| {
+                format!("unknown --target `{t}`; use auto, local, spark or slurm")
+            })?;
+            let (id, estimate) = client
+                .submit(&JobSubmission {
+                    name,
+                    dataset,
+                    query,
+                    histograms: specs,
+                    target,
+                    priority,
+                    cores,
+                    memory_mb,
+                })
+                .await?;
+            println!("{id}");
             eprintln!(
-                "job {} queued; estimated to finish in about {}",
-                r.id,
-                duration(r.estimated_seconds)
+                "job {id} queued; estimated to finish in about {}",
+                duration(estimate)
             );
             if follow {
-                watch(&mut client, token, r.id).await?;
+                watch(&client, id).await?;
             }
         }
         JobCommand::Status { id } => {
-            let j = client
-                .get(authorized(token, v1::GetJobRequest { id }))
-                .await
-                .map_err(message)?
-                .into_inner();
-            print_job(&j);
+            print_job(&client.job(id).await?);
         }
-        JobCommand::Watch { id } => watch(&mut client, token, id).await?,
+        JobCommand::Watch { id } => watch(&client, id).await?,
         JobCommand::Cancel { id, reason } => {
-            let j = client
-                .cancel(authorized(token, v1::CancelJobRequest { id, reason }))
-                .await
-                .map_err(message)?
-                .into_inner();
+            let j = client.cancel(id, &reason).await?;
             println!("job {} {}: {}", j.id, j.state, j.reason);
         }
         JobCommand::Priority { id, priority } => {
-            let j = client
-                .set_priority(authorized(token, v1::SetPriorityRequest { id, priority }))
-                .await
-                .map_err(message)?
-                .into_inner();
+            let j = client.set_priority(id, priority).await?;
             println!("job {} priority {}", j.id, j.priority);
         }
         JobCommand::List {
@@ -355,18 +312,12 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
             limit,
         } => {
             let jobs = client
-                .list(authorized(
-                    token,
-                    v1::ListJobsRequest {
-                        owner: owner.unwrap_or_default(),
-                        state: state.unwrap_or_default(),
-                        limit,
-                    },
-                ))
-                .await
-                .map_err(message)?
-                .into_inner()
-                .jobs;
+                .jobs(
+                    &owner.unwrap_or_default(),
+                    &state.unwrap_or_default(),
+                    limit,
+                )
+                .await?;
             println!(
                 "{:>6}  {:<12} {:<10} {:<10} {:>4} {:>11} {:>12}  {}",
                 "id", "owner", "state", "target", "prio", "tasks", "left", "name"
@@ -391,16 +342,7 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
             if format == OutputFormat::Parquet {
                 bail!("job results are written as table, csv or json");
             }
-            let job = client
-                .get(authorized(token, v1::GetJobRequest { id }))
-                .await
-                .map_err(message)?
-                .into_inner();
-            let r = client
-                .get_result(authorized(token, v1::GetJobRequest { id }))
-                .await
-                .map_err(message)?
-                .into_inner();
+            let r = client.job_result(id).await?;
             let mut sink: Box<dyn std::io::Write> = match &out {
                 Some(path) => Box::new(
                     std::fs::File::create(path).with_context(|| format!("{}", path.display()))?,
@@ -410,9 +352,9 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
             eprintln!(
                 "job {} {}: {} of {} tasks merged{}, {} events, {} rows",
                 id,
-                job.state,
+                r.job.state,
                 r.tasks_merged,
-                job.tasks_total,
+                r.job.tasks_total,
                 if r.complete {
                     " (complete)"
                 } else {
@@ -421,24 +363,8 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
                 r.events,
                 r.rows
             );
-            for (spec, h) in job.histograms.iter().zip(&r.histograms) {
-                let b = spec.binning.clone().unwrap_or_default();
-                let binning = if b.edges.is_empty() {
-                    Binning::fixed(b.bins as usize, b.lo, b.hi)
-                } else {
-                    Binning::variable(h.edges.clone())
-                }
-                .with_context(|| format!("histogram {}", spec.column))?;
-                let hist = Histogram {
-                    binning,
-                    sum_w: h.sum_w.clone(),
-                    sum_w2: h.sum_w2.clone(),
-                    entries: h.entries.clone(),
-                    underflow: h.underflow,
-                    overflow: h.overflow,
-                    missing: h.missing,
-                };
-                crate::report_histogram(&spec.column, &hist);
+            for (column, hist) in &r.histograms {
+                crate::query::report_histogram(column, hist);
                 let mut df = hist.to_frame()?;
                 query::write(&mut df, format, usize::MAX, &mut sink)?;
             }

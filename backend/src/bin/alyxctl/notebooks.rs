@@ -2,13 +2,10 @@
 
 use std::path::PathBuf;
 
-use alyx_proto::collab::Session;
-use alyx_proto::v1::collab_service_client::CollabServiceClient;
-use alyx_proto::{authorized, v1};
-use alyx_shared::notebook::{CellKind, Notebook};
+use alyx_analysis::notebook::{CellKind, Notebook};
+use alyx_client::{Client, v1};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use tonic::transport::Channel;
 
 #[derive(Subcommand)]
 pub enum NotebookCommand {
@@ -50,10 +47,6 @@ pub enum NotebookCommand {
     },
 }
 
-fn message(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{}", s.message())
-}
-
 fn access_name(a: i32) -> &'static str {
     match v1::Access::try_from(a) {
         Ok(v1::Access::Owner) => "owner",
@@ -63,47 +56,31 @@ fn access_name(a: i32) -> &'static str {
     }
 }
 
-async fn fetch(
-    client: &mut CollabServiceClient<Channel>,
-    token: &str,
-    id: u64,
-) -> Result<Notebook> {
-    let doc = client
-        .get_notebook(authorized(token, v1::GetNotebookRequest { id }))
-        .await
-        .map_err(message)?
-        .into_inner();
-    Ok(Notebook::load(&doc.document, "alyxctl")?)
+async fn fetch(client: &Client, id: u64) -> Result<Notebook> {
+    let (_, document) = client.notebook(id).await?;
+    Ok(Notebook::load(&document, "alyxctl")?)
 }
 
 /// Applies `edit` to notebook `id` through a sync session, and waits until alyxd has stored it
 /// (its copy holds the change).
 async fn edit(
-    channel: Channel,
-    token: &str,
+    client: &Client,
     id: u64,
-    edit: impl FnOnce(&mut Notebook) -> Result<(), alyx_shared::Error>,
+    edit: impl FnOnce(&mut Notebook) -> Result<(), alyx_analysis::Error>,
 ) -> Result<()> {
     let timeout = std::time::Duration::from_secs(30);
-    let mut s = Session::open(channel.clone(), token, id, Notebook::empty("alyxctl"))
-        .await
-        .map_err(message)?;
-    if !s
-        .until(timeout, |s| !s.notebook.title().is_empty())
-        .await
-        .map_err(message)?
-    {
+    let mut s = client.open_notebook(id, Notebook::empty("alyxctl")).await?;
+    if !s.until(timeout, |s| !s.notebook.title().is_empty()).await? {
         bail!("notebook {id} did not arrive");
     }
     edit(&mut s.notebook)?;
     let want = s.notebook.heads();
-    s.flush().await.map_err(message)?;
-    let mut client = CollabServiceClient::new(channel).max_decoding_message_size(256 << 20);
+    s.flush().await?;
     let started = std::time::Instant::now();
     loop {
         // Keep answering the server while waiting.
         let _ = tokio::time::timeout(std::time::Duration::from_millis(100), s.next()).await;
-        let stored: std::collections::HashSet<String> = fetch(&mut client, token, id)
+        let stored: std::collections::HashSet<String> = fetch(client, id)
             .await?
             .history()
             .into_iter()
@@ -119,28 +96,14 @@ async fn edit(
 }
 
 pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result<()> {
-    let channel = Channel::from_shared(backend.to_owned())
-        .context("invalid --backend URL")?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach alyxd at {backend}"))?;
-    let mut client = CollabServiceClient::new(channel.clone()).max_decoding_message_size(256 << 20);
+    let client = Client::connect(backend, token).await?;
     match command {
         NotebookCommand::Create { title } => {
-            let info = client
-                .create_notebook(authorized(token, v1::CreateNotebookRequest { title }))
-                .await
-                .map_err(message)?
-                .into_inner();
+            let info = client.create_notebook(&title).await?;
             out!("{}", info.id);
         }
         NotebookCommand::List => {
-            let all = client
-                .list_notebooks(authorized(token, v1::ListNotebooksRequest {}))
-                .await
-                .map_err(message)?
-                .into_inner()
-                .notebooks;
+            let all = client.notebooks().await?;
             out!(
                 "{:>6}  {:<16} {:<6} {:<20} title",
                 "id",
@@ -154,7 +117,7 @@ pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result
                     n.id,
                     n.owner,
                     access_name(n.access),
-                    alyx_shared::utc(n.updated_ms.saturating_mul(1_000_000)),
+                    alyx_core::utc(n.updated_ms.saturating_mul(1_000_000)),
                     n.title
                 );
             }
@@ -166,18 +129,7 @@ pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result
                 "none" => v1::Access::None,
                 other => bail!("--access `{other}`: use read, write or none"),
             };
-            let info = client
-                .share(authorized(
-                    token,
-                    v1::ShareRequest {
-                        id,
-                        user,
-                        access: a as i32,
-                    },
-                ))
-                .await
-                .map_err(message)?
-                .into_inner();
+            let info = client.share(id, &user, a).await?;
             for g in info.grants {
                 out!("{:<16} {}", g.user, access_name(g.access));
             }
@@ -188,7 +140,7 @@ pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result
             format,
             at,
         } => {
-            let mut nb = fetch(&mut client, token, id).await?;
+            let mut nb = fetch(&client, id).await?;
             if let Some(v) = at {
                 nb = nb.at(&[v])?;
             }
@@ -215,7 +167,7 @@ pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result
             }
         }
         NotebookCommand::History { id } => {
-            let mut nb = fetch(&mut client, token, id).await?;
+            let mut nb = fetch(&client, id).await?;
             out!(
                 "{:<12} {:<20} {:<12} what",
                 "version",
@@ -226,27 +178,27 @@ pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result
                 out!(
                     "{:<12} {:<20} {:<12} {}",
                     &v.hash[..12.min(v.hash.len())],
-                    alyx_shared::utc(v.time.saturating_mul(1_000_000_000)),
+                    alyx_core::utc(v.time.saturating_mul(1_000_000_000)),
                     v.author,
                     v.what
                 );
             }
         }
         NotebookCommand::Restore { id, version } => {
-            let mut nb = fetch(&mut client, token, id).await?;
+            let mut nb = fetch(&client, id).await?;
             let full = nb
                 .history()
                 .into_iter()
                 .find(|v| v.hash.starts_with(&version))
                 .with_context(|| format!("no version {version} in notebook {id}"))?
                 .hash;
-            edit(channel, token, id, |nb| nb.restore(&[full.clone()])).await?;
+            edit(&client, id, |nb| nb.restore(&[full.clone()])).await?;
             out!("notebook {id} restored to {version}");
         }
         NotebookCommand::AddCell { id, kind, source } => {
             let kind = CellKind::parse(&kind)
                 .with_context(|| format!("--kind `{kind}`: use markdown, query, plot or event"))?;
-            edit(channel, token, id, |nb| {
+            edit(&client, id, |nb| {
                 let n = nb.order().len();
                 nb.insert_cell(n, kind, &source).map(|_| ())
             })

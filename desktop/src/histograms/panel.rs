@@ -1,0 +1,171 @@
+//! The Histograms window's contents: quantity, binning, log scale, the plot, export.
+
+use super::data::*;
+use alyx_core::histogram::Histogram;
+use bevy::math::URect;
+use bevy::prelude::*;
+use bevy_egui::egui;
+use egui_plot::{Bar, BarChart, Line, Plot};
+use std::path::PathBuf;
+
+/// What the user asked for in the panel.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HistogramAction {
+    /// Fill the histogram of the chosen quantity and binning.
+    Fill,
+    ExportCsv(PathBuf),
+    ExportPng(PathBuf),
+}
+
+/// The panel's view model.
+#[derive(Clone, Debug)]
+pub struct HistogramView {
+    pub quantity: Quantity,
+    pub bins: usize,
+    pub lo: f64,
+    pub hi: f64,
+    pub log_y: bool,
+    pub error_bars: bool,
+    /// The last histogram filled, and of what.
+    pub shown: Option<(Quantity, Histogram)>,
+    /// Counts histograms filled, so the plot's zoom resets for each.
+    pub generation: u64,
+    pub loading: bool,
+    /// Where exports go (the extension is set by the format).
+    pub export_path: String,
+    pub message: Option<String>,
+    /// Where the plot was drawn last, in screen pixels (for the PNG export).
+    pub plot_rect_px: Option<URect>,
+}
+
+impl Default for HistogramView {
+    fn default() -> Self {
+        let quantity = Quantity::default();
+        let (bins, lo, hi) = quantity.default_range();
+        Self {
+            quantity,
+            bins,
+            lo,
+            hi,
+            log_y: false,
+            error_bars: true,
+            shown: None,
+            generation: 0,
+            loading: false,
+            export_path: "alyx-histogram".into(),
+            message: None,
+            plot_rect_px: None,
+        }
+    }
+}
+
+/// The "Histograms" panel: quantity and binning, the plot, statistics and export.
+pub fn histogram_panel(ui: &mut egui::Ui, view: &mut HistogramView) -> Vec<HistogramAction> {
+    let mut actions = Vec::new();
+    ui.horizontal(|ui| {
+        let before = view.quantity;
+        egui::ComboBox::from_id_salt("alyx-histogram-quantity")
+            .selected_text(view.quantity.name())
+            .show_ui(ui, |ui| {
+                for q in Quantity::ALL {
+                    ui.selectable_value(&mut view.quantity, q, q.name());
+                }
+            });
+        if view.quantity != before {
+            (view.bins, view.lo, view.hi) = view.quantity.default_range();
+            actions.push(HistogramAction::Fill);
+        }
+        ui.label("bins");
+        ui.add(egui::DragValue::new(&mut view.bins).range(1..=10_000));
+        ui.label("from");
+        ui.add(egui::DragValue::new(&mut view.lo).speed(0.1));
+        ui.label("to");
+        ui.add(egui::DragValue::new(&mut view.hi).speed(0.1));
+        if ui.button("fill").clicked() {
+            actions.push(HistogramAction::Fill);
+        }
+        if view.loading {
+            ui.spinner();
+        }
+    });
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut view.log_y, "log scale");
+        ui.checkbox(&mut view.error_bars, "error bars");
+    });
+
+    if let Some((quantity, h)) = &view.shown {
+        let log_y = view.log_y;
+        let mut plot = Plot::new(("alyx-histogram", view.generation, log_y))
+            .height(300.0)
+            .x_axis_label(quantity.axis_label())
+            .y_axis_label("entries per bin");
+        plot = if log_y {
+            plot.y_grid_spacer(decade_grid)
+                .y_axis_formatter(|mark, _| decade_label(mark.value))
+        } else {
+            plot.include_y(0.0)
+        };
+        let bins = drawn_bins(h, log_y);
+        let error_bars = view.error_bars;
+        let drawn = ui.scope(|ui| {
+            plot.show(ui, |plot_ui| {
+                let bars = bins
+                    .iter()
+                    .map(|b| {
+                        Bar::new(0.5 * (b.lo + b.hi), b.top - b.base)
+                            .base_offset(b.base)
+                            .width(b.hi - b.lo)
+                            .name(format!(
+                                "[{:.4}, {:.4}): {} ± {:.1}",
+                                b.lo, b.hi, b.count, b.error
+                            ))
+                    })
+                    .collect();
+                plot_ui.bar_chart(
+                    BarChart::new("counts", bars)
+                        .color(egui::Color32::from_rgb(90, 150, 230))
+                        .element_formatter(Box::new(|bar: &Bar, _: &BarChart| bar.name.clone())),
+                );
+                if error_bars {
+                    for b in &bins {
+                        let x = 0.5 * (b.lo + b.hi);
+                        plot_ui.line(
+                            Line::new("√Σw²", vec![[x, b.error_lo], [x, b.error_hi]])
+                                .color(egui::Color32::WHITE)
+                                .width(1.0),
+                        );
+                    }
+                }
+            });
+        });
+        view.plot_rect_px = Some(pixel_rect(drawn.response.rect, ui.ctx().pixels_per_point()));
+        let entries: u64 = h.entries.iter().sum();
+        let mode = h
+            .mode()
+            .filter(|_| entries > 0)
+            .map_or_else(String::new, |m| format!(" · fullest bin at {m:.4}"));
+        ui.label(format!(
+            "{entries} entries · underflow {} · overflow {} · missing {}{mode}",
+            h.underflow, h.overflow, h.missing
+        ));
+    } else {
+        view.plot_rect_px = None;
+    }
+
+    ui.horizontal(|ui| {
+        ui.label("export to");
+        ui.add(egui::TextEdit::singleline(&mut view.export_path).desired_width(180.0));
+        let path = PathBuf::from(view.export_path.trim());
+        let ready = view.shown.is_some() && !view.export_path.trim().is_empty();
+        if ui.add_enabled(ready, egui::Button::new("CSV")).clicked() {
+            actions.push(HistogramAction::ExportCsv(path.with_extension("csv")));
+        }
+        if ui.add_enabled(ready, egui::Button::new("PNG")).clicked() {
+            actions.push(HistogramAction::ExportPng(path.with_extension("png")));
+        }
+    });
+    if let Some(message) = &view.message {
+        ui.label(message);
+    }
+    actions
+}

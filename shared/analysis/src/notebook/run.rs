@@ -1,0 +1,186 @@
+//! Running notebook cells: a query cell's first rows, a plot cell's histograms (one per
+//! `-- histogram COL:BINS:LO:HI` line), and the analysis a plot cell becomes when it is sent to
+//! the cluster as a job.
+
+use crate::error::{Error, Result};
+use crate::jobs::{Analysis, HistogramSpec};
+use alyx_core::histogram::Binning;
+use alyx_query::{self as query, Engine, Query, plan};
+use alyx_store::Dataset;
+
+use super::{Cell, CellKind, CellOutput};
+
+/// Rows a query cell keeps as its output.
+pub const OUTPUT_ROWS: usize = 50;
+
+/// A cell's query: ALYX SQL, or a builder selection as JSON (`{"collection": …}`).
+pub fn cell_query(source: &str) -> Result<Query> {
+    let text = source.trim();
+    let json: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect();
+    let json = json.join("\n");
+    if json.trim_start().starts_with('{') {
+        let spec: query::builder::Spec = serde_json::from_str(&json)
+            .map_err(|e| Error::Invalid(format!("not a builder selection: {e}")))?;
+        return spec.query().map_err(|d| query::invalid_query(&[d]).into());
+    }
+    query::parse(text).map_err(|d| query::invalid_query(&[d]).into())
+}
+
+/// The histograms a plot cell asks for: its `-- histogram COL:BINS:LO:HI` (or
+/// `COL:E1,E2,…`) lines.
+pub fn plot_specs(source: &str) -> Result<Vec<HistogramSpec>> {
+    let mut specs = Vec::new();
+    for line in source.lines() {
+        let Some(spec) = line.trim().strip_prefix("-- histogram ") else {
+            continue;
+        };
+        let (column, binning) = spec
+            .trim()
+            .split_once(':')
+            .ok_or_else(|| Error::Invalid(format!("`{spec}`: a histogram is COL:BINS:LO:HI")))?;
+        specs.push(HistogramSpec {
+            column: column.trim().to_owned(),
+            weight: None,
+            binning: Binning::parse(binning)?,
+        });
+    }
+    if specs.is_empty() {
+        return Err(Error::Invalid(
+            "a plot cell names its histograms: `-- histogram COL:BINS:LO:HI`".into(),
+        ));
+    }
+    Ok(specs)
+}
+
+/// A plot cell as an analysis job.
+pub fn analysis(cell: &Cell) -> Result<Analysis> {
+    Ok(Analysis {
+        query: cell_query(&cell.source)?,
+        histograms: plot_specs(&cell.source)?,
+    })
+}
+
+/// The problems with a cell's text, for inline messages (none for markdown and event cells).
+pub fn diagnostics(cell: &Cell) -> Vec<query::Diagnostic> {
+    if !matches!(cell.kind, CellKind::Query | CellKind::Plot) {
+        return Vec::new();
+    }
+    let text = cell.source.trim();
+    let q = if text.lines().any(|l| l.trim_start().starts_with('{')) {
+        match cell_query(text) {
+            Ok(q) => q,
+            Err(e) => return vec![query::Diagnostic::new(e.to_string(), query::At::NONE)],
+        }
+    } else {
+        match query::parse(text) {
+            Ok(q) => q,
+            Err(d) => return vec![d],
+        }
+    };
+    let mut ds = query::check(&q, Engine::Local).err().unwrap_or_default();
+    if cell.kind == CellKind::Plot {
+        if let Err(e) = plot_specs(text) {
+            ds.push(query::Diagnostic::new(e.to_string(), query::At::NONE));
+        }
+    }
+    ds
+}
+
+/// The work a cell asks for, in events × query size: what decides whether it goes to the
+/// cluster.
+pub fn work(ds: &Dataset, cell: &Cell) -> u64 {
+    let events = ds.manifest().event_count();
+    match cell.kind {
+        CellKind::Plot | CellKind::Query => cell_query(&cell.source)
+            .map(|q| {
+                events
+                    * Analysis {
+                        query: q,
+                        histograms: Vec::new(),
+                    }
+                    .complexity() as u64
+            })
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Runs a query or plot cell on the local engine.
+pub fn run_cell(ds: &Dataset, cell: &Cell) -> CellOutput {
+    match try_run(ds, cell) {
+        Ok(o) => o,
+        Err(e) => CellOutput::Error(e.to_string()),
+    }
+}
+
+fn try_run(ds: &Dataset, cell: &Cell) -> Result<CellOutput> {
+    let q = cell_query(&cell.source)?;
+    let checked = query::check(&q, Engine::Local).map_err(|d| query::invalid_query(&d))?;
+    match cell.kind {
+        CellKind::Plot => {
+            let specs = plot_specs(&cell.source)?;
+            let plots: Vec<(String, Binning)> = specs
+                .iter()
+                .map(|s| (s.column.clone(), s.binning.clone()))
+                .collect();
+            let hs = query::histograms_local(ds, &checked, &plots)?;
+            Ok(CellOutput::Histograms(
+                plots.into_iter().map(|(c, _)| c).zip(hs).collect(),
+            ))
+        }
+        CellKind::Query => {
+            let page = plan::page(&checked, &plan::Cursor::default(), OUTPUT_ROWS as u64)
+                .map_err(|d| query::invalid_query(&[d]))?;
+            let df = query::run_local(ds, &page)?;
+            let count = query::run_local(ds, &plan::count(&checked))?;
+            let columns: Vec<String> = checked.columns().iter().map(|(n, _)| n.clone()).collect();
+            let mut rows = Vec::with_capacity(df.height());
+            for i in 0..df.height() {
+                let row = df.columns().iter().map(|c| {
+                    c.get(i).map_or_else(
+                        |_| String::new(),
+                        |v| v.to_string().trim_matches('"').to_owned(),
+                    )
+                });
+                rows.push(row.collect());
+            }
+            Ok(CellOutput::Table {
+                columns,
+                rows,
+                total: plan::count_from_rows(&count),
+            })
+        }
+        _ => Err(Error::Invalid("only query and plot cells run".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plot_lines_and_builder_json_read() {
+        let specs = plot_specs("-- histogram mass:60:60:120\n-- histogram pt:0,10,20,50\nSELECT 1")
+            .expect("specs");
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[0].column, "mass");
+        assert_eq!(
+            specs[0].binning,
+            Binning::Fixed {
+                bins: 60,
+                lo: 60.0,
+                hi: 120.0
+            }
+        );
+        assert!(plot_specs("SELECT 1").is_err());
+        assert!(plot_specs("-- histogram mass").is_err());
+        let q = cell_query(
+            r#"{"collection": "muons", "combine": {"n": 2, "opposite_charge": true, "mass": [60, 120]}, "output": "combinations"}"#,
+        );
+        assert!(q.is_ok(), "{q:?}");
+        assert!(cell_query("SELEC pt FROM muons").is_err());
+    }
+}

@@ -1,0 +1,300 @@
+//! Weighted 1-D histograms: fixed or variable bins, underflow and overflow, Σw and Σw² per bin
+//! (errors √Σw²), and merging of partial histograms (chunks, tasks, workers).
+//!
+//! `alyx_query::HistogramFrame` fills one inside the polars engine, where the rows are reduced
+//! to one row per bin.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Bin edges: `n` equal bins between `lo` and `hi`, or explicit increasing edges.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Binning {
+    Fixed { bins: usize, lo: f64, hi: f64 },
+    Variable(Vec<f64>),
+}
+
+impl Binning {
+    pub fn fixed(bins: usize, lo: f64, hi: f64) -> Result<Self> {
+        // A finite width too: from −1e308 to 1e308 every value would fall in the first bin.
+        if bins == 0 || bins > 1_000_000 || !(lo < hi) || !(hi - lo).is_finite() {
+            return Err(Error::Histogram(format!(
+                "invalid binning {bins} bins from {lo} to {hi}: need 1–1000000 bins and finite lo < hi"
+            )));
+        }
+        Ok(Self::Fixed { bins, lo, hi })
+    }
+
+    pub fn variable(edges: Vec<f64>) -> Result<Self> {
+        let increasing = edges.windows(2).all(|w| w[0] < w[1]);
+        if edges.len() < 2
+            || edges.len() > 1_000_001
+            || !increasing
+            || edges.iter().any(|e| !e.is_finite())
+        {
+            return Err(Error::Histogram(
+                "bin edges must be at least two finite, strictly increasing numbers".into(),
+            ));
+        }
+        Ok(Self::Variable(edges))
+    }
+
+    /// Parses `BINS:LO:HI` (as in `--histogram pt:50:0:10`, after the column).
+    /// `BINS:LO:HI`, or variable bins as their edges `E1,E2,…`.
+    pub fn parse(spec: &str) -> Result<Self> {
+        if !spec.contains(':') && spec.contains(',') {
+            let edges = spec
+                .split(',')
+                .map(|e| {
+                    e.trim().parse::<f64>().map_err(|_| {
+                        Error::Histogram(format!("histogram edges `{spec}`: `{e}` is not a number"))
+                    })
+                })
+                .collect::<Result<Vec<f64>>>()?;
+            return Self::variable(edges);
+        }
+        let parts: Vec<&str> = spec.split(':').collect();
+        let [bins, lo, hi] = parts.as_slice() else {
+            return Err(Error::Histogram(format!(
+                "histogram binning `{spec}`: expected BINS:LO:HI"
+            )));
+        };
+        let num = |s: &str| {
+            s.trim().parse::<f64>().map_err(|_| {
+                Error::Histogram(format!("histogram binning `{spec}`: `{s}` is not a number"))
+            })
+        };
+        let bins = bins.trim().parse::<usize>().map_err(|_| {
+            Error::Histogram(format!(
+                "histogram binning `{spec}`: `{bins}` is not a bin count"
+            ))
+        })?;
+        Self::fixed(bins, num(lo)?, num(hi)?)
+    }
+
+    pub fn bins(&self) -> usize {
+        match self {
+            Self::Fixed { bins, .. } => *bins,
+            Self::Variable(edges) => edges.len() - 1,
+        }
+    }
+
+    pub fn edges(&self) -> Vec<f64> {
+        match self {
+            Self::Fixed { bins, lo, hi } => (0..=*bins)
+                .map(|i| lo + (hi - lo) * i as f64 / *bins as f64)
+                .collect(),
+            Self::Variable(edges) => edges.clone(),
+        }
+    }
+
+    /// Bin of `x`: `None` for NaN, `Some(-1)` underflow, `Some(bins)` overflow.
+    pub fn index(&self, x: f64) -> Option<i64> {
+        if x.is_nan() {
+            return None;
+        }
+        Some(match self {
+            Self::Fixed { bins, lo, hi } => {
+                if x < *lo {
+                    -1
+                } else if x >= *hi {
+                    *bins as i64
+                } else {
+                    (((x - lo) / (hi - lo) * *bins as f64) as i64).min(*bins as i64 - 1)
+                }
+            }
+            Self::Variable(edges) => edges.partition_point(|e| *e <= x) as i64 - 1,
+        })
+    }
+}
+
+/// The bin index polars gives a null or NaN value.
+const MISSING: i64 = -2;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    pub binning: Binning,
+    /// Σw per bin.
+    pub sum_w: Vec<f64>,
+    /// Σw² per bin (the error of a bin is √Σw²).
+    pub sum_w2: Vec<f64>,
+    /// Entries (unweighted) per bin.
+    pub entries: Vec<u64>,
+    pub underflow: f64,
+    pub overflow: f64,
+    /// Entries whose value was missing (null or NaN).
+    pub missing: u64,
+}
+
+impl Histogram {
+    pub fn new(binning: Binning) -> Self {
+        let n = binning.bins();
+        Self {
+            binning,
+            sum_w: vec![0.0; n],
+            sum_w2: vec![0.0; n],
+            entries: vec![0; n],
+            underflow: 0.0,
+            overflow: 0.0,
+            missing: 0,
+        }
+    }
+
+    pub fn fill(&mut self, x: f64, w: f64) {
+        match self.binning.index(x) {
+            None => self.missing += 1,
+            Some(-1) => self.underflow += w,
+            Some(i) if i as usize >= self.sum_w.len() => self.overflow += w,
+            Some(i) => {
+                let i = i as usize;
+                self.sum_w[i] += w;
+                self.sum_w2[i] += w * w;
+                self.entries[i] += 1;
+            }
+        }
+    }
+
+    /// √Σw² per bin.
+    pub fn errors(&self) -> Vec<f64> {
+        self.sum_w2.iter().map(|v| v.sqrt()).collect()
+    }
+
+    /// Adds another histogram of the same binning (a partial result).
+    pub fn merge(&mut self, other: &Histogram) -> Result<()> {
+        let n = self.sum_w.len();
+        if self.binning != other.binning
+            || [other.sum_w.len(), other.sum_w2.len(), other.entries.len()] != [n; 3]
+            || [self.sum_w2.len(), self.entries.len()] != [n; 2]
+        {
+            return Err(Error::Histogram(
+                "cannot merge histograms with different binnings".into(),
+            ));
+        }
+        for i in 0..n {
+            self.sum_w[i] += other.sum_w[i];
+            self.sum_w2[i] += other.sum_w2[i];
+            self.entries[i] = self.entries[i].saturating_add(other.entries[i]);
+        }
+        self.underflow += other.underflow;
+        self.overflow += other.overflow;
+        self.missing = self.missing.saturating_add(other.missing);
+        Ok(())
+    }
+
+    /// Σw inside the bins.
+    pub fn integral(&self) -> f64 {
+        self.sum_w.iter().sum()
+    }
+
+    /// Centre of the fullest bin.
+    pub fn mode(&self) -> Option<f64> {
+        let edges = self.binning.edges();
+        let (i, _) = self
+            .sum_w
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))?;
+        Some(0.5 * (edges[i] + edges[i + 1]))
+    }
+
+    /// Adds a reduced bin: `count` entries with Σw `s` and Σw² `s2` in bin `bin` (as
+    /// [`Binning::index`] numbers them; `None` or -2 for missing values).
+    pub fn add_bin(&mut self, bin: Option<i64>, count: u64, s: f64, s2: f64) {
+        match bin {
+            None | Some(MISSING) => self.missing += count,
+            Some(i) if i < 0 => self.underflow += s,
+            Some(i) if i as usize >= self.sum_w.len() => self.overflow += s,
+            Some(i) => {
+                let i = i as usize;
+                self.sum_w[i] += s;
+                self.sum_w2[i] += s2;
+                self.entries[i] += count;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn known_values_land_in_their_bins() {
+        let mut h = Histogram::new(Binning::fixed(4, 0.0, 4.0).expect("binning"));
+        for (x, w) in [
+            (-1.0, 1.0),
+            (0.0, 1.0),
+            (0.5, 2.0),
+            (3.999, 1.0),
+            (4.0, 3.0),
+            (f64::NAN, 1.0),
+        ] {
+            h.fill(x, w);
+        }
+        assert_eq!(h.sum_w, [3.0, 0.0, 0.0, 1.0]);
+        assert_eq!(h.errors()[0], 5.0f64.sqrt());
+        assert_eq!((h.underflow, h.overflow, h.missing), (1.0, 3.0, 1));
+        let v = Binning::variable(vec![0.0, 1.0, 10.0]).expect("edges");
+        assert_eq!(v.index(0.999), Some(0));
+        assert_eq!(v.index(1.0), Some(1));
+        assert_eq!(v.index(10.0), Some(2));
+        assert_eq!(v.index(-0.1), Some(-1));
+    }
+
+    #[test]
+    fn bad_binnings_are_refused_with_a_reason() {
+        assert!(Binning::fixed(0, 0.0, 1.0).is_err());
+        assert!(Binning::fixed(10, 1.0, 1.0).is_err());
+        assert!(Binning::variable(vec![0.0, 2.0, 1.0]).is_err());
+        let err = Binning::parse("50:0").expect_err("two fields");
+        assert!(err.to_string().contains("BINS:LO:HI"), "{err}");
+        assert!(Binning::parse("x:0:1").is_err());
+        assert_eq!(
+            Binning::parse("50:0:10").expect("ok"),
+            Binning::Fixed {
+                bins: 50,
+                lo: 0.0,
+                hi: 10.0
+            }
+        );
+    }
+
+    fn binning() -> impl Strategy<Value = Binning> {
+        prop_oneof![
+            (1usize..40, -50.0f64..0.0, 0.1f64..50.0).prop_map(|(n, lo, width)| Binning::Fixed {
+                bins: n,
+                lo,
+                hi: lo + width
+            }),
+            prop::collection::vec(0.01f64..5.0, 1..12).prop_map(|steps| {
+                let mut e = vec![-10.0];
+                for s in steps {
+                    let last = *e.last().unwrap_or(&0.0);
+                    e.push(last + s);
+                }
+                Binning::Variable(e)
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn merging_partial_histograms_equals_one_histogram_of_everything(
+            b in binning(),
+            a in prop::collection::vec(-20.0f64..20.0, 0..100),
+            c in prop::collection::vec(-20.0f64..20.0, 0..100),
+        ) {
+            let fill = |xs: &[f64]| {
+                let mut h = Histogram::new(b.clone());
+                xs.iter().for_each(|x| h.fill(*x, 1.0));
+                h
+            };
+            let mut merged = fill(&a);
+            merged.merge(&fill(&c)).expect("same binning");
+            let all: Vec<f64> = a.iter().chain(&c).copied().collect();
+            prop_assert_eq!(merged, fill(&all));
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Analysis jobs as data: what a job computes (a per-event query and the histograms of its
+//! outputs), where its tasks run and the states it goes through. `alyx_analysis::jobs` runs
+//! them; the backend orchestrates them; `alyx-proto` carries them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ast::{Expr, Item, Query};
+use crate::histogram::Binning;
+
+/// One histogram of an analysis: an output column of its query, optionally weighted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistogramSpec {
+    pub column: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<String>,
+    pub binning: Binning,
+}
+
+/// What a job computes: histograms of a per-event query's outputs over a dataset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub query: Query,
+    pub histograms: Vec<HistogramSpec>,
+}
+
+/// A job's state. Tasks are pending, running, done or failed; the job's state follows them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Preempted,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 6] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Preempted,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Preempted => "preempted",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Succeeded, failed or cancelled: nothing more happens to the job.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+/// Where a job's tasks run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// The scheduler picks (the local pool unless the work is large and a cluster is up).
+    Auto,
+    Local,
+    Spark,
+    Slurm,
+}
+
+impl Target {
+    pub const ALL: [Target; 4] = [Target::Auto, Target::Local, Target::Spark, Target::Slurm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Auto => "auto",
+            Target::Local => "local",
+            Target::Spark => "spark",
+            Target::Slurm => "slurm",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+impl Analysis {
+    /// A rough measure of the query's work per event (for run-time prediction): the number of
+    /// expression nodes, joins and tables.
+    pub fn complexity(&self) -> u32 {
+        let mut n = 0;
+        for s in self
+            .query
+            .body
+            .iter()
+            .chain(self.query.with.iter().flat_map(|c| c.query.body.iter()))
+        {
+            n += 1 + s.from.as_ref().map_or(0, |f| f.joins.len() as u32 * 4);
+            for i in &s.items {
+                n += match i {
+                    Item::Expr { expr, .. } => nodes(expr),
+                    Item::Wildcard { .. } => 1,
+                };
+            }
+            n += s.filter.as_ref().map_or(0, nodes);
+        }
+        n + self.histograms.len() as u32
+    }
+}
+
+fn nodes(e: &Expr) -> u32 {
+    let mut n = 0;
+    e.visit(&mut |_| n += 1);
+    n
+}

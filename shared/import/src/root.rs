@@ -1,0 +1,735 @@
+//! ROOT TTree import through the `oxyroot` crate.
+//!
+//! Branches map into the event model automatically where their names follow the common
+//! conventions — `Muon_Px`/`Muon_pt`... jagged collections (CMS NanoAOD and similar), `MET_px`,
+//! `Run`/`Event`, `EventWeight`, `trigger*`/`HLT_*` booleans, and flat numbered objects such as
+//! `px1`, `eta2`, `Q1` (taken as muons) — or through an explicit [`Mapping`] (a TOML file).
+//! Values are copied unchanged (f32 widened to f64 exactly, 64-bit header integers kept
+//! exact); quantities the file lacks are derived when the others determine them, else left
+//! unmeasured (NaN / null).
+//!
+//! A C array (`Jet_pt[nJet]`) is split into events by its counter branch (`nJet`, or `NJet`,
+//! or the mapping's `count`), as ROOT and uproot split it: oxyroot's own per-entry slices of
+//! such a branch are not trusted, because it puts every value of a basket it holds in memory
+//! (ROOT's last, unflushed basket) into that basket's first entry.
+//!
+//! oxyroot panics on what it cannot read (ZSTD baskets, RNTuple anchors, unexpected streamers),
+//! so unsupported features are detected from the file header before it is opened, and every
+//! call into it runs under `catch_unwind`: a bad file is an error, never a crash.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+use oxyroot::{Named, RootFile, Slice};
+
+use crate::error::{Error, Result};
+pub use crate::mapping::{EventMapping, Mapping, ObjectMapping};
+use crate::report::ImportReport;
+use alyx_core::model::{
+    CollisionEvent, CollisionSystem, EventHeader, MissingEnergy, PhysicsObject,
+};
+use alyx_core::physics::FourMomentum;
+
+/// A batch of a branch's values: one number per entry, or a list per entry. Numbers are
+/// widened to f64, which is exact for the 32-bit types; 64-bit integers stay exact as `Wide`.
+enum Values {
+    Scalar(Vec<f64>),
+    Wide(Vec<i128>),
+    Jagged(Vec<Vec<f64>>),
+}
+
+/// A branch being read lazily, basket by basket.
+enum Column<'a> {
+    Scalar(Box<dyn Iterator<Item = f64> + 'a>),
+    Wide(Box<dyn Iterator<Item = i128> + 'a>),
+    /// A list per entry, delimited by the file (`std::vector`, or a C array without a counter).
+    Jagged(Box<dyn Iterator<Item = Vec<f64>> + 'a>),
+    /// A C array sized by a counter branch: its values in order, split into entries by the
+    /// counter's values (as ROOT and uproot do), not by the reader's per-entry slices.
+    Counted(Box<dyn Iterator<Item = f64> + 'a>),
+}
+
+impl Column<'_> {
+    /// The next `n` entries (fewer if the branch ends) of a branch read entry by entry.
+    fn take(&mut self, n: usize) -> Option<Values> {
+        Some(match self {
+            Column::Scalar(it) => Values::Scalar(it.by_ref().take(n).collect()),
+            Column::Wide(it) => Values::Wide(it.by_ref().take(n).collect()),
+            Column::Jagged(it) => Values::Jagged(it.by_ref().take(n).collect()),
+            Column::Counted(_) => return None,
+        })
+    }
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::Scalar(v) => v.len(),
+            Values::Wide(v) => v.len(),
+            Values::Jagged(v) => v.len(),
+        }
+    }
+
+    /// Entry `i` as an exact integer, when it is one.
+    fn integer(&self, i: usize) -> Option<i128> {
+        match self {
+            Values::Wide(v) => v.get(i).copied(),
+            // Whole and well inside i128: the cast is exact.
+            _ => self
+                .number(i)
+                .filter(|x| x.fract() == 0.0 && x.abs() < 2f64.powi(100))
+                .map(|x| x as i128),
+        }
+    }
+
+    /// Entry `i` as a number.
+    fn number(&self, i: usize) -> Option<f64> {
+        match self {
+            Values::Scalar(v) => v.get(i).copied(),
+            Values::Wide(v) => v.get(i).map(|x| *x as f64),
+            Values::Jagged(v) => v.get(i).and_then(|l| l.first().copied()),
+        }
+    }
+}
+
+/// The most objects one entry's counter may announce: far above any real collection (NanoAOD's
+/// largest hold a few hundred), low enough that a corrupt counter is caught, not believed.
+const MAX_OBJECTS_PER_ENTRY: i128 = 1 << 20;
+
+/// Splits the next values of a counted branch into the entries of this batch, `counts[i]`
+/// values for entry `first + i`.
+fn split_counted(
+    path: &Path,
+    (name, counter): (&str, &str),
+    values: &mut dyn Iterator<Item = f64>,
+    counts: &Values,
+    first: usize,
+) -> Result<Values> {
+    let mut lists = Vec::with_capacity(counts.len());
+    for i in 0..counts.len() {
+        let entry = first + i;
+        let count = counts
+            .integer(i)
+            .filter(|c| (0..=MAX_OBJECTS_PER_ENTRY).contains(c))
+            .ok_or_else(|| {
+                Error::malformed(
+                    path,
+                    format!(
+                        "entry {entry}: counter `{counter}` is {}, not a count of objects",
+                        counts.number(i).unwrap_or(f64::NAN)
+                    ),
+                )
+            })?;
+        // The bound above makes the count fit any usize.
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        let list: Vec<f64> = values.take(count).collect();
+        if list.len() != count {
+            return Err(Error::malformed(
+                path,
+                format!(
+                    "entry {entry}: `{counter}` says {count} values of `{name}`, the branch has only {} left",
+                    list.len()
+                ),
+            ));
+        }
+        lists.push(list);
+    }
+    Ok(Values::Jagged(lists))
+}
+
+/// ROOT's compression algorithm number for ZSTD (fCompress / 100).
+const ZSTD: i32 = 5;
+
+/// Reads the file header's compression setting without oxyroot (which aborts on ZSTD).
+fn header_compression(path: &Path, bytes: &[u8]) -> Result<i32> {
+    let be_i32 = |at: usize| -> Option<i32> {
+        Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    if !bytes.starts_with(b"root") {
+        return Err(Error::malformed(path, "not a ROOT file (no `root` magic)"));
+    }
+    let version = be_i32(4).ok_or_else(|| Error::malformed(path, "truncated ROOT header"))?;
+    // Large files (version ≥ 1 000 000) store 64-bit seek pointers.
+    let at = if version >= 1_000_000 { 41 } else { 33 };
+    be_i32(at).ok_or_else(|| Error::malformed(path, "truncated ROOT header"))
+}
+
+/// The first and last 4 MiB of a file (the whole file when it is smaller), without reading
+/// the middle of a multi-GB file.
+fn head_and_tail(path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
+    use std::io::{Read, Seek, SeekFrom};
+    const SPAN: u64 = 4 << 20;
+    let io = |e| Error::io(path, e);
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut head = Vec::new();
+    (&mut file).take(SPAN).read_to_end(&mut head).map_err(io)?;
+    let mut tail = Vec::new();
+    if len > SPAN {
+        file.seek(SeekFrom::Start(len.saturating_sub(SPAN).max(SPAN)))
+            .map_err(io)?;
+        file.read_to_end(&mut tail).map_err(io)?;
+    }
+    Ok((head, tail))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "unknown failure".into())
+}
+
+/// Runs `f` (which calls into oxyroot), turning a panic into an error about `what`.
+fn guarded<T>(path: &Path, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        Err(Error::Unsupported(format!(
+            "{}: the ROOT reader cannot read {what}: {} (a compression codec or streamer it does not support)",
+            path.display(),
+            panic_message(payload)
+        )))
+    })
+}
+
+/// Imports every entry of a TTree at once (see `import_batches` for large files).
+pub fn import(
+    path: &Path,
+    tree: Option<&str>,
+    mapping: Option<&Mapping>,
+) -> Result<(Vec<CollisionEvent>, ImportReport)> {
+    let mut events = Vec::new();
+    let report = import_batches(path, tree, mapping, usize::MAX, &mut |batch| {
+        events.extend(batch);
+        Ok(())
+    })?;
+    Ok((events, report))
+}
+
+/// Imports a TTree `batch` entries at a time, handing each batch to `sink`: memory stays
+/// bounded by the batch, however large the file.
+pub fn import_batches(
+    path: &Path,
+    tree: Option<&str>,
+    mapping: Option<&Mapping>,
+    batch: usize,
+    sink: &mut dyn FnMut(Vec<CollisionEvent>) -> Result<()>,
+) -> Result<ImportReport> {
+    let (head, tail) = head_and_tail(path)?;
+    let compression = header_compression(path, &head)?;
+    // Key headers are never compressed; the keys list sits near the end of the file.
+    let is_rntuple = [&head, &tail]
+        .iter()
+        .any(|b| contains(b, b"ROOT::RNTuple") || contains(b, b"ROOT::Experimental::RNTuple"));
+    if is_rntuple && tree.is_none() && mapping.and_then(|m| m.tree.as_ref()).is_none() {
+        return Err(Error::Unsupported(format!(
+            "{}: holds an RNTuple, which ALYX cannot read yet (only TTrees); convert it to a TTree \
+             first (for example read it with uproot and write the arrays back as a TTree)",
+            path.display()
+        )));
+    }
+    if compression / 100 == ZSTD {
+        return Err(Error::Unsupported(format!(
+            "{}: ZSTD-compressed baskets (compression setting {compression}) are not supported by the ROOT \
+             reader; rewrite the file with zlib, LZMA or LZ4 (e.g. `hadd -f101 out.root in.root`)",
+            path.display()
+        )));
+    }
+    guarded(path, "the file", || {
+        import_tree(path, tree, mapping, batch.max(1), sink)
+    })
+}
+
+fn import_tree(
+    path: &Path,
+    tree: Option<&str>,
+    mapping: Option<&Mapping>,
+    batch: usize,
+    sink: &mut dyn FnMut(Vec<CollisionEvent>) -> Result<()>,
+) -> Result<ImportReport> {
+    let mut file = RootFile::open(path).map_err(|e| {
+        let e = e.to_string();
+        if e.contains("VersionTooHigh") {
+            // ROOT 6.36 and later write TStreamerInfo version 10, which oxyroot predates.
+            Error::Unsupported(format!(
+                "{}: written by a newer ROOT than the ROOT reader knows ({e}); rewrite it with \
+                 ROOT 6.34 or older, or with uproot",
+                path.display()
+            ))
+        } else {
+            Error::malformed(path, format!("cannot open: {e}"))
+        }
+    })?;
+    let keys: Vec<(String, String)> = file
+        .keys()
+        .iter()
+        .map(|k| (k.name().to_owned(), k.class_name().to_owned()))
+        .collect();
+    let wanted = tree.or(mapping.and_then(|m| m.tree.as_deref()));
+    let tree_name = match wanted {
+        Some(name) => {
+            let Some((_, class)) = keys.iter().find(|(n, _)| n == name) else {
+                let names: Vec<_> = keys.iter().map(|(n, c)| format!("{n} ({c})")).collect();
+                return Err(Error::NotFound(format!(
+                    "{}: no object `{name}`; the file holds: {}",
+                    path.display(),
+                    names.join(", ")
+                )));
+            };
+            if class != "TTree" {
+                return Err(Error::Unsupported(format!(
+                    "{}: `{name}` is a {class}, not a TTree; ALYX imports TTrees only",
+                    path.display()
+                )));
+            }
+            name.to_owned()
+        }
+        None => {
+            let trees: Vec<&String> = keys
+                .iter()
+                .filter(|(_, c)| c == "TTree")
+                .map(|(n, _)| n)
+                .collect();
+            match trees.as_slice() {
+                [one] => (*one).clone(),
+                [] => {
+                    return Err(Error::NotFound(format!(
+                        "{}: holds no TTree",
+                        path.display()
+                    )));
+                }
+                many => {
+                    let preferred = many
+                        .iter()
+                        .find(|n| ["events", "Events", "tree"].contains(&n.as_str()));
+                    match preferred {
+                        Some(n) => (*n).clone(),
+                        None => {
+                            let list: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
+                            return Err(Error::Invalid(format!(
+                                "{}: several TTrees ({}); pick one with --tree NAME",
+                                path.display(),
+                                list.join(", ")
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let tree = file
+        .get_tree(&tree_name)
+        .map_err(|e| Error::malformed(path, format!("cannot read tree `{tree_name}`: {e}")))?;
+    let entries = usize::try_from(tree.entries()).unwrap_or(0);
+    let branch_types: Vec<(String, String)> = tree
+        .branches()
+        .map(|b| (b.name().to_owned(), b.item_type_name()))
+        .collect();
+    let auto;
+    let mapping = match mapping {
+        Some(m) => m,
+        None => {
+            auto = Mapping::automatic(&branch_types);
+            &auto
+        }
+    };
+
+    let mut report = ImportReport::default();
+    let used = mapping.branches();
+    let counters = mapping.counters();
+    let mut columns: BTreeMap<&str, Column> = BTreeMap::new();
+    for name in &used {
+        let Some(branch) = tree.branch(name) else {
+            return Err(Error::NotFound(format!(
+                "{}: tree `{tree_name}` has no branch `{name}` (named in the mapping)",
+                path.display()
+            )));
+        };
+        let counted = counters.contains_key(name);
+        columns.insert(
+            name,
+            open_branch(path, branch, &branch.item_type_name(), counted)?,
+        );
+    }
+    if columns.is_empty() {
+        // Nothing would bound the entry count the header claims but the branches' own ends.
+        return Err(Error::Invalid(format!(
+            "{}: tree `{tree_name}` has no branch ALYX can map; name its branches in a --mapping file",
+            path.display()
+        )));
+    }
+    for counter in counters.values() {
+        if matches!(
+            columns.get(counter),
+            Some(Column::Jagged(_) | Column::Counted(_))
+        ) {
+            return Err(Error::Invalid(format!(
+                "{}: counter `{counter}` is an array branch, not a count per entry",
+                path.display()
+            )));
+        }
+    }
+    for (name, ty) in &branch_types {
+        if !used.contains(name.as_str()) {
+            report.skipped.push(format!(
+                "{name} ({ty}): no ALYX field; name it in a --mapping file to import it"
+            ));
+        }
+    }
+    describe(mapping, &branch_types, &mut report);
+    report.mapping = Some(Mapping {
+        tree: Some(tree_name.clone()),
+        ..mapping.clone()
+    });
+
+    let mut first = 0;
+    while first < entries {
+        let n = batch.min(entries - first);
+        let mut values: BTreeMap<&str, Values> = BTreeMap::new();
+        // Branches read entry by entry first: the counters are among them.
+        for (name, column) in &mut columns {
+            let Some(v) = column.take(n) else { continue };
+            if v.len() != n {
+                return Err(Error::malformed(
+                    path,
+                    format!(
+                        "branch `{name}` ends after {} entries, the tree has {entries}",
+                        first + v.len()
+                    ),
+                ));
+            }
+            values.insert(name, v);
+        }
+        for (name, column) in &mut columns {
+            let Column::Counted(it) = column else {
+                continue;
+            };
+            let counter = counters.get(name).copied().unwrap_or_default();
+            let Some(counts) = values.get(counter) else {
+                continue;
+            };
+            let lists = split_counted(path, (name, counter), it, counts, first)?;
+            values.insert(name, lists);
+        }
+        let events = (0..n)
+            .map(|i| build_event(path, mapping, &values, i, (first + i) as u64))
+            .collect::<Result<_>>()?;
+        sink(events)?;
+        first += n;
+    }
+    for (name, column) in &mut columns {
+        if let Column::Counted(it) = column
+            && it.next().is_some()
+        {
+            return Err(Error::malformed(
+                path,
+                format!(
+                    "branch `{name}` holds more values than its counter `{}` announces",
+                    counters.get(name).copied().unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// Entry `i` of a header branch as an exact integer of its field's type (`None` when the
+/// field is unmapped), or an error naming the entry when it is no such integer.
+fn header_int<T: TryFrom<i128>>(
+    path: &Path,
+    (entry, i): (u64, usize),
+    field: &str,
+    values: Option<&Values>,
+) -> Result<Option<T>> {
+    let Some(v) = values else { return Ok(None) };
+    v.integer(i)
+        .and_then(|x| T::try_from(x).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            Error::malformed(
+                path,
+                format!(
+                    "entry {entry}: {field} {} is not an integer in range",
+                    v.number(i).unwrap_or(f64::NAN)
+                ),
+            )
+        })
+}
+
+/// Entry `i` of a batch (entry `entry` of the tree) as an event.
+fn build_event(
+    path: &Path,
+    mapping: &Mapping,
+    values: &BTreeMap<&str, Values>,
+    i: usize,
+    entry: u64,
+) -> Result<CollisionEvent> {
+    let branch = |name: &Option<String>| values.get(name.as_deref()?);
+    let scalar = |name: &Option<String>| branch(name)?.number(i);
+    let e = &mapping.event;
+    let mut trigger_bits = 0u64;
+    for (bit, name) in e.trigger.iter().enumerate().take(64) {
+        if scalar(&Some(name.clone())).is_some_and(|v| v != 0.0) {
+            trigger_bits |= 1 << bit;
+        }
+    }
+    // Header numbers are integers, read exactly (64-bit event numbers do not fit an f64).
+    let at = (entry, i);
+    let run = header_int::<u32>(path, at, "run", branch(&e.run))?.unwrap_or(0);
+    let event_number =
+        header_int::<u64>(path, at, "event number", branch(&e.event_number))?.unwrap_or(entry);
+    let timestamp_ns =
+        header_int::<i64>(path, at, "timestamp", branch(&e.timestamp_ns))?.unwrap_or(0);
+    let mut event = CollisionEvent::new(EventHeader {
+        run,
+        event_number,
+        timestamp_ns,
+        system: CollisionSystem::Unknown,
+        sqrt_s_gev: f64::NAN,
+        vertex_cm: [f64::NAN; 3],
+        trigger_bits,
+        weight: scalar(&e.weight).unwrap_or(1.0),
+        hit_collections: Vec::new(),
+    });
+    event.met = match (
+        scalar(&e.met_px),
+        scalar(&e.met_py),
+        scalar(&e.met_pt),
+        scalar(&e.met_phi),
+    ) {
+        (Some(x), Some(y), pt, phi) => {
+            let mut m = MissingEnergy::from_xy(x, y);
+            m.pt_gev = pt.unwrap_or(m.pt_gev);
+            m.phi = phi.unwrap_or(m.phi);
+            Some(m)
+        }
+        (_, _, Some(pt), Some(phi)) => Some(MissingEnergy::from_pt_phi(pt, phi)),
+        (_, _, Some(pt), None) => Some(MissingEnergy {
+            px_gev: f64::NAN,
+            py_gev: f64::NAN,
+            pt_gev: pt,
+            phi: f64::NAN,
+        }),
+        _ => None,
+    };
+    for (collection, list) in mapping.collections() {
+        for om in list {
+            let objects = build_objects(path, om, values, i, entry)?;
+            match collection {
+                "muons" => event.muons.extend(objects),
+                "electrons" => event.electrons.extend(objects),
+                "photons" => event.photons.extend(objects),
+                _ => event.jets.extend(objects),
+            }
+        }
+    }
+    Ok(event)
+}
+
+fn describe(mapping: &Mapping, types: &[(String, String)], report: &mut ImportReport) {
+    let ty = |b: &str| {
+        types
+            .iter()
+            .find(|(n, _)| n == b)
+            .map_or("?", |(_, t)| t.as_str())
+            .to_owned()
+    };
+    let e = &mapping.event;
+    for (field, b) in [
+        ("run", &e.run),
+        ("event_number", &e.event_number),
+        ("timestamp_ns", &e.timestamp_ns),
+        ("weight", &e.weight),
+        ("met_px", &e.met_px),
+        ("met_py", &e.met_py),
+        ("met_pt", &e.met_pt),
+        ("met_phi", &e.met_phi),
+    ] {
+        if let Some(b) = b {
+            report
+                .mapped
+                .push(format!("events.{field} ← {b} ({})", ty(b)));
+        }
+    }
+    for (bit, b) in e.trigger.iter().enumerate() {
+        report
+            .mapped
+            .push(format!("events.trigger bit {bit} ← {b} ({})", ty(b)));
+    }
+    for (collection, list) in mapping.collections() {
+        for om in list {
+            let fields: Vec<String> = [("count", &om.count)]
+                .iter()
+                .chain(om.fields().iter())
+                .filter_map(|(f, b)| b.as_ref().map(|b| format!("{f} ← {b}")))
+                .collect();
+            report
+                .mapped
+                .push(format!("{collection}: {}", fields.join(", ")));
+        }
+    }
+}
+
+/// The objects one mapping entry gives in entry `i` of the batch, with missing quantities derived.
+fn build_objects(
+    path: &Path,
+    om: &ObjectMapping,
+    values: &BTreeMap<&str, Values>,
+    i: usize,
+    entry: u64,
+) -> Result<Vec<PhysicsObject>> {
+    let mut columns: Vec<(&str, Vec<f64>)> = Vec::new();
+    for (field, branch) in om.fields() {
+        let Some(branch) = branch else { continue };
+        let Some(v) = values.get(branch.as_str()) else {
+            continue;
+        };
+        let list = match v {
+            Values::Jagged(x) => x.get(i).cloned().unwrap_or_default(),
+            scalar => scalar.number(i).into_iter().collect(),
+        };
+        columns.push((field, list));
+    }
+    let n = columns.first().map_or(0, |(_, l)| l.len());
+    if let Some((field, l)) = columns.iter().find(|(_, l)| l.len() != n) {
+        return Err(Error::malformed(
+            path,
+            format!(
+                "entry {entry}: `{field}` has {} values but the first field has {n}; the branches are not one collection",
+                l.len()
+            ),
+        ));
+    }
+    let get = |name: &str, k: usize| {
+        columns
+            .iter()
+            .find(|(f, _)| *f == name)
+            .map_or(f64::NAN, |(_, l)| l[k])
+    };
+    Ok((0..n)
+        .map(|k| {
+            let mut o = PhysicsObject::from_pt_eta_phi_m(f64::NAN, f64::NAN, f64::NAN, f64::NAN, 0);
+            (o.px_gev, o.py_gev, o.pz_gev, o.e_gev) =
+                (get("px", k), get("py", k), get("pz", k), get("e", k));
+            (o.pt_gev, o.eta, o.phi, o.mass_gev) =
+                (get("pt", k), get("eta", k), get("phi", k), get("mass", k));
+            let charge = get("charge", k);
+            o.charge = if charge.is_nan() { 0 } else { charge as i32 };
+            (o.isolation, o.btag) = (get("iso", k), get("btag", k));
+            complete(&mut o);
+            o
+        })
+        .collect())
+}
+
+/// Derives the coordinates a file left out from those it gave: never overwrites a value.
+fn complete(o: &mut PhysicsObject) {
+    let cartesian = [o.px_gev, o.py_gev, o.pz_gev, o.e_gev]
+        .iter()
+        .all(|v| v.is_finite());
+    if cartesian {
+        let p = FourMomentum::new(o.px_gev, o.py_gev, o.pz_gev, o.e_gev);
+        for (slot, v) in [
+            (&mut o.pt_gev, p.pt()),
+            (&mut o.eta, p.eta()),
+            (&mut o.phi, p.phi()),
+            (&mut o.mass_gev, p.mass()),
+        ] {
+            if slot.is_nan() {
+                *slot = v;
+            }
+        }
+    } else if [o.pt_gev, o.eta, o.phi].iter().all(|v| v.is_finite()) {
+        let m = if o.mass_gev.is_nan() { 0.0 } else { o.mass_gev };
+        let p = FourMomentum::from_pt_eta_phi_m(o.pt_gev, o.eta, o.phi, m);
+        for (slot, v) in [
+            (&mut o.px_gev, p.px),
+            (&mut o.py_gev, p.py),
+            (&mut o.pz_gev, p.pz),
+            (&mut o.e_gev, p.e),
+        ] {
+            if slot.is_nan() {
+                *slot = v;
+            }
+        }
+    }
+}
+
+fn open_branch<'a>(
+    path: &Path,
+    branch: &'a oxyroot::Branch,
+    ty: &str,
+    counted: bool,
+) -> Result<Column<'a>> {
+    fn scalar<'a, T: oxyroot::UnmarshalerInto<Item = T> + Into<f64> + 'a>(
+        b: &'a oxyroot::Branch,
+    ) -> oxyroot::Result<Column<'a>> {
+        Ok(Column::Scalar(Box::new(b.as_iter::<T>()?.map(Into::into))))
+    }
+    fn sliced<'a, T>(b: &'a oxyroot::Branch, counted: bool) -> oxyroot::Result<Column<'a>>
+    where
+        T: oxyroot::UnmarshalerInto<Item = T> + Into<f64> + std::fmt::Debug + 'a,
+        Slice<T>: oxyroot::UnmarshalerInto<Item = Slice<T>>,
+    {
+        let slices = b.as_iter::<Slice<T>>()?;
+        Ok(if counted {
+            Column::Counted(Box::new(
+                slices.flat_map(|s| s.into_vec().into_iter().map(Into::into)),
+            ))
+        } else {
+            Column::Jagged(Box::new(
+                slices.map(|s| s.into_vec().into_iter().map(Into::into).collect()),
+            ))
+        })
+    }
+    fn vector<'a, T>(b: &'a oxyroot::Branch) -> oxyroot::Result<Column<'a>>
+    where
+        T: Into<f64> + 'a,
+        Vec<T>: oxyroot::UnmarshalerInto<Item = Vec<T>>,
+    {
+        Ok(Column::Jagged(Box::new(
+            b.as_iter::<Vec<T>>()?
+                .map(|v| v.into_iter().map(Into::into).collect()),
+        )))
+    }
+    let result = match ty {
+        "float" => scalar::<f32>(branch),
+        "double" => scalar::<f64>(branch),
+        "int32_t" => scalar::<i32>(branch),
+        "uint32_t" => scalar::<u32>(branch),
+        "int16_t" => scalar::<i16>(branch),
+        "uint16_t" => scalar::<u16>(branch),
+        "int8_t" => scalar::<i8>(branch),
+        "uint8_t" => scalar::<u8>(branch),
+        "int64_t" => branch
+            .as_iter::<i64>()
+            .map(|it| Column::Wide(Box::new(it.map(i128::from)))),
+        "uint64_t" => branch
+            .as_iter::<u64>()
+            .map(|it| Column::Wide(Box::new(it.map(i128::from)))),
+        "bool" => branch
+            .as_iter::<bool>()
+            .map(|it| Column::Scalar(Box::new(it.map(|v| if v { 1.0 } else { 0.0 })))),
+        "float[]" => sliced::<f32>(branch, counted),
+        "double[]" => sliced::<f64>(branch, counted),
+        "int32_t[]" => sliced::<i32>(branch, counted),
+        "uint32_t[]" => sliced::<u32>(branch, counted),
+        "int16_t[]" => sliced::<i16>(branch, counted),
+        "vector<float>" => vector::<f32>(branch),
+        "vector<double>" => vector::<f64>(branch),
+        "vector<int32_t>" => vector::<i32>(branch),
+        other => {
+            return Err(Error::Unsupported(format!(
+                "{}: branch `{}` has type `{other}`, which ALYX cannot map to a number",
+                path.display(),
+                branch.name()
+            )));
+        }
+    };
+    result.map_err(|e| Error::malformed(path, format!("branch `{}`: {e}", branch.name())))
+}
