@@ -33,7 +33,7 @@ impl From<v1::Engine> for Engine {
 pub fn engine(e: i32) -> Result<Engine, ConversionError> {
     v1::Engine::try_from(e)
         .map(Engine::from)
-        .map_err(|_| ConversionError::Shape(format!("unknown engine {e}")))
+        .map_err(|_| ConversionError::Invalid(format!("unknown engine {e}")))
 }
 
 impl From<Type> for v1::ColumnType {
@@ -73,7 +73,10 @@ pub fn columns_from(cols: &[v1::ResultColumn]) -> Result<Vec<(String, Type)>, Co
     cols.iter()
         .map(|c| {
             let t = v1::ColumnType::try_from(c.r#type).map_err(|_| {
-                ConversionError::Shape(format!("column `{}` has unknown type {}", c.name, c.r#type))
+                ConversionError::Invalid(format!(
+                    "column `{}` has unknown type {}",
+                    c.name, c.r#type
+                ))
             })?;
             Ok((c.name.clone(), t.into()))
         })
@@ -103,7 +106,7 @@ impl TryFrom<&Query> for v1::QueryText {
 
     fn try_from(q: &Query) -> Result<Self, ConversionError> {
         let json = serde_json::to_string(q)
-            .map_err(|e| ConversionError::Shape(format!("cannot encode the query: {e}")))?;
+            .map_err(|e| ConversionError::Invalid(format!("cannot encode the query: {e}")))?;
         Ok(Self {
             kind: Some(v1::query_text::Kind::QueryJson(json)),
         })
@@ -145,7 +148,7 @@ impl TryFrom<v1::Binning> for Binning {
         } else {
             Binning::variable(b.edges)
         }
-        .map_err(|e| ConversionError::Shape(e.to_string()))
+        .map_err(|e| ConversionError::Invalid(e.to_string()))
     }
 }
 
@@ -168,7 +171,7 @@ impl From<&Histogram> for v1::HistogramResponse {
 pub fn histogram(binning: Binning, h: v1::HistogramResponse) -> Result<Histogram, ConversionError> {
     let n = binning.bins();
     if [h.sum_w.len(), h.sum_w2.len(), h.entries.len()] != [n; 3] {
-        return Err(ConversionError::Shape(format!(
+        return Err(ConversionError::Invalid(format!(
             "a histogram of {n} bins came with {} sums, {} squared sums and {} counts",
             h.sum_w.len(),
             h.sum_w2.len(),
@@ -234,7 +237,7 @@ impl From<v1::JobTarget> for Target {
 pub fn target(t: i32) -> Result<Target, ConversionError> {
     v1::JobTarget::try_from(t)
         .map(Target::from)
-        .map_err(|_| ConversionError::Shape(format!("unknown job target {t}")))
+        .map_err(|_| ConversionError::Invalid(format!("unknown target {t}")))
 }
 
 #[cfg(test)]

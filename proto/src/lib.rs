@@ -24,7 +24,7 @@ pub mod spark {
     tonic::include_proto!("spark.connect");
 }
 
-/// A message that does not describe a valid event.
+/// A message that does not describe a valid event, query, histogram or job.
 #[derive(Debug, thiserror::Error)]
 pub enum ConversionError {
     /// A required sub-message is absent.
@@ -33,6 +33,10 @@ pub enum ConversionError {
     /// A repeated field has the wrong shape.
     #[error("malformed event message: {0}")]
     Shape(String),
+    /// A query, histogram or job field holds what it cannot (an unknown target, a histogram
+    /// whose arrays do not fit its binning).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 fn system_to(s: m::CollisionSystem) -> v1::CollisionSystem {

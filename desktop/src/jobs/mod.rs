@@ -518,6 +518,8 @@ mod tests {
             0,
             "the cancelled job is listed first (newest)"
         );
+        // The result reaches the query builder as a message, read in the next frame at latest.
+        app.update();
         let plotted = app
             .world()
             .resource::<crate::queries::QueryState>()

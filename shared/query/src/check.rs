@@ -63,6 +63,8 @@ impl Schema {
             s.tables.retain(|t, _| t == Table::Events.name());
             if let Some(cols) = s.tables.get_mut(Table::Events.name()) {
                 cols.retain(|(c, _)| CATALOGUE_COLUMNS.contains(&c.as_str()));
+                // The Parquet chunk an event is stored in (what a catalogue filter selects).
+                cols.push(("chunk_id".into(), Type::Int));
             }
         }
         s
