@@ -1,7 +1,8 @@
-//! The ALYX desktop workstation. This crate holds the embedded default's data access — what
-//! `alyx --open PATH` and File ▸ Open do — and the event display's scene model (`scene`: cuts,
-//! hit budget and level of detail, track lines, animation, picking), on which the Bevy app
-//! (event display, browser, histograms) is built.
+//! The ALYX desktop workstation: one folder per feature (`display`, `browser`, `histograms`,
+//! `queries`, `jobs`, `notebooks`, `remote`), each a Bevy plugin with its model and panel. This
+//! root holds the embedded default's data access — what `alyx --open PATH` and File ▸ Open do —,
+//! the resources every feature shares, and the messages features send each other (no feature
+//! names another's state).
 //!
 //! A dataset directory opens in place. A ROOT or Phoenix file is imported once into the local
 //! data directory, under a name derived from its content hash, so reopening it is instant and

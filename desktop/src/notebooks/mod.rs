@@ -4,7 +4,7 @@
 //!
 //! Standalone, notebooks are files in the local data directory (`notebooks/*.automerge`, saved
 //! a second after each change) and cells run on the local engine. With `--backend` the window
-//! lists alyxd's notebooks; an open one syncs through CollabService (`remote.rs` runs the
+//! lists alyxd's notebooks; an open one syncs through CollabService (`remote` runs the
 //! session): local edits go out as Automerge changes, colleagues' come in and merge, their
 //! cursors show in the cells in their colours, and "follow" shows the event a colleague looks
 //! at. A plot cell whose work (events × query size) exceeds the threshold is sent to the
