@@ -19,7 +19,7 @@ pub(super) fn describe(e: ClientError) -> String {
 /// The blocking client that `main` uses before the app starts (first dataset and event).
 pub struct Blocking {
     pub(super) runtime: tokio::runtime::Runtime,
-    pub(super) connection: Connection,
+    pub(super) client: Client,
 }
 
 impl Blocking {
@@ -28,27 +28,24 @@ impl Blocking {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the network runtime: {e}"))?;
-        Ok(Self {
-            runtime,
-            connection,
-        })
+        let client = client(&runtime, &connection)?;
+        Ok(Self { runtime, client })
     }
 
     pub fn call(&self, request: Request) -> Reply {
-        self.runtime.block_on(answer(&self.connection, request))
+        self.runtime.block_on(answer(&self.client, request))
     }
 }
 
-pub(super) fn client(c: &Connection) -> Result<Client, String> {
+/// The one client of `connection`, made inside `runtime` (whose tasks serve its connection):
+/// every request shares it.
+fn client(runtime: &tokio::runtime::Runtime, c: &Connection) -> Result<Client, String> {
+    let _inside = runtime.enter();
     Client::new(&c.url, &c.token).map_err(describe)
 }
 
 /// Answers the job requests over JobService.
-pub(super) async fn answer_jobs(c: &Connection, request: Request) -> Reply {
-    let jobs = match client(c) {
-        Ok(j) => j,
-        Err(e) => return Reply::JobDone(Err(e)),
-    };
+pub(super) async fn answer_jobs(jobs: &Client, request: Request) -> Reply {
     match request {
         Request::Jobs { all } => {
             // "@me": the caller, whoever the token belongs to.
@@ -105,11 +102,7 @@ pub(super) fn submission(
 }
 
 /// Answers the notebook requests over CollabService (and JobService for cells sent as jobs).
-pub(super) async fn answer_notebooks(c: &Connection, request: Request) -> Reply {
-    let client = match client(c) {
-        Ok(cl) => cl,
-        Err(e) => return Reply::NotebookStatus(e),
-    };
+pub(super) async fn answer_notebooks(client: &Client, request: Request) -> Reply {
     match request {
         Request::Notebooks => Reply::Notebooks(client.notebooks().await.map_err(describe)),
         Request::NotebookCreate(title) => Reply::NotebookCreated(
@@ -170,7 +163,7 @@ pub(super) enum NotebookInput {
 /// come back as `NotebookChanges`, presence both ways. A dropped connection is retried every
 /// second with the session's copy, so edits made meanwhile merge when it is back.
 pub(super) async fn collab_session(
-    c: Connection,
+    client: Client,
     id: u64,
     replies: Sender<Reply>,
     mut input: tokio::sync::mpsc::UnboundedReceiver<NotebookInput>,
@@ -180,13 +173,6 @@ pub(super) async fn collab_session(
     let mut opened = false;
     loop {
         let saved = local.save();
-        let client = match client(&c) {
-            Ok(cl) => cl,
-            Err(e) => {
-                let _ = replies.send(Reply::NotebookOpened(Err(e)));
-                return;
-            }
-        };
         match client.open_notebook(id, local).await {
             Ok(mut s) => {
                 let arrived = s
@@ -282,7 +268,7 @@ pub(super) async fn collab_session(
     }
 }
 
-pub(super) async fn answer(c: &Connection, request: Request) -> Reply {
+pub(super) async fn answer(events: &Client, request: Request) -> Reply {
     if matches!(
         request,
         Request::Notebooks
@@ -290,7 +276,7 @@ pub(super) async fn answer(c: &Connection, request: Request) -> Reply {
             | Request::NotebookSubmit { .. }
             | Request::NotebookJob { .. }
     ) {
-        return answer_notebooks(c, request).await;
+        return answer_notebooks(events, request).await;
     }
     if matches!(
         request,
@@ -300,18 +286,8 @@ pub(super) async fn answer(c: &Connection, request: Request) -> Reply {
             | Request::JobPriority(..)
             | Request::JobResult(_)
     ) {
-        return answer_jobs(c, request).await;
+        return answer_jobs(events, request).await;
     }
-    let events = match client(c) {
-        Ok(e) => e,
-        Err(e) => {
-            return match request {
-                Request::Datasets => Reply::Datasets(Err(e)),
-                Request::Events { .. } => Reply::Events(Err(e)),
-                _ => Reply::Event(Err(e)),
-            };
-        }
-    };
     match request {
         Request::Datasets => Reply::Datasets(events.datasets().await.map_err(describe)),
         Request::Events { dataset, after } => Reply::Events(
@@ -338,7 +314,7 @@ pub(super) async fn answer(c: &Connection, request: Request) -> Reply {
 /// Follows `dataset`'s live stream, sending each newest event, reconnecting after a second
 /// whenever the stream breaks, until `stop` says otherwise.
 pub(super) async fn follow(
-    c: Connection,
+    client: Client,
     dataset: String,
     replies: Sender<Reply>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -347,13 +323,7 @@ pub(super) async fn follow(
         if *stop.borrow() {
             return;
         }
-        let stream = async {
-            client(&c)?
-                .subscribe(&dataset, true)
-                .await
-                .map_err(describe)
-        };
-        match stream.await {
+        match client.subscribe(&dataset, true).await.map_err(describe) {
             Ok(mut stream) => {
                 let _ = replies.send(Reply::Live(format!("live: following {dataset}")));
                 loop {
@@ -409,6 +379,7 @@ pub(super) fn spawn_client(
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the network runtime: {e}"))?;
+    let client = client(&runtime, &connection)?;
     std::thread::Builder::new()
         .name("alyx-backend-client".into())
         .spawn(move || {
@@ -426,7 +397,7 @@ pub(super) fn spawn_client(
                         let (stop, stopped) = tokio::sync::watch::channel(false);
                         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
                         runtime.spawn(collab_session(
-                            connection.clone(),
+                            client.clone(),
                             id,
                             reply_tx.clone(),
                             rx,
@@ -451,7 +422,7 @@ pub(super) fn spawn_client(
                         if let Some(dataset) = dataset {
                             let (stop, stopped) = tokio::sync::watch::channel(false);
                             runtime.spawn(follow(
-                                connection.clone(),
+                                client.clone(),
                                 dataset,
                                 reply_tx.clone(),
                                 stopped,
@@ -462,7 +433,7 @@ pub(super) fn spawn_client(
                         }
                     }
                     other => {
-                        let reply = runtime.block_on(answer(&connection, other));
+                        let reply = runtime.block_on(answer(&client, other));
                         if reply_tx.send(reply).is_err() {
                             return;
                         }

@@ -119,38 +119,30 @@ pub struct JobOutcome {
 
 impl Client {
     /// A client of alyxd at `url` (`http://host:port`); connects on first use, within five
-    /// seconds.
+    /// seconds. Made inside a tokio runtime, which serves the connection.
     pub fn new(url: &str, token: &str) -> Result<Self> {
-        let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| ClientError::BadUrl {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
-        Ok(Self {
-            url: url.to_owned(),
-            token: token.to_owned(),
-            channel: endpoint
-                .connect_timeout(Duration::from_secs(5))
-                .connect_lazy(),
-        })
+        Ok(Self::with(url, token, endpoint(url)?.connect_lazy()))
     }
 
     /// [`Client::new`], connected now: an unreachable alyxd is an error here, not at the first
     /// call.
     pub async fn connect(url: &str, token: &str) -> Result<Self> {
-        let mut c = Self::new(url, token)?;
-        let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| ClientError::BadUrl {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
-        c.channel = endpoint
-            .connect_timeout(Duration::from_secs(5))
+        let channel = endpoint(url)?
             .connect()
             .await
             .map_err(|e| ClientError::Unreachable {
                 url: url.to_owned(),
                 detail: e.to_string(),
             })?;
-        Ok(c)
+        Ok(Self::with(url, token, channel))
+    }
+
+    fn with(url: &str, token: &str, channel: Channel) -> Self {
+        Self {
+            url: url.to_owned(),
+            token: token.to_owned(),
+            channel,
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -538,6 +530,16 @@ impl Client {
     ) -> Result<collab::Session> {
         collab::Session::open(self.channel.clone(), &self.url, &self.token, id, local).await
     }
+}
+
+/// `url` as an endpoint, given five seconds to connect.
+fn endpoint(url: &str) -> Result<Endpoint> {
+    Endpoint::from_shared(url.to_owned())
+        .map(|e| e.connect_timeout(Duration::from_secs(5)))
+        .map_err(|e| ClientError::BadUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 fn query_text(q: &QuerySource) -> Result<v1::QueryText> {
