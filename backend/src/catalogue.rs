@@ -141,9 +141,35 @@ struct SummaryRow {
     flags: String,
 }
 
-const SUMMARY_COLUMNS: &str = "event_id, run, event_number, time_ns, system, sqrt_s_gev, \
-    vertex_x_cm, vertex_y_cm, vertex_z_cm, n_tracks, n_hits, n_muons, n_electrons, n_jets, \
-    trigger_bits, chunk_id, flags";
+/// The catalogue's per-event columns that queries read: (as PostgreSQL's `events` table holds
+/// it, as queries name it — the columnar store's name). The one list the PostgreSQL engine's
+/// `events` view and the event pages are made from; tests hold it to the migration and to the
+/// query checker's `CATALOGUE_COLUMNS`.
+pub const COLUMNS: [(&str, &str); 16] = [
+    ("event_id", "event_id"),
+    ("run", "run"),
+    ("event_number", "event_number"),
+    ("time_ns", "timestamp_ns"),
+    ("system", "system"),
+    ("sqrt_s_gev", "sqrt_s_gev"),
+    ("vertex_x_cm", "vx"),
+    ("vertex_y_cm", "vy"),
+    ("vertex_z_cm", "vz"),
+    ("trigger_bits", "trigger"),
+    ("n_tracks", "n_tracks"),
+    ("n_hits", "n_hits"),
+    ("n_muons", "n_muons"),
+    ("n_electrons", "n_electrons"),
+    ("n_jets", "n_jets"),
+    ("flags", "flags"),
+];
+
+/// `COLUMNS` as PostgreSQL names them, and the chunk that holds the event: a page's rows.
+fn summary_columns() -> String {
+    let mut list: Vec<&str> = COLUMNS.iter().map(|(pg, _)| *pg).collect();
+    list.push("chunk_id");
+    list.join(", ")
+}
 
 impl SummaryRow {
     fn into_summary(self, dataset: &str) -> EventSummary {
@@ -190,9 +216,10 @@ pub async fn list_events(
     // No event id is above i64::MAX: a token beyond it pages past the end, never back to 0.
     let after = after.map_or(-1, |a| i64::try_from(a).unwrap_or(i64::MAX));
     let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
-        "SELECT {SUMMARY_COLUMNS} FROM events
+        "SELECT {} FROM events
          WHERE dataset_id = $1 AND event_id > $2 AND ($3::integer IS NULL OR run = $3)
-         ORDER BY event_id LIMIT $4"
+         ORDER BY event_id LIMIT $4",
+        summary_columns()
     ))
     .bind(id)
     .bind(after)
@@ -233,8 +260,9 @@ pub async fn summaries(
         .fetch_one(pool)
         .await?;
     let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
-        "SELECT {SUMMARY_COLUMNS} FROM events
-         WHERE dataset_id = $1 AND event_id BETWEEN $2 AND $3 ORDER BY event_id"
+        "SELECT {} FROM events
+         WHERE dataset_id = $1 AND event_id BETWEEN $2 AND $3 ORDER BY event_id",
+        summary_columns()
     ))
     .bind(dataset_id)
     .bind(first as i64)
@@ -322,5 +350,33 @@ mod tests {
             "postgres://alyx:***@db:5432/alyx"
         );
         assert_eq!(redact("postgres://db/alyx"), "postgres://db/alyx");
+    }
+
+    #[test]
+    fn the_columns_queries_read_are_the_ones_the_checker_knows() {
+        let names = COLUMNS.map(|(_, name)| name);
+        assert_eq!(names, alyx_query::check::CATALOGUE_COLUMNS);
+    }
+
+    /// The list agrees with the migrated schema: every column exists in `events`.
+    #[sqlx::test(migrations = false)]
+    async fn the_columns_queries_read_exist_in_the_migrated_schema(pool: PgPool) {
+        MIGRATOR.run(&pool).await.expect("migrate");
+        let present: Vec<String> = sqlx::query_scalar(
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = 'events'",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("columns");
+        for (pg, _) in COLUMNS
+            .iter()
+            .chain(&[("chunk_id", ""), ("event_time", "")])
+        {
+            assert!(
+                present.iter().any(|c| c == pg),
+                "no column `{pg}` in {present:?}"
+            );
+        }
     }
 }

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::cache::ResultCache;
+use crate::catalogue;
 use crate::error::{Error, Result};
 use crate::grpc::spark::SparkSession;
 
@@ -312,10 +313,17 @@ fn dtype(t: Type) -> DataType {
 /// `query` in PostgreSQL's SQL, with `events` standing for the dataset's catalogue rows under
 /// the store's column names.
 fn postgres_sql(id: i32, checked: &Checked) -> String {
+    let columns: Vec<String> = catalogue::COLUMNS
+        .iter()
+        .map(|(pg, name)| match pg == name {
+            true => pg.to_string(),
+            false => format!("{pg} AS {name}"),
+        })
+        .collect();
+    // `event_time` for partition pruning, `chunk_id` for catalogue filters.
     let events = format!(
-        "SELECT event_id, run, event_number, time_ns AS timestamp_ns, system, sqrt_s_gev, \
-         vertex_x_cm AS vx, vertex_y_cm AS vy, vertex_z_cm AS vz, trigger_bits AS trigger, \
-         n_tracks, n_hits, n_muons, n_electrons, n_jets, flags, event_time, chunk_id FROM events WHERE dataset_id = {id}"
+        "SELECT {}, event_time, chunk_id FROM events WHERE dataset_id = {id}",
+        columns.join(", ")
     );
     let mut query = checked.query().clone();
     prune_by_time(&mut query);

@@ -1,19 +1,36 @@
 //! The gRPC surface without ingest: authentication on every call, roles, users, health and
-//! reflection, against the real PostgreSQL.
+//! reflection, against the real PostgreSQL. This is the wire contract any gRPC client sees
+//! (status codes, requests the typed client cannot even express), so it speaks the generated
+//! stubs and tonic directly, as `grpcurl` or a Python client would.
 
 mod support;
 
 use alyx_backend::auth::Role;
 use alyx_proto::v1;
+use alyx_proto::v1::admin_service_client::AdminServiceClient;
+use alyx_proto::v1::event_service_client::EventServiceClient;
 use sqlx::PgPool;
 use support::{Server, authorized, config, token};
 use tonic::Code;
+use tonic::transport::Channel;
+
+async fn events(server: &Server) -> EventServiceClient<Channel> {
+    EventServiceClient::connect(server.grpc.clone())
+        .await
+        .expect("connect")
+}
+
+async fn admin(server: &Server) -> AdminServiceClient<Channel> {
+    AdminServiceClient::connect(server.grpc.clone())
+        .await
+        .expect("connect")
+}
 
 #[sqlx::test(migrations = false)]
 async fn calls_without_a_valid_token_are_unauthenticated(pool: PgPool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(config(&pool, dir.path(), None, "unused")).await;
-    let mut events = server.events().await;
+    let mut events = events(&server).await;
 
     let missing = events
         .list_datasets(v1::ListDatasetsRequest {})
@@ -59,7 +76,7 @@ async fn calls_without_a_valid_token_are_unauthenticated(pool: PgPool) {
 async fn only_operators_administer_and_revoked_tokens_stop_working(pool: PgPool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(config(&pool, dir.path(), None, "unused")).await;
-    let mut admin = server.admin().await;
+    let mut admin = admin(&server).await;
     let shift = token(&pool, "crew", Role::Shift).await;
     let operator = token(&pool, "ops", Role::Operator).await;
 
@@ -124,7 +141,7 @@ async fn only_operators_administer_and_revoked_tokens_stop_working(pool: PgPool)
         .expect("revoke")
         .into_inner();
     assert_eq!(revoked.tokens_revoked, 1);
-    let mut events = server.events().await;
+    let mut events = events(&server).await;
     let after = events
         .list_datasets(authorized(&created.token, v1::ListDatasetsRequest {}))
         .await

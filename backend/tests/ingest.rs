@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use alyx_backend::auth::Role;
 use alyx_backend::produce::{ProduceOptions, produce, produce_raw};
+use alyx_client::ClientError;
 use alyx_core::CollisionEvent;
 use alyx_core::CollisionSystem;
 use alyx_core::DetectorGeometry;
@@ -17,7 +18,6 @@ use alyx_store::DataStore;
 use prost::Message as _;
 use sqlx::PgPool;
 use support::*;
-use tokio_stream::StreamExt;
 
 fn options(brokers: &str, topic: &str, first: u64, events: u64) -> ProduceOptions {
     ProduceOptions {
@@ -48,13 +48,8 @@ async fn produced_events_are_stored_once_listed_fetched_and_streamed(pool: PgPoo
     .await;
 
     let reader = token(&pool, "ada", Role::Physicist).await;
-    let mut events = server.events().await;
-    let datasets = events
-        .list_datasets(authorized(&reader, v1::ListDatasetsRequest {}))
-        .await
-        .expect("datasets")
-        .into_inner()
-        .datasets;
+    let events = server.client(&reader);
+    let datasets = events.datasets().await.expect("datasets");
     assert_eq!(datasets.len(), 1);
     assert_eq!(datasets[0].name, "live");
     assert_eq!(datasets[0].event_count, 300);
@@ -62,71 +57,39 @@ async fn produced_events_are_stored_once_listed_fetched_and_streamed(pool: PgPoo
 
     // Paging: 128 + 128 + 44, every event once.
     let mut seen = Vec::new();
-    let mut page_token = String::new();
+    let mut page_token = None;
     loop {
         let page = events
-            .list_events(authorized(
-                &reader,
-                v1::ListEventsRequest {
-                    dataset: "live".into(),
-                    page_size: 128,
-                    page_token: page_token.clone(),
-                    run: None,
-                },
-            ))
+            .events("live", None, 128, page_token)
             .await
-            .expect("page")
-            .into_inner();
+            .expect("page");
         assert_eq!(page.total, 300);
         seen.extend(page.events.iter().map(|e| (e.run, e.event_number)));
-        if page.next_page_token.is_empty() {
-            break;
+        match page.next {
+            Some(next) => page_token = Some(next),
+            None => break,
         }
-        page_token = page.next_page_token;
     }
     seen.sort_unstable();
     seen.dedup();
     assert_eq!(seen.len(), 300, "every event listed exactly once");
     let bad_token = events
-        .list_events(authorized(
-            &reader,
-            v1::ListEventsRequest {
-                dataset: "live".into(),
-                page_token: "x".into(),
-                ..Default::default()
-            },
-        ))
+        .events("live", None, 0, Some("x".into()))
         .await
         .expect_err("bad page token");
-    assert_eq!(bad_token.code(), tonic::Code::InvalidArgument);
+    assert!(
+        matches!(bad_token, ClientError::Invalid(_)),
+        "{bad_token:?}"
+    );
 
     // A fetched event is the generated one, unchanged.
     let first = events
-        .list_events(authorized(
-            &reader,
-            v1::ListEventsRequest {
-                dataset: "live".into(),
-                page_size: 1,
-                ..Default::default()
-            },
-        ))
+        .events("live", None, 1, None)
         .await
         .expect("page")
-        .into_inner()
         .events
         .remove(0);
-    let got = events
-        .get_event(authorized(
-            &reader,
-            v1::GetEventRequest {
-                dataset: "live".into(),
-                event_id: first.event_id,
-            },
-        ))
-        .await
-        .expect("event")
-        .into_inner();
-    let event = CollisionEvent::try_from(got.event.expect("payload")).expect("valid");
+    let (summary, event) = events.event("live", first.event_id).await.expect("event");
     let generator = EventGenerator::new(GeneratorConfig::pp(7), DetectorGeometry::alice_barrel());
     let original = (0..300)
         .map(|i| generator.event(i))
@@ -136,23 +99,10 @@ async fn produced_events_are_stored_once_listed_fetched_and_streamed(pool: PgPoo
         event.same_as(&original),
         "stored event differs from the produced one"
     );
-    assert_eq!(
-        got.summary.expect("summary").n_tracks as usize,
-        original.tracks.len()
-    );
+    assert_eq!(summary.n_tracks as usize, original.tracks.len());
 
     // Live: a subscriber sees events produced after it subscribed, with payloads on request.
-    let mut live = events
-        .subscribe(authorized(
-            &reader,
-            v1::SubscribeRequest {
-                dataset: "live".into(),
-                include_event: true,
-            },
-        ))
-        .await
-        .expect("subscribe")
-        .into_inner();
+    let mut live = events.subscribe("live", true).await.expect("subscribe");
     produce(&options(&brokers, &topic, 300, 50))
         .await
         .expect("produce more");
@@ -161,13 +111,10 @@ async fn produced_events_are_stored_once_listed_fetched_and_streamed(pool: PgPoo
         .expect("a live event within 30 s")
         .expect("stream open")
         .expect("live event");
-    let summary = message.summary.expect("summary");
+    let summary = message.summary;
     assert!(summary.event_id >= 300, "a new event: {}", summary.event_id);
     let payload = message.event.expect("payload asked for");
-    assert_eq!(
-        payload.header.expect("header").event_number,
-        summary.event_number
-    );
+    assert_eq!(payload.header.event_number, summary.event_number);
 
     // Re-sent events (a producer replaying) are recognised by identity and stored once.
     produce(&options(&brokers, &topic, 0, 100))
@@ -275,12 +222,10 @@ async fn garbage_truncated_and_invalid_messages_become_dead_letters(pool: PgPool
     .await;
     let operator = token(&pool, "ops", Role::Operator).await;
     let status = server
-        .admin()
+        .client(&operator)
+        .ingest_status()
         .await
-        .get_ingest_status(authorized(&operator, v1::GetIngestStatusRequest {}))
-        .await
-        .expect("status")
-        .into_inner();
+        .expect("status");
     assert_eq!(status.state, "up");
     assert_eq!(status.dead_letters, 3);
     assert_eq!(status.partitions.len(), 1);
@@ -294,37 +239,22 @@ async fn with_the_broker_unreachable_alyxd_serves_and_reports_ingest_down(pool: 
     c.ingest.enabled = true;
     let server = Server::start(c).await;
     let operator = token(&pool, "ops", Role::Operator).await;
-    let mut admin = server.admin().await;
+    let admin = server.client(&operator);
     let status = eventually(Duration::from_secs(30), "ingest reported down", || {
-        let mut admin = admin.clone();
-        let operator = operator.clone();
+        let admin = admin.clone();
         async move {
-            let s = admin
-                .get_ingest_status(authorized(&operator, v1::GetIngestStatusRequest {}))
-                .await
-                .ok()?
-                .into_inner();
+            let s = admin.ingest_status().await.ok()?;
             (s.state == "down" && !s.detail.is_empty() && s.detail != "starting").then_some(s)
         }
     })
     .await;
     assert!(status.detail.contains("127.0.0.1:1"), "{}", status.detail);
-    let datasets = server
-        .events()
+    let datasets = admin
+        .datasets()
         .await
-        .list_datasets(authorized(&operator, v1::ListDatasetsRequest {}))
-        .await
-        .expect("serves while the broker is down")
-        .into_inner();
-    assert_eq!(
-        datasets.datasets.len(),
-        1,
-        "the ingest dataset exists, empty"
-    );
-    let _ = admin
-        .get_storage_status(authorized(&operator, v1::GetStorageStatusRequest {}))
-        .await
-        .expect("storage status");
+        .expect("serves while the broker is down");
+    assert_eq!(datasets.len(), 1, "the ingest dataset exists, empty");
+    let _ = admin.storage_status().await.expect("storage status");
     assert!(server.metrics_text().await.contains("alyxd_ingest_up 0"));
     server.stop().await;
 }

@@ -2,7 +2,9 @@
 //! engine's histogram, invalid submissions queue nothing, a full queue answers
 //! RESOURCE_EXHAUSTED, only owners and operators cancel or reprioritise, a high-priority job
 //! preempts a running low-priority one, and alyxd killed with -9 mid-job resumes from the
-//! finished tasks' checkpoints with a result identical to an uninterrupted run.
+//! finished tasks' checkpoints with a result identical to an uninterrupted run. Part of the
+//! wire contract (unknown targets, missing queries, status codes), so it speaks the generated
+//! stubs directly, as any gRPC client could.
 
 mod support;
 
@@ -725,12 +727,11 @@ async fn jobs_on_spark_and_slurm_give_the_local_result(pool: PgPool) {
     }
 
     // Executor health in the admin API.
-    let mut admin = server.admin().await;
-    let executors = admin
-        .get_executor_status(authorized(&ops, v1::GetExecutorStatusRequest {}))
+    let executors = server
+        .client(&ops)
+        .executor_status()
         .await
         .expect("executor status")
-        .into_inner()
         .executors;
     let up: Vec<(&str, bool)> = executors.iter().map(|e| (e.name.as_str(), e.up)).collect();
     assert!(up.contains(&("local", true)), "{up:?}");

@@ -4,87 +4,56 @@
 
 mod support;
 
-use std::io::Cursor;
 use std::time::Duration;
 
 use alyx_backend::auth::Role;
 use alyx_backend::produce::{ProduceOptions, produce};
+use alyx_client::{Client, ClientError, Page, QuerySource, QuerySpec, Validation};
 use alyx_core::CollisionSystem;
-use alyx_proto::v1;
-use alyx_proto::v1::query_service_client::QueryServiceClient;
-use alyx_query::adl;
+use alyx_query::{Engine, adl};
 use alyx_sim::nano::{self, NanoConfig};
 use alyx_store::DataStore;
 use polars::prelude::*;
 use sqlx::PgPool;
 use support::*;
-use tonic::transport::Channel;
 
-async fn client(server: &Server) -> QueryServiceClient<Channel> {
-    QueryServiceClient::connect(server.grpc.clone())
-        .await
-        .expect("connect")
-        .max_decoding_message_size(256 << 20)
-}
-
-fn request(dataset: &str, engine: v1::Engine, sql: &str) -> v1::QueryRequest {
-    v1::QueryRequest {
+fn request(dataset: &str, engine: Engine, sql: &str) -> QuerySpec {
+    QuerySpec {
         dataset: dataset.into(),
-        engine: engine as i32,
-        query: Some(v1::QueryText {
-            kind: Some(v1::query_text::Kind::Sql(sql.into())),
-        }),
-        catalogue_filter: String::new(),
+        engine,
+        query: QuerySource::Sql(sql.into()),
+        catalogue_filter: None,
     }
 }
 
-fn json_request(dataset: &str, engine: v1::Engine, q: &alyx_query::Query) -> v1::QueryRequest {
-    v1::QueryRequest {
-        dataset: dataset.into(),
-        engine: engine as i32,
-        query: Some(v1::QueryText {
-            kind: Some(v1::query_text::Kind::QueryJson(
-                serde_json::to_string(q).expect("json"),
-            )),
-        }),
-        catalogue_filter: String::new(),
-    }
-}
-
-/// Every page of an Execute call, and the pages' totals.
-async fn execute(
-    client: &mut QueryServiceClient<Channel>,
-    token: &str,
-    q: v1::QueryRequest,
+/// Every page of an Execute call from `cursor`, stacked, and the pages.
+async fn execute_from(
+    client: &Client,
+    q: &QuerySpec,
     page_size: u32,
-) -> (DataFrame, Vec<v1::ResultPage>) {
+    cursor: Option<String>,
+) -> (Option<DataFrame>, Vec<Page>) {
     let mut stream = client
-        .execute(authorized(
-            token,
-            v1::ExecuteRequest {
-                query: Some(q),
-                page_size,
-                max_pages: 0,
-                cursor: String::new(),
-            },
-        ))
+        .execute(q, page_size, 0, cursor)
         .await
-        .expect("execute")
-        .into_inner();
+        .expect("execute");
     let mut pages = Vec::new();
     let mut all: Option<DataFrame> = None;
-    while let Some(page) = stream.message().await.expect("page") {
-        let df = IpcStreamReader::new(Cursor::new(page.arrow_ipc.clone()))
-            .finish()
-            .expect("arrow");
+    while let Some(page) = stream.next().await.expect("page") {
         match &mut all {
-            None => all = Some(df),
+            None => all = Some(page.rows.clone()),
             Some(a) => {
-                a.vstack_mut(&df).expect("stack");
+                a.vstack_mut(&page.rows).expect("stack");
             }
         }
         pages.push(page);
     }
+    (all, pages)
+}
+
+/// Every page of an Execute call, and the pages.
+async fn execute(client: &Client, q: &QuerySpec, page_size: u32) -> (DataFrame, Vec<Page>) {
+    let (all, pages) = execute_from(client, q, page_size, None).await;
     (all.expect("at least one page"), pages)
 }
 
@@ -106,76 +75,58 @@ async fn queries_validate_page_and_agree_on_local_and_spark(pool: PgPool) {
     config.spark_url = spark.clone().unwrap_or_default();
     let server = Server::start(config).await;
     let token = token(&pool, "ada", Role::Physicist).await;
-    let mut q = client(&server).await;
+    let q = server.client(&token);
 
     // Validation: positions, and nothing runs.
     let v = q
-        .validate(authorized(
-            &token,
-            v1::ValidateRequest {
-                query: Some(request(
-                    "nano",
-                    v1::Engine::Local,
-                    "SELECT pt FROM jets\nWHERE btagg > 0.5",
-                )),
-            },
+        .validate(&request(
+            "nano",
+            Engine::Local,
+            "SELECT pt FROM jets\nWHERE btagg > 0.5",
         ))
         .await
-        .expect("validate")
-        .into_inner();
-    assert!(!v.ok);
+        .expect("validate");
+    let Validation::Invalid(diagnostics) = v else {
+        panic!("valid: {v:?}")
+    };
     assert_eq!(
-        (v.diagnostics[0].line, v.diagnostics[0].column),
+        (diagnostics[0].line, diagnostics[0].column),
         (2, 7),
-        "{:?}",
-        v.diagnostics
+        "{diagnostics:?}"
     );
     assert!(
-        v.diagnostics[0].message.contains("did you mean `btag`"),
-        "{:?}",
-        v.diagnostics
+        diagnostics[0].message.contains("did you mean `btag`"),
+        "{diagnostics:?}"
     );
     let err = q
-        .execute(authorized(
-            &token,
-            v1::ExecuteRequest {
-                query: Some(request(
-                    "nano",
-                    v1::Engine::Local,
-                    "SELECT nonsense FROM jets",
-                )),
-                page_size: 0,
-                max_pages: 0,
-                cursor: String::new(),
-            },
-        ))
+        .execute(
+            &request("nano", Engine::Local, "SELECT nonsense FROM jets"),
+            0,
+            0,
+            None,
+        )
         .await
         .err()
         .expect("invalid query fails");
-    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(matches!(err, ClientError::Invalid(_)), "{err:?}");
     assert!(
-        err.message().contains("unknown column `nonsense`"),
-        "{}",
-        err.message()
+        err.to_string().contains("unknown column `nonsense`"),
+        "{err}"
     );
-    let err = q
-        .validate(v1::ValidateRequest {
-            query: Some(request("nano", v1::Engine::Local, "SELECT 1")),
-        })
+    let err = server
+        .client("")
+        .validate(&request("nano", Engine::Local, "SELECT 1"))
         .await
         .err()
         .expect("no token");
-    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    assert!(
+        matches!(err, ClientError::Unauthenticated { .. }),
+        "{err:?}"
+    );
 
     // Paging: an estimate first, the exact count last, every row once in a stable order.
     let sql = "SELECT event_id, idx, pt FROM jets WHERE pt > 20 ORDER BY pt DESC";
-    let (whole, pages) = execute(
-        &mut q,
-        &token,
-        request("nano", v1::Engine::Local, sql),
-        1000,
-    )
-    .await;
+    let (whole, pages) = execute(&q, &request("nano", Engine::Local, sql), 1000).await;
     assert!(pages.len() >= 3, "{} pages", pages.len());
     assert!(pages[0].estimated_total.is_some());
     let last = pages.last().expect("last");
@@ -190,28 +141,17 @@ async fn queries_validate_page_and_agree_on_local_and_spark(pool: PgPool) {
             .all(|w| w[0] >= w[1])
     );
     // A later call goes on from a page's cursor: the rest of the result, nothing twice.
-    let mut rest = q
-        .execute(authorized(
-            &token,
-            v1::ExecuteRequest {
-                query: Some(request("nano", v1::Engine::Local, sql)),
-                page_size: 1000,
-                max_pages: 0,
-                cursor: pages[0].next_cursor.clone(),
-            },
-        ))
-        .await
-        .expect("resume")
-        .into_inner();
-    let mut resumed = whole.head(Some(pages[0].rows as usize));
-    while let Some(page) = rest.message().await.expect("page") {
-        let df = IpcStreamReader::new(Cursor::new(page.arrow_ipc))
-            .finish()
-            .expect("arrow");
-        resumed.vstack_mut(&df).expect("stack");
-    }
+    let (rest, _) = execute_from(
+        &q,
+        &request("nano", Engine::Local, sql),
+        1000,
+        pages[0].next_cursor.clone(),
+    )
+    .await;
+    let mut resumed = whole.head(Some(pages[0].rows.height()));
+    resumed.vstack_mut(&rest.expect("the rest")).expect("stack");
     assert!(resumed.equals(&whole), "resumed pages differ");
-    assert!(last.next_cursor.is_empty());
+    assert!(last.next_cursor.is_none());
     let estimate = pages[0].estimated_total.expect("estimate") as f64;
     let exact = whole.height() as f64;
     assert!(
@@ -221,13 +161,7 @@ async fn queries_validate_page_and_agree_on_local_and_spark(pool: PgPool) {
 
     let Some(_) = spark else { return };
     // The same rows from Spark.
-    let (from_spark, _) = execute(
-        &mut q,
-        &token,
-        request("nano", v1::Engine::Spark, sql),
-        100_000,
-    )
-    .await;
+    let (from_spark, _) = execute(&q, &request("nano", Engine::Spark, sql), 100_000).await;
     assert!(
         from_spark.equals(&whole),
         "spark rows differ:\n{from_spark}\n{whole}"
@@ -238,32 +172,24 @@ async fn queries_validate_page_and_agree_on_local_and_spark(pool: PgPool) {
         let (_, spec, plots) = adl::query(n).expect("adl");
         let query = spec.query().expect("query");
         for plot in plots {
-            let alyx_core::histogram::Binning::Fixed { bins, lo, hi } = plot.binning else {
-                unreachable!("ADL plots have fixed bins")
+            let spec = |engine| QuerySpec {
+                dataset: "nano".into(),
+                engine,
+                query: QuerySource::Ast(query.clone()),
+                catalogue_filter: None,
             };
             let hist = |engine| {
-                let req = v1::HistogramRequest {
-                    query: Some(json_request("nano", engine, &query)),
-                    column: plot.column.into(),
-                    weight: String::new(),
-                    binning: Some(v1::Binning {
-                        bins: bins as u32,
-                        lo,
-                        hi,
-                        edges: vec![],
-                    }),
-                };
-                let mut q = q.clone();
-                let token = token.clone();
+                let q = q.clone();
+                let spec = spec(engine);
+                let binning = plot.binning.clone();
                 async move {
-                    q.histogram(authorized(&token, req))
+                    q.histogram(&spec, plot.column, None, binning)
                         .await
                         .expect("histogram")
-                        .into_inner()
                 }
             };
-            let local = hist(v1::Engine::Local).await;
-            let spark = hist(v1::Engine::Spark).await;
+            let local = hist(Engine::Local).await;
+            let spark = hist(Engine::Spark).await;
             assert_eq!(local.entries, spark.entries, "ADL {n} {}", plot.column);
             assert_eq!(
                 (local.underflow, local.overflow),
@@ -306,18 +232,12 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
     })
     .await;
     let token = token(&pool, "ada", Role::Physicist).await;
-    let mut q = client(&server).await;
+    let q = server.client(&token);
 
     let sql = "SELECT run, n_muons, COUNT(*) AS n, SUM(n_tracks) AS tracks, AVG(vz) AS mean_vz \
                FROM events WHERE n_tracks > 5 GROUP BY run, n_muons ORDER BY run, n_muons";
-    let (pg, pages) = execute(
-        &mut q,
-        &token,
-        request("live", v1::Engine::Postgres, sql),
-        0,
-    )
-    .await;
-    let (local, _) = execute(&mut q, &token, request("live", v1::Engine::Local, sql), 0).await;
+    let (pg, pages) = execute(&q, &request("live", Engine::Postgres, sql), 0).await;
+    let (local, _) = execute(&q, &request("live", Engine::Local, sql), 0).await;
     assert!(pg.height() >= 2, "{pg}");
     assert!(pages[0].estimated_total.is_some());
     let mean = |df: &DataFrame| {
@@ -348,56 +268,35 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
             .get(0)
             .expect("row")
     };
-    let (all_tracks, _) = execute(
-        &mut q,
-        &token,
-        request("live", v1::Engine::Local, payload),
-        0,
-    )
-    .await;
-    let mut filtered = request("live", v1::Engine::Local, payload);
-    filtered.catalogue_filter = "run >= 0".into();
-    let (same, _) = execute(&mut q, &token, filtered.clone(), 0).await;
+    let (all_tracks, _) = execute(&q, &request("live", Engine::Local, payload), 0).await;
+    let mut filtered = request("live", Engine::Local, payload);
+    filtered.catalogue_filter = Some("run >= 0".into());
+    let (same, _) = execute(&q, &filtered, 0).await;
     assert_eq!(count(&same), count(&all_tracks));
     assert!(count(&all_tracks) > 0);
-    filtered.catalogue_filter = "run = 1".into();
-    let (none, _) = execute(&mut q, &token, filtered.clone(), 0).await;
+    filtered.catalogue_filter = Some("run = 1".into());
+    let (none, _) = execute(&q, &filtered, 0).await;
     assert_eq!(count(&none), 0, "no chunk holds run 1");
-    filtered.catalogue_filter = "nonsense > 1".into();
+    filtered.catalogue_filter = Some("nonsense > 1".into());
     let err = q
-        .execute(authorized(
-            &token,
-            v1::ExecuteRequest {
-                query: Some(filtered),
-                page_size: 0,
-                max_pages: 0,
-                cursor: String::new(),
-            },
-        ))
+        .execute(&filtered, 0, 0, None)
         .await
         .err()
         .expect("bad filter");
+    let message = err.to_string();
     assert!(
-        err.message().contains("catalogue filter") && err.message().contains("nonsense"),
-        "{}",
-        err.message()
+        message.contains("catalogue filter") && message.contains("nonsense"),
+        "{message}"
     );
 
     // Time bounds prune the catalogue's daily partitions (events are from 2026-07-01).
     let plan = |sql: &'static str| {
-        let mut q = q.clone();
-        let token = token.clone();
+        let q = q.clone();
         async move {
-            q.explain(authorized(
-                &token,
-                v1::ExplainRequest {
-                    query: Some(request("live", v1::Engine::Postgres, sql)),
-                },
-            ))
-            .await
-            .expect("explain")
-            .into_inner()
-            .plan
+            q.explain(&request("live", Engine::Postgres, sql))
+                .await
+                .expect("explain")
+                .plan
         }
     };
     let bounded = plan("SELECT COUNT(*) AS n FROM events WHERE timestamp_ns BETWEEN 1782864000000000000 AND 1782864100000000000").await;
@@ -410,13 +309,7 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
 
     // Cached catalogue results are dropped when ingest stores more events for the dataset.
     let total = "SELECT COUNT(*) AS n FROM events";
-    let (before, _) = execute(
-        &mut q,
-        &token,
-        request("live", v1::Engine::Postgres, total),
-        0,
-    )
-    .await;
+    let (before, _) = execute(&q, &request("live", Engine::Postgres, total), 0).await;
     assert_eq!(count(&before), 400);
     produce(&ProduceOptions {
         brokers: brokers.clone(),
@@ -433,16 +326,9 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
         Duration::from_secs(60),
         "450 events in the cached query",
         || {
-            let mut q = q.clone();
-            let token = token.clone();
+            let q = q.clone();
             async move {
-                let (after, _) = execute(
-                    &mut q,
-                    &token,
-                    request("live", v1::Engine::Postgres, total),
-                    0,
-                )
-                .await;
+                let (after, _) = execute(&q, &request("live", Engine::Postgres, total), 0).await;
                 (count(&after) == 450).then_some(())
             }
         },
@@ -451,24 +337,12 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
 
     // The catalogue holds events only.
     let v = q
-        .validate(authorized(
-            &token,
-            v1::ValidateRequest {
-                query: Some(request(
-                    "live",
-                    v1::Engine::Postgres,
-                    "SELECT pt FROM muons",
-                )),
-            },
-        ))
+        .validate(&request("live", Engine::Postgres, "SELECT pt FROM muons"))
         .await
-        .expect("validate")
-        .into_inner();
+        .expect("validate");
     assert!(
-        !v.ok
-            && v.diagnostics[0]
-                .message
-                .contains("not available on the postgres engine")
+        matches!(&v, Validation::Invalid(d) if d[0].message.contains("not available on the postgres engine")),
+        "{v:?}"
     );
     server.stop().await;
 }

@@ -42,8 +42,9 @@ pub struct Launch {
     pub dataset: Option<Dataset>,
     pub event_id: u64,
     pub event: CollisionEvent,
-    /// The alyxd client when the desktop works with a backend (`--backend`).
-    pub backend: Option<crate::remote::Backend>,
+    /// The connection to alyxd and the Backend window's first state, when the desktop works
+    /// with a backend (`--backend`).
+    pub backend: Option<(crate::remote::Remote, crate::catalogue::Catalogue)>,
 }
 
 pub fn build(launch: Launch) -> App {
@@ -109,9 +110,13 @@ pub fn build(launch: Launch) -> App {
             JobsPlugin,
             crate::notebooks::NotebookPlugin,
         ));
-    if let Some(backend) = launch.backend {
-        app.insert_resource(backend)
-            .add_plugins(crate::remote::BackendPlugin);
+    if let Some((remote, catalogue)) = launch.backend {
+        app.insert_resource(remote)
+            .insert_resource(catalogue)
+            .add_plugins((
+                crate::remote::RemotePlugin,
+                crate::catalogue::CataloguePlugin,
+            ));
     }
     if let Some(path) = launch.settings {
         app.add_plugins(SettingsPlugin::new(path));

@@ -1,8 +1,10 @@
 //! The ALYX desktop workstation: one folder per feature (`display`, `browser`, `histograms`,
-//! `queries`, `jobs`, `notebooks`, `remote`), each a Bevy plugin with its model and panel. This
-//! root holds the embedded default's data access — what `alyx --open PATH` and File ▸ Open do —,
-//! the resources every feature shares, and the messages features send each other (no feature
-//! names another's state).
+//! `queries`, `jobs`, `notebooks`, `catalogue` — the Backend window), each a Bevy plugin with
+//! its model and panel, and `remote`, the transport to alyxd that features call with their own
+//! typed requests (answers come back as each feature's own messages). This root holds the
+//! embedded default's data access — what `alyx --open PATH` and File ▸ Open do —, the resources
+//! every feature shares, and the messages features send each other (no feature names another's
+//! state).
 //!
 //! A dataset directory opens in place. A ROOT or Phoenix file is imported once into the local
 //! data directory, under a name derived from its content hash, so reopening it is instant and
@@ -10,11 +12,13 @@
 
 pub mod app;
 pub mod browser;
+pub mod catalogue;
 pub mod display;
 pub mod error;
 pub mod histograms;
 pub mod jobs;
 pub mod notebooks;
+pub mod plot;
 pub mod queries;
 pub mod remote;
 pub mod settings;
@@ -43,6 +47,31 @@ impl OpenDataset {
         let last = chunks.last()?;
         (last.event_count > 0).then(|| (first, last.first_event_id + last.event_count - 1))
     }
+}
+
+/// The alyxd dataset the desktop works on with `--backend` (chosen in the Backend window):
+/// jobs and notebook cells sent to the cluster run over it.
+#[derive(bevy::prelude::Resource, Clone, Debug, Default, PartialEq)]
+pub struct BackendDataset(pub String);
+
+/// Where the event display looks — its event, camera and cuts — as colleagues in a notebook
+/// see it. The display keeps it current; [`FollowView`] asks the display to take a colleague's.
+#[derive(bevy::prelude::Resource, Clone, Debug, Default, PartialEq)]
+pub struct Viewpoint {
+    pub event_id: Option<u64>,
+    /// Yaw, pitch (rad), distance, focus x, y, z (cm), the view's index and 1 when
+    /// orthographic (older clients send only the first six).
+    pub camera: Vec<f32>,
+    /// The cuts and style, as JSON.
+    pub cuts: String,
+}
+
+/// Asks the event display to take a colleague's camera and cuts (a [`Viewpoint`]'s encoding;
+/// what does not parse is left as it is).
+#[derive(bevy::prelude::Message, Clone, Debug, PartialEq)]
+pub struct FollowView {
+    pub camera: Vec<f32>,
+    pub cuts: String,
 }
 
 /// The local data directory, where File ▸ Open imports files.

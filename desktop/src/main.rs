@@ -9,8 +9,9 @@ use alyx_core::CollisionEvent;
 use alyx_core::default_data_dir;
 use alyx_datasets as datasets;
 use alyx_desktop::app::{self, Launch, Output};
+use alyx_desktop::catalogue::Catalogue;
 use alyx_desktop::display::{Orbit, View};
-use alyx_desktop::remote::{self, Backend, Connection, Reply, Request};
+use alyx_desktop::remote::{Connection, Remote};
 use alyx_desktop::settings::default_config_dir;
 use alyx_store::DataStore;
 use anyhow::{Context, Result, bail};
@@ -92,7 +93,7 @@ fn parse_size(size: &str) -> Result<(u32, u32)> {
 /// What the app opens with: a local dataset, or a backend's.
 struct Source {
     dataset: Option<alyx_store::Dataset>,
-    backend: Option<Backend>,
+    backend: Option<(Remote, Catalogue)>,
     title: String,
     event_id: u64,
     event: CollisionEvent,
@@ -109,11 +110,10 @@ fn backend_source(args: &Args, url: &str) -> Result<Source> {
         url: url.to_owned(),
         token,
     };
-    let client = remote::Blocking::new(connection.clone()).map_err(anyhow::Error::msg)?;
-    let Reply::Datasets(datasets) = client.call(Request::Datasets) else {
-        bail!("unexpected answer from the backend client");
-    };
-    let datasets = datasets.map_err(anyhow::Error::msg)?;
+    let remote = Remote::connect(&connection).map_err(anyhow::Error::msg)?;
+    let datasets = remote
+        .blocking(|c| async move { c.datasets().await })
+        .map_err(anyhow::Error::msg)??;
     let name = match &args.dataset {
         Some(name) => name.clone(),
         None => datasets
@@ -123,27 +123,25 @@ fn backend_source(args: &Args, url: &str) -> Result<Source> {
     };
     let first = match args.event {
         Some(id) => Some(id),
-        None => match client.call(Request::Events {
-            dataset: name.clone(),
-            after: None,
-        }) {
-            Reply::Events(page) => page
-                .map_err(anyhow::Error::msg)?
-                .0
+        None => {
+            let dataset = name.clone();
+            remote
+                .blocking(|c| async move { c.events(&dataset, None, 1, None).await })
+                .map_err(anyhow::Error::msg)??
+                .events
                 .first()
-                .map(|e| e.event_id),
-            _ => None,
-        },
+                .map(|e| e.event_id)
+        }
     };
     let (event_id, event) = match first {
-        Some(id) => match client.call(Request::Event {
-            dataset: name.clone(),
-            id,
-        }) {
-            Reply::Event(Ok((summary, event))) => (summary.event_id, event),
-            Reply::Event(Err(e)) => bail!("event {id} of {name}: {e}"),
-            _ => bail!("unexpected answer from the backend client"),
-        },
+        Some(id) => {
+            let dataset = name.clone();
+            let (summary, event) = remote
+                .blocking(|c| async move { c.event(&dataset, id).await })
+                .map_err(anyhow::Error::msg)?
+                .with_context(|| format!("event {id} of {name}"))?;
+            (summary.event_id, event)
+        }
         // An empty dataset: an empty scene until the live stream brings events.
         None => (
             0,
@@ -160,11 +158,9 @@ fn backend_source(args: &Args, url: &str) -> Result<Source> {
             }),
         ),
     };
-    let backend =
-        Backend::connect(connection, name.clone(), args.live).map_err(anyhow::Error::msg)?;
     Ok(Source {
         dataset: None,
-        backend: Some(backend),
+        backend: Some((remote, Catalogue::new(name.clone(), args.live))),
         title: format!("ALYX — {name} on {url}"),
         event_id,
         event,

@@ -7,8 +7,9 @@ use alyx_backend::auth::{self, Role};
 use alyx_backend::produce::{ProduceOptions, create_topic, produce};
 use alyx_core::CollisionSystem;
 use alyx_core::DetectorGeometry;
+use alyx_desktop::catalogue::{Catalogue, CataloguePlugin};
 use alyx_desktop::display::{Display, EventDisplayPlugin};
-use alyx_desktop::remote::{Backend, BackendPlugin, Connection};
+use alyx_desktop::remote::{Connection, Remote, RemotePlugin};
 use alyx_sim::generator::{EventGenerator, GeneratorConfig};
 use bevy::prelude::*;
 use sqlx::PgPool;
@@ -124,15 +125,16 @@ async fn live_mode_follows_new_events_and_reconnects_after_a_backend_restart(poo
         url: format!("http://127.0.0.1:{port}"),
         token,
     };
-    let backend = Backend::connect(connection, "live".into(), true).expect("client");
+    let remote = Remote::connect(&connection).expect("client");
     let blank =
         EventGenerator::new(GeneratorConfig::pp(99), DetectorGeometry::alice_barrel()).event(0);
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .insert_resource(Display::new(0, blank))
         .add_plugins(EventDisplayPlugin)
-        .insert_resource(backend)
-        .add_plugins(BackendPlugin);
+        .insert_resource(remote)
+        .insert_resource(Catalogue::new("live".into(), true))
+        .add_plugins((RemotePlugin, CataloguePlugin));
 
     // Let the subscription start, then new events arrive and are shown.
     for _ in 0..50 {
@@ -152,7 +154,7 @@ async fn live_mode_follows_new_events_and_reconnects_after_a_backend_restart(poo
     }
     produce_events(&brokers, &topic, 10, 5).await;
     shows_one_of(&mut app, 10..15, "a live event after the restart").await;
-    let status = app.world().resource::<Backend>().status.clone();
+    let status = app.world().resource::<Catalogue>().status.clone();
     assert!(status.starts_with("live: following"), "{status}");
     let _ = restarted.stop.send(());
     restarted.task.await.expect("task").expect("clean stop");

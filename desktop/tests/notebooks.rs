@@ -8,9 +8,10 @@ use alyx_analysis::notebook::{CellKind, CellOutput};
 use alyx_backend::auth::{self, Role};
 use alyx_backend::collab::store::{Access, share};
 use alyx_core::DetectorGeometry;
+use alyx_desktop::BackendDataset;
 use alyx_desktop::display::Display;
 use alyx_desktop::notebooks::{NotebookAction, NotebookPlugin, NotebookState};
-use alyx_desktop::remote::{Backend, BackendPlugin, Connection};
+use alyx_desktop::remote::{Connection, Remote, RemotePlugin};
 use alyx_sim::generator::{EventGenerator, GeneratorConfig};
 use alyx_sim::nano::{self, NanoConfig};
 use alyx_store::DataStore;
@@ -18,22 +19,20 @@ use bevy::prelude::*;
 use sqlx::PgPool;
 
 fn desktop(url: &str, token: String) -> App {
-    let backend = Backend::connect(
-        Connection {
-            url: url.to_owned(),
-            token,
-        },
-        "nano".into(),
-        false,
-    )
+    let remote = Remote::connect(&Connection {
+        url: url.to_owned(),
+        token,
+    })
     .expect("client");
     let blank =
         EventGenerator::new(GeneratorConfig::pp(1), DetectorGeometry::alice_barrel()).event(0);
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .insert_resource(Display::new(0, blank))
-        .insert_resource(backend)
-        .add_plugins((BackendPlugin, NotebookPlugin));
+        .insert_resource(remote)
+        // What the Backend window would have chosen: cells sent as jobs run over it.
+        .insert_resource(BackendDataset("nano".into()))
+        .add_plugins((RemotePlugin, NotebookPlugin));
     app
 }
 

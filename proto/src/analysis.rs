@@ -5,7 +5,7 @@
 
 use alyx_core::ast::{At, Diagnostic, Engine, Query, Type};
 use alyx_core::histogram::{Binning, Histogram};
-use alyx_core::jobs::{HistogramSpec, Target};
+use alyx_core::jobs::{HistogramSpec, JobInfo, JobState, Target, Transition};
 
 use crate::{ConversionError, v1};
 
@@ -238,6 +238,67 @@ pub fn target(t: i32) -> Result<Target, ConversionError> {
     v1::JobTarget::try_from(t)
         .map(Target::from)
         .map_err(|_| ConversionError::Invalid(format!("unknown target {t}")))
+}
+
+fn job_state(s: &str) -> Result<JobState, ConversionError> {
+    JobState::parse(s).ok_or_else(|| ConversionError::Invalid(format!("unknown job state `{s}`")))
+}
+
+impl TryFrom<v1::Transition> for Transition {
+    type Error = ConversionError;
+
+    fn try_from(t: v1::Transition) -> Result<Self, ConversionError> {
+        Ok(Self {
+            at_unix_ms: t.at_unix_ms,
+            from: (!t.from.is_empty())
+                .then(|| job_state(&t.from))
+                .transpose()?,
+            to: job_state(&t.to)?,
+            reason: t.reason,
+        })
+    }
+}
+
+impl TryFrom<v1::Job> for JobInfo {
+    type Error = ConversionError;
+
+    fn try_from(j: v1::Job) -> Result<Self, ConversionError> {
+        let time = |ms: i64| (ms != 0).then_some(ms);
+        Ok(Self {
+            id: j.id,
+            state: job_state(&j.state)?,
+            target: target(j.target)?,
+            history: j
+                .history
+                .into_iter()
+                .map(Transition::try_from)
+                .collect::<Result<_, _>>()?,
+            histograms: j
+                .histograms
+                .into_iter()
+                .map(HistogramSpec::try_from)
+                .collect::<Result<_, _>>()?,
+            owner: j.owner,
+            name: j.name,
+            dataset: j.dataset,
+            reason: j.reason,
+            priority: j.priority,
+            cores: j.cores,
+            memory_mb: j.memory_mb,
+            tasks_total: j.tasks_total,
+            tasks_done: j.tasks_done,
+            tasks_running: j.tasks_running,
+            tasks_failed: j.tasks_failed,
+            events_total: j.events_total,
+            events_done: j.events_done,
+            estimated_seconds_left: j.estimated_seconds_left,
+            submitted_unix_ms: j.submitted_unix_ms,
+            started_unix_ms: time(j.started_unix_ms),
+            finished_unix_ms: time(j.finished_unix_ms),
+            sql: j.sql,
+            running_on: j.running_on.into_iter().collect(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,16 +1,14 @@
 //! What the backend's integration tests share: the services the test command starts (PostgreSQL
 //! through `#[sqlx::test]`, the Kafka-protocol broker through `ALYX_KAFKA_BROKERS`), an in-process
-//! alyxd, and authorised gRPC clients.
+//! alyxd, and the typed client.
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
 use alyx_backend::Config;
 use alyx_backend::auth::{self, Role};
-use alyx_proto::v1::admin_service_client::AdminServiceClient;
-use alyx_proto::v1::event_service_client::EventServiceClient;
+use alyx_client::Client;
 use sqlx::PgPool;
-use tonic::transport::Channel;
 
 #[allow(unused_imports)]
 pub use alyx_tests::kafka_brokers as brokers;
@@ -115,22 +113,10 @@ impl Server {
 
     /// The health service says SERVING.
     pub async fn serving(&self) -> bool {
-        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-        let Ok(channel) = Channel::from_shared(self.grpc.clone())
-            .expect("url")
-            .connect()
-            .await
-        else {
-            return false;
-        };
-        let mut client = HealthClient::new(channel);
-        let check = client.check(HealthCheckRequest {
-            service: String::new(),
-        });
-        matches!(
-            tokio::time::timeout(Duration::from_secs(1), check).await,
-            Ok(Ok(r)) if r.get_ref().status == 1
-        )
+        match Client::new(&self.grpc, "") {
+            Ok(c) => c.serving().await,
+            Err(_) => false,
+        }
     }
 
     /// Graceful shutdown, as on SIGTERM.
@@ -143,16 +129,9 @@ impl Server {
         }
     }
 
-    pub async fn events(&self) -> EventServiceClient<Channel> {
-        EventServiceClient::connect(self.grpc.clone())
-            .await
-            .expect("connect")
-    }
-
-    pub async fn admin(&self) -> AdminServiceClient<Channel> {
-        AdminServiceClient::connect(self.grpc.clone())
-            .await
-            .expect("connect")
+    /// The typed client, as `token`'s holder.
+    pub fn client(&self, token: &str) -> Client {
+        Client::new(&self.grpc, token).expect("client")
     }
 
     pub async fn metrics_text(&self) -> String {

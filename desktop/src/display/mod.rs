@@ -12,7 +12,7 @@ pub mod visuals;
 
 use bevy::prelude::*;
 
-use crate::{DisplayNotice, ShowEvent, ShowFetched};
+use crate::{DisplayNotice, FollowView, ShowEvent, ShowFetched, Viewpoint};
 pub use model::*;
 
 pub struct EventDisplayPlugin;
@@ -23,6 +23,8 @@ impl Plugin for EventDisplayPlugin {
             .add_message::<ShowFetched>()
             .add_message::<DisplayNotice>()
             .add_message::<PickRay>()
+            .add_message::<FollowView>()
+            .init_resource::<Viewpoint>()
             .init_resource::<ViewOptions>()
             .init_resource::<Orbit>()
             .init_resource::<Animation>()
@@ -30,6 +32,7 @@ impl Plugin for EventDisplayPlugin {
             .add_systems(
                 Update,
                 (
+                    model::follow_view,
                     model::show_event,
                     model::show_fetched,
                     model::receive_event,
@@ -37,6 +40,7 @@ impl Plugin for EventDisplayPlugin {
                     model::rebuild_scene,
                     model::animate,
                     model::pick,
+                    model::publish_viewpoint,
                 )
                     .chain()
                     .in_set(DisplaySystems::Logic),

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::display::instancing::{HitBatch, HitInstanceData};
 use crate::display::scene::{self, Cuts, HitLod, Picked, Scene, Style};
-use crate::{DisplayNotice, OpenDataset, ShowEvent, ShowFetched};
+use crate::{DisplayNotice, FollowView, OpenDataset, ShowEvent, ShowFetched, Viewpoint};
 
 /// Whether the pointer is over a panel (then the camera ignores the mouse).
 #[derive(Resource, Default)]
@@ -121,6 +121,44 @@ impl Orbit {
 
     pub fn rotation(&self) -> Quat {
         Quat::from_euler(EulerRot::YXZ, self.yaw, -self.pitch, 0.0)
+    }
+
+    /// The camera as notebook colleagues share it (a [`Viewpoint`]'s encoding).
+    pub fn shared(&self) -> Vec<f32> {
+        vec![
+            self.yaw,
+            self.pitch,
+            self.distance,
+            self.focus[0],
+            self.focus[1],
+            self.focus[2],
+            f32::from(self.view.index()),
+            f32::from(u8::from(self.orthographic)),
+        ]
+    }
+
+    /// A colleague's camera; `None` unless it holds at least six finite numbers and a positive
+    /// distance. Older clients send six: a 3D view in perspective.
+    pub fn from_shared(camera: &[f32]) -> Option<Self> {
+        let [yaw, pitch, distance, x, y, z, rest @ ..] = camera else {
+            return None;
+        };
+        let all_finite = camera.iter().all(|v| v.is_finite());
+        if !all_finite || *distance <= 0.0 {
+            return None;
+        }
+        let view = rest
+            .first()
+            .and_then(|v| View::from_index(*v as u8))
+            .unwrap_or(View::ThreeD);
+        Some(Self {
+            yaw: *yaw,
+            pitch: *pitch,
+            distance: *distance,
+            focus: [*x, *y, *z],
+            view,
+            orthographic: rest.get(1).is_some_and(|o| *o != 0.0),
+        })
     }
 
     pub fn transform(&self) -> Transform {
@@ -333,6 +371,36 @@ pub(super) fn show_fetched(
     for f in fetched.drain() {
         display.set_event(f.id, f.event);
     }
+}
+
+/// Takes a colleague's camera and cuts (a notebook's "follow").
+pub(super) fn follow_view(
+    mut follow: MessageReader<FollowView>,
+    mut orbit: ResMut<Orbit>,
+    mut options: ResMut<ViewOptions>,
+) {
+    for f in follow.read() {
+        if let Some(theirs) = Orbit::from_shared(&f.camera) {
+            orbit.set_if_neq(theirs);
+        }
+        if let Ok(theirs) = serde_json::from_str::<ViewOptions>(&f.cuts) {
+            options.set_if_neq(theirs);
+        }
+    }
+}
+
+/// Keeps the shared [`Viewpoint`] current: what notebook colleagues see of this display.
+pub(super) fn publish_viewpoint(
+    display: Res<Display>,
+    orbit: Res<Orbit>,
+    options: Res<ViewOptions>,
+    mut viewpoint: ResMut<Viewpoint>,
+) {
+    viewpoint.set_if_neq(Viewpoint {
+        event_id: Some(display.event_id),
+        camera: orbit.shared(),
+        cuts: serde_json::to_string(&*options).unwrap_or_default(),
+    });
 }
 
 pub(super) fn receive_event(mut display: ResMut<Display>) {

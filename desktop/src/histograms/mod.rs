@@ -10,6 +10,7 @@ mod data;
 mod panel;
 
 use crate::Error;
+use crate::plot::crop_png;
 use crate::{OpenDataset, Panels};
 use alyx_core::histogram::{Binning, Histogram};
 use alyx_store::Dataset;
@@ -183,26 +184,6 @@ mod tests {
 
     use alyx_sim::generator::GeneratorConfig;
     use alyx_store::DataStore;
-    use bevy::asset::RenderAssetUsages;
-    use bevy::math::URect;
-    use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
-    use egui_plot::GridInput;
-    use std::path::Path;
-
-    proptest::proptest! {
-        /// The log axis's labels and grid hold for any bounds egui may hand over (a zoom can
-        /// reach 1e300, an empty plot gives infinities or NaN): a short label, a few marks.
-        #[test]
-        fn log_axis_labels_and_grid_hold_for_any_doubles(
-            a in proptest::num::f64::ANY, b in proptest::num::f64::ANY,
-        ) {
-            proptest::prop_assert!(decade_label(a).len() <= 8);
-            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-            let marks = decade_grid(GridInput { bounds: (lo, hi), base_step_size: 1.0 });
-            proptest::prop_assert!(marks.len() <= 10);
-            proptest::prop_assert!(marks.iter().all(|m| m.value <= hi));
-        }
-    }
 
     #[test]
     fn the_imported_hzz_dimuon_mass_shows_the_z_peak() {
@@ -284,99 +265,6 @@ mod tests {
         );
         let missing_dir = dir.path().join("no/such/dir/h.csv");
         assert!(write_csv(&h, &missing_dir).is_err());
-    }
-
-    /// A 4×3 RGBA image whose pixel (x, y) is (10x, 10y, 7, 255).
-    fn gradient(format: TextureFormat) -> Image {
-        let mut data = Vec::new();
-        for y in 0..3u8 {
-            for x in 0..4u8 {
-                data.extend([10 * x, 10 * y, 7, 255]);
-            }
-        }
-        if format == TextureFormat::Bgra8UnormSrgb {
-            data.chunks_mut(4).for_each(|p| p.swap(0, 2));
-        }
-        Image::new(
-            Extent3d {
-                width: 4,
-                height: 3,
-                depth_or_array_layers: 1,
-            },
-            TextureDimension::D2,
-            data,
-            format,
-            RenderAssetUsages::default(),
-        )
-    }
-
-    fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
-        let decoder = png::Decoder::new(std::io::BufReader::new(
-            std::fs::File::open(path).expect("open"),
-        ));
-        let mut reader = decoder.read_info().expect("png");
-        let mut buf = vec![0; reader.output_buffer_size().expect("size")];
-        let info = reader.next_frame(&mut buf).expect("frame");
-        assert_eq!(info.color_type, png::ColorType::Rgb);
-        buf.truncate(info.buffer_size());
-        (info.width, info.height, buf)
-    }
-
-    #[test]
-    fn crop_png_keeps_exactly_the_plot_rectangle() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("plot.png");
-        // Window screenshots are BGRA: the crop must come out in the right colours.
-        for format in [TextureFormat::Rgba8UnormSrgb, TextureFormat::Bgra8UnormSrgb] {
-            crop_png(&gradient(format), URect::new(1, 1, 3, 3), &path).expect("crop");
-            let (w, h, rgb) = read_png(&path);
-            assert_eq!((w, h), (2, 2));
-            assert_eq!(rgb, [10, 10, 7, 20, 10, 7, 10, 20, 7, 20, 20, 7]);
-        }
-        // A rectangle reaching past the edge is clipped; one outside the image is refused.
-        crop_png(
-            &gradient(TextureFormat::Rgba8UnormSrgb),
-            URect::new(2, 0, 99, 99),
-            &path,
-        )
-        .expect("clipped");
-        assert_eq!(read_png(&path).0, 2);
-        let err = crop_png(
-            &gradient(TextureFormat::Rgba8UnormSrgb),
-            URect::new(5, 0, 9, 2),
-            &path,
-        )
-        .expect_err("outside");
-        assert!(err.to_string().contains("outside"), "{err}");
-        // egui points to pixels, rounded outwards.
-        let rect = egui::Rect::from_min_max(egui::pos2(10.2, 5.0), egui::pos2(20.5, 7.9));
-        assert_eq!(pixel_rect(rect, 2.0), URect::new(20, 10, 41, 16));
-    }
-
-    #[test]
-    fn log_scale_skips_empty_bins_and_clips_error_bars_at_the_floor() {
-        let mut h = Histogram::new(Binning::fixed(3, 0.0, 3.0).expect("binning"));
-        h.fill(0.5, 1.0);
-        (0..100).for_each(|_| h.fill(2.5, 1.0));
-        let linear = drawn_bins(&h, false);
-        assert_eq!(linear.len(), 3);
-        assert_eq!(
-            (linear[2].top, linear[2].error_lo, linear[2].error_hi),
-            (100.0, 90.0, 110.0)
-        );
-        let log = drawn_bins(&h, true);
-        assert_eq!(log.len(), 2, "the empty bin is not drawn");
-        assert_eq!(
-            (log[0].base, log[0].top, log[0].error_lo),
-            (-1.0, 0.0, -1.0)
-        );
-        assert_eq!(log[1].top, 2.0);
-        assert!((log[1].error_lo - 90f64.log10()).abs() < 1e-12);
-        assert_eq!(
-            (decade_label(2.0), decade_label(-1.0), decade_label(0.5)),
-            ("100".into(), "0.1".into(), String::new())
-        );
-        assert_eq!(decade_label(7.0), "1e7");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Histograms window's contents: quantity, binning, log scale, the plot, export.
 
 use super::data::*;
+use crate::plot::{decade_grid, decade_label, drawn_bins, pixel_rect};
 use alyx_core::histogram::Histogram;
 use bevy::math::URect;
 use bevy::prelude::*;

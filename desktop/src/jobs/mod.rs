@@ -7,13 +7,14 @@
 
 mod model;
 mod panel;
+mod server;
 
 use crate::Error;
-use crate::remote::JobsReply;
-use crate::{OpenDataset, Panels, PlotHistogram, SubmitJob};
-use alyx_analysis::jobs::{self, Analysis, AnalysisExt, JobState, TaskResult};
-use alyx_client::v1;
+use crate::remote::Remote;
+use crate::{BackendDataset, OpenDataset, Panels, PlotHistogram, SubmitJob};
+use alyx_analysis::jobs::{self, Analysis, AnalysisExt, JobState, Target, TaskResult};
 use alyx_core::histogram::Histogram;
+use alyx_core::jobs::JobInfo;
 use alyx_query::Checked;
 use alyx_store::Dataset;
 use bevy::prelude::*;
@@ -22,6 +23,7 @@ use bevy::tasks::{AsyncComputeTaskPool, Task};
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 pub use model::*;
 pub use panel::*;
+pub use server::JobsReply;
 use std::time::{Duration, Instant};
 
 /// A job on the local pool.
@@ -239,26 +241,20 @@ fn receive(mut replies: MessageReader<JobsReply>, mut state: ResMut<JobsState>) 
     }
 }
 
-fn job_row(j: v1::Job) -> JobRow {
-    let target = match v1::JobTarget::try_from(j.target) {
-        Ok(v1::JobTarget::Local) => "local",
-        Ok(v1::JobTarget::Spark) => "spark",
-        Ok(v1::JobTarget::Slurm) => "slurm",
-        _ => "auto",
-    };
+fn job_row(j: JobInfo) -> JobRow {
     JobRow {
         id: j.id,
         owner: j.owner,
         name: j.name,
         dataset: j.dataset,
-        state: j.state,
+        state: j.state.name().into(),
         reason: j.reason,
         tasks_done: j.tasks_done,
         tasks_total: j.tasks_total,
         events_done: j.events_done,
         seconds_left: j.estimated_seconds_left,
         priority: j.priority,
-        target: target.into(),
+        target: j.target.name().into(),
         columns: j.histograms.into_iter().map(|h| h.column).collect(),
     }
 }
@@ -266,12 +262,13 @@ fn job_row(j: v1::Job) -> JobRow {
 fn run_actions(
     mut state: ResMut<JobsState>,
     dataset: Option<Res<OpenDataset>>,
-    backend: Option<Res<crate::remote::Backend>>,
+    remote: Option<Res<Remote>>,
+    working_on: Option<Res<BackendDataset>>,
     mut panels: ResMut<Panels>,
     mut plot: MessageWriter<PlotHistogram>,
 ) {
     for action in std::mem::take(&mut state.actions) {
-        match (action, &backend) {
+        match (action, &remote) {
             (
                 JobsAction::Submit {
                     name,
@@ -279,15 +276,11 @@ fn run_actions(
                     priority,
                     target,
                 },
-                Some(b),
+                Some(r),
             ) => {
-                b.send(crate::remote::Request::SubmitJob {
-                    dataset: b.dataset.clone(),
-                    name,
-                    analysis,
-                    priority,
-                    target,
-                });
+                let dataset = working_on.as_ref().map(|d| d.0.clone()).unwrap_or_default();
+                let target = Target::parse(&target).unwrap_or(Target::Auto);
+                server::submit(r, dataset, name, analysis, priority, target);
                 panels.jobs = true;
             }
             (
@@ -303,7 +296,7 @@ fn run_actions(
                 state.submit_local(dataset, name, analysis, priority);
                 panels.jobs = true;
             }
-            (JobsAction::Cancel(id), Some(b)) => b.send(crate::remote::Request::CancelJob(id)),
+            (JobsAction::Cancel(id), Some(r)) => server::cancel(r, id),
             (JobsAction::Cancel(id), None) => {
                 if let Some(j) = state.local.iter_mut().find(|j| j.row.id == id) {
                     j.row.state = JobState::Cancelled.name().into();
@@ -311,36 +304,32 @@ fn run_actions(
                     j.pending.clear();
                 }
             }
-            (JobsAction::Priority(id, p), Some(b)) => {
-                b.send(crate::remote::Request::JobPriority(id, p.clamp(-100, 100)))
+            (JobsAction::Priority(id, p), Some(r)) => {
+                server::set_priority(r, id, p.clamp(-100, 100))
             }
             (JobsAction::Priority(id, p), None) => {
                 if let Some(j) = state.local.iter_mut().find(|j| j.row.id == id) {
                     j.row.priority = p.clamp(-100, 100);
                 }
             }
-            (JobsAction::Open(id), Some(b)) => b.send(crate::remote::Request::JobResult(id)),
+            (JobsAction::Open(id), Some(r)) => server::result(r, id),
             (JobsAction::Open(id), None) => state.view.result = state.local_result(id),
-            (JobsAction::Refresh, Some(b)) => b.send(crate::remote::Request::Jobs {
-                all: state.view.show_all,
-            }),
+            (JobsAction::Refresh, Some(r)) => server::list(r, state.view.show_all),
             (JobsAction::Refresh, None) => {}
         }
     }
-    match &backend {
-        Some(b) => {
+    match &remote {
+        Some(r) => {
             // Poll the backend's job list while the window is open.
             let due = state
                 .last_refresh
                 .is_none_or(|t| t.elapsed() > Duration::from_secs(2));
             if panels.jobs && due {
-                b.send(crate::remote::Request::Jobs {
-                    all: state.view.show_all,
-                });
-                if let Some(r) = &state.view.result
-                    && !r.complete
+                server::list(r, state.view.show_all);
+                if let Some(open) = &state.view.result
+                    && !open.complete
                 {
-                    b.send(crate::remote::Request::JobResult(r.id));
+                    server::result(r, open.id);
                 }
                 state.last_refresh = Some(Instant::now());
             }
@@ -365,7 +354,7 @@ fn run_actions(
     }
 }
 
-/// The "Jobs" window; with a `Backend` resource it works with alyxd's JobService.
+/// The "Jobs" window; with a [`Remote`] it works with alyxd's JobService.
 pub struct JobsPlugin;
 
 impl Plugin for JobsPlugin {
@@ -389,7 +378,7 @@ fn window(
     mut contexts: EguiContexts,
     mut state: ResMut<JobsState>,
     mut panels: ResMut<Panels>,
-    backend: Option<Res<crate::remote::Backend>>,
+    remote: Option<Res<Remote>>,
 ) -> Result {
     if !panels.jobs {
         return Ok(());
@@ -401,7 +390,7 @@ fn window(
         .default_pos([760.0, 150.0])
         .default_width(560.0)
         .show(ctx, |ui| {
-            actions = jobs_panel(ui, &mut state.view, backend.is_some())
+            actions = jobs_panel(ui, &mut state.view, remote.is_some())
         });
     state.actions.extend(actions);
     Ok(())

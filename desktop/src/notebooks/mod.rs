@@ -4,7 +4,7 @@
 //!
 //! Standalone, notebooks are files in the local data directory (`notebooks/*.automerge`, saved
 //! a second after each change) and cells run on the local engine. With `--backend` the window
-//! lists alyxd's notebooks; an open one syncs through CollabService (`remote` runs the
+//! lists alyxd's notebooks; an open one syncs through CollabService (`server` runs the
 //! session): local edits go out as Automerge changes, colleagues' come in and merge, their
 //! cursors show in the cells in their colours, and "follow" shows the event a colleague looks
 //! at. A plot cell whose work (events × query size) exceeds the threshold is sent to the
@@ -23,32 +23,35 @@ use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 
 mod model;
 mod panel;
+mod server;
 
-use crate::display::{Orbit, View, ViewOptions};
-use crate::remote::NotebookReply;
-use crate::{OpenDataset, Panels, ShowEvent};
+use crate::remote::Remote;
+use crate::{BackendDataset, FollowView, OpenDataset, Panels, ShowEvent, Viewpoint};
 
 use model::*;
 pub use model::{Listed, NotebookAction, NotebookState, Peer};
 use panel::*;
+pub use server::NotebookReply;
+use server::{SessionInput, SyncSession};
 
 /// Applies the window's actions.
 fn run_actions(
     mut state: ResMut<NotebookState>,
     dataset: Option<Res<OpenDataset>>,
-    backend: Option<Res<crate::remote::Backend>>,
+    remote: Option<Res<Remote>>,
+    mut session: ResMut<SyncSession>,
+    working_on: Res<BackendDataset>,
     mut show: MessageWriter<ShowEvent>,
-    display: Option<Res<crate::display::Display>>,
-    mut orbit: Option<ResMut<Orbit>>,
-    mut options: Option<ResMut<ViewOptions>>,
+    mut follow: MessageWriter<FollowView>,
+    viewpoint: Res<Viewpoint>,
 ) {
     let dataset = dataset.map(|d| d.0.clone());
     let author = "me".to_owned();
     for action in std::mem::take(&mut state.actions) {
         state.message = None;
         match action {
-            NotebookAction::New(title) => match &backend {
-                Some(b) => b.send(crate::remote::Request::NotebookCreate(title)),
+            NotebookAction::New(title) => match &remote {
+                Some(r) => server::create(r, title),
                 None => {
                     let nb = Notebook::new(&title, &author);
                     let stem: String = title
@@ -71,12 +74,12 @@ fn run_actions(
                 Io::Opened(path, read)
             }),
             NotebookAction::OpenRemote(id) => {
-                if let Some(b) = &backend {
-                    b.send(crate::remote::Request::NotebookOpen(id));
+                if let Some(r) = &remote {
+                    server::open(r, &mut session, id);
                 }
             }
-            NotebookAction::Refresh => match &backend {
-                Some(b) => b.send(crate::remote::Request::Notebooks),
+            NotebookAction::Refresh => match &remote {
+                Some(r) => server::list(r),
                 None => state.list_files(),
             },
             NotebookAction::Add(at, kind) => {
@@ -158,9 +161,13 @@ fn run_actions(
                     state.undo.push(back);
                 }
             }
-            NotebookAction::Run(id) => {
-                start_run(&mut state, &id, dataset.as_ref(), backend.as_deref())
-            }
+            NotebookAction::Run(id) => start_run(
+                &mut state,
+                &id,
+                dataset.as_ref(),
+                remote.as_deref(),
+                &working_on,
+            ),
             NotebookAction::RunAll => {
                 let ids: Vec<String> = state
                     .notebook
@@ -174,7 +181,13 @@ fn run_actions(
                     })
                     .unwrap_or_default();
                 for id in ids {
-                    start_run(&mut state, &id, dataset.as_ref(), backend.as_deref());
+                    start_run(
+                        &mut state,
+                        &id,
+                        dataset.as_ref(),
+                        remote.as_deref(),
+                        &working_on,
+                    );
                 }
             }
             NotebookAction::Show(id) => {
@@ -227,56 +240,19 @@ fn run_actions(
                 show.write(ShowEvent(e));
             }
         }
-        if let (Some(orbit), [yaw, pitch, distance, x, y, z, rest @ ..]) =
-            (orbit.as_mut(), p.camera.as_slice())
-        {
-            // Older clients send six numbers; newer ones add the view and the orthographic flag.
-            let view = rest
-                .first()
-                .and_then(|v| View::from_index(*v as u8))
-                .unwrap_or(View::ThreeD);
-            let theirs = Orbit {
-                yaw: *yaw,
-                pitch: *pitch,
-                distance: *distance,
-                focus: [*x, *y, *z],
-                view,
-                orthographic: rest.get(1).is_some_and(|o| *o != 0.0),
-            };
-            if **orbit != theirs {
-                **orbit = theirs;
-            }
-        }
-        if let (Some(options), Ok(theirs)) = (
-            options.as_mut(),
-            serde_json::from_str::<ViewOptions>(&p.cuts),
-        ) {
-            if **options != theirs {
-                **options = theirs;
-            }
-        }
+        // Every frame, as long as this user follows: their camera wins over this one's.
+        follow.write(FollowView {
+            camera: p.camera,
+            cuts: p.cuts,
+        });
     }
     // Tell colleagues where this user is: the cell and cursor, the event on display, the
     // camera and the cuts (at most ten times a second).
-    let shown = display.as_ref().map(|d| d.event_id);
-    if let (Some(b), Some(nb)) = (&backend, &state.notebook) {
+    if let (Some(_), Some(nb)) = (&remote, &state.notebook) {
         let (cell, at) = state.last_cursor.clone().unwrap_or_default();
-        let camera = orbit.as_ref().map_or_else(Vec::new, |o| {
-            vec![
-                o.yaw,
-                o.pitch,
-                o.distance,
-                o.focus[0],
-                o.focus[1],
-                o.focus[2],
-                f32::from(o.view.index()),
-                f32::from(u8::from(o.orthographic)),
-            ]
-        });
-        let cuts = options
-            .as_ref()
-            .and_then(|o| serde_json::to_string(&**o).ok())
-            .unwrap_or_default();
+        let shown = viewpoint.event_id;
+        let camera = viewpoint.camera.clone();
+        let cuts = viewpoint.cuts.clone();
         let now = (cell.clone(), at, shown, camera.clone(), cuts.clone());
         let due = state
             .presence_sent
@@ -284,10 +260,10 @@ fn run_actions(
             .is_none_or(|(t, last)| *last != now && t.elapsed() > Duration::from_millis(100));
         if due {
             let cursor = nb.cursor(&cell, at).unwrap_or_default();
-            b.send(crate::remote::Request::NotebookPresence(v1::Presence {
+            session.send(SessionInput::Presence(v1::Presence {
                 cell,
                 cursor,
-                dataset: b.dataset.clone(),
+                dataset: working_on.0.clone(),
                 event_id: shown.unwrap_or(0),
                 has_event: shown.is_some(),
                 camera,
@@ -318,7 +294,7 @@ fn run_actions(
     }
     // Cells waiting for a job (whoever sent them): ask now and then; the first client to see
     // the job end fills the output in for everyone.
-    if let Some(b) = &backend {
+    if let Some(r) = &remote {
         let due = state
             .last_poll
             .is_none_or(|t| t.elapsed() > Duration::from_secs(1));
@@ -338,12 +314,12 @@ fn run_actions(
                 })
                 .unwrap_or_default();
             for (cell, job) in waiting {
-                b.send(crate::remote::Request::NotebookJob { cell, job });
+                server::poll_job(r, cell, job);
             }
         }
         let changes = state.outgoing();
         if !changes.is_empty() {
-            b.send(crate::remote::Request::NotebookEdit(changes));
+            session.send(SessionInput::Edit(changes));
         }
     } else if state
         .changed_at
@@ -359,23 +335,20 @@ fn start_run(
     state: &mut NotebookState,
     id: &str,
     dataset: Option<&alyx_store::Dataset>,
-    backend: Option<&crate::remote::Backend>,
+    remote: Option<&Remote>,
+    working_on: &BackendDataset,
 ) {
     let Some(cell) = state.cell(id) else { return };
     if let Some(d) = diagnostics(&cell).first() {
         state.message = Some(format!("cell not run: {d}"));
         return;
     }
-    if let Some(b) = backend {
+    if let Some(r) = remote {
         let big = dataset.is_none_or(|ds| run::work(ds, &cell) > state.threshold);
         if cell.kind == CellKind::Plot && big {
             match run::analysis(&cell) {
                 Ok(analysis) => {
-                    b.send(crate::remote::Request::NotebookSubmit {
-                        cell: id.to_owned(),
-                        dataset: b.dataset.clone(),
-                        analysis,
-                    });
+                    server::submit(r, id.to_owned(), working_on.0.clone(), analysis);
                     state.running.push(id.to_owned());
                 }
                 Err(e) => state.message = Some(e.to_string()),
@@ -397,7 +370,8 @@ fn start_run(
 fn receive(
     mut replies: MessageReader<NotebookReply>,
     mut state: ResMut<NotebookState>,
-    backend: Option<Res<crate::remote::Backend>>,
+    remote: Option<Res<Remote>>,
+    mut session: ResMut<SyncSession>,
 ) {
     for reply in replies.read() {
         match reply {
@@ -408,9 +382,9 @@ fn receive(
                 state.message = Some(e.clone());
             }
             NotebookReply::Created(Ok(id)) => {
-                if let Some(b) = &backend {
-                    b.send(crate::remote::Request::NotebookOpen(*id));
-                    b.send(crate::remote::Request::Notebooks);
+                if let Some(r) = &remote {
+                    server::open(r, &mut session, *id);
+                    server::list(r);
                 }
             }
             NotebookReply::Opened(r) => {
@@ -514,7 +488,11 @@ impl Plugin for NotebookPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<NotebookState>()
             .init_resource::<Panels>()
+            .init_resource::<SyncSession>()
+            .init_resource::<BackendDataset>()
+            .init_resource::<Viewpoint>()
             .add_message::<ShowEvent>()
+            .add_message::<FollowView>()
             .add_message::<NotebookReply>()
             .add_systems(Update, (receive, run_actions).chain());
     }
@@ -530,7 +508,7 @@ fn window(
     mut contexts: EguiContexts,
     mut state: ResMut<NotebookState>,
     mut panels: ResMut<Panels>,
-    backend: Option<Res<crate::remote::Backend>>,
+    remote: Option<Res<Remote>>,
 ) -> Result {
     if !panels.notebook {
         return Ok(());
@@ -547,7 +525,7 @@ fn window(
         .default_width(640.0)
         .vscroll(true)
         .show(ctx, |ui| {
-            actions = notebook_panel(ui, &mut state, backend.is_some())
+            actions = notebook_panel(ui, &mut state, remote.is_some())
         });
     state.actions.extend(actions);
     Ok(())

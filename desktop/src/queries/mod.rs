@@ -17,7 +17,7 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::tasks::futures::check_ready;
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 
-use crate::histograms::crop_png;
+use crate::plot::crop_png;
 use crate::{OpenDataset, Panels, PlotHistogram, ShowEvent, SubmitJob};
 use alyx_analysis::jobs::AnalysisExt;
 pub use model::{Mode, PAGE_ROWS, QueryAction, QueryState, QueryView, ResultsView};

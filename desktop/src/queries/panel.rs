@@ -12,7 +12,7 @@ use egui_plot::{Bar, BarChart, Line, Plot};
 use polars::prelude::{AnyValue, DataType};
 
 use super::model::*;
-use crate::histograms::{decade_grid, decade_label, drawn_bins, pixel_rect};
+use crate::plot::{decade_grid, decade_label, drawn_bins, pixel_rect};
 use crate::sql_text::{highlighted, tokens};
 
 /// Payload of a field dragged from the palette onto a cut list.

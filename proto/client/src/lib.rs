@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use alyx_core::ast::{Diagnostic, Engine, Query, Type};
 use alyx_core::histogram::{Binning, Histogram};
-use alyx_core::jobs::{HistogramSpec, Target};
+use alyx_core::jobs::{Analysis, HistogramSpec, JobInfo, Target};
 use alyx_core::model::CollisionEvent;
 use alyx_core::summary::{DatasetInfo, EventSummary};
 use alyx_proto::analysis;
@@ -105,10 +105,27 @@ pub struct JobSubmission {
     pub memory_mb: u32,
 }
 
+impl JobSubmission {
+    /// `analysis` over `dataset` at normal priority, on the target the scheduler picks, with
+    /// one core and 1 GiB per task.
+    pub fn new(name: impl Into<String>, dataset: impl Into<String>, analysis: Analysis) -> Self {
+        Self {
+            name: name.into(),
+            dataset: dataset.into(),
+            query: QuerySource::Ast(analysis.query),
+            histograms: analysis.histograms,
+            target: Target::Auto,
+            priority: 0,
+            cores: 1,
+            memory_mb: 1024,
+        }
+    }
+}
+
 /// A job and its histograms merged so far, in the order of the job's histograms.
 #[derive(Clone, Debug)]
 pub struct JobOutcome {
-    pub job: v1::Job,
+    pub job: JobInfo,
     pub histograms: Vec<(String, Histogram)>,
     pub rows: u64,
     pub events: u64,
@@ -175,6 +192,25 @@ impl Client {
 
     fn collab_api(&self) -> CollabServiceClient<Channel> {
         CollabServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE)
+    }
+
+    /// Whether alyxd says it is serving (the standard gRPC health check, with a one-second
+    /// limit): false while it starts, stops or cannot be reached.
+    pub async fn serving(&self) -> bool {
+        use tonic_health::pb::HealthCheckRequest;
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::health_client::HealthClient;
+        let check = async {
+            HealthClient::new(self.channel.clone())
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), check).await,
+            Ok(Ok(r)) if r.get_ref().status == ServingStatus::Serving as i32
+        )
     }
 
     // EventService
@@ -372,18 +408,18 @@ impl Client {
         Ok((r.id, r.estimated_seconds))
     }
 
-    pub async fn job(&self, id: u64) -> Result<v1::Job> {
+    pub async fn job(&self, id: u64) -> Result<JobInfo> {
         let r = self
             .jobs_api()
             .get(self.request(v1::GetJobRequest { id }))
             .await
             .map_err(|s| self.error(s))?;
-        Ok(r.into_inner())
+        Ok(r.into_inner().try_into()?)
     }
 
     /// Jobs, newest first: of `owner` ("@me" for the caller; empty for everyone's), in
     /// `state` (empty for all).
-    pub async fn jobs(&self, owner: &str, state: &str, limit: u32) -> Result<Vec<v1::Job>> {
+    pub async fn jobs(&self, owner: &str, state: &str, limit: u32) -> Result<Vec<JobInfo>> {
         let r = self
             .jobs_api()
             .list(self.request(v1::ListJobsRequest {
@@ -393,10 +429,14 @@ impl Client {
             }))
             .await
             .map_err(|s| self.error(s))?;
-        Ok(r.into_inner().jobs)
+        r.into_inner()
+            .jobs
+            .into_iter()
+            .map(|j| Ok(j.try_into()?))
+            .collect()
     }
 
-    pub async fn cancel(&self, id: u64, reason: &str) -> Result<v1::Job> {
+    pub async fn cancel(&self, id: u64, reason: &str) -> Result<JobInfo> {
         let r = self
             .jobs_api()
             .cancel(self.request(v1::CancelJobRequest {
@@ -405,16 +445,16 @@ impl Client {
             }))
             .await
             .map_err(|s| self.error(s))?;
-        Ok(r.into_inner())
+        Ok(r.into_inner().try_into()?)
     }
 
-    pub async fn set_priority(&self, id: u64, priority: i32) -> Result<v1::Job> {
+    pub async fn set_priority(&self, id: u64, priority: i32) -> Result<JobInfo> {
         let r = self
             .jobs_api()
             .set_priority(self.request(v1::SetPriorityRequest { id, priority }))
             .await
             .map_err(|s| self.error(s))?;
-        Ok(r.into_inner())
+        Ok(r.into_inner().try_into()?)
     }
 
     /// The job's state each time it changes, until it ends.
@@ -433,7 +473,12 @@ impl Client {
 
     /// The job and its histograms merged so far.
     pub async fn job_result(&self, id: u64) -> Result<JobOutcome> {
-        let job = self.job(id).await?;
+        let job = self
+            .jobs_api()
+            .get(self.request(v1::GetJobRequest { id }))
+            .await
+            .map_err(|s| self.error(s))?
+            .into_inner();
         let r = self
             .jobs_api()
             .get_result(self.request(v1::GetJobRequest { id }))
@@ -550,6 +595,7 @@ fn query_text(q: &QuerySource) -> Result<v1::QueryText> {
 }
 
 fn outcome(job: v1::Job, r: v1::JobResult) -> Result<JobOutcome> {
+    let job = JobInfo::try_from(job)?;
     if r.histograms.len() != job.histograms.len() {
         return Err(ClientError::Malformed(format!(
             "job {} has {} histograms and its result {}",
@@ -563,8 +609,8 @@ fn outcome(job: v1::Job, r: v1::JobResult) -> Result<JobOutcome> {
         .iter()
         .zip(r.histograms)
         .map(|(spec, h)| {
-            let binning = Binning::try_from(spec.binning.clone().unwrap_or_default())?;
-            Ok((spec.column.clone(), analysis::histogram(binning, h)?))
+            let h = analysis::histogram(spec.binning.clone(), h)?;
+            Ok((spec.column.clone(), h))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(JobOutcome {

@@ -69,6 +69,12 @@ impl JobState {
     }
 }
 
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
 /// Where a job's tasks run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,6 +84,12 @@ pub enum Target {
     Local,
     Spark,
     Slurm,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
 }
 
 impl Target {
@@ -95,6 +107,49 @@ impl Target {
     pub fn parse(s: &str) -> Option<Target> {
         Target::ALL.into_iter().find(|k| k.name() == s)
     }
+}
+
+/// A job as alyxd reports it: what was asked, where it stands and how it got there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobInfo {
+    pub id: u64,
+    pub owner: String,
+    pub name: String,
+    pub dataset: String,
+    pub state: JobState,
+    /// Why it failed or was cancelled, or what it waits for.
+    pub reason: String,
+    pub target: Target,
+    pub priority: i32,
+    pub cores: u32,
+    pub memory_mb: u32,
+    pub tasks_total: u32,
+    pub tasks_done: u32,
+    pub tasks_running: u32,
+    pub tasks_failed: u32,
+    pub events_total: u64,
+    pub events_done: u64,
+    /// 0 once it ended.
+    pub estimated_seconds_left: f64,
+    pub submitted_unix_ms: i64,
+    pub started_unix_ms: Option<i64>,
+    pub finished_unix_ms: Option<i64>,
+    pub history: Vec<Transition>,
+    /// The analysis query in ALYX SQL.
+    pub sql: String,
+    pub histograms: Vec<HistogramSpec>,
+    /// Tasks running now, per executor.
+    pub running_on: std::collections::BTreeMap<String, u32>,
+}
+
+/// A step in a job's life.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    pub at_unix_ms: i64,
+    /// `None` for the submission.
+    pub from: Option<JobState>,
+    pub to: JobState,
+    pub reason: String,
 }
 
 impl Analysis {

@@ -4,9 +4,9 @@ use alyx_query::HistogramFrame;
 use std::io::Write;
 use std::path::PathBuf;
 
-use alyx_client::{Client, JobSubmission, QuerySource, v1};
+use alyx_client::{Client, JobSubmission, QuerySource};
 use alyx_core::histogram::Binning;
-use alyx_core::jobs::{HistogramSpec, Target};
+use alyx_core::jobs::{HistogramSpec, JobInfo, JobState, Target};
 use alyx_query::{self as query, OutputFormat};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
@@ -92,10 +92,6 @@ fn histogram_spec(spec: &str) -> Result<HistogramSpec> {
     })
 }
 
-fn target_name(t: i32) -> &'static str {
-    alyx_proto::analysis::target(t).map_or("auto", Target::name)
-}
-
 fn duration(seconds: f64) -> String {
     let s = seconds.max(0.0).round() as u64;
     match s {
@@ -110,7 +106,7 @@ fn after(ms: i64, submitted: i64) -> String {
     format!("+{:.1} s", (ms - submitted).max(0) as f64 / 1000.0)
 }
 
-fn print_job(j: &v1::Job) {
+fn print_job(j: &JobInfo) {
     println!(
         "job {} {:?} by {} on {} — {}{}",
         j.id,
@@ -126,10 +122,7 @@ fn print_job(j: &v1::Job) {
     );
     println!(
         "  target {}, priority {}, {} cores, {} MiB per task",
-        target_name(j.target),
-        j.priority,
-        j.cores,
-        j.memory_mb
+        j.target, j.priority, j.cores, j.memory_mb
     );
     println!(
         "  tasks {}/{} done, {} running, {} failed; events {}/{}; about {} left",
@@ -143,29 +136,24 @@ fn print_job(j: &v1::Job) {
     );
     println!("  query: {}", j.sql);
     for h in &j.histograms {
-        let b = h.binning.clone().unwrap_or_default();
+        let edges = h.binning.edges();
         println!(
             "  histogram {}{}: {} bins {}..{}",
             h.column,
-            if h.weight.is_empty() {
-                String::new()
-            } else {
-                format!(" weighted by {}", h.weight)
-            },
-            if b.edges.is_empty() {
-                b.bins as usize
-            } else {
-                b.edges.len() - 1
-            },
-            b.lo,
-            b.hi
+            h.weight
+                .as_ref()
+                .map(|w| format!(" weighted by {w}"))
+                .unwrap_or_default(),
+            h.binning.bins(),
+            edges.first().copied().unwrap_or_default(),
+            edges.last().copied().unwrap_or_default()
         );
     }
     for t in &j.history {
         println!(
             "  {:>9}  {} → {}  {}",
             after(t.at_unix_ms, j.submitted_unix_ms),
-            if t.from.is_empty() { "·" } else { &t.from },
+            t.from.map_or("·", JobState::name),
             t.to,
             t.reason
         );
@@ -221,7 +209,7 @@ async fn watch(client: &Client, id: u64) -> Result<()> {
                     format!(": {}", j.reason)
                 }
             );
-            if j.state == "failed" || j.state == "cancelled" {
+            if matches!(j.state, JobState::Failed | JobState::Cancelled) {
                 bail!("job {} {}", j.id, j.state);
             }
             Ok(())
@@ -328,7 +316,7 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
                     j.id,
                     j.owner,
                     j.state,
-                    target_name(j.target),
+                    j.target,
                     j.priority,
                     format!("{}/{}", j.tasks_done, j.tasks_total),
                     duration(j.estimated_seconds_left),

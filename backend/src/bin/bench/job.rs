@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use alyx_backend::Config;
 use alyx_backend::auth::{Role, create_user};
 use alyx_backend::jobs::predict;
-use alyx_client::{Client, JobSubmission, QuerySource, v1};
+use alyx_client::{Client, JobSubmission, QuerySource};
 use alyx_core::histogram::Binning;
-use alyx_core::jobs::{HistogramSpec, Target};
+use alyx_core::jobs::{HistogramSpec, JobInfo, JobState, Target};
 use alyx_sim::nano::{self, NanoConfig};
 use alyx_store::DataStore;
 use anyhow::Result;
@@ -74,11 +74,16 @@ fn request(dataset: &str, query: &str, column: &str, target: Target) -> JobSubmi
     }
 }
 
-async fn wait_done(c: &Client, id: u64) -> Result<v1::Job> {
+async fn wait_done(c: &Client, id: u64) -> Result<JobInfo> {
     loop {
         let j = c.job(id).await?;
-        if matches!(j.state.as_str(), "succeeded" | "failed" | "cancelled") {
-            anyhow::ensure!(j.state == "succeeded", "job {id} {}: {}", j.state, j.reason);
+        if j.state.is_final() {
+            anyhow::ensure!(
+                j.state == JobState::Succeeded,
+                "job {id} {}: {}",
+                j.state,
+                j.reason
+            );
             return Ok(j);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
