@@ -29,10 +29,12 @@ SPARK_BASE="$TOOLS/spark"
 SLURM_BASE="${ALYX_SLURM_STATE:-/tmp/alyx-slurm}"
 export ALYX_VENV="${ALYX_VENV:-$HOME/.cache/alyx/venv}"
 started_pids=()
+cleanup_dirs=()
 slurm_started=0
 stop_services() {
   local pid
   for pid in "${started_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ ${#cleanup_dirs[@]} -gt 0 ]; then rm -rf "${cleanup_dirs[@]}"; fi
   if [ "$slurm_started" = 1 ]; then BASE="$SLURM_BASE" scripts/slurm.sh stop || true; fi
 }
 trap stop_services EXIT
@@ -55,6 +57,8 @@ install_prerequisites() {
   command -v make >/dev/null || missing+=(make)
   command -v c++ >/dev/null || missing+=(g++)
   command -v xz >/dev/null || missing+=(xz-utils)
+  # openssl makes the throwaway CA of the TLS tests.
+  command -v openssl >/dev/null || missing+=(openssl)
   # The desktop (Bevy): X11/Wayland/udev/ALSA headers to build, Mesa's software Vulkan
   # (lavapipe) and Xvfb to render screenshots without a GPU or a display.
   local pkg
@@ -163,6 +167,22 @@ install_peers() {
     || "$ALYX_VENV/bin/pip" install -q 'uproot==5.7.7' 'awkward==2.14.0' 'numpy==2.4.6'
 }
 
+# A throwaway certificate authority and a server certificate for localhost, for the tests of
+# alyxd over TLS; made fresh each run, removed at exit.
+make_test_ca() {
+  local dir
+  dir=$(mktemp -d /tmp/alyx-tls.XXXXXX)
+  cleanup_dirs+=("$dir")
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=ALYX test CA" \
+    -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' > "$dir/ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+    -CAcreateserial -days 2 -extfile "$dir/ext" -out "$dir/server.pem" 2>/dev/null
+  export ALYX_TEST_TLS_DIR="$dir"
+}
+
 start_slurm() {
   if sinfo -h >/dev/null 2>&1; then
     echo "a Slurm cluster already answers; using it (state assumed in $SLURM_BASE)"
@@ -179,6 +199,7 @@ phase spark install_spark
 phase peers install_peers
 start_spark
 phase slurm start_slurm
+phase tls make_test_ca
 phase cycles python3 scripts/module_cycles.py
 phase build cargo build --workspace --all-targets --locked
 start_broker

@@ -30,6 +30,17 @@ impl Role {
         }
     }
 
+    /// The highest job priority the role may ask for: physicists share the cluster at
+    /// priority 10 and below, shift crews may put the control room's jobs ahead of them, and
+    /// operators use the whole range.
+    pub fn max_priority(self) -> i32 {
+        match self {
+            Role::Physicist => 10,
+            Role::Shift => 50,
+            Role::Operator => 100,
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Self> {
         Self::ALL
             .into_iter()
@@ -98,13 +109,22 @@ pub fn bearer(header: Option<&str>) -> Result<&str> {
 }
 
 /// How long a checked token is trusted without asking PostgreSQL again; a revoked token stops
-/// working within this time on every instance.
+/// working within this time on every instance. A token found bad is refused for as long
+/// without asking again (a client retrying with a wrong token costs one query per period).
 const CACHE_TTL: Duration = Duration::from_secs(5);
 
-/// Checks tokens against the `tokens` table, caching answers for a few seconds.
+/// Tokens remembered at most; beyond that the expired answers go, then all.
+const CACHE_ENTRIES: usize = 100_000;
+
+/// Token lookups running on PostgreSQL at once: a flood of made-up tokens waits here instead
+/// of taking every connection of the pool that ingest, jobs and collab share.
+const LOOKUPS: usize = 4;
+
+/// Checks tokens against the `tokens` table, caching answers (good and bad) for a few seconds.
 pub struct Authenticator {
     pool: PgPool,
-    cache: Mutex<HashMap<String, (Caller, Instant)>>,
+    cache: Mutex<HashMap<String, (Option<Caller>, Instant)>>,
+    lookups: tokio::sync::Semaphore,
 }
 
 impl Authenticator {
@@ -112,41 +132,71 @@ impl Authenticator {
         Self {
             pool,
             cache: Mutex::new(HashMap::new()),
+            lookups: tokio::sync::Semaphore::new(LOOKUPS),
         }
     }
 
     /// The caller owning `header`'s token, or Unauthenticated.
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Caller> {
         let hash = token_hash(bearer(header)?);
-        if let Some((caller, at)) = self.lock().get(&hash)
-            && at.elapsed() < CACHE_TTL
-        {
-            return Ok(caller.clone());
+        if let Some(known) = self.cached(&hash) {
+            return known;
+        }
+        let _turn = self
+            .lookups
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("alyxd is shutting down".into()))?;
+        // Another caller with the same token may have looked it up while this one waited.
+        if let Some(known) = self.cached(&hash) {
+            return known;
         }
         let row: Option<(String, String)> = sqlx::query_as(
             "SELECT u.name, u.role FROM tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL",
+             WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL
+               AND (t.expires_at IS NULL OR t.expires_at > now())",
         )
         .bind(&hash)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((name, role)) = row else {
-            self.lock().remove(&hash);
-            return Err(Error::Unauthenticated("unknown or revoked token".into()));
+        let caller = match row {
+            Some((name, role)) => Some(Caller {
+                name,
+                role: Role::parse(&role)?,
+            }),
+            None => None,
         };
-        let caller = Caller {
-            name,
-            role: Role::parse(&role)?,
-        };
-        self.lock().insert(hash, (caller.clone(), Instant::now()));
-        Ok(caller)
+        self.remember(hash, caller.clone());
+        caller.ok_or_else(refused)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Caller, Instant)>> {
+    /// The cached answer for `hash`, if fresh.
+    fn cached(&self, hash: &str) -> Option<Result<Caller>> {
+        let cache = self.lock();
+        let (caller, at) = cache.get(hash)?;
+        (at.elapsed() < CACHE_TTL).then(|| caller.clone().ok_or_else(refused))
+    }
+
+    fn remember(&self, hash: String, caller: Option<Caller>) {
+        let mut cache = self.lock();
+        if cache.len() >= CACHE_ENTRIES {
+            cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+        }
+        cache.insert(hash, (caller, Instant::now()));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<Caller>, Instant)>> {
         self.cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+fn refused() -> Error {
+    Error::Unauthenticated("unknown, revoked or expired token".into())
 }
 
 /// A user as listed by admins.
@@ -161,6 +211,25 @@ pub struct UserInfo {
 /// Creates a user (or a new token for an existing one of the same role) and returns the token,
 /// which is stored only hashed.
 pub async fn create_user(pool: &PgPool, name: &str, role: Role) -> Result<String> {
+    create_user_expiring(pool, name, role, None).await
+}
+
+/// [`create_user`] with a token that stops working after `lifetime` (None: never).
+pub async fn create_user_expiring(
+    pool: &PgPool,
+    name: &str,
+    role: Role,
+    lifetime: Option<Duration>,
+) -> Result<String> {
+    let seconds = match lifetime {
+        None => None,
+        Some(d) if d.as_secs() > 0 && d.as_secs() <= 10 * 365 * 86_400 => Some(d.as_secs() as i64),
+        Some(_) => {
+            return Err(Error::InvalidArgument(
+                "a token lifetime is from 1 s to 10 years".into(),
+            ));
+        }
+    };
     if name.is_empty()
         || name.len() > 64
         || name.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -191,11 +260,15 @@ pub async fn create_user(pool: &PgPool, name: &str, role: Role) -> Result<String
         }
     };
     let token = new_token();
-    sqlx::query("INSERT INTO tokens (user_id, token_sha256) VALUES ($1, $2)")
-        .bind(id)
-        .bind(token_hash(&token))
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO tokens (user_id, token_sha256, expires_at)
+         VALUES ($1, $2, now() + make_interval(secs => $3))",
+    )
+    .bind(id)
+    .bind(token_hash(&token))
+    .bind(seconds.map(|s| s as f64))
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(token)
 }

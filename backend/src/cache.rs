@@ -17,10 +17,21 @@ use crate::error::Result;
 
 /// Entries kept; the oldest go first.
 const CAPACITY: usize = 1024;
+/// Bytes of results kept at most (as polars estimates them); the oldest go first. A result
+/// larger than this is served but not kept.
+const BUDGET_BYTES: usize = 256 << 20;
 
 pub struct ResultCache {
     ttl: Duration,
     inner: Mutex<Inner>,
+}
+
+/// The bytes kept, for tests.
+#[cfg(test)]
+impl ResultCache {
+    fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
 }
 
 #[derive(Default)]
@@ -28,12 +39,34 @@ struct Inner {
     entries: HashMap<String, Entry>,
     /// Keys, oldest first.
     order: VecDeque<String>,
+    /// The sizes of the entries' results (those made so far).
+    bytes: usize,
 }
 
 struct Entry {
     dataset: i32,
     made: Instant,
     result: Arc<OnceCell<DataFrame>>,
+    /// The result's size once made; 0 before.
+    bytes: usize,
+}
+
+impl Inner {
+    fn remove(&mut self, key: &str) {
+        if let Some(e) = self.entries.remove(key) {
+            self.bytes -= e.bytes;
+        }
+    }
+
+    /// Drops the oldest entries until at most `CAPACITY` entries and `BUDGET_BYTES` remain.
+    fn shrink(&mut self) {
+        while self.entries.len() > CAPACITY || self.bytes > BUDGET_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            self.remove(&old);
+        }
+    }
 }
 
 impl ResultCache {
@@ -73,28 +106,44 @@ impl ResultCache {
                         dataset,
                         made: Instant::now(),
                         result: cell.clone(),
+                        bytes: 0,
                     };
-                    if inner.entries.insert(key.to_owned(), entry).is_none() {
+                    // A stale entry keeps its place in the order.
+                    let stale = inner.entries.contains_key(key);
+                    inner.remove(key);
+                    inner.entries.insert(key.to_owned(), entry);
+                    if !stale {
                         inner.order.push_back(key.to_owned());
                     }
-                    while inner.entries.len() > CAPACITY {
-                        let Some(old) = inner.order.pop_front() else {
-                            break;
-                        };
-                        inner.entries.remove(&old);
-                    }
+                    inner.shrink();
                     cell
                 }
             }
         };
-        cell.get_or_try_init(|| run).await.cloned()
+        let result = cell.get_or_try_init(|| run).await.cloned()?;
+        // Count the result's bytes once, against the entry that holds this very cell.
+        let size = result.estimated_size().max(1);
+        let mut inner = self.lock();
+        if let Some(e) = inner.entries.get_mut(key)
+            && Arc::ptr_eq(&e.result, &cell)
+            && e.bytes == 0
+        {
+            e.bytes = size;
+            inner.bytes += size;
+            if size > BUDGET_BYTES {
+                inner.remove(key);
+            }
+            inner.shrink();
+        }
+        Ok(result)
     }
 
     /// Forgets the results over `dataset`'s catalogue (it changed).
     pub fn invalidate(&self, dataset: i32) {
         let mut inner = self.lock();
         inner.entries.retain(|_, e| e.dataset != dataset);
-        let Inner { entries, order } = &mut *inner;
+        inner.bytes = inner.entries.values().map(|e| e.bytes).sum();
+        let Inner { entries, order, .. } = &mut *inner;
         order.retain(|k| entries.contains_key(k));
     }
 
@@ -103,6 +152,7 @@ impl ResultCache {
         let mut inner = self.lock();
         inner.entries.clear();
         inner.order.clear();
+        inner.bytes = 0;
     }
 }
 
@@ -182,5 +232,32 @@ mod tests {
             .expect("run");
         let again = off.get_or_run(1, "q", async { Ok(frame(2)) }).await;
         assert!(again.expect("run").equals(&frame(2)));
+    }
+
+    #[tokio::test]
+    async fn kept_bytes_are_counted_and_given_back() {
+        let cache = ResultCache::new(Duration::from_secs(60));
+        let big = DataFrame::new_infer_height(vec![Column::new("x".into(), vec![1.5f64; 10_000])])
+            .expect("frame");
+        cache
+            .get_or_run(1, "a", async { Ok(big.clone()) })
+            .await
+            .expect("a");
+        cache
+            .get_or_run(2, "b", async { Ok(frame(1)) })
+            .await
+            .expect("b");
+        let both = cache.bytes();
+        assert!(both >= 80_000, "{both}");
+        // A stale or repeated key does not count twice.
+        cache
+            .get_or_run(1, "a", async { Ok(frame(9)) })
+            .await
+            .expect("stored");
+        assert_eq!(cache.bytes(), both);
+        cache.invalidate(1);
+        assert!(cache.bytes() < 1_000, "{}", cache.bytes());
+        cache.clear();
+        assert_eq!(cache.bytes(), 0);
     }
 }

@@ -47,6 +47,40 @@ pub async fn connect(config: &Config) -> Result<PgPool> {
     Ok(pool)
 }
 
+/// Opens the pool users' PostgreSQL-engine queries run on: read-only transactions, the
+/// statement timeout, and (when configured) the query role, which reads the catalogue only.
+/// Queries are checked ASTs that can only SELECT; this is the second wall, should the first
+/// ever have a hole.
+pub async fn connect_queries(config: &Config) -> Result<PgPool> {
+    let options = connect_options(config)?.options([("default_transaction_read_only", "on")]);
+    let role = config.query_role.clone();
+    let pool = PgPoolOptions::new()
+        .max_connections(config.query_pool.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            let role = role.clone();
+            Box::pin(async move {
+                if !role.is_empty() {
+                    // The name is checked when the configuration loads (lower case, digits, _).
+                    sqlx::query(&format!("SET ROLE {role}"))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(|e| {
+            Error::Unavailable(format!(
+                "cannot open the query pool on PostgreSQL at {} as role `{}`: {e}; create the role (see migrations/README.md) or set query_role",
+                redact(&config.database_url),
+                config.query_role
+            ))
+        })?;
+    Ok(pool)
+}
+
 /// The URL without its password, for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

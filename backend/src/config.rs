@@ -17,6 +17,24 @@ pub struct Config {
     pub database_pool: u32,
     /// Statement timeout of pooled connections, in ms; 0 for none (`ALYXD_STATEMENT_TIMEOUT_MS`).
     pub statement_timeout_ms: u64,
+    /// The PostgreSQL role users' catalogue (PostgreSQL-engine) queries run as, on a pool of
+    /// their own with read-only transactions (`ALYXD_QUERY_ROLE`). It must be able to read the
+    /// catalogue's `events` only; the migrations create `alyx_query` so when alyxd's own role
+    /// may create roles. Empty: queries run as alyxd's role (still read-only).
+    pub query_role: String,
+    /// Connections of that pool at most (`ALYXD_QUERY_POOL`).
+    pub query_pool: u32,
+    /// Queries and streams (Execute, Histogram, Subscribe, Watch, Sync) one user may have open
+    /// at once; beyond that calls get RESOURCE_EXHAUSTED (`ALYXD_USER_CALLS`).
+    pub user_calls: usize,
+    /// Seconds alyxd works on one call before answering DEADLINE_EXCEEDED (a stream: before
+    /// its first message) (`ALYXD_CALL_TIMEOUT_SECS`).
+    pub call_timeout_secs: u64,
+    /// PEM certificate chain of the gRPC listener (`ALYXD_TLS_CERT`); with `tls_key`, alyxd
+    /// speaks TLS only. Empty: plain text (for loopback and tests).
+    pub tls_cert: PathBuf,
+    /// PEM private key of that certificate (`ALYXD_TLS_KEY`).
+    pub tls_key: PathBuf,
     /// gRPC listen address (`ALYXD_LISTEN`).
     pub listen: SocketAddr,
     /// Prometheus metrics listen address (`ALYXD_METRICS_LISTEN`); GET /metrics.
@@ -38,6 +56,9 @@ pub struct Config {
     /// Unfinished tasks in the job queue beyond which submissions get RESOURCE_EXHAUSTED
     /// (`ALYXD_JOB_QUEUE_LIMIT`).
     pub job_queue_limit: i64,
+    /// Unfinished tasks one user may have in the job queue; beyond that that user's submissions
+    /// get RESOURCE_EXHAUSTED while others still get in (`ALYXD_JOB_USER_QUEUE_LIMIT`).
+    pub job_user_queue_limit: i64,
     /// Running tasks per user at most (`ALYXD_JOB_QUOTA`).
     pub job_quota: i64,
     /// Seconds a claimed task stays with this instance without renewal; after that (a dead
@@ -97,6 +118,12 @@ impl Default for Config {
             database_url: "postgres://postgres@127.0.0.1:5432/alyx".into(),
             database_pool: 16,
             statement_timeout_ms: 30_000,
+            query_role: "alyx_query".into(),
+            query_pool: 8,
+            user_calls: 16,
+            call_timeout_secs: 300,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             data_dir: alyx_core::default_data_dir().join("alyxd"),
@@ -105,6 +132,7 @@ impl Default for Config {
             query_cache_ttl_ms: 10_000,
             job_slots: 0,
             job_queue_limit: 100_000,
+            job_user_queue_limit: 25_000,
             job_quota: 1_000,
             job_lease_secs: 30,
             spark_job_slots: 2,
@@ -175,6 +203,12 @@ impl Config {
         env!("ALYXD_DATABASE_URL" => self.database_url);
         env!("ALYXD_DATABASE_POOL" => self.database_pool);
         env!("ALYXD_STATEMENT_TIMEOUT_MS" => self.statement_timeout_ms);
+        env!("ALYXD_QUERY_ROLE" => self.query_role);
+        env!("ALYXD_QUERY_POOL" => self.query_pool);
+        env!("ALYXD_USER_CALLS" => self.user_calls);
+        env!("ALYXD_CALL_TIMEOUT_SECS" => self.call_timeout_secs);
+        env!("ALYXD_TLS_CERT" => self.tls_cert);
+        env!("ALYXD_TLS_KEY" => self.tls_key);
         env!("ALYXD_LISTEN" => self.listen);
         env!("ALYXD_METRICS_LISTEN" => self.metrics_listen);
         env!("ALYXD_DATA_DIR" => self.data_dir);
@@ -183,6 +217,7 @@ impl Config {
         env!("ALYXD_QUERY_CACHE_TTL_MS" => self.query_cache_ttl_ms);
         env!("ALYXD_JOB_SLOTS" => self.job_slots);
         env!("ALYXD_JOB_QUEUE_LIMIT" => self.job_queue_limit);
+        env!("ALYXD_JOB_USER_QUEUE_LIMIT" => self.job_user_queue_limit);
         env!("ALYXD_JOB_QUOTA" => self.job_quota);
         env!("ALYXD_JOB_LEASE_SECS" => self.job_lease_secs);
         env!("ALYXD_SPARK_JOB_SLOTS" => self.spark_job_slots);
@@ -204,6 +239,26 @@ impl Config {
         env!("ALYXD_FETCH_BUFFER_KB" => ingest.fetch_buffer_kb);
         if let Some(v) = lookup("ALYXD_INSTANCE") {
             ingest.instance = Some(v);
+        }
+        if self.tls_cert.as_os_str().is_empty() != self.tls_key.as_os_str().is_empty() {
+            return Err(Error::InvalidArgument(
+                "tls_cert and tls_key go together: set both for TLS, or neither".into(),
+            ));
+        }
+        if self.user_calls == 0 || self.query_pool == 0 {
+            return Err(Error::InvalidArgument(
+                "user_calls and query_pool must be at least 1".into(),
+            ));
+        }
+        if !self
+            .query_role
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(Error::InvalidArgument(format!(
+                "query_role `{}`: use lower-case letters, digits and `_`",
+                self.query_role
+            )));
         }
         if ingest.batch_events == 0 || ingest.queue_batches == 0 {
             return Err(Error::InvalidArgument(

@@ -23,6 +23,9 @@ pub struct Engines {
     pub store: DataStore,
     /// The catalogue (the PostgreSQL engine); `None` without a database.
     pub pool: Option<PgPool>,
+    /// Where users' queries on the PostgreSQL engine run: read-only connections as a role that
+    /// reads the catalogue only (`catalogue::connect_queries`); `None`: on `pool`.
+    pub queries: Option<PgPool>,
     /// Spark Connect (`sc://host:port`); `None` when no cluster is configured.
     pub spark_url: Option<String>,
     /// Catalogue (PostgreSQL) results, shared by concurrent and repeated identical queries.
@@ -41,6 +44,7 @@ impl Engines {
         Self {
             store,
             pool,
+            queries: None,
             spark_url,
             cache,
             dataset_ids: Arc::default(),
@@ -51,6 +55,14 @@ impl Engines {
         self.pool.as_ref().ok_or_else(|| {
             Error::Unavailable("the PostgreSQL engine needs alyxd's database".into())
         })
+    }
+
+    /// The pool users' queries run on.
+    fn query_pool(&self) -> Result<&PgPool> {
+        match &self.queries {
+            Some(queries) => Ok(queries),
+            None => self.pool(),
+        }
     }
 
     /// The catalogue id of `dataset`.
@@ -97,7 +109,9 @@ impl Engines {
             Error::Unavailable("a catalogue filter needs alyxd's database".into())
         })?;
         let sql = postgres_sql(self.dataset_id(pool, dataset).await?, &filter.0);
-        let ids: Vec<i32> = sqlx::query_scalar(&sql).fetch_all(pool).await?;
+        let ids: Vec<i32> = sqlx::query_scalar(&sql)
+            .fetch_all(self.query_pool()?)
+            .await?;
         Ok(ids
             .into_iter()
             .filter_map(|i| u32::try_from(i).ok())
@@ -156,7 +170,7 @@ impl Engines {
                 let columns = typed.columns();
                 let key = format!("{sql}\n{columns:?}");
                 self.cache
-                    .get_or_run(id, &key, postgres_rows(pool, &sql, columns))
+                    .get_or_run(id, &key, postgres_rows(self.query_pool()?, &sql, columns))
                     .await
             }
         }
@@ -173,7 +187,7 @@ impl Engines {
                 let estimate = self
                     .cache
                     .get_or_run(id, &explain, async {
-                        let row = sqlx::query(&explain).fetch_one(pool).await?;
+                        let row = sqlx::query(&explain).fetch_one(self.query_pool()?).await?;
                         let top: String = row.try_get(0)?;
                         let rows = planner_rows(&top).unwrap_or(0);
                         DataFrame::new_infer_height(vec![Column::new("n".into(), [rows])])
@@ -213,7 +227,7 @@ impl Engines {
                 let pool = self.pool()?;
                 let sql = postgres_sql(self.dataset_id(pool, dataset).await?, checked);
                 let rows = sqlx::query(&format!("EXPLAIN {sql}"))
-                    .fetch_all(pool)
+                    .fetch_all(self.query_pool()?)
                     .await?;
                 let plan: Vec<String> = rows
                     .iter()

@@ -97,6 +97,7 @@ async fn only_operators_administer_and_revoked_tokens_stop_working(pool: PgPool)
             v1::CreateUserRequest {
                 name: "grace".into(),
                 role: v1::Role::Physicist.into(),
+                expires_seconds: 3600,
             },
         ))
         .await
@@ -115,6 +116,7 @@ async fn only_operators_administer_and_revoked_tokens_stop_working(pool: PgPool)
             v1::CreateUserRequest {
                 name: "x".into(),
                 role: 0,
+                expires_seconds: 0,
             },
         ))
         .await
@@ -229,4 +231,383 @@ async fn health_and_reflection_need_no_token(pool: PgPool) {
         );
     }
     server.stop().await;
+}
+
+// Attacks: what a hostile (or unlucky) authenticated user can send, against the real alyxd and
+// PostgreSQL. Each asserts that the call is refused with the right code, quickly, without
+// internals in the message, and that alyxd keeps serving everyone else.
+
+mod attacks {
+    use std::time::{Duration, Instant};
+
+    use alyx_backend::auth::{self, Role};
+    use alyx_client::{Client, ClientError, JobSubmission, QuerySource, QuerySpec, Validation};
+    use alyx_core::ast::Expr;
+    use alyx_core::ast::dsl::*;
+    use alyx_core::histogram::Binning;
+    use alyx_core::jobs::{HistogramSpec, Target};
+    use alyx_query::{Engine, plan};
+    use alyx_sim::nano::{self, NanoConfig};
+    use alyx_store::DataStore;
+    use sqlx::PgPool;
+
+    use super::support::{Server, config, token};
+
+    fn nano_store(dir: &std::path::Path, name: &str, events: u64) {
+        let store = DataStore::open(dir).expect("store");
+        let mut ds = store.create_dataset(name, "test").expect("dataset");
+        let all = nano::events(&NanoConfig::new(5), 0..events);
+        for part in all.chunks(1000) {
+            ds.append(part).expect("append");
+        }
+    }
+
+    fn spec(dataset: &str, engine: Engine, sql: &str) -> QuerySpec {
+        QuerySpec {
+            dataset: dataset.into(),
+            engine,
+            query: QuerySource::Sql(sql.into()),
+            catalogue_filter: None,
+        }
+    }
+
+    fn cursor(after: Vec<Expr>) -> Option<String> {
+        let c = plan::Cursor {
+            first_row: 100,
+            after: Some(after),
+            skip: 0,
+        };
+        Some(serde_json::to_string(&c).expect("json"))
+    }
+
+    /// What an Execute call ends with: its first error, or the number of rows.
+    async fn first_error(
+        client: &Client,
+        q: &QuerySpec,
+        cursor: Option<String>,
+    ) -> Result<usize, ClientError> {
+        let mut pages = client.execute(q, 0, 0, cursor).await?;
+        let mut rows = 0;
+        while let Some(page) = pages.next().await? {
+            rows += page.rows.height();
+        }
+        Ok(rows)
+    }
+
+    fn assert_no_internals(message: &str) {
+        for secret in ["pg_", "postgres://", "super", "/tmp", "syntax for type"] {
+            assert!(!message.contains(secret), "leaks `{secret}`: {message}");
+        }
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn injection_traversal_and_huge_queries_are_refused(pool: PgPool) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        nano_store(dir.path(), "nano", 2000);
+        let outside = tempfile::tempdir().expect("outside");
+        nano_store(outside.path(), "secret", 1000);
+        let server = Server::start(config(&pool, dir.path(), None, "unused")).await;
+        let ada = server.client(&token(&pool, "ada", Role::Physicist).await);
+
+        // 1. The page cursor: a function name carrying SQL, and a text value where the column
+        // is an integer (PostgreSQL's error would quote it back), on every engine.
+        let sleep = call("(SELECT 1 FROM pg_sleep(3)) + ABS", vec![int(1)]);
+        for (engine, dataset, sql) in [
+            (
+                Engine::Postgres,
+                "live",
+                "SELECT run, event_number FROM events",
+            ),
+            (Engine::Local, "nano", "SELECT event_id, idx FROM jets"),
+        ] {
+            for after in [
+                vec![sleep.clone(), int(1)],
+                vec![Expr::Text("x' OR 1=1 --".into()), int(1)],
+                vec![int(1), col("run")],
+            ] {
+                let started = Instant::now();
+                let e = first_error(&ada, &spec(dataset, engine, sql), cursor(after))
+                    .await
+                    .expect_err("a forged cursor is refused");
+                assert!(matches!(e, ClientError::Invalid(_)), "{e:?}");
+                assert!(e.to_string().contains("not a cursor"), "{e}");
+                assert_no_internals(&e.to_string());
+                assert!(started.elapsed() < Duration::from_secs(2), "no sleep ran");
+            }
+        }
+
+        // 2. Dataset names that are paths: refused, never opened.
+        let escape = format!(
+            "../{}/secret",
+            outside.path().file_name().unwrap().to_string_lossy()
+        );
+        let absolute = outside.path().join("secret").display().to_string();
+        for name in [escape.as_str(), absolute.as_str(), "..", "nano/../nano"] {
+            let e = first_error(
+                &ada,
+                &spec(name, Engine::Local, "SELECT pt FROM jets"),
+                None,
+            )
+            .await
+            .expect_err(name);
+            assert!(matches!(e, ClientError::Invalid(_)), "{name}: {e:?}");
+            assert!(e.to_string().contains("invalid dataset name"), "{e}");
+            let job = JobSubmission::new(
+                "escape",
+                name,
+                alyx_core::jobs::Analysis {
+                    query: alyx_query::parse("SELECT pt FROM jets").expect("sql"),
+                    histograms: vec![HistogramSpec {
+                        column: "pt".into(),
+                        weight: None,
+                        binning: Binning::fixed(10, 0.0, 100.0).expect("binning"),
+                    }],
+                },
+            );
+            let e = ada.submit(&job).await.expect_err(name);
+            assert!(matches!(e, ClientError::Invalid(_)), "{name}: {e:?}");
+        }
+
+        // 3. A 200,000-term expression (it used to overflow alyxd's stack and abort it).
+        // It is refused for its length; one as deep but short enough is refused for its
+        // operators.
+        let huge = format!("SELECT {} AS x FROM jets", vec!["pt"; 200_000].join(" + "));
+        let deep = format!("SELECT {} AS x FROM jets", vec!["1"; 50_000].join("+"));
+        for (query, why) in [(&huge, "KiB"), (&deep, "operators")] {
+            let started = Instant::now();
+            match ada.validate(&spec("nano", Engine::Local, query)).await {
+                Ok(Validation::Invalid(d)) => {
+                    assert!(d[0].message.contains(why), "{d:?}")
+                }
+                other => panic!("the huge query: {other:?}"),
+            }
+            assert!(started.elapsed() < Duration::from_secs(5));
+        }
+        let e = first_error(&ada, &spec("nano", Engine::Local, &huge), None)
+            .await
+            .expect_err("not run");
+        assert!(matches!(e, ClientError::Invalid(_)), "{e:?}");
+        assert!(server.serving().await, "alyxd is still up");
+        let rows = first_error(
+            &ada,
+            &spec("nano", Engine::Local, "SELECT pt FROM jets"),
+            None,
+        )
+        .await
+        .expect("an honest query still runs");
+        assert!(rows > 1000, "{rows}");
+        server.stop().await;
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn one_user_cannot_crowd_out_the_others(pool: PgPool) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        nano_store(dir.path(), "nano", 3000);
+        let mut cfg = config(&pool, dir.path(), None, "unused");
+        cfg.user_calls = 4;
+        cfg.job_user_queue_limit = 4;
+        let server = Server::start(cfg).await;
+        let ada = server.client(&token(&pool, "ada", Role::Physicist).await);
+        let bob = server.client(&token(&pool, "bob", Role::Physicist).await);
+
+        // Open queries and streams: the fifth of one user is refused, others still get in.
+        let q = spec("nano", Engine::Local, "SELECT event_id, idx, pt FROM jets");
+        let mut open = Vec::new();
+        for _ in 0..4 {
+            open.push(
+                ada.execute(&q, 100, 0, None)
+                    .await
+                    .expect("within the limit"),
+            );
+        }
+        let e = ada
+            .execute(&q, 100, 0, None)
+            .await
+            .err()
+            .expect("over the limit");
+        assert!(matches!(e, ClientError::Busy(_)), "{e:?}");
+        assert!(e.to_string().contains("open"), "{e}");
+        let started = Instant::now();
+        bob.datasets().await.expect("bob lists the datasets");
+        let rows = first_error(&bob, &q, None).await.expect("bob queries");
+        assert!(rows > 0);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(open);
+        super::support::eventually(Duration::from_secs(10), "ada's calls close", || {
+            let (ada, q) = (ada.clone(), q.clone());
+            async move { ada.execute(&q, 100, 1, None).await.ok().map(|_| ()) }
+        })
+        .await;
+
+        // The job queue: three tasks each (three chunks); no executor runs Spark jobs here, so
+        // they stay queued. Ada's second job would pass her limit of four; Bob still gets in.
+        let job = JobSubmission {
+            target: Target::Spark,
+            ..JobSubmission::new(
+                "fill",
+                "nano",
+                alyx_core::jobs::Analysis {
+                    query: alyx_query::parse("SELECT pt FROM jets").expect("sql"),
+                    histograms: vec![HistogramSpec {
+                        column: "pt".into(),
+                        weight: None,
+                        binning: Binning::fixed(10, 0.0, 100.0).expect("binning"),
+                    }],
+                },
+            )
+        };
+        ada.submit(&job).await.expect("ada's first job");
+        let e = ada.submit(&job).await.expect_err("ada's second job");
+        assert!(matches!(e, ClientError::Busy(_)), "{e:?}");
+        assert!(e.to_string().contains("one user may"), "{e}");
+        let (bobs, _) = bob.submit(&job).await.expect("bob's job");
+        // And a physicist cannot jump the queue, nor read another's job.
+        let e = bob
+            .submit(&JobSubmission {
+                priority: 100,
+                ..job.clone()
+            })
+            .await
+            .expect_err("priority 100");
+        assert!(matches!(e, ClientError::PermissionDenied(_)), "{e:?}");
+        let e = ada.job(bobs).await.expect_err("bob's job");
+        assert!(matches!(e, ClientError::PermissionDenied(_)), "{e:?}");
+        server.stop().await;
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn a_revoked_users_open_streams_end_within_seconds(pool: PgPool) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        nano_store(dir.path(), "nano", 3000);
+        let server = Server::start(config(&pool, dir.path(), None, "unused")).await;
+        let ada = server.client(&token(&pool, "ada", Role::Physicist).await);
+
+        // Jet pairs: a result of megabytes, more than the connection's flow-control windows
+        // hold, so the server is still producing pages when the token is revoked.
+        let pairs = "SELECT a.event_id, a.idx, a.pt, a.eta, a.phi, b.idx AS idx2, b.pt AS pt2, \
+                     b.eta AS eta2, b.phi AS phi2 FROM jets AS a JOIN jets AS b ON b.event_id = a.event_id";
+        let q = spec("nano", Engine::Local, pairs);
+        let mut pages = ada.execute(&q, 100, 0, None).await.expect("execute");
+        pages.next().await.expect("first page").expect("a page");
+        let mut live = ada.subscribe("", false).await.expect("subscribe");
+        let job = JobSubmission {
+            target: Target::Spark,
+            ..JobSubmission::new(
+                "watched",
+                "nano",
+                alyx_core::jobs::Analysis {
+                    query: alyx_query::parse("SELECT pt FROM jets").expect("sql"),
+                    histograms: vec![HistogramSpec {
+                        column: "pt".into(),
+                        weight: None,
+                        binning: Binning::fixed(10, 0.0, 100.0).expect("binning"),
+                    }],
+                },
+            )
+        };
+        let (id, _) = ada.submit(&job).await.expect("job");
+        let mut watch = ada.watch(id).await.expect("watch");
+        watch
+            .next()
+            .await
+            .expect("first update")
+            .expect("an update");
+        let nb = ada.create_notebook("secret plans").await.expect("notebook");
+        let mut sync = ada
+            .open_notebook(nb.id, alyx_analysis::notebook::Notebook::empty("ada"))
+            .await
+            .expect("sync");
+
+        let revoked = Instant::now();
+        auth::revoke_user(&pool, "ada").await.expect("revoke");
+        let limit = Duration::from_secs(15);
+        let ended = |r: Result<(), ClientError>, what: &str| match r {
+            Err(ClientError::Unauthenticated { .. }) => {
+                assert!(
+                    revoked.elapsed() < limit,
+                    "{what} took {:?}",
+                    revoked.elapsed()
+                )
+            }
+            other => panic!("{what} ended with {other:?}, not UNAUTHENTICATED"),
+        };
+        let live_end = tokio::time::timeout(limit, async {
+            loop {
+                if live.next().await?.is_none() {
+                    return Ok(());
+                }
+            }
+        });
+        ended(live_end.await.expect("subscribe ends in time"), "subscribe");
+        let watch_end = tokio::time::timeout(limit, async {
+            loop {
+                if watch.next().await?.is_none() {
+                    return Ok(());
+                }
+            }
+        });
+        ended(watch_end.await.expect("watch ends in time"), "watch");
+        let sync_end = tokio::time::timeout(limit, async {
+            loop {
+                if sync.next().await?.is_none() {
+                    return Ok(());
+                }
+            }
+        });
+        ended(sync_end.await.expect("sync ends in time"), "sync");
+        // Pages already in flight may still arrive; the stream must not finish normally.
+        let mut read = 0;
+        let execute_end = tokio::time::timeout(limit, async {
+            loop {
+                match pages.next().await? {
+                    Some(_) => read += 1,
+                    None => return Ok(()),
+                }
+            }
+        });
+        ended(execute_end.await.expect("execute ends in time"), "execute");
+        eprintln!("{read} pages were in flight when the token was revoked");
+        server.stop().await;
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn a_tls_alyxd_refuses_plain_text_and_serves_tls(pool: PgPool) {
+        let Some(tls) = alyx_tests::tls_dir() else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = config(&pool, dir.path(), None, "unused");
+        cfg.tls_cert = tls.join("server.pem");
+        cfg.tls_key = tls.join("server.key");
+        let ca = std::fs::read(tls.join("ca.pem")).expect("ca");
+        let server = Server::start_with_ca(cfg, Some(ca)).await;
+        let token = token(&pool, "ada", Role::Physicist).await;
+        assert!(
+            server
+                .client(&token)
+                .datasets()
+                .await
+                .expect("over TLS")
+                .is_empty()
+        );
+
+        // The same port in plain text: a TLS-only alyxd takes nothing but a TLS handshake, so
+        // the call fails at the transport, before any service sees it.
+        let port = server.grpc.rsplit(':').next().expect("port");
+        let plain = Client::new(&format!("http://127.0.0.1:{port}"), &token).expect("client");
+        let e = plain.datasets().await.expect_err("plain text");
+        assert!(
+            matches!(&e, ClientError::Unreachable { .. })
+                || matches!(&e, ClientError::Server(m) if m.contains("transport")),
+            "{e:?}"
+        );
+        // TLS without trusting the CA: refused by the client.
+        let untrusted = Client::new(&server.grpc, &token).expect("client");
+        assert!(untrusted.datasets().await.is_err());
+        server.stop().await;
+    }
 }

@@ -171,11 +171,19 @@ async fn garbage_truncated_and_invalid_messages_become_dead_letters(pool: PgPool
         .collect();
     let mut invalid = v1::CollisionEvent::decode(good[3].as_slice()).expect("decodes");
     invalid.tracks[0].pz_gev = f64::NAN;
+    // Poison pills: headers the catalogue's columns cannot hold (they used to fail their whole
+    // batch, again and again, and stall the partition).
+    let mut big_run = v1::CollisionEvent::decode(good[1].as_slice()).expect("decodes");
+    big_run.header.as_mut().expect("header").run = 3_000_000_000;
+    let mut big_number = v1::CollisionEvent::decode(good[1].as_slice()).expect("decodes");
+    big_number.header.as_mut().expect("header").event_number = u64::MAX;
     let payloads = vec![
         good[0].clone(),
         b"definitely not protobuf \xff\xff".to_vec(),
         good[1][..good[1].len() / 3].to_vec(),
         invalid.encode_to_vec(),
+        big_run.encode_to_vec(),
+        big_number.encode_to_vec(),
         good[2].clone(),
     ];
     produce_raw(&brokers, &topic, &payloads)
@@ -184,13 +192,13 @@ async fn garbage_truncated_and_invalid_messages_become_dead_letters(pool: PgPool
     let server = Server::start(config(&pool, dir.path(), Some(&brokers), &topic)).await;
     eventually(
         Duration::from_secs(60),
-        "2 events and 3 dead letters",
+        "2 events and 5 dead letters",
         || async {
             let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
                 .fetch_one(&pool)
                 .await
                 .unwrap_or(0);
-            (catalogue_rows(&pool).await == 2 && dead == 3).then_some(())
+            (catalogue_rows(&pool).await == 2 && dead == 5).then_some(())
         },
     )
     .await;
@@ -200,7 +208,12 @@ async fn garbage_truncated_and_invalid_messages_become_dead_letters(pool: PgPool
     .fetch_all(&pool)
     .await
     .expect("dead letters");
-    assert_eq!(letters.iter().map(|l| l.0).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        letters.iter().map(|l| l.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert!(letters[3].1.contains("run 3000000000"), "{}", letters[3].1);
+    assert!(letters[4].1.contains("event number"), "{}", letters[4].1);
     assert_eq!(letters[0].2, payloads[1], "raw bytes are kept");
     assert_eq!(letters[1].2, payloads[2]);
     assert!(
@@ -210,10 +223,24 @@ async fn garbage_truncated_and_invalid_messages_become_dead_letters(pool: PgPool
     );
     assert!(letters[2].1.contains("invalid event"), "{}", letters[2].1);
 
-    // Ingest carries on after them.
-    produce_raw(&brokers, &topic, &good[3..])
-        .await
-        .expect("produce");
+    // Ingest carries on after them, and a producer clock far in the future is ignored.
+    {
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        let producer: FutureProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .expect("producer");
+        producer
+            .send(
+                FutureRecord::to(&topic)
+                    .key("future")
+                    .payload(&good[3])
+                    .timestamp(i64::MAX / 4),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produced");
+    }
     eventually(
         Duration::from_secs(30),
         "the event after the dead letters",
@@ -227,8 +254,21 @@ async fn garbage_truncated_and_invalid_messages_become_dead_letters(pool: PgPool
         .await
         .expect("status");
     assert_eq!(status.state, "up");
-    assert_eq!(status.dead_letters, 3);
+    assert_eq!(status.dead_letters, 5);
     assert_eq!(status.partitions.len(), 1);
+    let client = server.client(&operator);
+    eventually(
+        Duration::from_secs(20),
+        "the partition's lag back to 0",
+        || {
+            let client = client.clone();
+            async move {
+                let s = client.ingest_status().await.ok()?;
+                (s.partitions.first()?.lag == 0).then_some(())
+            }
+        },
+    )
+    .await;
     server.stop().await;
 }
 

@@ -217,8 +217,20 @@ async fn a_job_runs_to_the_local_engines_histogram_with_partial_results(pool: Pg
     };
     assert_eq!(list("ada", "").await, 1);
     assert_eq!(list("ada", "succeeded").await, 1);
-    assert_eq!(list("bob", "").await, 0);
     assert_eq!(list("", "running").await, 0);
+    // Another user's jobs are theirs (and operators') to list.
+    let e = c
+        .list(authorized(
+            &ada,
+            v1::ListJobsRequest {
+                owner: "bob".into(),
+                state: String::new(),
+                limit: 0,
+            },
+        ))
+        .await
+        .expect_err("bob's jobs");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
     server.stop().await;
 }
 
@@ -377,7 +389,7 @@ async fn only_owners_and_operators_cancel_or_reprioritise(pool: PgPool) {
     let err = c
         .set_priority(authorized(
             &bob,
-            v1::SetPriorityRequest { id, priority: 50 },
+            v1::SetPriorityRequest { id, priority: 10 },
         ))
         .await
         .expect_err("bob may not reprioritise");
@@ -388,9 +400,18 @@ async fn only_owners_and_operators_cancel_or_reprioritise(pool: PgPool) {
             v1::SetPriorityRequest { id, priority: 50 },
         ))
         .await
+        .expect_err("above a physicist's ceiling");
+    assert_eq!(j.code(), tonic::Code::PermissionDenied);
+    assert!(j.message().contains("(10)"), "{}", j.message());
+    let j = c
+        .set_priority(authorized(
+            &ada,
+            v1::SetPriorityRequest { id, priority: 10 },
+        ))
+        .await
         .expect("the owner may")
         .into_inner();
-    assert_eq!(j.priority, 50);
+    assert_eq!(j.priority, 10);
     let j = c
         .cancel(authorized(
             &ops,
@@ -469,7 +490,7 @@ async fn a_high_priority_job_preempts_a_running_low_priority_one(pool: PgPool) {
     })
     .await;
     let high = c
-        .submit(authorized(&bob, submit_request(TRIJET, 50, mjjj.clone())))
+        .submit(authorized(&bob, submit_request(TRIJET, 10, mjjj.clone())))
         .await
         .expect("high")
         .into_inner()
@@ -530,6 +551,7 @@ async fn alyxd_killed_mid_job_resumes_from_checkpoints_with_an_identical_result(
         pool: pool.clone(),
         store: DataStore::open(dir.path()).expect("store"),
         queue_limit: 1000,
+        user_queue_limit: 1000,
     };
     let analysis = Analysis {
         query: query::parse(DIJET).expect("sql"),

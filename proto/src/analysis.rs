@@ -169,24 +169,12 @@ impl From<&Histogram> for v1::HistogramResponse {
 /// The histogram of `binning` (what was asked for) that `h` carries: its arrays must hold one
 /// value per bin of that binning.
 pub fn histogram(binning: Binning, h: v1::HistogramResponse) -> Result<Histogram, ConversionError> {
-    let n = binning.bins();
-    if [h.sum_w.len(), h.sum_w2.len(), h.entries.len()] != [n; 3] {
-        return Err(ConversionError::Invalid(format!(
-            "a histogram of {n} bins came with {} sums, {} squared sums and {} counts",
-            h.sum_w.len(),
-            h.sum_w2.len(),
-            h.entries.len()
-        )));
-    }
-    Ok(Histogram {
-        binning,
-        sum_w: h.sum_w,
-        sum_w2: h.sum_w2,
-        entries: h.entries,
-        underflow: h.underflow,
-        overflow: h.overflow,
-        missing: h.missing,
-    })
+    let mut histogram = Histogram::from_parts(binning, h.sum_w, h.sum_w2, h.entries)
+        .map_err(|e| ConversionError::Invalid(e.to_string()))?;
+    histogram.underflow = h.underflow;
+    histogram.overflow = h.overflow;
+    histogram.missing = h.missing;
+    Ok(histogram)
 }
 
 impl From<&HistogramSpec> for v1::HistogramSpec {

@@ -46,6 +46,24 @@ pub fn kafka_brokers() -> Option<String> {
     }
 }
 
+/// The throwaway certificate authority and server certificate the test command made
+/// (`ALYX_TEST_TLS_DIR`: `ca.pem`, `server.pem`, `server.key`, for `localhost`), or `None`
+/// (after saying so) outside CI. Under `CI=true` a missing one fails the test.
+pub fn tls_dir() -> Option<std::path::PathBuf> {
+    match std::env::var_os("ALYX_TEST_TLS_DIR") {
+        Some(d) if std::path::Path::new(&d).join("ca.pem").is_file() => Some(d.into()),
+        _ => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(
+                !ci,
+                "ALYX_TEST_TLS_DIR is not set: run the tests through scripts/test.sh, which makes a throwaway CA"
+            );
+            eprintln!("skipping: no test CA (set ALYX_TEST_TLS_DIR or run scripts/test.sh)");
+            None
+        }
+    }
+}
+
 /// The URL of database `name` on the server of `DATABASE_URL` (where `#[sqlx::test]` makes
 /// each test's database).
 pub fn database_url(name: &str) -> String {

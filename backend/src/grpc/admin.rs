@@ -164,9 +164,12 @@ impl AdminService for AdminApi {
                     .require_operator()
                     .map_err(status)?;
                 let r = request.into_inner();
-                let token = auth::create_user(&self.pool, &r.name, role_from(r.role)?)
-                    .await
-                    .map_err(status)?;
+                let lifetime = (r.expires_seconds > 0)
+                    .then(|| std::time::Duration::from_secs(r.expires_seconds));
+                let token =
+                    auth::create_user_expiring(&self.pool, &r.name, role_from(r.role)?, lifetime)
+                        .await
+                        .map_err(status)?;
                 Ok(Response::new(v1::CreateUserResponse { token }))
             })
             .await

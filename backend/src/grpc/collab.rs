@@ -166,6 +166,8 @@ impl CollabService for CollabApi {
         self.ctx
             .observe("Sync", async {
                 let caller = self.ctx.caller(&request).await?;
+                let admission = self.ctx.admit(&caller)?;
+                let authorization = super::authorization(&request);
                 let mut inbound = request.into_inner();
                 let id = match inbound.message().await? {
                     Some(v1::CollabClientMessage {
@@ -193,13 +195,18 @@ impl CollabService for CollabApi {
                 };
                 let shutdown = self.shutdown.clone();
                 tokio::spawn(session.run(inbound, info_to(&info), shutdown));
-                Ok(Response::new(
-                    Box::pin(ReceiverStream::new(rx)) as ServerStream
-                ))
+                Ok(Response::new(self.ctx.until_revoked(
+                    authorization,
+                    admission,
+                    ReceiverStream::new(rx),
+                )))
             })
             .await
     }
 }
+
+/// The largest presence message (cursor, selection, name) a session may send.
+const MAX_PRESENCE: usize = 4 * 1024;
 
 /// One client's sync stream.
 struct Session {
@@ -284,6 +291,12 @@ impl Session {
                         }
                     }
                     Ok(Some(v1::CollabClientMessage { kind: Some(ClientKind::Presence(mut p)) })) => {
+                        // Presence goes to every session of the notebook: small, or refused.
+                        if prost::Message::encoded_len(&p) > MAX_PRESENCE {
+                            break Err(Status::invalid_argument(format!(
+                                "a presence message is at most {MAX_PRESENCE} bytes"
+                            )));
+                        }
                         p.session = self.id.clone();
                         p.user = self.user.clone();
                         p.colour = colour(&self.user);
@@ -312,6 +325,9 @@ impl Session {
                     Err(broadcast::error::RecvError::Closed) => break Ok(()),
                 },
                 _ = shutdown.changed() => break Err(Status::unavailable("alyxd is shutting down")),
+                // The stream ended (the client left, or its token was revoked): stop taking
+                // its changes.
+                () = self.tx.closed() => break Ok(()),
             }
         };
         if let Err(e) = outcome {

@@ -127,7 +127,9 @@ impl EventService for EventsApi {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         self.ctx
             .observe("Subscribe", async {
-                self.ctx.caller(&request).await?;
+                let caller = self.ctx.caller(&request).await?;
+                let admission = self.ctx.admit(&caller)?;
+                let authorization = super::authorization(&request);
                 let r = request.into_inner();
                 let rx = self.live.subscribe();
                 let (tx, out) = mpsc::channel(16);
@@ -138,9 +140,11 @@ impl EventService for EventsApi {
                     self.store.clone(),
                     self.shutdown.clone(),
                 ));
-                Ok(Response::new(
-                    Box::pin(ReceiverStream::new(out)) as Self::SubscribeStream
-                ))
+                Ok(Response::new(self.ctx.until_revoked(
+                    authorization,
+                    admission,
+                    ReceiverStream::new(out),
+                )))
             })
             .await
     }

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::query::parse_text;
 use super::{Context, status};
+use crate::auth::{Caller, Role};
 use crate::jobs::Jobs;
 use crate::jobs::store::{JobInfo, NewJob};
 
@@ -108,6 +109,18 @@ impl JobsApi {
 
 type UpdateStream = Pin<Box<dyn Stream<Item = Result<v1::JobUpdate, Status>> + Send>>;
 
+/// A job, its progress and its results are visible to its owner and to operators.
+fn may_see(caller: &Caller, job: &JobInfo) -> Result<(), Status> {
+    if job.owner == caller.name || caller.role == Role::Operator {
+        Ok(())
+    } else {
+        Err(Status::permission_denied(format!(
+            "job {} belongs to another user; jobs are visible to their owner and to operators",
+            job.id
+        )))
+    }
+}
+
 #[tonic::async_trait]
 impl JobService for JobsApi {
     async fn submit(
@@ -150,9 +163,10 @@ impl JobService for JobsApi {
     async fn get(&self, request: Request<v1::GetJobRequest>) -> Result<Response<v1::Job>, Status> {
         self.ctx
             .observe("GetJob", async {
-                self.ctx.caller(&request).await?;
+                let caller = self.ctx.caller(&request).await?;
                 let id = job_id(request.into_inner().id)?;
                 let job = self.jobs.store.get(id).await.map_err(status)?;
+                may_see(&caller, &job)?;
                 Ok(Response::new(self.job(&job).await?))
             })
             .await
@@ -178,10 +192,17 @@ impl JobService for JobsApi {
                     0 => 100,
                     n => n.min(1000),
                 };
-                let owner = match r.owner.as_str() {
-                    "" => None,
-                    "@me" => Some(caller.name.as_str()),
-                    name => Some(name),
+                // Operators list anyone's jobs; others their own.
+                let owner = match (r.owner.as_str(), caller.role) {
+                    ("", Role::Operator) => None,
+                    ("" | "@me", _) => Some(caller.name.as_str()),
+                    (name, Role::Operator) => Some(name),
+                    (name, _) if name == caller.name => Some(name),
+                    (name, _) => {
+                        return Err(Status::permission_denied(format!(
+                            "the jobs of `{name}` are visible to them and to operators only"
+                        )));
+                    }
                 };
                 let found = self
                     .jobs
@@ -252,9 +273,12 @@ impl JobService for JobsApi {
     ) -> Result<Response<Self::WatchStream>, Status> {
         self.ctx
             .observe("WatchJob", async {
-                self.ctx.caller(&request).await?;
+                let caller = self.ctx.caller(&request).await?;
+                let admission = self.ctx.admit(&caller)?;
+                let authorization = super::authorization(&request);
                 let id = job_id(request.into_inner().id)?;
-                self.jobs.store.get(id).await.map_err(status)?;
+                let job = self.jobs.store.get(id).await.map_err(status)?;
+                may_see(&caller, &job)?;
                 let (tx, rx) = mpsc::channel(4);
                 let api = JobsApi {
                     ctx: self.ctx.clone(),
@@ -311,12 +335,16 @@ impl JobService for JobsApi {
                             () = changed => {}
                             _ = tokio::time::sleep(WATCH_POLL) => {}
                             _ = shutdown.changed() => return,
+                            // The client went away: nothing to watch for.
+                            () = tx.closed() => return,
                         }
                     }
                 });
-                Ok(Response::new(
-                    Box::pin(ReceiverStream::new(rx)) as UpdateStream
-                ))
+                Ok(Response::new(self.ctx.until_revoked(
+                    authorization,
+                    admission,
+                    ReceiverStream::new(rx),
+                )))
             })
             .await
     }
@@ -327,9 +355,10 @@ impl JobService for JobsApi {
     ) -> Result<Response<v1::JobResult>, Status> {
         self.ctx
             .observe("GetJobResult", async {
-                self.ctx.caller(&request).await?;
+                let caller = self.ctx.caller(&request).await?;
                 let id = job_id(request.into_inner().id)?;
                 let job = self.jobs.store.get(id).await.map_err(status)?;
+                may_see(&caller, &job)?;
                 Ok(Response::new(self.result(&job).await?))
             })
             .await

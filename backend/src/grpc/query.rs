@@ -24,6 +24,8 @@ pub struct QueryApi {
 
 const DEFAULT_PAGE: u32 = 10_000;
 const MAX_PAGE: u32 = 100_000;
+/// The smallest page: each page runs the query again.
+const MIN_PAGE: u32 = 100;
 
 fn diagnostics(ds: &[Diagnostic]) -> Vec<v1::Diagnostic> {
     ds.iter().map(v1::Diagnostic::from).collect()
@@ -81,6 +83,7 @@ pub(super) fn binning(b: Option<v1::Binning>) -> Result<Binning, Status> {
 /// The request's dataset, engine and query, parsed and checked (the diagnostics on failure).
 fn prepare(r: Option<v1::QueryRequest>) -> Result<Prepared, Status> {
     let r = r.ok_or_else(|| Status::invalid_argument("the request has no query"))?;
+    alyx_store::check_name(&r.dataset).map_err(|e| Status::invalid_argument(e.to_string()))?;
     let engine = analysis::engine(r.engine).map_err(|e| Status::invalid_argument(e.to_string()))?;
     let parsed = parse_text(r.query)?;
     let checked = parsed.and_then(|q| query::check(&q, engine));
@@ -146,10 +149,14 @@ impl QueryService for QueryApi {
         self.ctx
             .observe("Execute", async {
                 let caller = self.ctx.caller(&request).await?;
+                let admission = self.ctx.admit(&caller)?;
+                let authorization = super::authorization(&request);
                 let r = request.into_inner();
+                // Each page re-runs the query: a page of one row would cost a full query per
+                // row, so pages are at least MIN_PAGE rows.
                 let size = match r.page_size {
                     0 => DEFAULT_PAGE,
-                    n => n.min(MAX_PAGE),
+                    n => n.clamp(MIN_PAGE, MAX_PAGE),
                 } as u64;
                 let max_pages = r.max_pages;
                 let mut p = prepare(r.query)?;
@@ -183,7 +190,11 @@ impl QueryService for QueryApi {
                     Ok(page) => result_page(page),
                     Err(e) => Err(status(e)),
                 });
-                Ok(Response::new(Box::pin(stream) as PageStream))
+                Ok(Response::new(self.ctx.until_revoked(
+                    authorization,
+                    admission,
+                    stream,
+                )))
             })
             .await
     }
@@ -195,6 +206,7 @@ impl QueryService for QueryApi {
         self.ctx
             .observe("Histogram", async {
                 let caller = self.ctx.caller(&request).await?;
+                let _admission = self.ctx.admit(&caller)?;
                 let r = request.into_inner();
                 let binning = binning(r.binning)?;
                 let mut p = prepare(r.query)?;

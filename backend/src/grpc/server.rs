@@ -36,6 +36,17 @@ pub struct Addresses {
     pub metrics: SocketAddr,
 }
 
+/// The listener's TLS identity, read from `tls_cert` and `tls_key`.
+fn tls(config: &Config) -> Result<tonic::transport::ServerTlsConfig> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| Error::InvalidArgument(format!("cannot read {}: {e}", path.display())))
+    };
+    let identity =
+        tonic::transport::Identity::from_pem(read(&config.tls_cert)?, read(&config.tls_key)?);
+    Ok(tonic::transport::ServerTlsConfig::new().identity(identity))
+}
+
 /// Binds both listeners (so that port 0 works and the addresses are known at once).
 pub async fn bind(config: &Config) -> Result<(TcpListener, TcpListener)> {
     let grpc = TcpListener::bind(config.listen).await.map_err(|e| {
@@ -98,6 +109,7 @@ pub async fn run(
     let ctx = Context {
         auth: Arc::new(Authenticator::new(pool.clone())),
         metrics: metrics.clone(),
+        calls: crate::grpc::CallLimit::new(config.user_calls),
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -128,14 +140,16 @@ pub async fn run(
         live,
         shutdown: stop_rx_for_streams.clone(),
     };
+    let mut engines = Engines::new(
+        store.clone(),
+        Some(pool.clone()),
+        (!config.spark_url.is_empty()).then(|| config.spark_url.clone()),
+        cache,
+    );
+    engines.queries = Some(catalogue::connect_queries(&config).await?);
     let query = QueryApi {
         ctx: ctx.clone(),
-        engines: Engines::new(
-            store.clone(),
-            Some(pool.clone()),
-            (!config.spark_url.is_empty()).then(|| config.spark_url.clone()),
-            cache,
-        ),
+        engines,
     };
     let slots = match config.job_slots {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
@@ -171,6 +185,7 @@ pub async fn run(
         pool: pool.clone(),
         store: store.clone(),
         queue_limit: config.job_queue_limit,
+        user_queue_limit: config.job_user_queue_limit,
     };
     let scheduler = Scheduler::new(
         job_store.clone(),
@@ -220,8 +235,21 @@ pub async fn run(
     );
 
     let grpc_shutdown = stopped();
+    let mut builder = tonic::transport::Server::builder();
+    if !config.tls_cert.as_os_str().is_empty() {
+        builder = builder.tls_config(tls(&config)?).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "TLS certificate {} with key {}: {e}",
+                config.tls_cert.display(),
+                config.tls_key.display()
+            ))
+        })?;
+    }
     let server = tokio::spawn(
-        tonic::transport::Server::builder()
+        builder
+            // A deadline on every call's answer (streams: until their first message); a
+            // client's own `grpc-timeout` applies when shorter.
+            .timeout(Duration::from_secs(config.call_timeout_secs.max(1)))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -290,17 +290,36 @@ pub(super) async fn commit(
     .await;
     if let Err(e) = result {
         m.errors.with_label_values(&["commit"]).inc();
-        // The chunk is not in the catalogue: take it out of the dataset again (recovery would
-        // do it when the partition is next owned; doing it now keeps the store tidy).
-        if let Some(w) = written {
-            let shared2 = shared.clone();
-            let id = w.chunk_id as u32;
-            let _ = tokio::task::spawn_blocking(move || {
-                with_dataset(&shared2, |d| d.remove_chunks(&[id]))
-            })
-            .await;
+        // A commit can fail after PostgreSQL committed it (the connection dropped before the
+        // answer came): ask the catalogue, on another connection, before touching the chunk.
+        let Some(w) = &written else {
+            return Err(e);
+        };
+        match chunk_committed(shared, w.chunk_id).await {
+            Some(true) => {
+                tracing::warn!(partition, chunk = w.chunk_id, error = %e,
+                    "the commit reported an error but landed; the chunk is kept");
+            }
+            Some(false) => {
+                // Not in the catalogue: take it out of the dataset again (recovery would do
+                // it when the partition is next owned; doing it now keeps the store tidy).
+                let shared2 = shared.clone();
+                let id = w.chunk_id as u32;
+                let _ = tokio::task::spawn_blocking(move || {
+                    with_dataset(&shared2, |d| d.remove_chunks(&[id]))
+                })
+                .await;
+                return Err(e);
+            }
+            None => {
+                tracing::warn!(
+                    partition,
+                    chunk = w.chunk_id,
+                    "cannot tell whether the commit landed; recovery decides when the partition is next owned"
+                );
+                return Err(e);
+            }
         }
-        return Err(e);
     }
     stage("commit", started);
 
@@ -319,6 +338,19 @@ pub(super) async fn commit(
         tracing::warn!(partition, offset = d.offset, reason = %d.reason, "dead letter");
     }
     Ok(next_offset)
+}
+
+/// Whether the catalogue lists chunk `chunk_id` (so its transaction committed); None when the
+/// catalogue cannot be asked.
+async fn chunk_committed(shared: &Shared, chunk_id: i32) -> Option<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM chunks WHERE dataset_id = $1 AND chunk_id = $2)",
+    )
+    .bind(shared.dataset_id)
+    .bind(chunk_id)
+    .fetch_one(&shared.pool)
+    .await
+    .ok()
 }
 
 fn now_ms() -> i64 {

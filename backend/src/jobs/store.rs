@@ -164,7 +164,22 @@ pub async fn replicas(pool: &PgPool, dataset: Option<&str>) -> Result<Vec<Replic
 pub struct JobStore {
     pub pool: PgPool,
     pub store: DataStore,
+    /// Unfinished tasks in the whole queue at most.
     pub queue_limit: i64,
+    /// Unfinished tasks of one user at most.
+    pub user_queue_limit: i64,
+}
+
+/// Refuses a priority above what the caller's role may ask for.
+fn ceiling(caller: &Caller, priority: i32) -> Result<()> {
+    let most = caller.role.max_priority();
+    if priority > most {
+        return Err(Error::PermissionDenied(format!(
+            "priority {priority} is above what role {} may ask for ({most})",
+            caller.role.as_str()
+        )));
+    }
+    Ok(())
 }
 
 const JOB_COLUMNS: &str = "j.id, j.owner, j.name, j.dataset, j.analysis, j.target, j.priority, j.cores, \
@@ -329,6 +344,23 @@ impl JobStore {
                 problems.join("; ")
             )));
         }
+        ceiling(owner, job.priority)?;
+        let own: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM job_tasks t JOIN jobs j ON j.id = t.job_id
+             WHERE j.owner = $1 AND t.state IN ('pending', 'running')",
+        )
+        .bind(&owner.name)
+        .fetch_one(&self.pool)
+        .await?;
+        if own + chunks.len() as i64 > self.user_queue_limit {
+            return Err(Error::ResourceExhausted(format!(
+                "user `{}` has {own} tasks waiting or running; one user may have {} \
+                 (this job adds {}): wait for some to finish",
+                owner.name,
+                self.user_queue_limit,
+                chunks.len()
+            )));
+        }
         if queued + chunks.len() as i64 > self.queue_limit {
             return Err(Error::ResourceExhausted(format!(
                 "the job queue is full ({queued} tasks waiting or running, limit {}): \
@@ -481,6 +513,7 @@ impl JobStore {
                 "priority {priority} is outside -100..100"
             )));
         }
+        ceiling(caller, priority)?;
         self.owned(caller, id, "change the priority of").await?;
         sqlx::query("UPDATE jobs SET priority = $2 WHERE id = $1")
             .bind(id)
@@ -583,7 +616,45 @@ impl JobStore {
     }
 
     /// Puts tasks whose lease ran out (their instance or worker is gone) back in the queue.
+    /// Each claim counted an attempt: a task whose run keeps killing its worker fails its job
+    /// after `MAX_ATTEMPTS` instead of coming back forever.
     pub async fn requeue_expired(&self) -> Result<u64> {
+        // Job row first, then its tasks: the order every other writer locks them in.
+        let jobs: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT job_id FROM job_tasks \
+             WHERE state = 'running' AND lease_until < now() AND attempts >= $1",
+        )
+        .bind(MAX_ATTEMPTS)
+        .fetch_all(&self.pool)
+        .await?;
+        for job in jobs {
+            let mut tx = self.pool.begin().await?;
+            lock_job(&mut tx, job).await?;
+            let doomed: Vec<(i32, String)> = sqlx::query_as(
+                "UPDATE job_tasks SET state = 'failed', lease_until = NULL, finished_at = now(), \
+                        error = 'lease expired on ' || coalesce(worker, '?') || ' at every attempt' \
+                 WHERE job_id = $1 AND state = 'running' AND lease_until < now() AND attempts >= $2 \
+                 RETURNING chunk_id, coalesce(worker, '?')",
+            )
+            .bind(job)
+            .bind(MAX_ATTEMPTS)
+            .fetch_all(&mut *tx)
+            .await?;
+            if let Some((chunk, worker)) = doomed.first() {
+                let reason = format!(
+                    "chunk {chunk} ran {MAX_ATTEMPTS} times and its worker ({worker}) stopped answering each time (crashed or killed?)"
+                );
+                set_state(
+                    &mut tx,
+                    job,
+                    &[JobState::Queued, JobState::Running, JobState::Preempted],
+                    JobState::Failed,
+                    &reason,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+        }
         Ok(sqlx::query(
             "UPDATE job_tasks SET state = 'pending', error = 'lease expired on ' || coalesce(worker, '?'), \
                     worker = NULL, lease_until = NULL \

@@ -65,12 +65,20 @@ pub fn config(
 pub struct Server {
     pub grpc: String,
     pub metrics: std::net::SocketAddr,
+    /// The CA the client trusts, when alyxd speaks TLS.
+    ca: Option<Vec<u8>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<alyx_backend::Result<()>>>,
 }
 
 impl Server {
     pub async fn start(config: Config) -> Self {
+        Self::start_with_ca(config, None).await
+    }
+
+    /// An alyxd speaking TLS (its configuration names the certificate) whose clients trust
+    /// `ca` (PEM).
+    pub async fn start_with_ca(config: Config, ca: Option<Vec<u8>>) -> Self {
         // alyxd's logs in the test's output (shown for failing tests; RUST_LOG filters).
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -92,8 +100,12 @@ impl Server {
             },
         ));
         let server = Self {
-            grpc: format!("http://{grpc_addr}"),
+            grpc: match ca {
+                Some(_) => format!("https://localhost:{}", grpc_addr.port()),
+                None => format!("http://{grpc_addr}"),
+            },
             metrics: metrics_addr,
+            ca,
             stop: Some(stop),
             task: Some(task),
         };
@@ -113,9 +125,16 @@ impl Server {
 
     /// The health service says SERVING.
     pub async fn serving(&self) -> bool {
-        match Client::new(&self.grpc, "") {
+        match self.try_client("") {
             Ok(c) => c.serving().await,
             Err(_) => false,
+        }
+    }
+
+    fn try_client(&self, token: &str) -> alyx_client::Result<Client> {
+        match &self.ca {
+            Some(ca) => Client::with_ca(&self.grpc, token, ca),
+            None => Client::new(&self.grpc, token),
         }
     }
 
@@ -131,7 +150,7 @@ impl Server {
 
     /// The typed client, as `token`'s holder.
     pub fn client(&self, token: &str) -> Client {
-        Client::new(&self.grpc, token).expect("client")
+        self.try_client(token).expect("client")
     }
 
     pub async fn metrics_text(&self) -> String {

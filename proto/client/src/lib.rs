@@ -137,20 +137,33 @@ pub struct JobOutcome {
 impl Client {
     /// A client of alyxd at `url` (`http://host:port`); connects on first use, within five
     /// seconds. Made inside a tokio runtime, which serves the connection.
+    ///
+    /// An `https://` URL speaks TLS, trusting the system's certificate authorities and the one
+    /// in the PEM file `ALYX_CA_CERT` names, if set.
     pub fn new(url: &str, token: &str) -> Result<Self> {
-        Ok(Self::with(url, token, endpoint(url)?.connect_lazy()))
+        Ok(Self::with(url, token, endpoint(url, None)?.connect_lazy()))
+    }
+
+    /// [`Client::new`] over TLS trusting `ca_pem` (a PEM certificate authority) too.
+    pub fn with_ca(url: &str, token: &str, ca_pem: &[u8]) -> Result<Self> {
+        Ok(Self::with(
+            url,
+            token,
+            endpoint(url, Some(ca_pem.to_vec()))?.connect_lazy(),
+        ))
     }
 
     /// [`Client::new`], connected now: an unreachable alyxd is an error here, not at the first
     /// call.
     pub async fn connect(url: &str, token: &str) -> Result<Self> {
-        let channel = endpoint(url)?
-            .connect()
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                url: url.to_owned(),
-                detail: e.to_string(),
-            })?;
+        let channel =
+            endpoint(url, None)?
+                .connect()
+                .await
+                .map_err(|e| ClientError::Unreachable {
+                    url: url.to_owned(),
+                    detail: e.to_string(),
+                })?;
         Ok(Self::with(url, token, channel))
     }
 
@@ -577,14 +590,34 @@ impl Client {
     }
 }
 
-/// `url` as an endpoint, given five seconds to connect.
-fn endpoint(url: &str) -> Result<Endpoint> {
-    Endpoint::from_shared(url.to_owned())
+/// `url` as an endpoint, given five seconds to connect; over TLS for `https://`, trusting the
+/// system's roots, `ca` and the CA file `ALYX_CA_CERT` names.
+fn endpoint(url: &str, ca: Option<Vec<u8>>) -> Result<Endpoint> {
+    use tonic::transport::{Certificate, ClientTlsConfig};
+    let bad = |reason: String| ClientError::BadUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let endpoint = Endpoint::from_shared(url.to_owned())
         .map(|e| e.connect_timeout(Duration::from_secs(5)))
-        .map_err(|e| ClientError::BadUrl {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| bad(e.to_string()))?;
+    if !url.starts_with("https://") {
+        return Ok(endpoint);
+    }
+    let mut tls = ClientTlsConfig::new().with_native_roots();
+    if let Some(ca) = ca {
+        tls = tls.ca_certificate(Certificate::from_pem(ca));
+    }
+    if let Some(path) = std::env::var_os("ALYX_CA_CERT").filter(|p| !p.is_empty()) {
+        let pem = std::fs::read(&path).map_err(|e| {
+            bad(format!(
+                "cannot read the CA certificate ALYX_CA_CERT={}: {e}",
+                std::path::Path::new(&path).display()
+            ))
+        })?;
+        tls = tls.ca_certificate(Certificate::from_pem(pem));
+    }
+    endpoint.tls_config(tls).map_err(|e| bad(e.to_string()))
 }
 
 fn query_text(q: &QuerySource) -> Result<v1::QueryText> {

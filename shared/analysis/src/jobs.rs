@@ -29,6 +29,9 @@ pub trait AnalysisExt {
     fn run_chunk(&self, dataset: &Dataset, checked: &Checked, chunk: u32) -> Result<TaskResult>;
 }
 
+/// The most histograms one job fills (each is one more pass over every chunk's rows).
+pub const MAX_HISTOGRAMS: usize = 64;
+
 impl AnalysisExt for Analysis {
     /// Checks the analysis: a valid query for the local engine whose rows belong to single
     /// events, so that it splits by chunk (aggregates and DISTINCT only per event, no limits),
@@ -46,6 +49,16 @@ impl AnalysisExt for Analysis {
                 "a job needs at least one histogram",
                 query::At::NONE,
             ));
+        }
+        if self.histograms.len() > MAX_HISTOGRAMS {
+            problems.push(Diagnostic::new(
+                format!(
+                    "a job fills at most {MAX_HISTOGRAMS} histograms, not {}",
+                    self.histograms.len()
+                ),
+                query::At::NONE,
+            ));
+            return Err(problems);
         }
         for h in &self.histograms {
             let b = plan::histogram(&checked, &h.column, h.weight.as_deref(), &h.binning);

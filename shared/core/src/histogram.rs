@@ -8,19 +8,43 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Bin edges: `n` equal bins between `lo` and `hi`, or explicit increasing edges.
+/// The most bins a histogram may have.
+pub const MAX_BINS: usize = 1_000_000;
+
+/// Bin edges: `n` equal bins between `lo` and `hi`, or explicit increasing edges. Read from
+/// JSON (a notebook's outputs, a job's results) through the same checks as [`Binning::fixed`]
+/// and [`Binning::variable`]: a peer cannot hand over a binning of 10¹² bins.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "BinningFields")]
 pub enum Binning {
     Fixed { bins: usize, lo: f64, hi: f64 },
     Variable(Vec<f64>),
 }
 
+/// A binning as written, before its checks.
+#[derive(Deserialize)]
+enum BinningFields {
+    Fixed { bins: usize, lo: f64, hi: f64 },
+    Variable(Vec<f64>),
+}
+
+impl TryFrom<BinningFields> for Binning {
+    type Error = Error;
+
+    fn try_from(b: BinningFields) -> Result<Self> {
+        match b {
+            BinningFields::Fixed { bins, lo, hi } => Self::fixed(bins, lo, hi),
+            BinningFields::Variable(edges) => Self::variable(edges),
+        }
+    }
+}
+
 impl Binning {
     pub fn fixed(bins: usize, lo: f64, hi: f64) -> Result<Self> {
         // A finite width too: from −1e308 to 1e308 every value would fall in the first bin.
-        if bins == 0 || bins > 1_000_000 || !(lo < hi) || !(hi - lo).is_finite() {
+        if bins == 0 || bins > MAX_BINS || !(lo < hi) || !(hi - lo).is_finite() {
             return Err(Error::Histogram(format!(
-                "invalid binning {bins} bins from {lo} to {hi}: need 1–1000000 bins and finite lo < hi"
+                "invalid binning {bins} bins from {lo} to {hi}: need 1–{MAX_BINS} bins and finite lo < hi"
             )));
         }
         Ok(Self::Fixed { bins, lo, hi })
@@ -29,7 +53,7 @@ impl Binning {
     pub fn variable(edges: Vec<f64>) -> Result<Self> {
         let increasing = edges.windows(2).all(|w| w[0] < w[1]);
         if edges.len() < 2
-            || edges.len() > 1_000_001
+            || edges.len() > MAX_BINS + 1
             || !increasing
             || edges.iter().any(|e| !e.is_finite())
         {
@@ -112,7 +136,10 @@ impl Binning {
 /// The bin index polars gives a null or NaN value.
 const MISSING: i64 = -2;
 
+/// A histogram's arrays hold one value per bin of its binning; one read from JSON is checked
+/// for that (see [`Histogram::from_parts`]), so code may index them by bin.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "HistogramFields")]
 pub struct Histogram {
     pub binning: Binning,
     /// Σw per bin.
@@ -127,7 +154,60 @@ pub struct Histogram {
     pub missing: u64,
 }
 
+/// A histogram as written, before its checks.
+#[derive(Deserialize)]
+struct HistogramFields {
+    binning: Binning,
+    sum_w: Vec<f64>,
+    sum_w2: Vec<f64>,
+    entries: Vec<u64>,
+    underflow: f64,
+    overflow: f64,
+    missing: u64,
+}
+
+impl TryFrom<HistogramFields> for Histogram {
+    type Error = Error;
+
+    fn try_from(h: HistogramFields) -> Result<Self> {
+        Histogram::from_parts(h.binning, h.sum_w, h.sum_w2, h.entries).map(|mut made| {
+            made.underflow = h.underflow;
+            made.overflow = h.overflow;
+            made.missing = h.missing;
+            made
+        })
+    }
+}
+
 impl Histogram {
+    /// A histogram of `binning` with these per-bin sums (no under- or overflow), refused
+    /// unless each array holds one value per bin.
+    pub fn from_parts(
+        binning: Binning,
+        sum_w: Vec<f64>,
+        sum_w2: Vec<f64>,
+        entries: Vec<u64>,
+    ) -> Result<Self> {
+        let n = binning.bins();
+        if [sum_w.len(), sum_w2.len(), entries.len()] != [n; 3] {
+            return Err(Error::Histogram(format!(
+                "a histogram of {n} bins came with {} sums, {} squared sums and {} counts",
+                sum_w.len(),
+                sum_w2.len(),
+                entries.len()
+            )));
+        }
+        Ok(Self {
+            binning,
+            sum_w,
+            sum_w2,
+            entries,
+            underflow: 0.0,
+            overflow: 0.0,
+            missing: 0,
+        })
+    }
+
     pub fn new(binning: Binning) -> Self {
         let n = binning.bins();
         Self {
@@ -259,6 +339,27 @@ mod tests {
                 hi: 10.0
             }
         );
+    }
+
+    #[test]
+    fn histograms_read_from_json_are_checked_like_built_ones() {
+        let mut h = Histogram::new(Binning::fixed(3, 0.0, 3.0).expect("binning"));
+        h.fill(1.5, 2.0);
+        h.fill(-1.0, 1.0);
+        let json = serde_json::to_string(&h).expect("json");
+        let back: Histogram = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(back, h);
+        let bad = [
+            json.replace("\"bins\":3", "\"bins\":1000000000000"),
+            json.replace("\"bins\":3", "\"bins\":0"),
+            json.replace("\"sum_w\":[0.0,2.0,0.0]", "\"sum_w\":[0.0]"),
+            json.replace("\"entries\":[0,1,0]", "\"entries\":[0,1,0,4]"),
+            r#"{"binning":{"Variable":[1.0,0.0]},"sum_w":[1.0],"sum_w2":[1.0],"entries":[1],"underflow":0,"overflow":0,"missing":0}"#.into(),
+        ];
+        for text in bad {
+            assert_ne!(text, json, "the test's replacement must hit");
+            serde_json::from_str::<Histogram>(&text).expect_err(&text);
+        }
     }
 
     fn binning() -> impl Strategy<Value = Binning> {

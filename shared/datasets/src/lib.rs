@@ -119,20 +119,13 @@ pub fn import_files(
     Ok((dataset, reports))
 }
 
-/// A dataset name from a file name (`uproot-HZZ.root` → `uproot-HZZ`).
+/// A dataset name from a file name (`uproot-HZZ.root` → `uproot-HZZ`), one that
+/// [`alyx_store::check_name`] accepts.
 pub fn name_from_path(path: &Path) -> String {
     let stem = path
         .file_stem()
         .map_or_else(|| "dataset".into(), |s| s.to_string_lossy().into_owned());
-    stem.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    alyx_store::name_from(&stem.replace('.', "_"))
 }
 
 pub const DEMO_PP: &str = "demo-pp";

@@ -13,11 +13,94 @@ use alyx_core::ast::*;
 
 type R<T> = std::result::Result<T, Diagnostic>;
 
+/// The longest query text accepted, in bytes.
+pub const MAX_TEXT: usize = 256 * 1024;
+
+/// The most operators, keywords that join conditions and parentheses a query may hold. Every
+/// step that walks a query (conversion, checking, printing, the engines' own parsers, dropping
+/// the tree) recurses on its depth, and a chain of N operators is N deep: the limit keeps the
+/// deepest accepted query far inside a thread's stack.
+pub const MAX_OPERATORS: usize = 1_000;
+
+/// Refuses text too long or with too many operators before any parser builds a tree of it.
+fn within_limits(text: &str) -> R<()> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    if text.len() > MAX_TEXT {
+        return Err(Diagnostic::new(
+            format!(
+                "the query is {} KiB; the most accepted is {} KiB",
+                text.len().div_ceil(1024),
+                MAX_TEXT / 1024
+            ),
+            At::NONE,
+        ));
+    }
+    // Text that does not tokenize is left to the parser, which says where it fails.
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, text).tokenize() else {
+        return Ok(());
+    };
+    let operators = tokens
+        .iter()
+        .filter(|t| match t {
+            Token::Word(w) => matches!(
+                w.keyword,
+                sqlparser::keywords::Keyword::AND
+                    | sqlparser::keywords::Keyword::OR
+                    | sqlparser::keywords::Keyword::NOT
+                    | sqlparser::keywords::Keyword::WHEN
+                    | sqlparser::keywords::Keyword::SELECT
+            ),
+            Token::Number(..)
+            | Token::Char(_)
+            | Token::Comma
+            | Token::Whitespace(_)
+            | Token::Period
+            | Token::SemiColon
+            | Token::EOF => false,
+            t => !is_string(t),
+        })
+        .count();
+    if operators > MAX_OPERATORS {
+        return Err(Diagnostic::new(
+            format!(
+                "the query has {operators} operators and parentheses; the most accepted is {MAX_OPERATORS}"
+            ),
+            At::NONE,
+        ));
+    }
+    Ok(())
+}
+
+fn is_string(t: &sqlparser::tokenizer::Token) -> bool {
+    use sqlparser::tokenizer::Token as T;
+    matches!(
+        t,
+        T::SingleQuotedString(_)
+            | T::DoubleQuotedString(_)
+            | T::TripleSingleQuotedString(_)
+            | T::TripleDoubleQuotedString(_)
+            | T::DollarQuotedString(_)
+            | T::SingleQuotedByteStringLiteral(_)
+            | T::DoubleQuotedByteStringLiteral(_)
+            | T::TripleSingleQuotedByteStringLiteral(_)
+            | T::TripleDoubleQuotedByteStringLiteral(_)
+            | T::SingleQuotedRawStringLiteral(_)
+            | T::DoubleQuotedRawStringLiteral(_)
+            | T::TripleSingleQuotedRawStringLiteral(_)
+            | T::TripleDoubleQuotedRawStringLiteral(_)
+            | T::NationalStringLiteral(_)
+            | T::EscapedStringLiteral(_)
+            | T::UnicodeStringLiteral(_)
+            | T::HexStringLiteral(_)
+    )
+}
+
 /// Parses one `SELECT` query (with `WITH`, `UNION ALL`, `ORDER BY` and `LIMIT`).
 pub fn parse(text: &str) -> R<Query> {
     if text.trim().is_empty() {
         return Err(Diagnostic::new("the query is empty", At::NONE));
     }
+    within_limits(text)?;
     let statements =
         Parser::parse_sql(&GenericDialect {}, text).map_err(|e| parser_error(e, text))?;
     match statements.as_slice() {
@@ -43,6 +126,7 @@ pub fn condition(text: &str) -> R<Expr> {
     if text.trim().is_empty() {
         return Err(Diagnostic::new("the condition is empty", At::NONE));
     }
+    within_limits(text)?;
     let dialect = GenericDialect {};
     let mut parser = Parser::new(&dialect)
         .try_with_sql(text)

@@ -12,6 +12,8 @@ use alyx_core::ast::*;
 use alyx_core::histogram::{Binning, Histogram};
 
 const ROWS: &str = "alyx_rows";
+/// Variable bins are one CASE branch per edge in the engine's SQL.
+pub const MAX_VARIABLE_EDGES: usize = 1_001;
 const BINNED: &str = "alyx_binned";
 
 /// `checked`'s rows as the last WITH table, so that a query can be put around them.
@@ -125,6 +127,17 @@ pub fn histogram(
     binning: &Binning,
 ) -> std::result::Result<Checked, Diagnostic> {
     numeric_output(checked, value, "column")?;
+    if let Binning::Variable(edges) = binning
+        && edges.len() > MAX_VARIABLE_EDGES
+    {
+        return Err(Diagnostic::new(
+            format!(
+                "{} bin edges: a query histogram takes at most {MAX_VARIABLE_EDGES} variable edges (use equal bins for more)",
+                edges.len()
+            ),
+            At::NONE,
+        ));
+    }
     if let Some(w) = weight {
         numeric_output(checked, w, "weight")?;
     }
@@ -285,12 +298,20 @@ pub fn page(
     let offset = match &cursor.after {
         Some(key) if key.len() == order_by.len() => {
             // A cursor comes back from the client: its key goes into the page's WHERE, so it
-            // may hold values only, never expressions (a function name is printed as is).
-            if let Some(bad) = key.iter().find(|v| !is_value(v)) {
-                return Err(Diagnostic::new(
-                    "not a cursor from a result page: its key holds an expression, not a value",
-                    bad.at(),
-                ));
+            // may hold values only, never expressions (a function name is printed as is), and
+            // each a value of its column's type (an engine would otherwise fail on the
+            // comparison and tell the caller why, with the value in its message).
+            for (o, v) in order_by.iter().zip(key) {
+                let column = match &o.expr {
+                    Expr::Column { name, .. } => checked.columns().iter().find(|(c, _)| c == name),
+                    _ => None,
+                };
+                if !column.is_some_and(|(_, t)| fits(v, *t)) {
+                    return Err(Diagnostic::new(
+                        "not a cursor from a result page: its key does not match the result's columns",
+                        At::NONE,
+                    ));
+                }
             }
             select.filter = Some(not_before(&order_by, key));
             cursor.skip
@@ -309,11 +330,15 @@ pub fn page(
     ))
 }
 
-/// A literal value (what `next_cursor` writes into a key).
-fn is_value(e: &Expr) -> bool {
-    match e {
-        Expr::Int(_) | Expr::Float(_) | Expr::Text(_) | Expr::Bool(_) | Expr::Null => true,
-        Expr::Neg(inner) => matches!(**inner, Expr::Int(_) | Expr::Float(_)),
+/// Whether `e` is a literal value of type `t` or null (what `next_cursor` writes into a key
+/// for a column of that type).
+fn fits(e: &Expr, t: Type) -> bool {
+    match (e, t) {
+        (Expr::Null, _) => true,
+        (Expr::Int(_), Type::Int | Type::Float) | (Expr::Float(_), Type::Float) => true,
+        (Expr::Text(_), Type::Text) | (Expr::Bool(_), Type::Bool) => true,
+        (Expr::Neg(inner), Type::Int) => matches!(**inner, Expr::Int(_)),
+        (Expr::Neg(inner), Type::Float) => matches!(**inner, Expr::Int(_) | Expr::Float(_)),
         _ => false,
     }
 }

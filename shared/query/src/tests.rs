@@ -623,3 +623,75 @@ fn every_output_format_round_trips_zeros_nulls_and_nan() {
     assert_eq!(rows[2][1], "null", "{table}");
     assert_eq!(rows[3][2], "null", "{table}");
 }
+
+#[test]
+fn huge_and_deep_queries_are_refused_before_parsing() {
+    let terms = vec!["1"; 200_000].join(" + ");
+    let errors = prepare(&format!("SELECT {terms} AS x"), Engine::Local).expect_err("huge");
+    assert!(
+        errors[0].message.contains("the most accepted"),
+        "{errors:?}"
+    );
+    let chain = vec!["pt"; 20_000].join(" + ");
+    let errors = prepare(&format!("SELECT {chain} FROM muons"), Engine::Local).expect_err("deep");
+    assert!(errors[0].message.contains("operators"), "{errors:?}");
+    let conditions = vec!["pt > 1"; 2_000].join(" AND ");
+    let errors = super::parse::condition(&conditions).expect_err("deep condition");
+    assert!(errors.message.contains("operators"), "{errors}");
+}
+
+#[test]
+fn the_deepest_accepted_query_checks_prints_and_pages_on_a_small_stack() {
+    // Every walk of the tree recurses on its depth: the deepest query the limit lets through
+    // must get through all of them on a 2 MiB thread (the tokio and std default).
+    let n = super::parse::MAX_OPERATORS / 2 - 10;
+    let chain = vec!["pt"; n].join(" + ");
+    // Parentheses: the SQL parser itself refuses more than a few dozen levels.
+    let nested = format!("{}pt{}", "(".repeat(40), ")".repeat(40));
+    for (text, columns) in [
+        (format!("SELECT {chain} AS s FROM muons"), n),
+        (
+            format!("SELECT {nested} AS s FROM muons WHERE NOT NOT NOT pt > 1"),
+            2,
+        ),
+    ] {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let checked = prepare(&text, Engine::Local).expect("accepted");
+                let page = plan::page(&checked, &plan::Cursor::default(), 10).expect("page");
+                let printed = to_sql(page.query(), Dialect::Polars);
+                assert!(printed.matches("pt").count() >= columns, "{printed}");
+                let json = serde_json::to_string(page.query()).expect("json");
+                drop(json);
+            })
+            .expect("thread")
+            .join()
+            .expect("no stack overflow");
+    }
+}
+
+#[test]
+fn cursors_hold_only_values_of_their_columns_types() {
+    let checked = prepare("SELECT event_id, pt FROM muons", Engine::Local).expect("query");
+    let cursor = |after: Vec<Expr>| plan::Cursor {
+        first_row: 10,
+        after: Some(after),
+        skip: 0,
+    };
+    let good = cursor(vec![int(3), Expr::Neg(Box::new(float(1.5)))]);
+    plan::page(&checked, &good, 10).expect("a key of values");
+    let null = cursor(vec![Expr::Null, Expr::Null]);
+    plan::page(&checked, &null, 10).expect("nulls");
+    let injected = call("(SELECT 1 FROM pg_sleep(5)) + ABS", vec![int(1)]);
+    for bad in [
+        cursor(vec![injected, float(1.0)]),
+        cursor(vec![Expr::Text("postgres".into()), float(1.0)]),
+        cursor(vec![float(1.5), float(1.0)]),
+        cursor(vec![int(1), Expr::Bool(true)]),
+        cursor(vec![int(1), col("pt")]),
+    ] {
+        let e = plan::page(&checked, &bad, 10).expect_err("refused");
+        assert!(e.message.contains("not a cursor"), "{e}");
+    }
+}

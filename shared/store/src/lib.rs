@@ -148,17 +148,16 @@ impl DataStore {
         Ok(names)
     }
 
+    /// The dataset called `name`, a name [`check_name`] accepts: never a path, so that no
+    /// caller can open a directory outside the data directory.
     pub fn dataset(&self, name: &str) -> Result<Dataset> {
+        check_name(name)?;
         Dataset::open(self.root.join(name))
     }
 
     /// Creates an empty dataset; fails if one of that name exists.
     pub fn create_dataset(&self, name: &str, source: &str) -> Result<Dataset> {
-        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(Error::Invalid(format!(
-                "invalid dataset name `{name}`: use letters, digits, `-`, `_`"
-            )));
-        }
+        check_name(name)?;
         let dir = self.root.join(name);
         if dir.join(MANIFEST).exists() {
             return Err(Error::Invalid(format!(
@@ -189,6 +188,72 @@ impl DataStore {
             )),
             Err(e) => Err(Error::io(&path, e)),
         }
+    }
+}
+
+/// The longest dataset name, in bytes.
+pub const MAX_NAME: usize = 200;
+
+/// Checks that `name` can name a dataset: 1 to [`MAX_NAME`] bytes of ASCII letters, digits, `-`,
+/// `_` and `.`, not starting with `.` or `-`. A name is one directory below the data
+/// directory, never a path (`..`, `/etc`, `a/b`) nor a hidden file.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && !name.starts_with(['.', '-'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        let shown: String = name.chars().take(40).collect();
+        Err(Error::Invalid(format!(
+            "invalid dataset name `{}`: use 1 to {MAX_NAME} letters, digits, `-`, `_` and `.`, not starting with `.` or `-`",
+            shown.escape_debug()
+        )))
+    }
+}
+
+/// A dataset name made from `stem` (a file name, say): characters a name may not hold become
+/// `_`, and it is cut to [`MAX_NAME`] bytes.
+pub fn name_from(stem: &str) -> String {
+    let mut name: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(MAX_NAME)
+        .collect();
+    while name.starts_with(['.', '-']) {
+        name.replace_range(..1, "_");
+    }
+    if name.is_empty() {
+        name.push_str("dataset");
+    }
+    name
+}
+
+/// Checks that a manifest's file path stays inside its dataset: relative, and made of plain
+/// names only (no `..`, no root, no prefix).
+fn check_relative(manifest: &Path, rel: &str) -> Result<()> {
+    use std::path::Component;
+    let path = Path::new(rel);
+    let inside = !rel.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)));
+    if inside {
+        Ok(())
+    } else {
+        Err(Error::Manifest {
+            path: manifest.into(),
+            reason: format!(
+                "file path `{}` leaves the dataset directory",
+                rel.escape_debug()
+            ),
+        })
     }
 }
 
@@ -249,6 +314,12 @@ impl Dataset {
                     manifest.schema_version
                 ),
             });
+        }
+        // Every path read, written or removed later is one of these: checked once, here.
+        for chunk in &manifest.chunks {
+            for entry in chunk.files.values() {
+                check_relative(&path, &entry.path)?;
+            }
         }
         Ok(Self { dir, manifest })
     }

@@ -299,3 +299,63 @@ fn chunks_written_in_parallel_are_listed_in_event_id_order_whatever_order_they_p
     }
     assert!(reopened.verify().is_ok());
 }
+
+#[test]
+fn dataset_names_are_names_never_paths() {
+    let (dir, _ds, _) = fresh(3);
+    let store = DataStore::open(dir.path()).expect("store");
+    let outside = tempfile::tempdir().expect("outside");
+    let victim = DataStore::open(outside.path()).expect("victim store");
+    victim.create_dataset("secret", "test").expect("victim");
+    let absolute = outside.path().join("secret");
+    let traversal = format!(
+        "../{}/secret",
+        outside.path().file_name().unwrap().to_string_lossy()
+    );
+    for bad in [
+        "..",
+        "../pp",
+        traversal.as_str(),
+        absolute.to_str().unwrap(),
+        "/etc",
+        "a/b",
+        "a\\b",
+        ".hidden",
+        "-rf",
+        "",
+        "pp\0",
+        "x".repeat(MAX_NAME + 1).as_str(),
+    ] {
+        let e = store.dataset(bad).expect_err(bad);
+        assert!(matches!(e, Error::Invalid(_)), "{bad:?}: {e}");
+        assert!(store.create_dataset(bad, "x").is_err(), "{bad:?}");
+    }
+    assert_eq!(store.dataset("pp").expect("pp").name(), "pp");
+    let long = "é".repeat(300);
+    for stem in [
+        "uproot-HZZ",
+        "../../etc/passwd",
+        ".x",
+        "a b/c",
+        long.as_str(),
+    ] {
+        let name = name_from(stem);
+        check_name(&name).unwrap_or_else(|e| panic!("{stem:?} → {name:?}: {e}"));
+    }
+}
+
+#[test]
+fn a_manifest_naming_a_file_outside_its_dataset_is_refused() {
+    let (_dir, ds, _) = fresh(3);
+    let path = ds.dir().join(MANIFEST);
+    let text = std::fs::read_to_string(&path).expect("manifest");
+    let original = &ds.manifest().chunks[0].files[Table::Events.name()].path;
+    for bad in ["../../../etc/passwd", "/etc/passwd", "events/../../x"] {
+        std::fs::write(&path, text.replace(original.as_str(), bad)).expect("write");
+        let e = Dataset::open(ds.dir()).expect_err(bad);
+        assert!(
+            e.to_string().contains("leaves the dataset directory"),
+            "{e}"
+        );
+    }
+}

@@ -14,6 +14,10 @@ pub enum AdminCommand {
         /// physicist, shift or operator.
         #[arg(long)]
         role: String,
+        /// The token stops working after this long: `90d`, `12h`, `30m`, `45s`; default never
+        /// (revoke it to end it).
+        #[arg(long, value_parser = parse_lifetime)]
+        expires: Option<std::time::Duration>,
         /// alyxd's configuration file; ALYXD_DATABASE_URL overrides it.
         #[arg(long, env = "ALYXD_CONFIG")]
         config: Option<PathBuf>,
@@ -62,9 +66,33 @@ pub enum AdminCommand {
     Status {
         #[arg(long, env = "ALYX_BACKEND", default_value = "http://127.0.0.1:50051")]
         backend: String,
-        #[arg(long, env = "ALYX_TOKEN")]
+        #[arg(long, env = "ALYX_TOKEN", hide_env_values = true)]
         token: String,
     },
+}
+
+/// A token lifetime: a whole number with a unit, `d`, `h`, `m` or `s`.
+fn parse_lifetime(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let unit = match text.chars().last() {
+        Some('d') => 86_400,
+        Some('h') => 3_600,
+        Some('m') => 60,
+        Some('s') => 1,
+        _ => {
+            return Err(format!(
+                "`{text}`: write a number and a unit, e.g. 90d, 12h, 30m"
+            ));
+        }
+    };
+    let n: u64 = text[..text.len() - 1]
+        .parse()
+        .map_err(|_| format!("`{text}`: write a number and a unit, e.g. 90d, 12h, 30m"))?;
+    match n.checked_mul(unit) {
+        Some(secs) if secs > 0 && secs <= 10 * 365 * 86_400 => {
+            Ok(std::time::Duration::from_secs(secs))
+        }
+        _ => Err(format!("`{text}`: a lifetime from 1 s to 10 years")),
+    }
 }
 
 pub async fn run(command: AdminCommand) -> Result<()> {
@@ -76,13 +104,22 @@ pub async fn run(command: AdminCommand) -> Result<()> {
         anyhow::Ok(catalogue::connect(&config).await?)
     };
     match command {
-        AdminCommand::CreateUser { name, role, config } => {
+        AdminCommand::CreateUser {
+            name,
+            role,
+            expires,
+            config,
+        } => {
             let role = Role::parse(&role)?;
             let pool = pool(config).await?;
-            let token = auth::create_user(&pool, &name, role).await?;
+            let token = auth::create_user_expiring(&pool, &name, role, expires).await?;
             out!("{token}");
+            let lifetime = match expires {
+                Some(d) => format!("expires in {} s", d.as_secs()),
+                None => "never expires".into(),
+            };
             eprintln!(
-                "created user `{name}` ({}); the token above is shown only once",
+                "created user `{name}` ({}); the token above is shown only once and {lifetime}",
                 role.as_str()
             );
         }
@@ -169,6 +206,9 @@ pub async fn run(command: AdminCommand) -> Result<()> {
     Ok(())
 }
 
+/// The most chunk ids one `--chunks` may name.
+const MAX_CHUNK_IDS: usize = 1_000_000;
+
 /// Chunk ids from `0-4,9`.
 fn chunk_ids(text: &str) -> Result<Vec<i32>> {
     let mut ids = Vec::new();
@@ -182,6 +222,10 @@ fn chunk_ids(text: &str) -> Result<Vec<i32>> {
                 );
                 if a > b || a < 0 {
                     return Err(bad());
+                }
+                // A typo like 0-2000000000 must not allocate gigabytes.
+                if ids.len() + (b - a) as usize >= MAX_CHUNK_IDS {
+                    anyhow::bail!("`{text}` names more than {MAX_CHUNK_IDS} chunks");
                 }
                 ids.extend(a..=b);
             }
@@ -285,9 +329,8 @@ async fn status(backend: &str, token: &str) -> Result<()> {
 }
 
 #[cfg(test)]
-#[cfg(test)]
 mod tests {
-    use super::{chunk_ids, ranges};
+    use super::{chunk_ids, parse_lifetime, ranges};
 
     #[test]
     fn chunk_ranges_read_and_print_back() {
@@ -297,5 +340,30 @@ mod tests {
         for bad in ["", "a", "4-2", "-1", "1-x", ","] {
             assert!(chunk_ids(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn lifetimes_have_a_unit_and_a_sane_range() {
+        assert_eq!(parse_lifetime("90d").map(|d| d.as_secs()), Ok(90 * 86_400));
+        assert_eq!(parse_lifetime("45s").map(|d| d.as_secs()), Ok(45));
+        for bad in [
+            "",
+            "d",
+            "90",
+            "-1d",
+            "0s",
+            "99999999999999999d",
+            "11000d",
+            "1w",
+        ] {
+            assert!(parse_lifetime(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn chunk_lists_are_bounded() {
+        assert_eq!(super::chunk_ids("0-2,9").expect("ids"), [0, 1, 2, 9]);
+        assert!(super::chunk_ids("0-2000000000").is_err());
+        assert!(super::chunk_ids("5-1").is_err());
     }
 }

@@ -89,6 +89,28 @@ pub enum CellOutput {
     Error(String),
 }
 
+impl CellOutput {
+    /// An output as a peer wrote it into the document, checked as any input is: JSON that does
+    /// not read as an output, a histogram whose arrays do not match its binning or a table
+    /// whose rows do not match its columns is shown as an error, never handed to the display.
+    pub fn read(json: &str) -> CellOutput {
+        let unreadable =
+            |why: String| CellOutput::Error(format!("this output cannot be shown: {why}"));
+        match serde_json::from_str::<CellOutput>(json) {
+            Ok(CellOutput::Table { columns, rows, .. })
+                if rows.iter().any(|r| r.len() != columns.len()) =>
+            {
+                unreadable(format!(
+                    "a table row does not have its {} columns",
+                    columns.len()
+                ))
+            }
+            Ok(output) => output,
+            Err(e) => unreadable(e.to_string()),
+        }
+    }
+}
+
 /// A cell as read from the document.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cell {
@@ -263,7 +285,7 @@ impl Notebook {
         let output = self
             .str_at(&obj, "output")
             .filter(|s| !s.is_empty())
-            .and_then(|s| serde_json::from_str(&s).ok());
+            .map(|s| CellOutput::read(&s));
         let last_run_ms = match self.doc.get(&obj, "last_run_ms").ok().flatten() {
             Some((automerge::Value::Scalar(s), _)) => s.to_i64(),
             _ => None,
@@ -985,5 +1007,42 @@ mod tests {
         );
         assert_eq!(ipynb["cells"][1]["cell_type"], "markdown");
         assert_eq!(ipynb["cells"][1]["source"][0], "## Selection\n");
+    }
+
+    #[test]
+    fn outputs_a_peer_wrote_wrong_read_as_errors() {
+        let mut nb = Notebook::new("hostile", "mallory");
+        let q = nb.insert_cell(0, CellKind::Query, "SELECT 1").expect("q");
+        let fixed = r#"{"Fixed":{"bins":3,"lo":0.0,"hi":3.0}}"#;
+        let hist = |binning: &str, sums: &str| {
+            format!(
+                r#"{{"histograms":[["pt",{{"binning":{binning},"sum_w":{sums},"sum_w2":{sums},"entries":[1,1,1],"underflow":0,"overflow":0,"missing":0}}]]}}"#
+            )
+        };
+        let good = hist(fixed, "[1.0,1.0,1.0]");
+        let obj = nb.cell_obj(&q).expect("cell");
+        nb.doc.put(&obj, "output", good.as_str()).expect("put");
+        assert!(matches!(
+            nb.cell(&q).expect("cell").output,
+            Some(CellOutput::Histograms(_))
+        ));
+        for bad in [
+            hist(fixed, "[1.0]"),
+            hist(
+                r#"{"Fixed":{"bins":1000000000000,"lo":0.0,"hi":3.0}}"#,
+                "[1.0,1.0,1.0]",
+            ),
+            hist(r#"{"Variable":[3.0,2.0,1.0,0.0]}"#, "[1.0,1.0,1.0]"),
+            r#"{"table":{"columns":["a","b"],"rows":[["1"]],"total":1}}"#.to_owned(),
+            "not json".to_owned(),
+            "[".repeat(100_000),
+        ] {
+            nb.doc.put(&obj, "output", bad.as_str()).expect("put");
+            let output = nb.cell(&q).expect("cell").output;
+            assert!(
+                matches!(&output, Some(CellOutput::Error(m)) if m.contains("cannot be shown")),
+                "{output:?}"
+            );
+        }
     }
 }
