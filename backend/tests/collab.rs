@@ -227,6 +227,8 @@ async fn offline_edits_merge_on_reconnect_and_a_restart_loses_nothing(pool: PgPo
         "{}",
         source(&b.notebook, &cell)
     );
+    // Bob may have seen the merge before his client sent its own changes: send them now.
+    b.flush().await.expect("flush");
     assert!(
         a.until(WAIT, |s| source(&s.notebook, &notes)
             == "written on the train"
