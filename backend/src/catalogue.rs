@@ -61,8 +61,9 @@ pub async fn connect_queries(config: &Config) -> Result<PgPool> {
             let role = role.clone();
             Box::pin(async move {
                 if !role.is_empty() {
-                    // The name is checked when the configuration loads (lower case, digits, _).
-                    sqlx::query(&format!("SET ROLE {role}"))
+                    // The name is checked when the configuration loads (lower case, digits,
+                    // `_`), and quoted as an identifier here.
+                    sqlx::query(&format!("SET ROLE \"{role}\""))
                         .execute(&mut *conn)
                         .await?;
                 }

@@ -271,6 +271,18 @@ mod attacks {
         }
     }
 
+    /// A job analysis: the jets' pT in ten bins.
+    fn jet_pt() -> alyx_core::jobs::Analysis {
+        alyx_core::jobs::Analysis {
+            query: alyx_query::parse("SELECT pt FROM jets").expect("sql"),
+            histograms: vec![HistogramSpec {
+                column: "pt".into(),
+                weight: None,
+                binning: Binning::fixed(10, 0.0, 100.0).expect("binning"),
+            }],
+        }
+    }
+
     fn cursor(after: Vec<Expr>) -> Option<String> {
         let c = plan::Cursor {
             first_row: 100,
@@ -352,18 +364,7 @@ mod attacks {
             .expect_err(name);
             assert!(matches!(e, ClientError::Invalid(_)), "{name}: {e:?}");
             assert!(e.to_string().contains("invalid dataset name"), "{e}");
-            let job = JobSubmission::new(
-                "escape",
-                name,
-                alyx_core::jobs::Analysis {
-                    query: alyx_query::parse("SELECT pt FROM jets").expect("sql"),
-                    histograms: vec![HistogramSpec {
-                        column: "pt".into(),
-                        weight: None,
-                        binning: Binning::fixed(10, 0.0, 100.0).expect("binning"),
-                    }],
-                },
-            );
+            let job = JobSubmission::new("escape", name, jet_pt());
             let e = ada.submit(&job).await.expect_err(name);
             assert!(matches!(e, ClientError::Invalid(_)), "{name}: {e:?}");
         }
@@ -447,18 +448,7 @@ mod attacks {
         // they stay queued. Ada's second job would pass her limit of four; Bob still gets in.
         let job = JobSubmission {
             target: Target::Spark,
-            ..JobSubmission::new(
-                "fill",
-                "nano",
-                alyx_core::jobs::Analysis {
-                    query: alyx_query::parse("SELECT pt FROM jets").expect("sql"),
-                    histograms: vec![HistogramSpec {
-                        column: "pt".into(),
-                        weight: None,
-                        binning: Binning::fixed(10, 0.0, 100.0).expect("binning"),
-                    }],
-                },
-            )
+            ..JobSubmission::new("fill", "nano", jet_pt())
         };
         ada.submit(&job).await.expect("ada's first job");
         let e = ada.submit(&job).await.expect_err("ada's second job");
@@ -496,18 +486,7 @@ mod attacks {
         let mut live = ada.subscribe("", false).await.expect("subscribe");
         let job = JobSubmission {
             target: Target::Spark,
-            ..JobSubmission::new(
-                "watched",
-                "nano",
-                alyx_core::jobs::Analysis {
-                    query: alyx_query::parse("SELECT pt FROM jets").expect("sql"),
-                    histograms: vec![HistogramSpec {
-                        column: "pt".into(),
-                        weight: None,
-                        binning: Binning::fixed(10, 0.0, 100.0).expect("binning"),
-                    }],
-                },
-            )
+            ..JobSubmission::new("watched", "nano", jet_pt())
         };
         let (id, _) = ada.submit(&job).await.expect("job");
         let mut watch = ada.watch(id).await.expect("watch");

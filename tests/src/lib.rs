@@ -16,16 +16,18 @@ pub fn data_file(relative: &str) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
+    missing(&format!(
+        "test data {} not found (set ALYX_TEST_DATA)",
+        path.display()
+    ))
+}
+
+/// What a test does without something it needs: under `CI=true` it fails saying `what`;
+/// elsewhere it is skipped with that message.
+fn missing<T>(what: &str) -> Option<T> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    assert!(
-        !ci,
-        "test data missing under CI: {} (set ALYX_TEST_DATA)",
-        path.display()
-    );
-    eprintln!(
-        "skipping: {} not found (set ALYX_TEST_DATA)",
-        path.display()
-    );
+    assert!(!ci, "missing under CI: {what}");
+    eprintln!("skipping: {what}");
     None
 }
 
@@ -34,33 +36,21 @@ pub fn data_file(relative: &str) -> Option<PathBuf> {
 pub fn kafka_brokers() -> Option<String> {
     match std::env::var("ALYX_KAFKA_BROKERS") {
         Ok(b) if !b.is_empty() => Some(b),
-        _ => {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-            assert!(
-                !ci,
-                "ALYX_KAFKA_BROKERS is not set: run the tests through scripts/test.sh, which starts the broker"
-            );
-            eprintln!("skipping: no Kafka broker (set ALYX_KAFKA_BROKERS or run scripts/test.sh)");
-            None
-        }
+        _ => missing(
+            "ALYX_KAFKA_BROKERS is not set: run the tests through scripts/test.sh, which starts the broker",
+        ),
     }
 }
 
 /// The throwaway certificate authority and server certificate the test command made
 /// (`ALYX_TEST_TLS_DIR`: `ca.pem`, `server.pem`, `server.key`, for `localhost`), or `None`
 /// (after saying so) outside CI. Under `CI=true` a missing one fails the test.
-pub fn tls_dir() -> Option<std::path::PathBuf> {
-    match std::env::var_os("ALYX_TEST_TLS_DIR") {
-        Some(d) if std::path::Path::new(&d).join("ca.pem").is_file() => Some(d.into()),
-        _ => {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-            assert!(
-                !ci,
-                "ALYX_TEST_TLS_DIR is not set: run the tests through scripts/test.sh, which makes a throwaway CA"
-            );
-            eprintln!("skipping: no test CA (set ALYX_TEST_TLS_DIR or run scripts/test.sh)");
-            None
-        }
+pub fn tls_dir() -> Option<PathBuf> {
+    match std::env::var_os("ALYX_TEST_TLS_DIR").map(PathBuf::from) {
+        Some(d) if d.join("ca.pem").is_file() => Some(d),
+        _ => missing(
+            "ALYX_TEST_TLS_DIR names no test CA: run the tests through scripts/test.sh, which makes one",
+        ),
     }
 }
 
@@ -79,17 +69,9 @@ pub fn database_url(name: &str) -> String {
 pub fn spark_url() -> Option<String> {
     match std::env::var("ALYX_SPARK_URL") {
         Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-            assert!(
-                !ci,
-                "ALYX_SPARK_URL is not set: run the tests through scripts/test.sh, which starts Spark Connect"
-            );
-            eprintln!(
-                "skipping: no Spark Connect server (set ALYX_SPARK_URL or run scripts/test.sh)"
-            );
-            None
-        }
+        _ => missing(
+            "ALYX_SPARK_URL is not set: run the tests through scripts/test.sh, which starts Spark Connect",
+        ),
     }
 }
 
@@ -99,15 +81,9 @@ pub fn spark_url() -> Option<String> {
 pub fn slurm_base() -> Option<std::path::PathBuf> {
     match std::env::var("ALYX_SLURM_BASE") {
         Ok(b) if !b.is_empty() => Some(b.into()),
-        _ => {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-            assert!(
-                !ci,
-                "ALYX_SLURM_BASE is not set: run the tests through scripts/test.sh, which starts Slurm"
-            );
-            eprintln!("skipping: no Slurm cluster (set ALYX_SLURM_BASE or run scripts/test.sh)");
-            None
-        }
+        _ => missing(
+            "ALYX_SLURM_BASE is not set: run the tests through scripts/test.sh, which starts Slurm",
+        ),
     }
 }
 
@@ -129,17 +105,10 @@ pub fn python(modules: &[&str]) -> Option<PathBuf> {
     if ok {
         return Some(python);
     }
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    assert!(
-        !ci,
-        "no Python with {modules:?} at {} under CI: run the tests through scripts/test.sh, which makes it",
+    missing(&format!(
+        "no Python with {modules:?} at {} (set ALYX_VENV or run scripts/test.sh, which makes it)",
         python.display()
-    );
-    eprintln!(
-        "skipping: no Python with {modules:?} at {} (set ALYX_VENV or run scripts/test.sh)",
-        python.display()
-    );
-    None
+    ))
 }
 
 /// A script of the peers' folder (`tests/peers`) or of `scripts/`.
