@@ -15,11 +15,11 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH="${FUZZ_SECONDS:-600}"
 DATA="${ALYX_TEST_DATA:-$(cd .. && pwd)/shared/data}"
 export CARGO_TARGET_DIR="${ALYX_FUZZ_TARGET_DIR:-$HOME/.cache/alyx/fuzz-target}"
-# cargo-fuzz passes the sanitizer-coverage flags that only nightly accepts; the one toolchain
-# here is stable, whose compiler takes them when told it is bootstrapping.
-export RUSTC_BOOTSTRAP=1
-
-command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.1 --locked
+# The targets are cargo-fuzz targets (libfuzzer-sys), built here without cargo-fuzz: cargo-fuzz
+# instruments every crate, polars included, and wants a nightly compiler; fuzz/instrument.sh
+# instruments only the crates that read hostile input, with stable rustc's own options.
+export RUSTC_WRAPPER="$PWD/fuzz/instrument.sh"
+BIN="$CARGO_TARGET_DIR/fuzz"
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(ingest_decode phoenix_import root_import sql_check notebook)
@@ -32,8 +32,7 @@ seed() {
     phoenix_import) cp "$DATA"/phoenix/*.json "$dir"/ 2>/dev/null || true ;;
     ingest_decode)
       # Real events as the producer encodes them.
-      [ -n "$(ls -A "$dir")" ] || cargo run -q --release --manifest-path fuzz/Cargo.toml \
-        --bin seed_events -- "$dir" 2>/dev/null || true ;;
+      [ -n "$(ls -A "$dir")" ] || "$BIN/seed_events" "$dir" ;;
     sql_check)
       local i=0 q
       while IFS= read -r q; do
@@ -43,13 +42,17 @@ seed() {
   esac
 }
 
+echo "==> building the fuzz targets (instrumented: $CARGO_TARGET_DIR)"
+cargo build --manifest-path fuzz/Cargo.toml --profile fuzz --bins
+
 summary=()
 for target in "${targets[@]}"; do
   seed "$target"
   echo "==> $target: ${SECONDS_EACH}s"
   log=$(mktemp)
   set +e
-  cargo fuzz run --sanitizer none -O "$target" "fuzz/corpus/$target" -- \
+  mkdir -p "fuzz/artifacts/$target"
+  "$BIN/$target" "fuzz/corpus/$target" -artifact_prefix="fuzz/artifacts/$target/" \
     -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=4096 -max_len=1048576 \
     -print_final_stats=1 2>&1 | tee "$log" | grep -E '^#[0-9]+ +(pulse|DONE)|ERROR|panicked|SUMMARY' || true
   rc=${PIPESTATUS[0]}

@@ -5,8 +5,12 @@
 #   CARGO_TARGET_DIR  build cache (default ~/.cache/alyx/target, kept across clones)
 #   ALYX_TEST_DATA    the real HEP files (default ../shared/data beside the checkout)
 #   CI=true           a missing test file or service fails its test instead of skipping it
-#   DATABASE_URL      PostgreSQL for #[sqlx::test] (default postgres://postgres@127.0.0.1:5432/postgres;
-#                     each test creates and drops its own database)
+#   DATABASE_URL      PostgreSQL for #[sqlx::test] (default postgres://alyx@127.0.0.1:5432/alyx;
+#                     each test creates and drops its own database). The tests, their migrations
+#                     and the alyxd they start connect as `alyx`, an owner that is not a
+#                     superuser (it may create databases and roles)
+#   ALYX_PG_ADMIN_URL a superuser connection that creates the roles `alyx` and `alyx_query` and
+#                     the database `alyx` when missing (default postgres://postgres@127.0.0.1:5432/postgres)
 #
 # It starts a Kafka-protocol broker (tansu, in memory, on 127.0.0.1:19092) for the ingest tests,
 # a Spark Connect server (pyspark 4.3.0 from PyPI, local[2], on 127.0.0.1:15002) for the Spark
@@ -21,7 +25,8 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/alyx/target}"
 export ALYX_TEST_DATA="${ALYX_TEST_DATA:-$(cd .. && pwd)/shared/data}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export DATABASE_URL="${DATABASE_URL:-postgres://alyx@127.0.0.1:5432/alyx}"
+PG_ADMIN_URL="${ALYX_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 TOOLS="${ALYX_TOOLS_DIR:-$HOME/.cache/alyx/tools}"
 KAFKA_PORT="${ALYX_KAFKA_PORT:-19092}"
 SPARK_PORT="${ALYX_SPARK_PORT:-15002}"
@@ -183,6 +188,27 @@ make_test_ca() {
   export ALYX_TEST_TLS_DIR="$dir"
 }
 
+# alyxd's roles, as an operator would make them: `alyx` owns the schema (migrations run as it)
+# and is not a superuser; `alyx_query` is the role users' catalogue queries run as
+# (migrations/README.md). Both belong to the cluster, so they are made once.
+database_roles() {
+  command -v psql >/dev/null || { echo "psql not found: PostgreSQL's client is needed" >&2; exit 1; }
+  psql -v ON_ERROR_STOP=1 -q "$PG_ADMIN_URL" <<'SQL'
+SELECT 'CREATE ROLE alyx LOGIN CREATEDB CREATEROLE NOSUPERUSER'
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'alyx') \gexec
+SELECT 'CREATE ROLE alyx_query NOLOGIN'
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'alyx_query') \gexec
+SELECT 'CREATE DATABASE alyx OWNER alyx'
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'alyx') \gexec
+ALTER ROLE alyx NOSUPERUSER;
+GRANT alyx_query TO alyx WITH ADMIN OPTION;
+SQL
+  [ "$(psql -tAq "$DATABASE_URL" -c 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user')" = f ] || {
+    echo "DATABASE_URL connects as a superuser; the tests run as alyxd's owner role, which is not one" >&2
+    exit 1
+  }
+}
+
 start_slurm() {
   if sinfo -h >/dev/null 2>&1; then
     echo "a Slurm cluster already answers; using it (state assumed in $SLURM_BASE)"
@@ -200,6 +226,7 @@ phase peers install_peers
 start_spark
 phase slurm start_slurm
 phase tls make_test_ca
+phase database database_roles
 phase cycles python3 scripts/module_cycles.py
 phase build cargo build --workspace --all-targets --locked
 start_broker

@@ -115,7 +115,7 @@ pub struct IngestConfig {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            database_url: "postgres://postgres@127.0.0.1:5432/alyx".into(),
+            database_url: "postgres://alyx@127.0.0.1:5432/alyx".into(),
             database_pool: 16,
             statement_timeout_ms: 30_000,
             query_role: "alyx_query".into(),

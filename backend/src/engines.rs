@@ -159,9 +159,8 @@ impl Engines {
                     Error::Unavailable("no Spark cluster is configured (ALYXD_SPARK_URL)".into())
                 })?;
                 let mut session = SparkSession::connect(url, user).await?;
-                let result = spark_run(&mut session, &ds, &typed, chunks, None).await;
-                session.release().await;
-                result
+                let _release = session.release_on_drop();
+                spark_run(&mut session, &ds, &typed, chunks, None).await
             }
             Engine::Postgres => {
                 let pool = self.pool()?;

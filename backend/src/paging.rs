@@ -41,12 +41,19 @@ pub struct Pages {
 
 impl Pages {
     /// Pages from `start` on, produced by a task of their own into the returned channel; an
-    /// error ends the pages. The task stops when the receiver is dropped.
+    /// error ends the pages. The task stops when the receiver is dropped, mid-query too: the
+    /// engine's future is dropped (a Spark session is released, which interrupts its
+    /// operations; a local scan already on a blocking thread finishes its page first).
     pub fn spawn(self, start: plan::Cursor) -> mpsc::Receiver<Result<Page>> {
         let (tx, rx) = mpsc::channel(2);
         tokio::spawn(async move {
-            if let Err(e) = self.send(start, &tx).await {
-                let _ = tx.send(Err(e)).await;
+            tokio::select! {
+                result = self.send(start, &tx) => {
+                    if let Err(e) = result {
+                        let _ = tx.send(Err(e)).await;
+                    }
+                }
+                () = tx.closed() => {}
             }
         });
         rx

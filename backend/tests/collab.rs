@@ -166,6 +166,51 @@ async fn two_people_edit_one_notebook_and_see_each_others_text_and_cursors(pool:
             .await
             .expect("left")
     );
+
+    // Bob's client writes a change that says Ada made it. The document keeps the claim (the
+    // change is signed by its hash, not rewritten), but alyxd's history names who sent it.
+    let mut forger = open(&server, &bob, id, "ada").await;
+    forger
+        .notebook
+        .insert_cell(0, CellKind::Markdown, "Ada agrees the peak is at 95 GeV.")
+        .expect("forged cell");
+    forger.flush().await.expect("flush");
+    let forged = |v: &alyx_analysis::notebook::Version| v.what.starts_with("added");
+    let claimed = forger.notebook.history();
+    assert_eq!(
+        claimed
+            .iter()
+            .rev()
+            .find(|v| forged(v))
+            .map(|v| v.author.as_str()),
+        Some("ada")
+    );
+    let attested = eventually(WAIT, "the forged change stored", || async {
+        let h = client(&server, &ada).notebook_history(id).await.ok()?;
+        (h.iter().filter(|v| forged(v)).count() == 2).then_some(h)
+    })
+    .await;
+    let last = attested
+        .iter()
+        .rev()
+        .find(|v| forged(v))
+        .expect("the forged change");
+    assert_eq!(
+        (last.author.as_str(), last.attested),
+        ("bob", true),
+        "{last:?}"
+    );
+    assert!(attested.iter().all(|v| v.attested), "{attested:?}");
+    assert_eq!(
+        attested.first().map(|v| v.author.as_str()),
+        Some("ada"),
+        "the creation"
+    );
+    let stranger = token(&pool, "eve", Role::Physicist).await;
+    assert_eq!(
+        case(client(&server, &stranger).notebook_history(id).await),
+        "permission denied"
+    );
     server.stop().await;
 }
 

@@ -1,6 +1,7 @@
 //! alyxd as a process, killed and restarted: `kill -9` mid-ingest loses nothing and stores
 //! nothing twice; a second instance takes a dead one's partitions over; a backlog larger than
-//! memory passes through with resident memory bounded.
+//! memory passes through with resident memory bounded; a scan its client abandons stops using
+//! the CPU.
 
 mod support;
 
@@ -77,6 +78,23 @@ impl Alyxd {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// CPU time used so far (user and system), in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // After the command name in parentheses: state is field 3, utime and stime 14 and 15.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+            .sum();
+        ticks / 100.0 // USER_HZ
     }
 
     /// Peak resident memory so far (VmHWM), in MiB.
@@ -287,4 +305,72 @@ async fn a_backlog_passes_with_bounded_memory_and_nothing_lost(pool: PgPool) {
     );
     alyxd.terminate();
     assert_stored_exactly_once(&pool, dir.path(), n as i64).await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_scan_abandoned_by_its_client_stops_using_the_cpu(pool: PgPool) {
+    use alyx_client::{Client, QuerySource, QuerySpec};
+    use alyx_sim::nano::{self, NanoConfig};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = DataStore::open(dir.path()).expect("store");
+    let mut ds = store.create_dataset("nano", "test").expect("dataset");
+    for part in nano::events(&NanoConfig::new(5), 0..50_000).chunks(10_000) {
+        ds.append(part).expect("append");
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let alyxd = Alyxd::spawn(
+        &pool,
+        dir.path(),
+        "127.0.0.1:1",
+        "unused",
+        "scan",
+        &[("ALYXD_INGEST", "false"), ("ALYXD_LISTEN", &listen)],
+    );
+    let token = eventually(Duration::from_secs(60), "alyxd migrated", || async {
+        alyx_backend::auth::create_user(&pool, "ada", alyx_backend::auth::Role::Physicist)
+            .await
+            .ok()
+    })
+    .await;
+    let client = Client::new(&format!("http://{listen}"), &token).expect("url");
+    eventually(Duration::from_secs(60), "alyxd answers", || async {
+        client.datasets().await.ok()
+    })
+    .await;
+
+    // Jet triplets, a page of one row at a time (alyxd makes it 100): every page runs the join.
+    let q = QuerySpec {
+        dataset: "nano".into(),
+        engine: alyx_query::Engine::Local,
+        query: QuerySource::Sql(
+            "SELECT a.event_id, a.idx, b.idx AS idx2, c.idx AS idx3, a.pt * b.pt * c.pt AS w \
+             FROM jets AS a JOIN jets AS b ON b.event_id = a.event_id \
+             JOIN jets AS c ON c.event_id = a.event_id ORDER BY w DESC"
+                .into(),
+        ),
+        catalogue_filter: None,
+    };
+    let before = alyxd.cpu_seconds();
+    let mut pages = client.execute(&q, 1, 0, None).await.expect("execute");
+    pages.next().await.expect("a page").expect("the first page");
+    let busy = alyxd.cpu_seconds() - before;
+    drop(pages);
+    // What was running when the client left finishes; nothing after it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_from = alyxd.cpu_seconds();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = alyxd.cpu_seconds() - idle_from;
+    println!("CPU: {busy:.2} s for the first page; {idle:.2} s in 2 s after the client left");
+    assert!(busy > 0.2, "the first page took work ({busy:.2} s of CPU)");
+    assert!(
+        idle < 0.2,
+        "alyxd still works for a gone client: {idle:.2} s of CPU in 2 s"
+    );
+    // And it serves the next caller.
+    client.datasets().await.expect("alyxd answers");
 }

@@ -466,6 +466,55 @@ mod attacks {
         assert!(matches!(e, ClientError::PermissionDenied(_)), "{e:?}");
         let e = ada.job(bobs).await.expect_err("bob's job");
         assert!(matches!(e, ClientError::PermissionDenied(_)), "{e:?}");
+        let e = ada.job_result(bobs).await.expect_err("bob's result");
+        assert!(matches!(e, ClientError::PermissionDenied(_)), "{e:?}");
+        assert!(
+            !ada.jobs("", "", 100)
+                .await
+                .expect("list")
+                .iter()
+                .any(|j| j.id == bobs)
+        );
+
+        // Until Bob shares it: then Ada sees the job, its result and it in her list, but may
+        // neither cancel it nor share it on. Taken back, it is Bob's alone again.
+        let e = bob
+            .share_job(bobs, "nobody", false)
+            .await
+            .expect_err("no such user");
+        assert!(matches!(e, ClientError::NotFound(_)), "{e:?}");
+        let shared = bob.share_job(bobs, "ada", false).await.expect("share");
+        assert_eq!(shared.readers, ["ada"]);
+        assert_eq!(ada.job(bobs).await.expect("shared job").owner, "bob");
+        ada.job_result(bobs).await.expect("shared result");
+        assert!(
+            ada.jobs("", "", 100)
+                .await
+                .expect("list")
+                .iter()
+                .any(|j| j.id == bobs)
+        );
+        assert!(
+            !ada.jobs("@me", "", 100)
+                .await
+                .expect("list")
+                .iter()
+                .any(|j| j.id == bobs)
+        );
+        let e = ada
+            .cancel(bobs, "mine now")
+            .await
+            .expect_err("cancel a shared job");
+        assert!(matches!(e, ClientError::PermissionDenied(_)), "{e:?}");
+        let e = ada
+            .share_job(bobs, "carol", false)
+            .await
+            .expect_err("share on");
+        assert!(matches!(e, ClientError::PermissionDenied(_)), "{e:?}");
+        let unshared = bob.share_job(bobs, "ada", true).await.expect("revoke");
+        assert!(unshared.readers.is_empty());
+        let e = ada.job(bobs).await.expect_err("no longer shared");
+        assert!(matches!(e, ClientError::PermissionDenied(_)), "{e:?}");
         server.stop().await;
     }
 

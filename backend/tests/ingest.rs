@@ -120,6 +120,18 @@ async fn produced_events_are_stored_once_listed_fetched_and_streamed(pool: PgPoo
     produce(&options(&brokers, &topic, 0, 100))
         .await
         .expect("produce duplicates");
+    // ... also when a re-send carries another time (a day later, in another batch and another
+    // day's partition of the catalogue): an event is its run and event number.
+    let late: Vec<Vec<u8>> = (0..10)
+        .map(|i| {
+            let mut e = generator.event(i);
+            e.header.timestamp_ns += 86_400_000_000_000;
+            v1::CollisionEvent::from(&e).encode_to_vec()
+        })
+        .collect();
+    produce_raw(&brokers, &topic, &late)
+        .await
+        .expect("produce late duplicates");
     eventually(
         Duration::from_secs(60),
         "350 rows and the duplicates consumed",
@@ -130,7 +142,7 @@ async fn produced_events_are_stored_once_listed_fetched_and_streamed(pool: PgPoo
             .fetch_one(&pool)
             .await
             .unwrap_or(0);
-            (offsets == 450).then_some(())
+            (offsets == 460).then_some(())
         },
     )
     .await;
@@ -141,7 +153,7 @@ async fn produced_events_are_stored_once_listed_fetched_and_streamed(pool: PgPoo
         "{metrics}"
     );
     assert!(
-        metrics.contains("alyxd_ingest_duplicates_total 100"),
+        metrics.contains("alyxd_ingest_duplicates_total 110"),
         "{metrics}"
     );
     assert!(
@@ -346,4 +358,137 @@ async fn a_chunk_written_but_never_committed_is_removed_before_its_partition_is_
         manifest_chunks, catalogued,
         "the manifest lists exactly the catalogued chunks"
     );
+}
+
+/// A TCP proxy in front of PostgreSQL that, once, lets through the COMMIT of a transaction that
+/// stored a chunk and then cuts the connection before PostgreSQL's answer gets back: the commit
+/// lands, and alyxd sees only a broken connection. Returns the proxy's address and whether the
+/// cut happened.
+async fn cut_after_a_chunk_commit(
+    upstream: String,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    let cut = Arc::new(AtomicBool::new(false));
+    let done = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            let (mut from_client, mut to_client) = client.into_split();
+            let (mut from_server, mut to_server) = server.into_split();
+            let muted = Arc::new(AtomicBool::new(false));
+            let (cut, mute) = (done.clone(), muted.clone());
+            tokio::spawn(async move {
+                let (mut buf, mut chunk_sent) = (vec![0u8; 64 * 1024], false);
+                while let Ok(n) = from_client.read(&mut buf).await {
+                    let bytes = &buf[..n];
+                    if n == 0 {
+                        break;
+                    }
+                    let has = |s: &[u8]| bytes.windows(s.len()).any(|w| w == s);
+                    chunk_sent |= has(b"INSERT INTO chunks");
+                    let commit = chunk_sent && has(b"COMMIT\0");
+                    if commit && !cut.swap(true, Ordering::SeqCst) {
+                        mute.store(true, Ordering::SeqCst);
+                        let _ = to_server.write_all(bytes).await;
+                        // PostgreSQL reads the COMMIT and commits; its answer goes nowhere.
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        break;
+                    }
+                    if to_server.write_all(bytes).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = from_server.read(&mut buf).await {
+                    if n == 0 || muted.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if to_client.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (address, cut)
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_commit_that_fails_after_landing_loses_nothing_and_stores_nothing_twice(pool: PgPool) {
+    let Some(brokers) = brokers() else { return };
+    let topic = unique_topic("ambiguous");
+    create_topic(&brokers, &topic, 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    produce(&options(&brokers, &topic, 0, 150))
+        .await
+        .expect("produce");
+
+    // alyxd talks to PostgreSQL through the proxy.
+    let url = database_url(&pool);
+    let (scheme_user, rest) = url.split_once('@').expect("user@host in DATABASE_URL");
+    let (host, database) = rest.split_once('/').expect("/database in DATABASE_URL");
+    let (proxy, cut) = cut_after_a_chunk_commit(host.to_owned()).await;
+    let mut cfg = config(&pool, dir.path(), Some(&brokers), &topic);
+    cfg.database_url = format!("{scheme_user}@{proxy}/{database}");
+    let server = Server::start(cfg).await;
+    eventually(
+        Duration::from_secs(60),
+        "150 rows, the offset at 150",
+        || async {
+            let offset: i64 = sqlx::query_scalar(
+                "SELECT coalesce(sum(next_offset), 0)::bigint FROM ingest_offsets",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(0);
+            (catalogue_rows(&pool).await == 150 && offset == 150).then_some(())
+        },
+    )
+    .await;
+    // More events after the cut: the partition is owned again and goes on.
+    produce(&options(&brokers, &topic, 150, 50))
+        .await
+        .expect("produce more");
+    eventually(Duration::from_secs(60), "200 rows", || async {
+        (catalogue_rows(&pool).await == 200).then_some(())
+    })
+    .await;
+    assert!(
+        cut.load(std::sync::atomic::Ordering::SeqCst),
+        "the proxy cut a commit"
+    );
+    let metrics = server.metrics_text().await;
+    assert!(
+        metrics.contains("alyxd_ingest_errors_total{kind=\"commit\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+
+    let dataset = DataStore::open(dir.path())
+        .expect("store")
+        .dataset("live")
+        .expect("dataset");
+    assert!(dataset.verify().is_ok(), "{:?}", dataset.verify());
+    assert_eq!(
+        dataset.manifest().event_count(),
+        200,
+        "every event in Parquet exactly once"
+    );
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT (run, event_number)) FROM events")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!((rows, distinct), (200, 200));
 }

@@ -1,6 +1,7 @@
 //! Two desktops on one alyxd (real PostgreSQL): both edit the same notebook at the same time
 //! through the Notebook window's actions, each sees the other's text and cursor, a plot cell
-//! goes to the cluster as a job, and both see its histogram when the job ends.
+//! goes to the cluster as a job, and both see its histogram when the job ends. A colleague's
+//! client that writes hostile outputs and presence crashes neither desktop.
 
 use std::time::{Duration, Instant};
 
@@ -102,7 +103,7 @@ async fn two_desktops_edit_one_notebook_and_both_see_a_cluster_cells_result(pool
     let bob = auth::create_user(&pool, "bob", Role::Physicist)
         .await
         .expect("bob");
-    let (mut a, mut b) = (desktop(&url, ada), desktop(&url, bob));
+    let (mut a, mut b) = (desktop(&url, ada), desktop(&url, bob.clone()));
 
     // Ada makes a notebook in her window and shares it with Bob, who opens it in his.
     push(&mut a, NotebookAction::New("Z study".into()));
@@ -192,7 +193,97 @@ async fn two_desktops_edit_one_notebook_and_both_see_a_cluster_cells_result(pool
         .expect("plot")
         .engine;
     assert_eq!(engine, "cluster");
+
+    // Bob's own client (not a desktop) writes what no desktop would: outputs that lie about
+    // their sizes, a cell whose source is not text, an order naming cells twice or not at all,
+    // and presence with a camera of 300 NaNs. Ada's window shows errors, not a crash.
+    let raw = alyx_client::Client::new(&url, &bob).expect("client");
+    let (_, bytes) = raw.notebook(id).await.expect("document");
+    let mut doc = automerge::AutoCommit::load(&bytes).expect("automerge");
+    hostile(&mut doc, &plot);
+    let forged = alyx_analysis::notebook::Notebook::load(&doc.save(), "bob").expect("loads");
+    let mut session = raw.open_notebook(id, forged).await.expect("open");
+    // The sync protocol takes a round or two before the changes go: until alyxd has them.
+    let started = Instant::now();
+    loop {
+        let _ = tokio::time::timeout(Duration::from_millis(200), session.next()).await;
+        let (_, stored) = raw.notebook(id).await.expect("document");
+        let stored = alyx_analysis::notebook::Notebook::load(&stored, "test").expect("loads");
+        if stored.order().iter().any(|c| c == "evil") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "alyxd took the changes"
+        );
+    }
+    session
+        .send_presence(alyx_client::v1::Presence {
+            cell: "ghost".into(),
+            cursor: "\u{0}".repeat(500),
+            camera: vec![f32::NAN; 300],
+            cuts: "{".repeat(1000),
+            has_event: true,
+            event_id: u64::MAX,
+            ..Default::default()
+        })
+        .await
+        .expect("presence");
+    until(&mut [&mut a, &mut b], "the hostile output everywhere", |apps| {
+        apps.iter().all(|app| {
+            cells(app).iter().any(|c| {
+                c.id == plot
+                    && matches!(&c.output, Some(CellOutput::Error(m)) if m.contains("cannot be shown"))
+            })
+        })
+    })
+    .await;
+    for app in [&mut a, &mut b] {
+        for _ in 0..20 {
+            app.update();
+        }
+        let mut state = app.world_mut().resource_mut::<NotebookState>();
+        let ctx = bevy_egui::egui::Context::default();
+        ctx.run_ui(bevy_egui::egui::RawInput::default(), |ui| {
+            alyx_desktop::notebooks::notebook_panel(ui, &mut state, true);
+        })
+        .drop_without_applying_deltas();
+    }
+    drop(session);
     drop((a, b));
     let _ = stop.send(());
     server.await.expect("task").expect("clean stop");
+}
+
+/// What a hostile client writes into a notebook: a histogram output of 10¹² bins over three
+/// numbers in `plot`, and a cell "evil" listed twice (and a "ghost" listed, never made) whose
+/// source is a plain string and whose output is 100,000 open brackets.
+fn hostile(doc: &mut automerge::AutoCommit, plot: &str) {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ROOT, ReadDoc};
+    let object = |doc: &automerge::AutoCommit, parent: &automerge::ObjId, key: &str| match doc
+        .get(parent, key)
+        .expect("get")
+    {
+        Some((automerge::Value::Object(_), id)) => id,
+        _ => panic!("no {key}"),
+    };
+    let cells = object(doc, &ROOT, "cells");
+    let order = object(doc, &ROOT, "order");
+    let cell = object(doc, &cells, plot);
+    doc.put(
+        &cell,
+        "output",
+        r#"{"histograms":[["met_pt",{"binning":{"Fixed":{"bins":1000000000000,"lo":0.0,"hi":3.0}},"sum_w":[1.0,1.0,1.0],"sum_w2":[1.0,1.0,1.0],"entries":[1,1,1],"underflow":0,"overflow":0,"missing":0}]]}"#,
+    )
+    .expect("output");
+    let evil = doc.put_object(&cells, "evil", ObjType::Map).expect("evil");
+    doc.put(&evil, "kind", "plot").expect("kind");
+    doc.put(&evil, "source", "SELECT 1").expect("source");
+    doc.put(&evil, "output", "[".repeat(100_000))
+        .expect("output");
+    for (i, id) in ["evil", "ghost", "evil"].into_iter().enumerate() {
+        doc.insert(&order, i, id).expect("order");
+    }
+    doc.commit();
 }

@@ -285,6 +285,7 @@ impl TryFrom<v1::Job> for JobInfo {
             finished_unix_ms: time(j.finished_unix_ms),
             sql: j.sql,
             running_on: j.running_on.into_iter().collect(),
+            readers: j.readers,
         })
     }
 }

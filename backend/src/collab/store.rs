@@ -50,15 +50,56 @@ pub async fn create(pool: &PgPool, owner: &str, title: &str) -> Result<i64> {
             "a notebook needs a title of 1 to 200 characters".into(),
         ));
     }
-    let snapshot = Notebook::new(title, owner).save();
-    Ok(sqlx::query_scalar(
+    let mut nb = Notebook::new(title, owner);
+    let hashes: Vec<String> = nb
+        .changes_since(&[])
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect();
+    let mut tx = pool.begin().await?;
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO notebooks (owner, title, snapshot) VALUES ($1, $2, $3) RETURNING id",
     )
     .bind(owner)
     .bind(title)
-    .bind(snapshot)
-    .fetch_one(pool)
-    .await?)
+    .bind(nb.save())
+    .fetch_one(&mut *tx)
+    .await?;
+    attest(&mut tx, id, owner, &hashes).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Records `author` as the one who sent the changes `hashes` of notebook `id` (the first
+/// sender of a change is its author).
+async fn attest(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: i64,
+    author: &str,
+    hashes: &[impl AsRef<str>],
+) -> Result<()> {
+    let hashes: Vec<&str> = hashes.iter().map(AsRef::as_ref).collect();
+    sqlx::query(
+        "INSERT INTO notebook_authors (notebook_id, hash, author) \
+         SELECT $1, h, $3 FROM unnest($2::text[]) AS h ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(&hashes)
+    .bind(author)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The authors alyxd recorded for notebook `id`'s changes, by hash.
+pub async fn authors(pool: &PgPool, id: i64) -> Result<std::collections::HashMap<String, String>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT hash, author FROM notebook_authors WHERE notebook_id = $1")
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// `user`'s access to notebook `id`; NotFound when there is no such notebook.
@@ -258,6 +299,7 @@ pub async fn append(
     .bind(author)
     .fetch_all(&mut *tx)
     .await?;
+    attest(&mut tx, id, author, &hashes).await?;
     if let (Some(lo), Some(hi)) = (seqs.iter().min(), seqs.iter().max()) {
         sqlx::query("UPDATE notebooks SET updated_at = now(), title = $2 WHERE id = $1")
             .bind(id)

@@ -157,6 +157,41 @@ impl CollabService for CollabApi {
             .await
     }
 
+    async fn history(
+        &self,
+        request: Request<v1::GetNotebookRequest>,
+    ) -> Result<Response<v1::NotebookHistory>, Status> {
+        self.ctx
+            .observe("NotebookHistory", async {
+                let caller = self.ctx.caller(&request).await?;
+                let id = notebook_id(request.get_ref().id)?;
+                let pool = &self.collab.pool;
+                store::require(pool, id, &caller.name, Access::Read)
+                    .await
+                    .map_err(status)?;
+                let hub = self.collab.open(id).await.map_err(status)?;
+                let mut history = hub.doc.lock().await.history();
+                let keep = history.len().saturating_sub(MAX_HISTORY);
+                history.drain(..keep);
+                let authors = store::authors(pool, id).await.map_err(status)?;
+                let versions = history
+                    .into_iter()
+                    .map(|v| {
+                        let attested = authors.get(&v.hash);
+                        v1::NotebookVersion {
+                            author: attested.cloned().unwrap_or(v.author),
+                            attested: attested.is_some(),
+                            hash: v.hash,
+                            what: v.what,
+                            time_unix_s: v.time,
+                        }
+                    })
+                    .collect();
+                Ok(Response::new(v1::NotebookHistory { versions }))
+            })
+            .await
+    }
+
     type SyncStream = ServerStream;
 
     async fn sync(
@@ -204,6 +239,9 @@ impl CollabService for CollabApi {
             .await
     }
 }
+
+/// The most versions a History call returns (the newest).
+const MAX_HISTORY: usize = 10_000;
 
 /// The largest presence message (cursor, selection, name) a session may send.
 const MAX_PRESENCE: usize = 4 * 1024;

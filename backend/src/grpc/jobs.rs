@@ -94,6 +94,7 @@ impl JobsApi {
                 .iter()
                 .map(|(k, v)| (k.clone(), *v as u32))
                 .collect(),
+            readers: job.readers.clone(),
         })
     }
 
@@ -109,13 +110,14 @@ impl JobsApi {
 
 type UpdateStream = Pin<Box<dyn Stream<Item = Result<v1::JobUpdate, Status>> + Send>>;
 
-/// A job, its progress and its results are visible to its owner and to operators.
+/// A job, its progress and its results are visible to its owner, those it is shared with,
+/// and operators.
 fn may_see(caller: &Caller, job: &JobInfo) -> Result<(), Status> {
-    if job.owner == caller.name || caller.role == Role::Operator {
+    if job.visible_to(caller) {
         Ok(())
     } else {
         Err(Status::permission_denied(format!(
-            "job {} belongs to another user; jobs are visible to their owner and to operators",
+            "job {} belongs to another user who has not shared it with you",
             job.id
         )))
     }
@@ -192,22 +194,17 @@ impl JobService for JobsApi {
                     0 => 100,
                     n => n.min(1000),
                 };
-                // Operators list anyone's jobs; others their own.
-                let owner = match (r.owner.as_str(), caller.role) {
-                    ("", Role::Operator) => None,
-                    ("" | "@me", _) => Some(caller.name.as_str()),
-                    (name, Role::Operator) => Some(name),
-                    (name, _) if name == caller.name => Some(name),
-                    (name, _) => {
-                        return Err(Status::permission_denied(format!(
-                            "the jobs of `{name}` are visible to them and to operators only"
-                        )));
-                    }
+                // Operators list anyone's jobs; others those they own or were shared.
+                let owner = match r.owner.as_str() {
+                    "" => None,
+                    "@me" => Some(caller.name.as_str()),
+                    name => Some(name),
                 };
+                let reader = (caller.role != Role::Operator).then_some(caller.name.as_str());
                 let found = self
                     .jobs
                     .store
-                    .list(owner, state, limit as i64)
+                    .list(owner, reader, state, limit as i64)
                     .await
                     .map_err(status)?;
                 let mut jobs = Vec::with_capacity(found.len());
@@ -360,6 +357,30 @@ impl JobService for JobsApi {
                 let job = self.jobs.store.get(id).await.map_err(status)?;
                 may_see(&caller, &job)?;
                 Ok(Response::new(self.result(&job).await?))
+            })
+            .await
+    }
+
+    async fn share(
+        &self,
+        request: Request<v1::ShareJobRequest>,
+    ) -> Result<Response<v1::Job>, Status> {
+        self.ctx
+            .observe("ShareJob", async {
+                let caller = self.ctx.caller(&request).await?;
+                let r = request.into_inner();
+                if r.user.is_empty() || r.user.len() > 64 {
+                    return Err(Status::invalid_argument(
+                        "share with a user name (1 to 64 bytes)",
+                    ));
+                }
+                let job = self
+                    .jobs
+                    .store
+                    .share(&caller, job_id(r.id)?, &r.user, r.revoke)
+                    .await
+                    .map_err(status)?;
+                Ok(Response::new(self.job(&job).await?))
             })
             .await
     }

@@ -221,6 +221,13 @@ impl SparkSession {
         Ok(())
     }
 
+    /// A guard that releases this session when dropped: a caller that goes away mid-query
+    /// (its future dropped) ends what it started on the cluster, as releasing a session
+    /// interrupts its operations.
+    pub fn release_on_drop(&self) -> ReleaseOnDrop {
+        ReleaseOnDrop(Some(self.clone()))
+    }
+
     /// Ends the session on the server (its views go with it).
     pub async fn release(mut self) {
         let request = spark::ReleaseSessionRequest {
@@ -230,6 +237,18 @@ impl SparkSession {
             ..Default::default()
         };
         let _ = self.client.release_session(request).await;
+    }
+}
+
+/// See [`SparkSession::release_on_drop`].
+pub struct ReleaseOnDrop(Option<SparkSession>);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        if let (Some(session), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(session.release());
+        }
     }
 }
 

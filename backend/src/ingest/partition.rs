@@ -72,7 +72,9 @@ pub(super) async fn run(
 
 /// Reads messages into batches (up to `batch_events`, or what arrived within `batch_linger_ms`
 /// of the first), decodes them on all cores and queues them for storage, waiting when the queue
-/// is full. Ends when told to stop (after queueing what it read) or when the store loop ends.
+/// is full. Ends when told to stop (after queueing what it read) or when the store loop ends
+/// (at once, even with nothing left to read: the worker waits for this task before it gives
+/// the partition up).
 async fn read(
     shared: Arc<Shared>,
     consumer: StreamConsumer,
@@ -89,6 +91,7 @@ async fn read(
         let mut messages = Vec::new();
         let first = tokio::select! {
             _ = stop.changed() => return,
+            () = tx.closed() => return,
             m = tokio::time::timeout(Duration::from_millis(500), consumer.recv()) => m,
         };
         match first {

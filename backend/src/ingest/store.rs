@@ -106,6 +106,9 @@ pub(super) async fn commit(
     };
 
     // 1. Events the catalogue (or this batch) already has are replays or re-sends: skip them.
+    // An event is (run, event_number), whatever time a re-send carries: the catalogue is
+    // searched over the batch's times and everything its runs already span (an event of a run
+    // lies between the run's first and last time, which are kept in the same transaction).
     let started = Instant::now();
     if !events.is_empty() {
         let runs: Vec<i32> = events.iter().map(|d| d.event.header.run as i32).collect();
@@ -118,7 +121,11 @@ pub(super) async fn commit(
         ensure_days(shared, conn, lo, hi).await;
         let existing: Vec<(i32, i64)> = sqlx::query_as(
             "SELECT run, event_number FROM events
-             WHERE event_time BETWEEN to_timestamp($3 / 1e9::float8) AND to_timestamp($4 / 1e9::float8)
+             WHERE event_time BETWEEN
+                   (SELECT least(min(first_time), to_timestamp($3 / 1e9::float8)) FROM runs
+                    WHERE run = ANY($1))
+               AND (SELECT greatest(max(last_time), to_timestamp($4 / 1e9::float8)) FROM runs
+                    WHERE run = ANY($1))
                AND (run, event_number) IN (SELECT * FROM unnest($1::integer[], $2::bigint[]))",
         )
         .bind(&runs)

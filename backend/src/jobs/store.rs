@@ -55,6 +55,18 @@ pub struct JobInfo {
     pub finished_ms: Option<i64>,
     /// Running tasks by executor.
     pub running_on: Vec<(String, i32)>,
+    /// Users the owner shared the job with.
+    pub readers: Vec<String>,
+}
+
+impl JobInfo {
+    /// A job, its progress and its results are visible to its owner, the users it is shared
+    /// with, and operators.
+    pub fn visible_to(&self, caller: &Caller) -> bool {
+        self.owner == caller.name
+            || caller.role == Role::Operator
+            || self.readers.contains(&caller.name)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -192,7 +204,8 @@ const JOB_COLUMNS: &str = "j.id, j.owner, j.name, j.dataset, j.analysis, j.targe
      (SELECT count(*) FILTER (WHERE state = 'failed') FROM job_tasks t WHERE t.job_id = j.id)::int AS failed, \
      (SELECT coalesce(sum(events) FILTER (WHERE state = 'done'), 0) FROM job_tasks t WHERE t.job_id = j.id)::bigint AS events_done, \
      (SELECT coalesce(jsonb_object_agg(executor, n), '{}') FROM (SELECT executor, count(*) AS n FROM job_tasks t \
-        WHERE t.job_id = j.id AND state = 'running' AND executor IS NOT NULL GROUP BY executor) e)::text AS running_on";
+        WHERE t.job_id = j.id AND state = 'running' AND executor IS NOT NULL GROUP BY executor) e)::text AS running_on, \
+     (SELECT coalesce(array_agg(user_name ORDER BY user_name), '{}') FROM job_readers r WHERE r.job_id = j.id) AS readers";
 
 fn job_from_row(row: &sqlx::postgres::PgRow) -> Result<JobInfo> {
     let analysis: serde_json::Value = row.try_get("analysis")?;
@@ -228,6 +241,7 @@ fn job_from_row(row: &sqlx::postgres::PgRow) -> Result<JobInfo> {
         started_ms: row.try_get("started_ms")?,
         finished_ms: row.try_get("finished_ms")?,
         running_on: running_on.into_iter().collect(),
+        readers: row.try_get("readers")?,
     })
 }
 
@@ -448,21 +462,26 @@ impl JobStore {
             .collect()
     }
 
-    /// Jobs, newest first, of `owner` and in `state` when given.
+    /// Jobs, newest first, of `owner` and in `state` when given, that `reader` (when given)
+    /// owns or was shared.
     pub async fn list(
         &self,
         owner: Option<&str>,
+        reader: Option<&str>,
         state: Option<JobState>,
         limit: i64,
     ) -> Result<Vec<JobInfo>> {
         let rows = sqlx::query(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs j \
              WHERE ($1::text IS NULL OR j.owner = $1) AND ($2::text IS NULL OR j.state = $2) \
+               AND ($4::text IS NULL OR j.owner = $4 OR EXISTS \
+                    (SELECT 1 FROM job_readers r WHERE r.job_id = j.id AND r.user_name = $4)) \
              ORDER BY j.id DESC LIMIT $3"
         ))
         .bind(owner)
         .bind(state.map(JobState::name))
         .bind(limit)
+        .bind(reader)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(job_from_row).collect()
@@ -477,6 +496,42 @@ impl JobStore {
             )));
         }
         Ok(job)
+    }
+
+    /// Lets `user` see job `id` and its result (or no longer, `revoke`); the owner's or an
+    /// operator's call.
+    pub async fn share(
+        &self,
+        caller: &Caller,
+        id: i64,
+        user: &str,
+        revoke: bool,
+    ) -> Result<JobInfo> {
+        let job = self.owned(caller, id, "share").await?;
+        if revoke {
+            sqlx::query("DELETE FROM job_readers WHERE job_id = $1 AND user_name = $2")
+                .bind(id)
+                .bind(user)
+                .execute(&self.pool)
+                .await?;
+        } else if user != job.owner {
+            let known: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE name = $1)")
+                    .bind(user)
+                    .fetch_one(&self.pool)
+                    .await?;
+            if !known {
+                return Err(Error::NotFound(format!(
+                    "no user `{user}` to share job {id} with"
+                )));
+            }
+            sqlx::query("INSERT INTO job_readers (job_id, user_name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(id)
+                .bind(user)
+                .execute(&self.pool)
+                .await?;
+        }
+        self.get(id).await
     }
 
     /// Cancels a job that has not ended; its unfinished tasks never run.

@@ -30,7 +30,7 @@ use crate::{BackendDataset, FollowView, OpenDataset, Panels, ShowEvent, Viewpoin
 
 use model::*;
 pub use model::{Listed, NotebookAction, NotebookState, Peer};
-use panel::*;
+pub use panel::notebook_panel;
 pub use server::NotebookReply;
 use server::{SessionInput, SyncSession};
 
@@ -214,6 +214,10 @@ fn run_actions(
                 } else {
                     None
                 };
+                // With a backend, the authors it authenticated replace what changes claim.
+                if let (true, Some(r), Some(id)) = (show, &remote, state.remote) {
+                    server::history(r, id);
+                }
             }
             NotebookAction::Preview(version) => {
                 state.preview = version.and_then(|h| {
@@ -225,6 +229,9 @@ fn run_actions(
                 state.edit(|nb| nb.restore(&[version]));
                 state.preview = None;
                 state.history = state.notebook.as_mut().map(Notebook::history);
+                if let (Some(r), Some(id)) = (&remote, state.remote) {
+                    server::history(r, id);
+                }
             }
         }
     }
@@ -400,6 +407,12 @@ fn receive(
             NotebookReply::Changes(changes) => state.receive_changes(changes),
             NotebookReply::Presence(all) => state.receive_presence(all.clone()),
             NotebookReply::Job { cell, update } => job_update(&mut state, cell, update.clone()),
+            NotebookReply::History(Ok(versions)) => {
+                if state.history.is_some() {
+                    state.history = Some(versions.clone());
+                }
+            }
+            NotebookReply::History(Err(e)) => state.message = Some(e.clone()),
             NotebookReply::Status(m) => state.message = (!m.is_empty()).then(|| m.clone()),
         }
     }

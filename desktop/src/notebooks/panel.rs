@@ -104,8 +104,15 @@ pub fn notebook_panel(
                 for v in versions.iter().rev() {
                     ui.horizontal(|ui| {
                         let previewing = state.preview.as_ref().is_some_and(|(h, _)| *h == v.hash);
+                        // A backend's history vouches for its authors; one it has no record
+                        // of shows what the change claims, marked so.
+                        let unverified = if state.remote.is_some() && !v.attested {
+                            " (unverified)"
+                        } else {
+                            ""
+                        };
                         let text = format!(
-                            "{} · {} · {}",
+                            "{} · {}{unverified} · {}",
                             alyx_core::utc(v.time.saturating_mul(1_000_000_000)),
                             v.author,
                             v.what

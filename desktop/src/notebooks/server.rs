@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use alyx_analysis::jobs::{Analysis, JobState};
-use alyx_analysis::notebook::{CellOutput, Notebook};
+use alyx_analysis::notebook::{CellOutput, Notebook, Version};
 use alyx_client::collab::Update;
 use alyx_client::{Client, ClientError, JobSubmission, v1};
 use bevy::prelude::*;
@@ -29,6 +29,8 @@ pub enum NotebookReply {
         cell: String,
         update: Result<(u64, String, Option<CellOutput>), String>,
     },
+    /// The open notebook's history with the authors alyxd vouches for.
+    History(Result<Vec<Version>, String>),
     /// The sync session's state, for the window.
     Status(String),
 }
@@ -55,6 +57,13 @@ pub(super) fn create(remote: &Remote, title: String) {
                 .map(|info| info.id)
                 .map_err(describe),
         )
+    });
+}
+
+/// Notebook `id`'s history as alyxd attests it.
+pub(super) fn history(remote: &Remote, id: u64) {
+    remote.call(move |c| async move {
+        NotebookReply::History(c.notebook_history(id).await.map_err(describe))
     });
 }
 

@@ -12,6 +12,7 @@ mod error;
 use std::io::Cursor;
 use std::time::Duration;
 
+use alyx_analysis::notebook::Version;
 use alyx_core::ast::{Diagnostic, Engine, Query, Type};
 use alyx_core::histogram::{Binning, Histogram};
 use alyx_core::jobs::{Analysis, HistogramSpec, JobInfo, Target};
@@ -430,8 +431,8 @@ impl Client {
         Ok(r.into_inner().try_into()?)
     }
 
-    /// Jobs, newest first: of `owner` ("@me" for the caller; empty for everyone's), in
-    /// `state` (empty for all).
+    /// Jobs, newest first: of `owner` ("@me" for the caller; empty for every one the caller
+    /// may see), in `state` (empty for all).
     pub async fn jobs(&self, owner: &str, state: &str, limit: u32) -> Result<Vec<JobInfo>> {
         let r = self
             .jobs_api()
@@ -455,6 +456,20 @@ impl Client {
             .cancel(self.request(v1::CancelJobRequest {
                 id,
                 reason: reason.to_owned(),
+            }))
+            .await
+            .map_err(|s| self.error(s))?;
+        Ok(r.into_inner().try_into()?)
+    }
+
+    /// Lets `user` see job `id` and its result, or no longer (`revoke`).
+    pub async fn share_job(&self, id: u64, user: &str, revoke: bool) -> Result<JobInfo> {
+        let r = self
+            .jobs_api()
+            .share(self.request(v1::ShareJobRequest {
+                id,
+                user: user.to_owned(),
+                revoke,
             }))
             .await
             .map_err(|s| self.error(s))?;
@@ -578,6 +593,26 @@ impl Client {
             .await
             .map_err(|s| self.error(s))?;
         Ok(r.into_inner())
+    }
+
+    /// Notebook `id`'s changes, oldest first, with the authors alyxd authenticated.
+    pub async fn notebook_history(&self, id: u64) -> Result<Vec<Version>> {
+        let r = self
+            .collab_api()
+            .history(self.request(v1::GetNotebookRequest { id }))
+            .await
+            .map_err(|s| self.error(s))?;
+        Ok(r.into_inner()
+            .versions
+            .into_iter()
+            .map(|v| Version {
+                hash: v.hash,
+                author: v.author,
+                what: v.what,
+                time: v.time_unix_s,
+                attested: v.attested,
+            })
+            .collect())
     }
 
     /// Opens notebook `id` for editing together, with `local` as this side's copy.

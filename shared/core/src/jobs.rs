@@ -140,6 +140,8 @@ pub struct JobInfo {
     pub histograms: Vec<HistogramSpec>,
     /// Tasks running now, per executor.
     pub running_on: std::collections::BTreeMap<String, u32>,
+    /// Users the owner shared the job with (they see it and its result).
+    pub readers: Vec<String>,
 }
 
 /// A step in a job's life.

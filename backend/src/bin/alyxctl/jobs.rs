@@ -59,6 +59,14 @@ pub enum JobCommand {
     },
     /// Change a job's priority (its owner or an operator).
     Priority { id: u64, priority: i32 },
+    /// Let a user see a job and its result (its owner or an operator).
+    Share {
+        id: u64,
+        user: String,
+        /// Take it back instead.
+        #[arg(long)]
+        revoke: bool,
+    },
     /// Jobs, newest first.
     List {
         #[arg(long)]
@@ -124,6 +132,9 @@ fn print_job(j: &JobInfo) {
         "  target {}, priority {}, {} cores, {} MiB per task",
         j.target, j.priority, j.cores, j.memory_mb
     );
+    if !j.readers.is_empty() {
+        println!("  shared with {}", j.readers.join(", "));
+    }
     println!(
         "  tasks {}/{} done, {} running, {} failed; events {}/{}; about {} left",
         j.tasks_done,
@@ -293,6 +304,16 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
         JobCommand::Priority { id, priority } => {
             let j = client.set_priority(id, priority).await?;
             println!("job {} priority {}", j.id, j.priority);
+        }
+        JobCommand::Share { id, user, revoke } => {
+            let j = client.share_job(id, &user, revoke).await?;
+            match j.readers.as_slice() {
+                [] => println!(
+                    "job {} is visible to {} (and operators) only",
+                    j.id, j.owner
+                ),
+                r => println!("job {} is shared with {}", j.id, r.join(", ")),
+            }
         }
         JobCommand::List {
             owner,

@@ -34,7 +34,8 @@ pub enum NotebookCommand {
         #[arg(long)]
         at: Option<String>,
     },
-    /// Every change: version, time, author, what.
+    /// Every change: version, time, author (as alyxd authenticated it; `?` after a name alyxd
+    /// has no record of, which is what the change claims), what.
     History { id: u64 },
     /// Make the notebook look as it did at a version again (a new change; nothing is lost).
     Restore { id: u64, version: String },
@@ -167,19 +168,24 @@ pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result
             }
         }
         NotebookCommand::History { id } => {
-            let mut nb = fetch(&client, id).await?;
+            let versions = client.notebook_history(id).await?;
             out!(
                 "{:<12} {:<20} {:<12} what",
                 "version",
                 "time (UTC)",
                 "author"
             );
-            for v in nb.history() {
+            for v in versions {
+                let author = if v.attested {
+                    v.author
+                } else {
+                    format!("{}?", v.author)
+                };
                 out!(
                     "{:<12} {:<20} {:<12} {}",
-                    &v.hash[..12.min(v.hash.len())],
+                    v.hash.get(..12).unwrap_or(&v.hash),
                     alyx_core::utc(v.time.saturating_mul(1_000_000_000)),
-                    v.author,
+                    author,
                     v.what
                 );
             }

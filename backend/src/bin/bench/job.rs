@@ -39,7 +39,7 @@ struct Args {
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        default_value = "postgres://alyx@127.0.0.1:5432/alyx"
     )]
     database_url: String,
 }

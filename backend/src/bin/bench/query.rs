@@ -43,7 +43,7 @@ struct Args {
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        default_value = "postgres://alyx@127.0.0.1:5432/alyx"
     )]
     database_url: String,
 }
@@ -81,6 +81,8 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     config.data_dir = dir.path().to_path_buf();
     config.ingest.enabled = false;
     config.query_cache_ttl_ms = args.cache_ttl_ms;
+    // Every client is the one bench user: its limit of open calls must not be what is measured.
+    config.user_calls = args.clients + 8;
     config.spark_url = args.spark_url.clone().unwrap_or_default();
 
     let alyxd = support::Alyxd::spawn(&config).await?;

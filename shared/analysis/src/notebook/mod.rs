@@ -128,10 +128,15 @@ pub struct Cell {
 pub struct Version {
     /// The change's hash: `Notebook::at` shows the notebook as it was then.
     pub hash: String,
+    /// Who made it: as the change's message claims, unless `attested`.
     pub author: String,
     pub what: String,
     /// Seconds since the Unix epoch.
     pub time: i64,
+    /// The author is the one alyxd authenticated for the session that sent the change (a
+    /// server's history), not just what the change claims.
+    #[serde(default)]
+    pub attested: bool,
 }
 
 pub struct Notebook {
@@ -502,6 +507,7 @@ impl Notebook {
                     author,
                     what,
                     time: c.timestamp(),
+                    attested: false,
                 }
             })
             .collect()
