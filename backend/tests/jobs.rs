@@ -218,8 +218,9 @@ async fn a_job_runs_to_the_local_engines_histogram_with_partial_results(pool: Pg
     assert_eq!(list("ada", "").await, 1);
     assert_eq!(list("ada", "succeeded").await, 1);
     assert_eq!(list("", "running").await, 0);
-    // Another user's jobs are theirs (and operators') to list.
-    let e = c
+    // Another user's jobs are theirs (and operators') to list: Ada sees only those Bob shared
+    // with her, none here.
+    let bobs = c
         .list(authorized(
             &ada,
             v1::ListJobsRequest {
@@ -229,8 +230,10 @@ async fn a_job_runs_to_the_local_engines_histogram_with_partial_results(pool: Pg
             },
         ))
         .await
-        .expect_err("bob's jobs");
-    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        .expect("bob's jobs")
+        .into_inner()
+        .jobs;
+    assert!(bobs.is_empty(), "{bobs:?}");
     server.stop().await;
 }
 
