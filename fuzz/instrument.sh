@@ -4,14 +4,19 @@
 # ALYX's own, the parsers they hand bytes to (oxyroot, automerge, sqlparser, prost, serde_json)
 # and the targets. The rest (polars, arrow, tokio, …) is built plainly: instrumenting it would
 # double the build on two cores and steer the fuzzer into code that only sees checked data.
+# Only code built for the target is instrumented (fuzz.sh passes --target, as cargo-fuzz does):
+# build scripts and proc macros, built for the host, link no libFuzzer.
 rustc=$1
 shift
 crate=
 prev=
+target=
 for arg in "$@"; do
   [ "$prev" = --crate-name ] && crate=$arg
+  [ "$arg" = --target ] && target=yes
   prev=$arg
 done
+[ -n "$target" ] || exec "$rustc" "$@"
 case "$crate" in
   alyx_* | oxyroot | automerge | sqlparser | prost | serde_json | \
     root_import | phoenix_import | ingest_decode | sql_check | notebook)

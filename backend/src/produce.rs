@@ -47,13 +47,43 @@ pub fn producer(brokers: &str) -> Result<FutureProducer> {
         .create()?)
 }
 
-/// Generates and produces `options.events` events; returns when the broker has them all.
-pub async fn produce(options: &ProduceOptions) -> Result<Produced> {
+fn generator(options: &ProduceOptions) -> EventGenerator {
     let config = match options.system {
         CollisionSystem::PbPb => GeneratorConfig::pbpb(options.seed, Centrality::Central),
         _ => GeneratorConfig::pp(options.seed),
     };
-    let generator = EventGenerator::new(config, DetectorGeometry::alice_barrel());
+    EventGenerator::new(config, DetectorGeometry::alice_barrel())
+}
+
+/// Writes the messages `produce` would send as files `RUN-EVENT.pb` in `dir` (inputs for
+/// tests, replays and the ingest fuzzer's seeds); `brokers`, `topic` and `rate` are unused.
+pub fn write_files(options: &ProduceOptions, dir: &std::path::Path) -> Result<Produced> {
+    let generator = generator(options);
+    let started = Instant::now();
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", dir.display())))?;
+    let mut bytes = 0u64;
+    for i in options.first..options.first + options.events {
+        let event = generator.event(i);
+        let payload = v1::CollisionEvent::from(&event).encode_to_vec();
+        bytes += payload.len() as u64;
+        let path = dir.join(format!(
+            "{}-{}.pb",
+            event.header.run, event.header.event_number
+        ));
+        std::fs::write(&path, payload)
+            .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
+    }
+    Ok(Produced {
+        events: options.events,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Generates and produces `options.events` events; returns when the broker has them all.
+pub async fn produce(options: &ProduceOptions) -> Result<Produced> {
+    let generator = generator(options);
     let producer = producer(&options.brokers)?;
     let started = Instant::now();
     let mut bytes = 0u64;

@@ -39,6 +39,17 @@ fn within_limits(text: &str) -> R<()> {
     let Ok(tokens) = Tokenizer::new(&GenericDialect {}, text).tokenize() else {
         return Ok(());
     };
+    // ALYX SQL has no arrays or subscripts, and sqlparser's attempts at `a.b[c.d[…` chains
+    // backtrack exponentially (found by fuzzing: 119 bytes took 6 s of CPU).
+    if tokens
+        .iter()
+        .any(|t| matches!(t, Token::LBracket | Token::RBracket))
+    {
+        return Err(Diagnostic::new(
+            "`[` and `]` are not ALYX SQL: it has no arrays or subscripts",
+            At::NONE,
+        ));
+    }
     let operators = tokens
         .iter()
         .filter(|t| match t {

@@ -625,6 +625,17 @@ fn every_output_format_round_trips_zeros_nulls_and_nan() {
 }
 
 #[test]
+fn bracket_chains_are_refused_before_the_parser_backtracks_on_them() {
+    // Found by fuzzing (sql_check): sqlparser took 6 s of CPU on these 119 bytes.
+    let slow = "EESSEv.EEE.EEv.EEE.EES[ev.EEv.EEE.EEESSEv.EEE.EEv.EEE.EES[Ev.EEv.EEEEEE.EEv.EEE.\
+                EES[ev.EEv.EEE.EEES.EES[ES[Ev.E]\0\0\0\0\0\0\0";
+    let e = super::parse::condition(slow).expect_err("brackets");
+    assert!(e.message.contains("no arrays"), "{e:?}");
+    let e = parse(&format!("SELECT run FROM events WHERE {slow}")).expect_err("brackets");
+    assert!(e.message.contains("no arrays"), "{e:?}");
+}
+
+#[test]
 fn huge_and_deep_queries_are_refused_before_parsing() {
     let terms = vec!["1"; 200_000].join(" + ");
     let errors = prepare(&format!("SELECT {terms} AS x"), Engine::Local).expect_err("huge");

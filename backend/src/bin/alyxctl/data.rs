@@ -291,6 +291,10 @@ pub struct ProduceArgs {
     pub brokers: String,
     #[arg(long, env = "ALYXD_KAFKA_TOPIC", default_value = "raw-events")]
     pub topic: String,
+    /// Write each message to a file in this directory (RUN-EVENT.pb) instead of the broker:
+    /// inputs for tests and replays, the ingest fuzzer's seeds.
+    #[arg(long)]
+    pub to_dir: Option<PathBuf>,
 }
 
 pub fn produce(args: ProduceArgs) -> Result<()> {
@@ -302,6 +306,7 @@ pub fn produce(args: ProduceArgs) -> Result<()> {
         first,
         brokers,
         topic,
+        to_dir,
     } = args;
     let system = CollisionSystem::parse(&system)
         .with_context(|| format!("unknown system `{system}`: use pp or pbpb"))?;
@@ -314,12 +319,21 @@ pub fn produce(args: ProduceArgs) -> Result<()> {
         seed,
         rate,
     };
-    let done = runtime()?.block_on(alyx_backend::produce::produce(&options))?;
+    let (done, place) = match &to_dir {
+        Some(dir) => (
+            alyx_backend::produce::write_files(&options, dir)?,
+            dir.display().to_string(),
+        ),
+        None => (
+            runtime()?.block_on(alyx_backend::produce::produce(&options))?,
+            options.topic.clone(),
+        ),
+    };
     out!(
         "produced {} events ({:.1} MB) to {} in {:.2} s: {:.0} events/s, {:.1} MB/s",
         done.events,
         done.bytes as f64 / 1e6,
-        options.topic,
+        place,
         done.seconds,
         done.events as f64 / done.seconds.max(1e-9),
         done.bytes as f64 / 1e6 / done.seconds.max(1e-9)
