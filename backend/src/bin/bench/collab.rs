@@ -110,7 +110,7 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     config.ingest.enabled = false;
     let alyxd = support::Alyxd::spawn(&config).await?;
     let url = alyxd.url.clone();
-    let pool = alyxd.ready(&config, "notebooks").await?;
+    let pool = alyxd.ready(&config).await?;
     let token = create_user(&pool, "ada", Role::Physicist).await?;
     let client = Client::connect(&url, &token).await?;
     println!(

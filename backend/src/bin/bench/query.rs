@@ -87,7 +87,7 @@ async fn run(args: &Args, db: &str) -> Result<()> {
 
     let alyxd = support::Alyxd::spawn(&config).await?;
     let url = alyxd.url.clone();
-    let pool = alyxd.ready(&config, "users").await?;
+    let pool = alyxd.ready(&config).await?;
     let token = create_user(&pool, "bench", Role::Physicist).await?;
     let client = Client::connect(&url, &token).await?;
 

@@ -66,14 +66,19 @@ impl Alyxd {
 
     /// Waits (a minute at most) until alyxd's migrations made `table` and its port answers;
     /// a pool on its database.
-    pub async fn ready(&self, config: &Config, table: &str) -> Result<PgPool> {
+    /// Waits until alyxd serves and has brought the schema up to date (every migration
+    /// applied: a table of the first one can exist long before the last one ran).
+    pub async fn ready(&self, config: &Config) -> Result<PgPool> {
         let started = Instant::now();
+        let migrations = alyx_backend::catalogue::MIGRATOR.migrations.len() as i64;
         loop {
             if let Ok(pool) = PgPool::connect(&config.database_url).await {
-                let made = sqlx::query(&format!("SELECT 1 FROM {table} LIMIT 1"))
-                    .fetch_optional(&pool)
-                    .await
-                    .is_ok();
+                let applied: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap_or(0);
+                let made = applied == migrations;
                 let serving = alyx_client::Client::connect(&self.url, "").await.is_ok();
                 if made && serving {
                     return Ok(pool);
