@@ -7,7 +7,8 @@
 #   FUZZ_SECONDS=600                   how long each target runs (default 600)
 #
 # A crash, hang (-timeout, 10 s) or abort stops that target and leaves the input in
-# fuzz/artifacts/TARGET/; make it a regression test before fixing it. Prints each target's
+# fuzz/artifacts/TARGET/; make it a regression test before fixing it. libFuzzer's output is
+# kept in fuzz/logs/TARGET.log. Prints each target's
 # executions per second and coverage (libFuzzer's `cov:` edges and `ft:` features).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,10 @@ export CARGO_TARGET_DIR="${ALYX_FUZZ_TARGET_DIR:-$HOME/.cache/alyx/fuzz-target}"
 # instruments every crate, polars included, and wants a nightly compiler; fuzz/instrument.sh
 # instruments only the crates that read hostile input, with stable rustc's own options.
 export RUSTC_WRAPPER="$PWD/fuzz/instrument.sh"
-BIN="$CARGO_TARGET_DIR/fuzz"
+# alyxctl (the workspace's own build) writes the ingest target's seeds.
+ALYXCTL="${ALYXCTL:-$HOME/.cache/alyx/target/debug/alyxctl}"
+TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
+BIN="$CARGO_TARGET_DIR/$TRIPLE/fuzz"
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(ingest_decode phoenix_import root_import sql_check notebook)
@@ -32,7 +36,10 @@ seed() {
     phoenix_import) cp "$DATA"/phoenix/*.json "$dir"/ 2>/dev/null || true ;;
     ingest_decode)
       # Real events as the producer encodes them.
-      [ -n "$(ls -A "$dir")" ] || "$BIN/seed_events" "$dir" ;;
+      if [ -z "$(ls -A "$dir")" ]; then
+        # pp only: a central Pb-Pb event (17 MB) is far beyond -max_len.
+        "$ALYXCTL" produce --events 8 --system pp --to-dir "$dir" >/dev/null
+      fi ;;
     sql_check)
       local i=0 q
       while IFS= read -r q; do
@@ -43,25 +50,25 @@ seed() {
 }
 
 echo "==> building the fuzz targets (instrumented: $CARGO_TARGET_DIR)"
-cargo build --manifest-path fuzz/Cargo.toml --profile fuzz --bins
+cargo build --manifest-path fuzz/Cargo.toml --profile fuzz --bins --target "$TRIPLE"
 
 summary=()
 for target in "${targets[@]}"; do
   seed "$target"
   echo "==> $target: ${SECONDS_EACH}s"
-  log=$(mktemp)
+  mkdir -p fuzz/logs
+  log=fuzz/logs/$target.log
   set +e
   mkdir -p "fuzz/artifacts/$target"
   "$BIN/$target" "fuzz/corpus/$target" -artifact_prefix="fuzz/artifacts/$target/" \
     -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=4096 -max_len=1048576 \
-    -print_final_stats=1 2>&1 | tee "$log" | grep -E '^#[0-9]+ +(pulse|DONE)|ERROR|panicked|SUMMARY' || true
+    -print_final_stats=1 2>&1 | tee "$log" | grep -E '^#[0-9]+[[:space:]]+(pulse|DONE)|ERROR|panicked|SUMMARY' || true
   rc=${PIPESTATUS[0]}
   set -e
   runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
   rate=$(grep -oE 'exec/s: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo 0)
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 || echo "cov: ?")
   summary+=("$(printf '%-16s rc=%-3s runs=%-10s exec/s=%-8s %s' "$target" "$rc" "$runs" "$rate" "$cov")")
-  rm -f "$log"
 done
 echo "==> fuzzing summary (${SECONDS_EACH}s each)"
 printf '  %s\n' "${summary[@]}"
