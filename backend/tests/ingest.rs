@@ -136,12 +136,7 @@ async fn produced_events_are_stored_once_listed_fetched_and_streamed(pool: PgPoo
         Duration::from_secs(60),
         "350 rows and the duplicates consumed",
         || async {
-            let offsets: i64 = sqlx::query_scalar(
-                "SELECT coalesce(sum(next_offset), 0)::bigint FROM ingest_offsets",
-            )
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(0);
+            let offsets = committed_offsets(&pool).await;
             (offsets == 460).then_some(())
         },
     )
@@ -446,12 +441,7 @@ async fn a_commit_that_fails_after_landing_loses_nothing_and_stores_nothing_twic
         Duration::from_secs(60),
         "150 rows, the offset at 150",
         || async {
-            let offset: i64 = sqlx::query_scalar(
-                "SELECT coalesce(sum(next_offset), 0)::bigint FROM ingest_offsets",
-            )
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(0);
+            let offset = committed_offsets(&pool).await;
             (catalogue_rows(&pool).await == 150 && offset == 150).then_some(())
         },
     )

@@ -51,12 +51,7 @@ pub async fn create(pool: &PgPool, owner: &str, title: &str) -> Result<i64> {
         ));
     }
     let mut nb = Notebook::new(title, owner);
-    let hashes: Vec<String> = nb
-        .changes_since(&[])
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .into_iter()
-        .map(|(h, _)| h)
-        .collect();
+    let hashes = all_hashes(&mut nb)?;
     let mut tx = pool.begin().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO notebooks (owner, title, snapshot) VALUES ($1, $2, $3) RETURNING id",
@@ -327,15 +322,20 @@ pub async fn changes_between(pool: &PgPool, id: i64, lo: i64, hi: i64) -> Result
     .await?)
 }
 
-/// Replaces the snapshot with `nb` saved and deletes the stored changes it holds.
-pub async fn compact(pool: &PgPool, id: i64, nb: &mut Notebook) -> Result<u64> {
-    let snapshot = nb.save();
-    let held: Vec<String> = nb
+/// The hashes of every change `nb` holds.
+fn all_hashes(nb: &mut Notebook) -> Result<Vec<String>> {
+    Ok(nb
         .changes_since(&[])
         .map_err(|e| Error::Internal(e.to_string()))?
         .into_iter()
         .map(|(h, _)| h)
-        .collect();
+        .collect())
+}
+
+/// Replaces the snapshot with `nb` saved and deletes the stored changes it holds.
+pub async fn compact(pool: &PgPool, id: i64, nb: &mut Notebook) -> Result<u64> {
+    let snapshot = nb.save();
+    let held = all_hashes(nb)?;
     let mut tx = pool.begin().await?;
     sqlx::query("UPDATE notebooks SET snapshot = $2, title = $3 WHERE id = $1")
         .bind(id)

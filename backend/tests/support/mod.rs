@@ -202,3 +202,11 @@ pub async fn catalogue_rows(pool: &PgPool) -> i64 {
         .await
         .unwrap_or(0)
 }
+
+/// The committed offsets of every partition, summed: the messages ingest has consumed.
+pub async fn committed_offsets(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT coalesce(sum(next_offset), 0)::bigint FROM ingest_offsets")
+        .fetch_one(pool)
+        .await
+        .unwrap_or(0)
+}
