@@ -7,7 +7,9 @@
 use alyx_query::{self as query, Checked, Engine, Query, Type, plan, print};
 use alyx_store::{DataStore, Dataset, Table};
 use polars::prelude::*;
-use sqlx::{PgPool, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Postgres, Row};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -65,6 +67,33 @@ impl Engines {
         }
     }
 
+    /// Runs a user's `sql` on the query pool; should the caller stop waiting (its client left),
+    /// the statement is cancelled on PostgreSQL rather than left running to the statement
+    /// timeout, holding one of the pool's few connections.
+    async fn fetch_cancellable(&self, sql: &str) -> Result<Vec<PgRow>> {
+        let mut conn = self.query_pool()?.acquire().await?;
+        let pid = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut *conn)
+            .await?;
+        let mut running = Running {
+            conn: Some(conn),
+            pid,
+            admin: self.pool()?.clone(),
+        };
+        let rows = match running.conn.as_deref_mut() {
+            Some(conn) => sqlx::query(sql).fetch_all(conn).await,
+            None => return Err(Error::Internal("the query's connection is gone".into())),
+        };
+        // Done: the connection goes back to the pool with nothing to cancel.
+        drop(running.conn.take());
+        rows.map_err(|e| match e {
+            sqlx::Error::Database(db) => {
+                Error::InvalidArgument(format!("postgres: {}", db.message()))
+            }
+            other => Error::Database(other),
+        })
+    }
+
     /// The catalogue id of `dataset`.
     async fn dataset_id(&self, pool: &PgPool, dataset: &str) -> Result<i32> {
         let known = self
@@ -109,12 +138,10 @@ impl Engines {
             Error::Unavailable("a catalogue filter needs alyxd's database".into())
         })?;
         let sql = postgres_sql(self.dataset_id(pool, dataset).await?, &filter.0);
-        let ids: Vec<i32> = sqlx::query_scalar(&sql)
-            .fetch_all(self.query_pool()?)
-            .await?;
-        Ok(ids
-            .into_iter()
-            .filter_map(|i| u32::try_from(i).ok())
+        let rows = self.fetch_cancellable(&sql).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| u32::try_from(r.try_get::<i32, _>(0).ok()?).ok())
             .collect())
     }
 
@@ -169,7 +196,9 @@ impl Engines {
                 let columns = typed.columns();
                 let key = format!("{sql}\n{columns:?}");
                 self.cache
-                    .get_or_run(id, &key, postgres_rows(self.query_pool()?, &sql, columns))
+                    .get_or_run(id, &key, async {
+                        frame_of(&self.fetch_cancellable(&sql).await?, columns)
+                    })
                     .await
             }
         }
@@ -465,16 +494,39 @@ fn time_bound(table: &str, op: alyx_query::ast::BinOp, seconds: f64) -> alyx_que
     }
 }
 
-async fn postgres_rows(pool: &PgPool, sql: &str, columns: &[(String, Type)]) -> Result<DataFrame> {
-    let rows = sqlx::query(sql)
-        .fetch_all(pool)
-        .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(db) => {
-                Error::InvalidArgument(format!("postgres: {}", db.message()))
+/// A user's statement in flight on a connection of the query pool. Dropped with the connection
+/// still in it (the caller's future was dropped mid-statement), it asks PostgreSQL to cancel
+/// the statement (`pg_cancel_backend`, from alyxd's own pool: the same login role) and holds
+/// the connection until the cancel is delivered, so that it cannot reach a later statement on
+/// the same connection (PostgreSQL ignores a cancel that arrives while the session is idle).
+struct Running {
+    conn: Option<PoolConnection<Postgres>>,
+    pid: i32,
+    admin: PgPool,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let (Some(conn), Ok(runtime)) = (self.conn.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let (pid, admin) = (self.pid, self.admin.clone());
+        runtime.spawn(async move {
+            let cancelled = sqlx::query("SELECT pg_cancel_backend($1)")
+                .bind(pid)
+                .execute(&admin)
+                .await;
+            if let Err(e) = cancelled {
+                tracing::warn!(pid, "cannot cancel an abandoned query: {e}");
             }
-            other => Error::Database(other),
-        })?;
+            drop(conn);
+        });
+    }
+}
+
+/// The rows of a user's query as a frame with the query's columns and types.
+fn frame_of(rows: &[PgRow], columns: &[(String, Type)]) -> Result<DataFrame> {
     let mut cols = Vec::new();
     for (i, (name, t)) in columns.iter().enumerate() {
         let name = name.as_str().into();

@@ -346,3 +346,68 @@ async fn postgres_engine_answers_catalogue_queries_like_the_local_engine(pool: P
     );
     server.stop().await;
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_catalogue_query_abandoned_by_its_client_is_cancelled_on_postgres(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(config(&pool, dir.path(), None, "unused")).await;
+    let token = token(&pool, "ada", Role::Physicist).await;
+    // 3,000 events of one run: a triple self-join is 2.7e10 rows, minutes of work.
+    sqlx::query(
+        "WITH d AS (INSERT INTO datasets (name, source) VALUES ('cat', 'test') RETURNING id)
+         INSERT INTO events (event_time, run, event_number, time_ns, dataset_id, event_id, chunk_id,
+             system, sqrt_s_gev, vertex_x_cm, vertex_y_cm, vertex_z_cm, n_tracks, n_hits, n_muons,
+             n_electrons, n_jets, trigger_bits, flags)
+         SELECT '2026-07-01', 1, i, 0, d.id, i, 0, 'pp', 13600, 0, 0, 0, 10, 100, 0, 0, 0, 0, ''
+         FROM d, generate_series(1, 3000) AS i",
+    )
+    .execute(&pool)
+    .await
+    .expect("catalogue rows");
+    let client = server.client(&token);
+    let sql = "SELECT COUNT(*) AS n FROM events AS a JOIN events AS b ON b.run = a.run \
+               JOIN events AS c ON c.run = a.run";
+    let call =
+        tokio::spawn(
+            async move { execute(&client, &request("cat", Engine::Postgres, sql), 0).await },
+        );
+    let running = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+             AND state = 'active' AND query LIKE '%COUNT(*)%JOIN%' AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("pg_stat_activity")
+    };
+    eventually(Duration::from_secs(30), "the join running", || async {
+        (running().await == 1).then_some(())
+    })
+    .await;
+    // The client leaves (its call is dropped: the HTTP/2 stream is reset).
+    call.abort();
+    let _ = call.await;
+    let left = std::time::Instant::now();
+    eventually(Duration::from_secs(5), "the join cancelled", || async {
+        (running().await == 0).then_some(())
+    })
+    .await;
+    println!(
+        "the abandoned statement ended {:.2} s after its client left",
+        left.elapsed().as_secs_f64()
+    );
+    // The pool's connections are all usable afterwards.
+    let q = server.client(&token);
+    for _ in 0..10 {
+        let (n, _) = execute(
+            &q,
+            &request("cat", Engine::Postgres, "SELECT COUNT(*) AS n FROM events"),
+            0,
+        )
+        .await;
+        assert_eq!(
+            n.column("n").expect("n").i64().expect("i64").get(0),
+            Some(3000)
+        );
+    }
+}

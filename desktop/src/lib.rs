@@ -15,6 +15,7 @@ pub mod browser;
 pub mod catalogue;
 pub mod display;
 pub mod error;
+pub mod fit;
 pub mod histograms;
 pub mod jobs;
 pub mod notebooks;

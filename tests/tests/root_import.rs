@@ -121,6 +121,51 @@ fn hzz_dimuon_count_and_mean_mass_match_uproot() {
     assert!((m - 90.571).abs() < 0.01, "mean dimuon mass {m}");
 }
 
+/// The Z peak of the real HZZ file, fitted with a Breit–Wigner ⊗ Gaussian (the Z width fixed
+/// at the PDG's) over an exponential: the Z mass within 0.5 GeV of 91.19.
+#[test]
+fn hzz_z_peak_fits_at_the_z_mass() {
+    let Some((_dir, ds)) = import("root/uproot-HZZ.root") else {
+        return;
+    };
+    let sql = "SELECT SQRT(POW(a.e + b.e, 2) - POW(a.px + b.px, 2) - POW(a.py + b.py, 2) - POW(a.pz + b.pz, 2)) AS m \
+               FROM muons a JOIN muons b ON a.event_id = b.event_id JOIN events ev ON ev.event_id = a.event_id \
+               WHERE ev.n_muons = 2 AND a.idx = 0 AND b.idx = 1 AND a.charge * b.charge < 0";
+    let checked = alyx_query::prepare(sql, alyx_query::Engine::Local).expect("query");
+    let binning = alyx_core::histogram::Binning::fixed(40, 70.0, 110.0).expect("binning");
+    let h = alyx_query::histogram_local(&ds, &checked, "m", None, binning).expect("histogram");
+    let options = alyx_fit::FitOptions {
+        fix: vec![("width".into(), 2.4952)],
+        minos: true,
+        ..alyx_fit::FitOptions::default()
+    };
+    let r = alyx_fit::fit(
+        &alyx_fit::Histogram::from_core(&h).expect("histogram"),
+        &alyx_fit::Model::parse("bw*gauss+exp").expect("model"),
+        &options,
+    )
+    .expect("fit");
+    assert!(r.converged, "{:?}", r.message);
+    let m = r.param("mean").expect("mean");
+    println!(
+        "Z mass {:.3} ± {:.3} GeV, MINOS {:?}",
+        m.value, m.error, m.minos
+    );
+    assert!((m.value - 91.19).abs() < 0.5, "{m:?}");
+    let (lo, hi) = m.minos.expect("minos");
+    assert!(
+        lo.is_some_and(|v| v < 0.0) && hi.is_some_and(|v| v > 0.0),
+        "{m:?}"
+    );
+    // The yields account for the entries in the range.
+    let total = r.param("n_voigt").expect("n").value + r.param("n_exp").expect("n").value;
+    let entries: f64 = r.bins.iter().map(|b| b.count).sum();
+    assert!(
+        (total - entries).abs() < 0.01 * entries.sqrt(),
+        "{total} vs {entries}"
+    );
+}
+
 #[test]
 fn lzma_and_lz4_variants_import_to_the_same_tables() {
     let Some((_a, zlib)) = import("root/uproot-HZZ.root") else {

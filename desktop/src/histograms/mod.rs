@@ -122,6 +122,15 @@ fn run_actions(mut commands: Commands, mut state: ResMut<HistogramState>) {
                 };
                 state.export(path, move |path| write_csv(&h, path));
             }
+            HistogramAction::ExportFigure(path) => {
+                let Some((quantity, h)) = state.view.shown.clone() else {
+                    continue;
+                };
+                let fitted = state.view.fit.fitted.clone();
+                state.export(path, move |path| {
+                    crate::fit::write_figure(path, quantity.axis_label(), &h, fitted.as_ref())
+                });
+            }
             HistogramAction::ExportPng(path) => {
                 let Some(rect) = state.view.plot_rect_px else {
                     state.view.message = Some("show the plot before exporting it".into());
@@ -144,6 +153,7 @@ fn receive(mut state: ResMut<HistogramState>) {
         state.view.loading = false;
         match result {
             Ok(h) => {
+                state.view.fit.histogram_changed(Some(&h));
                 state.view.shown = Some((quantity, h));
                 state.view.generation += 1;
                 state.view.message = None;
@@ -203,6 +213,32 @@ mod tests {
         assert!(pairs >= 1364, "{pairs} opposite-charge pairs");
         let root_n: Vec<f64> = h.sum_w.iter().map(|n| n.sqrt()).collect();
         assert_eq!(h.errors(), root_n, "unit weights: √N errors");
+
+        // What a new user does next: the Fit menu's Voigtian over an exponential, the range
+        // dragged to 70–110 GeV, fit, save as SVG.
+        let mut view = HistogramView {
+            shown: Some((Quantity::DimuonMass, h.clone())),
+            ..default()
+        };
+        view.fit.signal = 4;
+        view.fit.range = Some((70.0, 110.0));
+        assert_eq!(view.fit.model_spec(), "voigt+exp");
+        view.fit.fit(&h);
+        let (_, r) = view.fit.fitted.as_ref().expect("fitted");
+        let mean = r.param("mean").expect("mean");
+        assert!((mean.value - 91.19).abs() < 0.5, "{mean:?} {:?}", r.message);
+        let ctx = egui::Context::default();
+        ctx.run_ui(egui::RawInput::default(), |ui| {
+            histogram_panel(ui, &mut view);
+        })
+        .drop_without_applying_deltas();
+        let svg = dir.path().join("z.svg");
+        crate::fit::write_figure(&svg, "m(μμ) [GeV]", &h, view.fit.fitted.as_ref()).expect("svg");
+        let text = std::fs::read_to_string(&svg).expect("svg");
+        assert!(
+            text.contains("mean = 9") && text.contains("m(μμ) [GeV]"),
+            "{text}"
+        );
     }
 
     #[test]

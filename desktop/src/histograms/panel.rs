@@ -16,6 +16,8 @@ pub enum HistogramAction {
     Fill,
     ExportCsv(PathBuf),
     ExportPng(PathBuf),
+    /// The plot and its fit as a vector figure (SVG or PDF, by extension).
+    ExportFigure(PathBuf),
 }
 
 /// The panel's view model.
@@ -37,6 +39,7 @@ pub struct HistogramView {
     pub message: Option<String>,
     /// Where the plot was drawn last, in screen pixels (for the PNG export).
     pub plot_rect_px: Option<URect>,
+    pub fit: crate::fit::FitState,
 }
 
 impl Default for HistogramView {
@@ -56,6 +59,7 @@ impl Default for HistogramView {
             export_path: "alyx-histogram".into(),
             message: None,
             plot_rect_px: None,
+            fit: crate::fit::FitState::default(),
         }
     }
 }
@@ -94,8 +98,12 @@ pub fn histogram_panel(ui: &mut egui::Ui, view: &mut HistogramView) -> Vec<Histo
         ui.checkbox(&mut view.error_bars, "error bars");
     });
 
+    if let Some((_, h)) = &view.shown {
+        view.fit.controls(ui, "histograms", h);
+    }
     if let Some((quantity, h)) = &view.shown {
         let log_y = view.log_y;
+        let link = egui::Id::new(("alyx-histogram-x", view.generation));
         let mut plot = Plot::new(("alyx-histogram", view.generation, log_y))
             .height(300.0)
             .x_axis_label(quantity.axis_label())
@@ -106,8 +114,10 @@ pub fn histogram_panel(ui: &mut egui::Ui, view: &mut HistogramView) -> Vec<Histo
         } else {
             plot.include_y(0.0)
         };
+        let plot = crate::fit::linked(plot, link, &view.fit);
         let bins = drawn_bins(h, log_y);
         let error_bars = view.error_bars;
+        let fit = &mut view.fit;
         let drawn = ui.scope(|ui| {
             plot.show(ui, |plot_ui| {
                 let bars = bins
@@ -137,9 +147,11 @@ pub fn histogram_panel(ui: &mut egui::Ui, view: &mut HistogramView) -> Vec<Histo
                         );
                     }
                 }
+                fit.draw(plot_ui, log_y);
             });
         });
         view.plot_rect_px = Some(pixel_rect(drawn.response.rect, ui.ctx().pixels_per_point()));
+        view.fit.results(ui, "histograms", link);
         let entries: u64 = h.entries.iter().sum();
         let mode = h
             .mode()
@@ -163,6 +175,14 @@ pub fn histogram_panel(ui: &mut egui::Ui, view: &mut HistogramView) -> Vec<Histo
         }
         if ui.add_enabled(ready, egui::Button::new("PNG")).clicked() {
             actions.push(HistogramAction::ExportPng(path.with_extension("png")));
+        }
+        for ext in ["svg", "pdf"] {
+            if ui
+                .add_enabled(ready, egui::Button::new(ext.to_uppercase()))
+                .clicked()
+            {
+                actions.push(HistogramAction::ExportFigure(path.with_extension(ext)));
+            }
         }
     });
     if let Some(message) = &view.message {

@@ -442,10 +442,18 @@ fn job_update(
 ) {
     match update {
         Ok((job, job_state, output)) => {
-            let out = output.unwrap_or(CellOutput::Job {
-                id: job,
-                state: job_state.clone(),
-            });
+            let out = match output {
+                // The cell's `-- fit` lines apply to the job's histograms as to local ones.
+                Some(CellOutput::Histograms(hs)) => {
+                    let source = state.cell(cell).map(|c| c.source).unwrap_or_default();
+                    alyx_analysis::notebook::run::plot_output(&source, hs)
+                }
+                Some(other) => other,
+                None => CellOutput::Job {
+                    id: job,
+                    state: job_state.clone(),
+                },
+            };
             if matches!(job_state.as_str(), "succeeded" | "failed" | "cancelled") {
                 state.running.retain(|c| c != cell);
             }

@@ -367,41 +367,96 @@ pub(super) fn output_ui(ui: &mut egui::Ui, id: &str, o: &CellOutput) {
                 });
             ui.weak(format!("{} of {total} rows", rows.len()));
         }
-        CellOutput::Histograms(hs) => {
-            for (column, h) in hs {
-                let edges = h.binning.edges();
-                let bars: Vec<egui_plot::Bar> = h
-                    .entries
-                    .iter()
-                    .enumerate()
-                    .map(|(i, _)| {
-                        egui_plot::Bar::new(0.5 * (edges[i] + edges[i + 1]), h.sum_w[i])
-                            .width(edges[i + 1] - edges[i])
-                    })
-                    .collect();
-                egui_plot::Plot::new(("alyx-cell-plot", id, column.as_str()))
-                    .height(160.0)
-                    .x_axis_label(column.as_str())
-                    .include_y(0.0)
-                    .show(ui, |p| {
-                        p.bar_chart(
-                            egui_plot::BarChart::new(column.clone(), bars)
-                                .color(egui::Color32::from_rgb(90, 150, 230)),
-                        );
-                    });
-                ui.weak(format!(
-                    "{column}: {} entries · underflow {} · overflow {}",
-                    h.entries.iter().sum::<u64>(),
-                    h.underflow,
-                    h.overflow
-                ));
-            }
-        }
+        CellOutput::Histograms(hs) => histogram_outputs(ui, id, hs, &[]),
+        CellOutput::Fitted { histograms, fits } => histogram_outputs(ui, id, histograms, fits),
         CellOutput::Job { id, state } => {
             ui.label(format!("sent to the cluster as job #{id}: {state}"));
         }
         CellOutput::Error(e) => {
             ui.colored_label(egui::Color32::from_rgb(240, 110, 100), e);
+        }
+    }
+}
+
+/// A plot cell's histograms, each with the fits of it drawn over it (the model's expectation
+/// per bin) and their parameters below.
+fn histogram_outputs(
+    ui: &mut egui::Ui,
+    id: &str,
+    hs: &[(String, alyx_core::histogram::Histogram)],
+    fits: &[alyx_analysis::notebook::CellFit],
+) {
+    for (column, h) in hs {
+        let edges = h.binning.edges();
+        let bars: Vec<egui_plot::Bar> = h
+            .sum_w
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                egui_plot::Bar::new(0.5 * (edges[i] + edges[i + 1]), *w)
+                    .width(edges[i + 1] - edges[i])
+            })
+            .collect();
+        let mine: Vec<_> = fits.iter().filter(|f| f.column == *column).collect();
+        egui_plot::Plot::new(("alyx-cell-plot", id, column.as_str()))
+            .height(160.0)
+            .x_axis_label(column.as_str())
+            .include_y(0.0)
+            .show(ui, |p| {
+                p.bar_chart(
+                    egui_plot::BarChart::new(column.clone(), bars)
+                        .color(egui::Color32::from_rgb(90, 150, 230)),
+                );
+                for f in &mine {
+                    if let Ok(r) = &f.result {
+                        let points: Vec<[f64; 2]> = r
+                            .bins
+                            .iter()
+                            .map(|b| [0.5 * (b.lo + b.hi), b.expected])
+                            .collect();
+                        p.line(
+                            egui_plot::Line::new(f.model.clone(), points)
+                                .color(egui::Color32::from_rgb(240, 150, 60))
+                                .width(2.0),
+                        );
+                    }
+                }
+            });
+        ui.weak(format!(
+            "{column}: {} entries · underflow {} · overflow {}",
+            h.entries.iter().sum::<u64>(),
+            h.underflow,
+            h.overflow
+        ));
+        for f in mine {
+            match &f.result {
+                Ok(r) => {
+                    let params: Vec<String> = r
+                        .params
+                        .iter()
+                        .map(|p| match p.fixed {
+                            true => format!("{} = {:.5} (fixed)", p.name, p.value),
+                            false => format!("{} = {:.5} ± {:.5}", p.name, p.value, p.error),
+                        })
+                        .collect();
+                    ui.monospace(format!(
+                        "fit {}: {} · χ²/ndf {:.1}/{}{}",
+                        f.model,
+                        params.join(" · "),
+                        r.chi2,
+                        r.ndf,
+                        r.message
+                            .as_ref()
+                            .map_or(String::new(), |m| format!(" · NOT CONVERGED: {m}"))
+                    ));
+                }
+                Err(e) => {
+                    ui.colored_label(
+                        egui::Color32::from_rgb(240, 110, 100),
+                        format!("fit {}: {e}", f.model),
+                    );
+                }
+            }
         }
     }
 }

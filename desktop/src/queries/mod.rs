@@ -65,6 +65,7 @@ fn follow_dataset(dataset: Option<Res<OpenDataset>>, mut state: ResMut<QueryStat
 /// Histograms other windows send (a job's result) take the plot.
 fn show_plotted(mut plotted: MessageReader<PlotHistogram>, mut state: ResMut<QueryState>) {
     for p in plotted.read() {
+        state.view.fit.histogram_changed(Some(&p.histogram));
         state.view.histogram = Some((p.label.clone(), p.histogram.clone()));
         state.view.generation += 1;
     }
@@ -136,6 +137,15 @@ fn run_actions(
                     Ok(query::write(&mut df, format, usize::MAX, &mut file)?)
                 });
             }
+            QueryAction::ExportFigure(path) => {
+                let Some((label, h)) = state.view.histogram.clone() else {
+                    continue;
+                };
+                let fitted = state.view.fit.fitted.clone();
+                state.export(path, move |p| {
+                    crate::fit::write_figure(p, &label, &h, fitted.as_ref())
+                });
+            }
             QueryAction::ExportPng(path) => {
                 let Some(rect) = state.view.plot_rect_px else {
                     state.view.message = Some("show the plot before exporting it".into());
@@ -193,6 +203,7 @@ fn receive(mut state: ResMut<QueryState>) {
         state.view.loading = false;
         match result {
             Ok(h) => {
+                state.view.fit.histogram_changed(Some(&h));
                 state.view.histogram = Some((column, h));
                 state.view.generation += 1;
             }

@@ -60,6 +60,7 @@ pub struct QueryView {
     pub loading: bool,
     pub generation: u64,
     pub plot_rect_px: Option<URect>,
+    pub fit: crate::fit::FitState,
 }
 
 impl Default for QueryView {
@@ -95,6 +96,7 @@ impl Default for QueryView {
             loading: false,
             generation: 0,
             plot_rect_px: None,
+            fit: crate::fit::FitState::default(),
         }
     }
 }
@@ -157,6 +159,8 @@ pub enum QueryAction {
     ExportCsv(PathBuf),
     ExportParquet(PathBuf),
     ExportPng(PathBuf),
+    /// The plot and its fit as a vector figure (SVG or PDF, by extension).
+    ExportFigure(PathBuf),
     /// Run the histogram as a job (the local pool, or alyxd with `--backend`) on `target`.
     SubmitJob(String),
 }

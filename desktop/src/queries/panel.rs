@@ -383,6 +383,17 @@ pub fn query_panel(ui: &mut egui::Ui, view: &mut QueryView) -> Vec<QueryAction> 
         {
             actions.push(QueryAction::ExportPng(path.with_extension("png")));
         }
+        for ext in ["svg", "pdf"] {
+            if ui
+                .add_enabled(
+                    view.histogram.is_some(),
+                    egui::Button::new(ext.to_uppercase()),
+                )
+                .clicked()
+            {
+                actions.push(QueryAction::ExportFigure(path.with_extension(ext)));
+            }
+        }
     });
     if let Some(m) = &view.message {
         ui.label(m);
@@ -527,7 +538,9 @@ pub(super) fn histogram_controls(
         view.plot_rect_px = None;
         return;
     };
+    view.fit.controls(ui, "query", h);
     let log_y = view.log_y;
+    let link = egui::Id::new(("alyx-query-x", view.generation));
     let mut plot = Plot::new(("alyx-query-plot", view.generation, log_y))
         .height(240.0)
         .x_axis_label(label.as_str())
@@ -539,7 +552,9 @@ pub(super) fn histogram_controls(
     } else {
         plot.include_y(0.0)
     };
+    let plot = crate::fit::linked(plot, link, &view.fit);
     let bins = drawn_bins(h, log_y);
+    let fit = &mut view.fit;
     let overlay = view
         .overlay
         .as_ref()
@@ -575,9 +590,11 @@ pub(super) fn histogram_controls(
                         .width(2.0),
                 );
             }
+            fit.draw(p, log_y);
         });
     });
     view.plot_rect_px = Some(pixel_rect(drawn.response.rect, ui.ctx().pixels_per_point()));
+    view.fit.results(ui, "query", link);
     let entries: u64 = h.entries.iter().sum();
     ui.label(format!(
         "{entries} entries · underflow {} · overflow {} · missing {}{}",

@@ -257,17 +257,25 @@ pub fn pair_mass_summary_sql(
     min_radius_cm: f64,
     (lo, hi): (f64, f64),
 ) -> String {
+    format!(
+        "WITH p AS ({}) SELECT COUNT(*) AS n, AVG(m) AS mean, STDDEV(m) AS sigma FROM p WHERE m BETWEEN {lo} AND {hi}",
+        pair_mass_sql(pid_a, pid_b, min_radius_cm)
+    )
+}
+
+/// The invariant mass `m` of every pair of tracks of species `pid_a` and `pid_b` from one
+/// vertex at least `min_radius_cm` from the beam (K⁰s → π⁺π⁻ with 211, −211 and 0.1 cm).
+pub fn pair_mass_sql(pid_a: i32, pid_b: i32, min_radius_cm: f64) -> String {
     let (ma2, mb2) = (
         alyx_core::model::pid_mass(pid_a).powi(2),
         alyx_core::model::pid_mass(pid_b).powi(2),
     );
     let r2 = min_radius_cm * min_radius_cm;
     format!(
-        "WITH p AS (SELECT SQRT(POW(SQRT(a.px*a.px + a.py*a.py + a.pz*a.pz + {ma2}) + SQRT(b.px*b.px + b.py*b.py + b.pz*b.pz + {mb2}), 2) \
+        "SELECT SQRT(POW(SQRT(a.px*a.px + a.py*a.py + a.pz*a.pz + {ma2}) + SQRT(b.px*b.px + b.py*b.py + b.pz*b.pz + {mb2}), 2) \
            - POW(a.px + b.px, 2) - POW(a.py + b.py, 2) - POW(a.pz + b.pz, 2)) AS m \
          FROM tracks a JOIN tracks b ON a.event_id = b.event_id AND a.vx = b.vx AND a.vy = b.vy AND a.vz = b.vz \
-         WHERE a.pid = {pid_a} AND b.pid = {pid_b} AND a.track_id <> b.track_id AND a.vx * a.vx + a.vy * a.vy >= {r2}) \
-         SELECT COUNT(*) AS n, AVG(m) AS mean, STDDEV(m) AS sigma FROM p WHERE m BETWEEN {lo} AND {hi}"
+         WHERE a.pid = {pid_a} AND b.pid = {pid_b} AND a.track_id <> b.track_id AND a.vx * a.vx + a.vy * a.vy >= {r2}"
     )
 }
 

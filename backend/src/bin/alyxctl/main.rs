@@ -24,6 +24,7 @@ macro_rules! out {
 mod admin;
 mod cli;
 mod data;
+mod fit;
 mod jobs;
 mod notebooks;
 mod query;

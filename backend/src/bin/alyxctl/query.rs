@@ -58,6 +58,8 @@ pub struct QueryArgs {
     pub weight: Option<String>,
     #[arg(long)]
     pub dataset: Option<String>,
+    #[command(flatten)]
+    pub fit: crate::fit::FitArgs,
 }
 
 pub fn query(args: QueryArgs) -> Result<()> {
@@ -77,6 +79,7 @@ pub fn query(args: QueryArgs) -> Result<()> {
         histogram,
         weight,
         dataset,
+        fit,
     } = args;
     let format = OutputFormat::parse(&format)
         .with_context(|| format!("unknown --format `{format}`; use table, csv, json or parquet"))?;
@@ -91,7 +94,7 @@ pub fn query(args: QueryArgs) -> Result<()> {
             Ok((column.to_owned(), Binning::parse(binning)?))
         })
         .transpose()?;
-    let mut df = match backend {
+    let (mut df, hist) = match backend {
         Some(url) => {
             let dataset = dataset.context("--backend needs --dataset NAME")?;
             let request = Remote {
@@ -131,7 +134,7 @@ pub fn query(args: QueryArgs) -> Result<()> {
                 return Ok(());
             }
             match histogram {
-                None => query::run_local(&dataset, &checked)?,
+                None => (query::run_local(&dataset, &checked)?, None),
                 Some((column, binning)) => {
                     let h = query::histogram_local(
                         &dataset,
@@ -141,11 +144,26 @@ pub fn query(args: QueryArgs) -> Result<()> {
                         binning,
                     )?;
                     report_histogram(&column, &h);
-                    h.to_frame()?
+                    (h.to_frame()?, Some((column, h)))
                 }
             }
         }
     };
+    if let Some((column, h)) = &hist {
+        let mut fit = fit;
+        if fit.plot_label.is_empty() {
+            fit.plot_label.clone_from(column);
+        }
+        if let Some(result) = crate::fit::fit(&fit, h)? {
+            let mut sink: Box<dyn Write> = match &out {
+                Some(path) => Box::new(
+                    std::fs::File::create(path).with_context(|| format!("{}", path.display()))?,
+                ),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            return crate::fit::write(column, &result, format, &mut sink);
+        }
+    }
     match out {
         Some(path) => {
             let mut file =
@@ -226,11 +244,14 @@ pub struct Remote {
     pub catalogue_filter: Option<String>,
 }
 
+/// The rows, or the histogram and its column.
+type Answer = (DataFrame, Option<(String, Histogram)>);
+
 async fn run_remote(
     r: Remote,
     histogram: Option<(String, Binning)>,
     explain: bool,
-) -> Result<DataFrame> {
+) -> Result<Answer> {
     let token = r
         .token
         .clone()
@@ -250,14 +271,14 @@ async fn run_remote(
     if explain {
         let e = client.explain(&spec).await?;
         println!("{}\n\n{}\n\n{}", e.sql, e.engine_sql, e.plan);
-        return Ok(DataFrame::empty());
+        return Ok((DataFrame::empty(), None));
     }
     if let Some((column, binning)) = histogram {
         let hist = client
             .histogram(&spec, &column, r.weight.as_deref(), binning)
             .await?;
         report_histogram(&column, &hist);
-        return Ok(hist.to_frame()?);
+        return Ok((hist.to_frame()?, Some((column, hist))));
     }
     let mut pages = client.execute(&spec, 0, 0, None).await?;
     let mut all: Option<DataFrame> = None;
@@ -275,5 +296,5 @@ async fn run_remote(
             eprintln!("{n} rows");
         }
     }
-    Ok(all.unwrap_or_default())
+    Ok((all.unwrap_or_default(), None))
 }

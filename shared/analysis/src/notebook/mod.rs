@@ -81,6 +81,11 @@ pub enum CellOutput {
     },
     /// Histograms, by column.
     Histograms(Vec<(String, Histogram)>),
+    /// Histograms and the fits of them the cell asks for (`-- fit MODEL on COL` lines).
+    Fitted {
+        histograms: Vec<(String, Histogram)>,
+        fits: Vec<CellFit>,
+    },
     /// The cell went to the cluster as job `id`; its output fills in when the job ends.
     Job {
         id: u64,
@@ -109,6 +114,14 @@ impl CellOutput {
             Err(e) => unreadable(e.to_string()),
         }
     }
+}
+
+/// A fit a plot cell asks for, and its result (or why there is none).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellFit {
+    pub column: String,
+    pub model: String,
+    pub result: std::result::Result<alyx_fit::FitResult, String>,
 }
 
 /// A cell as read from the document.
@@ -716,6 +729,37 @@ pub fn output_text(o: &CellOutput) -> String {
                 )
             })
             .collect(),
+        CellOutput::Fitted { histograms, fits } => {
+            let mut s = output_text(&CellOutput::Histograms(histograms.clone()));
+            for f in fits {
+                match &f.result {
+                    Ok(r) => {
+                        s.push_str(&format!(
+                            "fit of {} to {} in {}:{}: χ²/ndf {:.1}/{}{}\n",
+                            f.column,
+                            f.model,
+                            r.range.0,
+                            r.range.1,
+                            r.chi2,
+                            r.ndf,
+                            r.message
+                                .as_ref()
+                                .map_or(String::new(), |m| format!(" (not converged: {m})"))
+                        ));
+                        for p in &r.params {
+                            let error = if p.fixed {
+                                " (fixed)".to_owned()
+                            } else {
+                                format!(" ± {:.4}", p.error)
+                            };
+                            s.push_str(&format!("  {} = {:.6}{error}\n", p.name, p.value));
+                        }
+                    }
+                    Err(e) => s.push_str(&format!("fit of {} to {}: {e}\n", f.column, f.model)),
+                }
+            }
+            s
+        }
         CellOutput::Job { id, state } => format!("job {id}: {state}\n"),
         CellOutput::Error(e) => format!("error: {e}\n"),
     }

@@ -8,7 +8,8 @@ use alyx_core::histogram::Binning;
 use alyx_query::{self as query, Engine, Query, plan};
 use alyx_store::Dataset;
 
-use super::{Cell, CellKind, CellOutput};
+use super::{Cell, CellFit, CellKind, CellOutput};
+use alyx_core::histogram::Histogram;
 
 /// Rows a query cell keeps as its output.
 pub const OUTPUT_ROWS: usize = 50;
@@ -55,6 +56,98 @@ pub fn plot_specs(source: &str) -> Result<Vec<HistogramSpec>> {
     Ok(specs)
 }
 
+/// A fit a plot cell asks for: `-- fit MODEL on COL [in LO:HI] [extended|likelihood|neyman|pearson]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FitLine {
+    pub model: String,
+    pub column: String,
+    pub options: alyx_fit::FitOptions,
+}
+
+/// The fits a plot cell asks for, each checked (its model parses, its column is histogrammed).
+pub fn fit_specs(source: &str) -> Result<Vec<FitLine>> {
+    let columns: Vec<String> = plot_specs(source)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.column)
+        .collect();
+    let mut fits = Vec::new();
+    for line in source.lines() {
+        let Some(spec) = line.trim().strip_prefix("-- fit ") else {
+            continue;
+        };
+        let usage = || {
+            Error::Invalid(format!(
+                "`-- fit {spec}`: a fit is `-- fit MODEL on COL [in LO:HI] [extended|likelihood|neyman|pearson]`"
+            ))
+        };
+        let words: Vec<&str> = spec.split_whitespace().collect();
+        let (model, rest) = match words.iter().position(|w| *w == "on") {
+            Some(i) if i > 0 => (words[..i].join(""), &words[i + 1..]),
+            _ => return Err(usage()),
+        };
+        let (column, rest) = rest.split_first().ok_or_else(usage)?;
+        if !columns.iter().any(|c| c == column) {
+            return Err(Error::Invalid(format!(
+                "`-- fit {spec}`: no `-- histogram {column}:…` line in this cell"
+            )));
+        }
+        alyx_fit::Model::parse(&model)
+            .map_err(|e| Error::Invalid(format!("`-- fit {spec}`: {e}")))?;
+        let mut options = alyx_fit::FitOptions::default();
+        let mut rest = rest.iter();
+        while let Some(word) = rest.next() {
+            if *word == "in" {
+                let range = rest.next().ok_or_else(usage)?;
+                options.range = Some(
+                    alyx_fit::parse_range(range)
+                        .map_err(|e| Error::Invalid(format!("`-- fit {spec}`: {e}")))?,
+                );
+            } else if let Some((_, m)) = alyx_fit::Method::ALL.iter().find(|(n, _)| n == word) {
+                options.method = *m;
+            } else {
+                return Err(usage());
+            }
+        }
+        fits.push(FitLine {
+            model,
+            column: (*column).to_owned(),
+            options,
+        });
+    }
+    Ok(fits)
+}
+
+/// A plot cell's output from its histograms: with the fits its `-- fit` lines ask for, when
+/// it has any (a fit that fails says why in its place).
+pub fn plot_output(source: &str, histograms: Vec<(String, Histogram)>) -> CellOutput {
+    let lines = match fit_specs(source) {
+        Ok(lines) if lines.is_empty() => return CellOutput::Histograms(histograms),
+        Ok(lines) => lines,
+        Err(e) => return CellOutput::Error(e.to_string()),
+    };
+    let fits = lines
+        .into_iter()
+        .map(|line| {
+            let result = histograms
+                .iter()
+                .find(|(c, _)| *c == line.column)
+                .ok_or_else(|| format!("no histogram of {}", line.column))
+                .and_then(|(_, h)| {
+                    let data = alyx_fit::Histogram::from_core(h).map_err(|e| e.to_string())?;
+                    let model = alyx_fit::Model::parse(&line.model).map_err(|e| e.to_string())?;
+                    alyx_fit::fit(&data, &model, &line.options).map_err(|e| e.to_string())
+                });
+            CellFit {
+                column: line.column,
+                model: line.model,
+                result,
+            }
+        })
+        .collect();
+    CellOutput::Fitted { histograms, fits }
+}
+
 /// A plot cell as an analysis job.
 pub fn analysis(cell: &Cell) -> Result<Analysis> {
     Ok(Analysis {
@@ -82,7 +175,7 @@ pub fn diagnostics(cell: &Cell) -> Vec<query::Diagnostic> {
     };
     let mut ds = query::check(&q, Engine::Local).err().unwrap_or_default();
     if cell.kind == CellKind::Plot {
-        if let Err(e) = plot_specs(text) {
+        if let Err(e) = plot_specs(text).and_then(|_| fit_specs(text)) {
             ds.push(query::Diagnostic::new(e.to_string(), query::At::NONE));
         }
     }
@@ -127,7 +220,8 @@ fn try_run(ds: &Dataset, cell: &Cell) -> Result<CellOutput> {
                 .map(|s| (s.column.clone(), s.binning.clone()))
                 .collect();
             let hs = query::histograms_local(ds, &checked, &plots)?;
-            Ok(CellOutput::Histograms(
+            Ok(plot_output(
+                &cell.source,
                 plots.into_iter().map(|(c, _)| c).zip(hs).collect(),
             ))
         }
@@ -182,5 +276,37 @@ mod tests {
         );
         assert!(q.is_ok(), "{q:?}");
         assert!(cell_query("SELEC pt FROM muons").is_err());
+    }
+
+    #[test]
+    fn fit_lines_read_and_refuse() {
+        let cell = "-- histogram m:60:60:120\n-- fit gauss + exp on m in 80:100 neyman\nSELECT 1";
+        let fits = fit_specs(cell).expect("fits");
+        assert_eq!(fits[0].model, "gauss+exp");
+        assert_eq!(fits[0].column, "m");
+        assert_eq!(fits[0].options.range, Some((80.0, 100.0)));
+        assert_eq!(fits[0].options.method, alyx_fit::Method::Neyman);
+        for (bad, says) in [
+            (
+                "-- histogram m:60:60:120\n-- fit gauss on pt",
+                "no `-- histogram pt",
+            ),
+            (
+                "-- histogram m:60:60:120\n-- fit landau on m",
+                "unknown shape",
+            ),
+            (
+                "-- histogram m:60:60:120\n-- fit gauss on m in 9:1",
+                "LO:HI",
+            ),
+            ("-- histogram m:60:60:120\n-- fit gauss", "a fit is"),
+            (
+                "-- histogram m:60:60:120\n-- fit gauss on m sideways",
+                "a fit is",
+            ),
+        ] {
+            let err = fit_specs(bad).expect_err(bad).to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 }
