@@ -5,7 +5,7 @@
 //! only (`^` for powers, no columns or tables), and a fit evaluates it millions of times, so it
 //! compiles to a small tree over a slice of parameter values.
 
-use crate::Error;
+use crate::error::Error;
 
 /// The longest expression accepted, in bytes.
 pub const MAX_LEN: usize = 1000;

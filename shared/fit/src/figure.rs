@@ -7,7 +7,8 @@
 
 use std::fmt::Write as _;
 
-use crate::{FitResult, Method, Model};
+use crate::fit::{FitResult, Method};
+use crate::model::Model;
 
 const W: f64 = 640.0;
 const H: f64 = 480.0;

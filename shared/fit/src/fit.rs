@@ -5,9 +5,10 @@ use std::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
+use crate::histogram::Histogram;
 use crate::minuit::{self, Minimum};
 use crate::model::Model;
-use crate::{Error, Histogram};
 
 /// What the fit minimises.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,13 +140,13 @@ struct Selected {
 }
 
 fn select(h: &Histogram, range: Option<(f64, f64)>) -> Result<Selected, Error> {
-    let (lo, hi) = range.unwrap_or((h.edges[0], h.edges[h.edges.len() - 1]));
+    let (lo, hi) = range.unwrap_or((h.edges()[0], h.edges()[h.edges().len() - 1]));
     if !(lo.is_finite() && hi.is_finite() && lo < hi) {
         return Err(Error::Fit(format!("the range {lo}:{hi} is empty")));
     }
-    let inside: Vec<usize> = (0..h.counts.len())
+    let inside: Vec<usize> = (0..h.counts().len())
         .filter(|&i| {
-            let centre = 0.5 * (h.edges[i] + h.edges[i + 1]);
+            let centre = 0.5 * (h.edges()[i] + h.edges()[i + 1]);
             centre >= lo && centre <= hi
         })
         .collect();
@@ -153,8 +154,8 @@ fn select(h: &Histogram, range: Option<(f64, f64)>) -> Result<Selected, Error> {
         return Err(Error::Fit(format!("no bin has its centre in {lo}:{hi}")));
     };
     Ok(Selected {
-        edges: h.edges[first..=last + 1].to_vec(),
-        counts: h.counts[first..=last].to_vec(),
+        edges: h.edges()[first..=last + 1].to_vec(),
+        counts: h.counts()[first..=last].to_vec(),
         sumw2: h.sumw2()[first..=last].to_vec(),
     })
 }

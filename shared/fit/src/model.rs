@@ -1,7 +1,7 @@
 //! A model: a sum of shapes with yields (`gauss+exp`, `bw*gauss+cheb2`, `cb+expr(a*x^2+x)`),
 //! its named parameters, and the expected content of each bin.
 
-use crate::Error;
+use crate::error::Error;
 use crate::expr::Expr;
 use crate::shapes::Shape;
 

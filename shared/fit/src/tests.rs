@@ -3,8 +3,10 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
 use crate::expr::Expr;
+use crate::fit::{FitOptions, Method, fit};
+use crate::histogram::Histogram;
+use crate::model::Model;
 use crate::shapes::Shape;
-use crate::{FitOptions, Histogram, Method, Model, fit};
 
 /// `n` entries (Poisson-fluctuated when `poisson`) drawn from `model` with parameter values
 /// `truth` (yields as fractions of `n`), by accept–reject over [lo, hi).
