@@ -137,6 +137,13 @@ impl FitState {
 
     /// The Fit menu and its row of controls; fits `h` when asked.
     pub fn controls(&mut self, ui: &mut egui::Ui, salt: &str, h: &Histogram) {
+        ui.push_id(("alyx-fit-controls", salt), |ui| self.control_row(ui, h));
+        if let Some(m) = &self.message {
+            ui.colored_label(egui::Color32::from_rgb(240, 110, 100), m);
+        }
+    }
+
+    fn control_row(&mut self, ui: &mut egui::Ui, h: &Histogram) {
         ui.horizontal(|ui| {
             ui.menu_button("Fit ▾", |ui| {
                 ui.label("signal");
@@ -179,11 +186,7 @@ impl FitState {
             if self.fitted.is_some() && ui.small_button("clear").clicked() {
                 self.fitted = None;
             }
-            let _ = salt;
         });
-        if let Some(m) = &self.message {
-            ui.colored_label(egui::Color32::from_rgb(240, 110, 100), m);
-        }
     }
 
     /// Whether the plot should pan with a drag (not while a range is picked).
