@@ -136,35 +136,57 @@ async fn run(args: &Args, db: &str) -> Result<()> {
         let n = args.queries;
         tasks.push(tokio::spawn(async move {
             let client = Client::connect(&url, &token).await?;
+            // Answered calls' latencies; failed calls by their error, counted, not fatal.
             let mut latencies = Vec::new();
+            let mut failures = std::collections::BTreeMap::<String, u64>::new();
             for k in 0..n {
                 let q = queries[(c + k) % queries.len()];
                 let started = Instant::now();
-                let mut pages = client
-                    .execute(&request("catalogue", Engine::Postgres, q), 0, 1, None)
-                    .await?;
-                while pages.next().await?.is_some() {}
-                latencies.push(started.elapsed());
+                let call = async {
+                    let mut pages = client
+                        .execute(&request("catalogue", Engine::Postgres, q), 0, 1, None)
+                        .await?;
+                    while pages.next().await?.is_some() {}
+                    anyhow::Ok(())
+                };
+                match call.await {
+                    Ok(()) => latencies.push(started.elapsed()),
+                    Err(e) => {
+                        // The kind of failure, without the per-call request id.
+                        let text = e.to_string();
+                        let kind = text.split(" (request").next().unwrap_or(&text).to_owned();
+                        *failures.entry(kind).or_default() += 1;
+                    }
+                }
             }
-            anyhow::Ok(latencies)
+            anyhow::Ok((latencies, failures))
         }));
     }
     let mut all = Vec::new();
+    let mut failures = std::collections::BTreeMap::<String, u64>::new();
     for t in tasks {
-        all.extend(t.await??);
+        let (latencies, failed) = t.await??;
+        all.extend(latencies);
+        for (e, n) in failed {
+            *failures.entry(e).or_default() += n;
+        }
     }
     let wall = t.elapsed().as_secs_f64();
     all.sort();
     println!(
-        "catalogue queries (result cache {} ms), {} concurrent clients × {}: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, {:.0} queries/s",
+        "catalogue queries (result cache {} ms), {} concurrent clients × {}: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, {:.0} queries/s answered, {} failed",
         args.cache_ttl_ms,
         args.clients,
         args.queries,
         percentile(&all, 0.5),
         percentile(&all, 0.99),
         percentile(&all, 1.0),
-        all.len() as f64 / wall
+        all.len() as f64 / wall,
+        failures.values().sum::<u64>()
     );
+    for (e, n) in &failures {
+        println!("  {n} failed: {e}");
+    }
 
     // Spark next to the local engine: first page and a histogram.
     let store = DataStore::open(dir.path())?;
