@@ -357,16 +357,9 @@ pub fn write_figure(
         errors: &errors,
         fit: fitted.map(|(m, r)| (m, r)),
     };
-    let bytes = match path.extension().and_then(|e| e.to_str()) {
-        Some("svg") => figure.svg().into_bytes(),
-        Some("pdf") => figure.pdf(),
-        _ => {
-            return Err(crate::Error::Invalid(format!(
-                "{}: a figure is .svg or .pdf",
-                path.display()
-            )));
-        }
-    };
+    let bytes = figure
+        .for_path(path)
+        .map_err(|e| crate::Error::Invalid(e.to_string()))?;
     std::fs::write(path, bytes).map_err(|e| crate::Error::io(path, e))
 }
 

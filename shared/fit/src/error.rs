@@ -8,4 +8,6 @@ pub enum Error {
     Data(String),
     #[error("fit: {0}")]
     Fit(String),
+    #[error("figure: {0}")]
+    Figure(String),
 }

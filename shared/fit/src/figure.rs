@@ -225,6 +225,18 @@ impl Figure<'_> {
         out
     }
 
+    /// The figure in the format `path`'s extension names: `.svg` or `.pdf`.
+    pub fn for_path(&self, path: &std::path::Path) -> Result<Vec<u8>, crate::error::Error> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("svg") => Ok(self.svg().into_bytes()),
+            Some("pdf") => Ok(self.pdf()),
+            _ => Err(crate::error::Error::Figure(format!(
+                "{}: a figure is .svg or .pdf",
+                path.display()
+            ))),
+        }
+    }
+
     /// The figure as SVG.
     pub fn svg(&self) -> String {
         let mut s = format!(

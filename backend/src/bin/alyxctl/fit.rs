@@ -92,11 +92,7 @@ pub fn fit(args: &FitArgs, h: &Histogram) -> Result<Option<FitResult>> {
             errors: &errors,
             fit: Some((&model, &result)),
         };
-        let bytes = match path.extension().and_then(|e| e.to_str()) {
-            Some("svg") => figure.svg().into_bytes(),
-            Some("pdf") => figure.pdf(),
-            _ => bail!("--plot {}: a figure is .svg or .pdf", path.display()),
-        };
+        let bytes = figure.for_path(path).context("--plot")?;
         std::fs::write(path, bytes).with_context(|| format!("{}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
