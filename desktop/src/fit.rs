@@ -6,6 +6,8 @@
 
 use alyx_core::histogram::Histogram;
 use alyx_fit::{FitOptions, FitResult, Method, Model};
+use bevy::tasks::futures::check_ready;
+use bevy::tasks::{AsyncComputeTaskPool, Task, TaskPool};
 use bevy_egui::egui;
 use egui_plot::{Bar, BarChart, Line, Plot, PlotUi, VLine};
 
@@ -58,6 +60,26 @@ pub struct FitState {
     drag_from: Option<f64>,
     pub fitted: Option<(Model, FitResult)>,
     pub message: Option<String>,
+    /// The fit running off the main thread (a large histogram or a Voigtian takes a while).
+    running: Running,
+}
+
+type Fitted = Result<(Model, FitResult), alyx_fit::Error>;
+
+/// A fit in flight; a copy of the state does not share it.
+#[derive(Default)]
+struct Running(Option<Task<Fitted>>);
+
+impl Clone for Running {
+    fn clone(&self) -> Self {
+        Self(None)
+    }
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "running" } else { "idle" })
+    }
 }
 
 impl Default for FitState {
@@ -74,6 +96,7 @@ impl Default for FitState {
             drag_from: None,
             fitted: None,
             message: None,
+            running: Running::default(),
         }
     }
 }
@@ -91,9 +114,58 @@ impl FitState {
         parts.join("+")
     }
 
-    /// Fits `h` with the current choices.
+    /// Fits `h` with the current choices, off the main thread (replacing a fit in flight);
+    /// `poll` takes the result.
     pub fn fit(&mut self, h: &Histogram) {
-        match self.try_fit(h) {
+        let (spec, method, range) = (self.model_spec(), self.method, self.range);
+        let held: Vec<(String, f64)> = self
+            .held
+            .iter()
+            .map(|p| (p.name.clone(), p.value))
+            .collect();
+        let h = h.clone();
+        let pool = AsyncComputeTaskPool::get_or_init(TaskPool::default);
+        self.running = Running(Some(pool.spawn(async move {
+            let model = Model::parse(&spec)?;
+            let data = alyx_fit::Histogram::from_core(&h)?;
+            let options = FitOptions {
+                method,
+                range,
+                fix: held
+                    .into_iter()
+                    .filter(|(name, _)| model.param_index(name).is_some())
+                    .collect(),
+                ..FitOptions::default()
+            };
+            let result = alyx_fit::fit(&data, &model, &options)?;
+            Ok((model, result))
+        })));
+    }
+
+    /// Whether a fit is running.
+    pub fn busy(&self) -> bool {
+        self.running.0.is_some()
+    }
+
+    /// Takes the result of the fit in flight when it has ended.
+    pub fn poll(&mut self) {
+        if let Some(result) = self.running.0.as_mut().and_then(check_ready) {
+            self.running = Running(None);
+            self.take(result);
+        }
+    }
+
+    /// Waits for the fit in flight (tests).
+    #[cfg(test)]
+    pub(crate) fn settle(&mut self) {
+        if let Some(task) = self.running.0.take() {
+            let result = bevy::tasks::block_on(task);
+            self.take(result);
+        }
+    }
+
+    fn take(&mut self, result: Fitted) {
+        match result {
             Ok(fitted) => {
                 self.message = fitted
                     .1
@@ -109,24 +181,6 @@ impl FitState {
         }
     }
 
-    fn try_fit(&self, h: &Histogram) -> Result<(Model, FitResult), alyx_fit::Error> {
-        let model = Model::parse(&self.model_spec())?;
-        let data = alyx_fit::Histogram::from_core(h)?;
-        let options = FitOptions {
-            method: self.method,
-            range: self.range,
-            fix: self
-                .held
-                .iter()
-                .filter(|p| model.param_index(&p.name).is_some())
-                .map(|p| (p.name.clone(), p.value))
-                .collect(),
-            ..FitOptions::default()
-        };
-        let result = alyx_fit::fit(&data, &model, &options)?;
-        Ok((model, result))
-    }
-
     /// Forgets the result (the histogram is gone or new); refits it when following.
     pub fn histogram_changed(&mut self, h: Option<&Histogram>) {
         match h {
@@ -137,6 +191,10 @@ impl FitState {
 
     /// The Fit menu and its row of controls; fits `h` when asked.
     pub fn controls(&mut self, ui: &mut egui::Ui, salt: &str, h: &Histogram) {
+        self.poll();
+        if self.busy() {
+            ui.ctx().request_repaint();
+        }
         ui.push_id(("alyx-fit-controls", salt), |ui| self.control_row(ui, h));
         if let Some(m) = &self.message {
             ui.colored_label(egui::Color32::from_rgb(240, 110, 100), m);
@@ -173,6 +231,9 @@ impl FitState {
             ui.label(egui::RichText::new(self.model_spec()).monospace());
             if ui.button("fit").clicked() {
                 self.fit(h);
+            }
+            if self.busy() {
+                ui.spinner();
             }
             ui.toggle_value(&mut self.picking_range, "⟷ range")
                 .on_hover_text("drag on the plot to set the fit range");
@@ -390,6 +451,7 @@ mod tests {
         fit.background = 2;
         assert_eq!(fit.model_spec(), "gauss+cheb0");
         fit.fit(&h);
+        fit.settle();
         let (_, r) = fit.fitted.as_ref().expect("fitted");
         let mean = r.param("mean").expect("mean");
         assert!((mean.value - 91.0).abs() < 0.05, "{mean:?}");
@@ -400,12 +462,14 @@ mod tests {
         });
         fit.range = Some((85.0, 97.0));
         fit.histogram_changed(Some(&h));
+        fit.settle();
         let (_, r) = fit.fitted.as_ref().expect("refitted");
         assert_eq!(r.param("sigma").expect("s").value, 2.5);
         assert!(r.range.0 >= 85.0 && r.range.1 <= 97.0, "{:?}", r.range);
         // A model that does not parse says why and leaves no stale curve.
         fit.typed = "landau".into();
         fit.fit(&h);
+        fit.settle();
         assert!(fit.fitted.is_none());
         assert!(
             fit.message

@@ -224,6 +224,7 @@ mod tests {
         view.fit.range = Some((70.0, 110.0));
         assert_eq!(view.fit.model_spec(), "voigt+exp");
         view.fit.fit(&h);
+        view.fit.settle();
         let (_, r) = view.fit.fitted.as_ref().expect("fitted");
         let mean = r.param("mean").expect("mean");
         assert!((mean.value - 91.19).abs() < 0.5, "{mean:?} {:?}", r.message);
