@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A single-node Slurm cluster on localhost for the job tests (Debian's slurm-wlm 22.05 and
 # munge), after ../shared/recipes/slurm-single-node.sh. Usage: scripts/slurm.sh start|stop
-#   BASE  state, logs and pid files (default /tmp/alyx-slurm)
+#   BASE  everything of the cluster: its slurm.conf, munge key and socket, state, logs and pid
+#         files (default /tmp/alyx-slurm). Nothing is written to /etc: a workstation's own Slurm
+#         configuration and munge key stay as they are. Clients find this cluster through
+#         SLURM_CONF=$BASE/etc/slurm.conf (test.sh exports it).
 set -euo pipefail
 BASE=${BASE:-/tmp/alyx-slurm}
 MSOCK=$BASE/munge/munge.socket.2
@@ -11,10 +14,12 @@ case "${1:-start}" in
 start)
   dpkg -s slurmctld slurmd slurm-client munge >/dev/null 2>&1 || {
     apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge; }
-  mkdir -p "$BASE"/{state/ctld,state/d,run,log,munge}; chown munge:munge "$BASE/munge"
-  [ -f /etc/munge/munge.key ] || { dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
-    chown munge: /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
-  cat > /etc/slurm/slurm.conf <<CONF
+  mkdir -p "$BASE"/{etc,state/ctld,state/d,run,log,munge}; chown munge:munge "$BASE/munge"
+  KEY=$BASE/etc/munge.key
+  [ -f "$KEY" ] || { dd if=/dev/urandom of="$KEY" bs=1024 count=1 status=none
+    chown munge: "$KEY"; chmod 400 "$KEY"; }
+  export SLURM_CONF=$BASE/etc/slurm.conf
+  cat > "$SLURM_CONF" <<CONF
 ClusterName=alyx
 SlurmctldHost=localhost(127.0.0.1)
 SlurmUser=root
@@ -42,11 +47,11 @@ KillWait=5
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$(( $(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo) * 8 / 10 )) State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
-  start_bg munged setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged -F --socket="$MSOCK" \
+  start_bg munged setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged -F --socket="$MSOCK" --key-file="$KEY" \
       --pid-file="$BASE/munge/munged.pid" --log-file="$BASE/munge/munged.log" --seed-file="$BASE/munge/munged.seed"
   waitfor munge "munge -S $MSOCK -n | unmunge -S $MSOCK"
-  start_bg slurmctld /usr/sbin/slurmctld -D -i
-  start_bg slurmd /usr/sbin/slurmd -D -N localhost
+  start_bg slurmctld /usr/sbin/slurmctld -D -i -f "$SLURM_CONF"
+  start_bg slurmd /usr/sbin/slurmd -D -N localhost -f "$SLURM_CONF"
   waitfor node-idle "sinfo -h -o %t | grep -q idle"
   echo "slurm up (state in $BASE)" ;;
 stop)

@@ -9,14 +9,17 @@
 #                     each test creates and drops its own database). The tests, their migrations
 #                     and the alyxd they start connect as `alyx`, an owner that is not a
 #                     superuser (it may create databases and roles)
+#   ALYX_PG_DATA      where a PostgreSQL the test command starts itself keeps its cluster, when
+#                     none listens on 127.0.0.1:5432 (default /var/tmp/alyx-pg)
 #   ALYX_PG_ADMIN_URL a superuser connection that creates the roles `alyx` and `alyx_query` and
 #                     the database `alyx` when missing (default postgres://postgres@127.0.0.1:5432/postgres)
 #
 # It starts a Kafka-protocol broker (tansu, in memory, on 127.0.0.1:19092) for the ingest tests,
 # a Spark Connect server (pyspark 4.3.0 from PyPI, local[2], on 127.0.0.1:15002) for the Spark
 # engine and executor, and a single-node Slurm cluster (Debian's slurm-wlm and munge,
-# scripts/slurm.sh, state in /tmp/alyx-slurm) for the Slurm executor; exports
-# ALYX_KAFKA_BROKERS, ALYX_SPARK_URL and ALYX_SLURM_BASE, and stops all three on exit. The
+# scripts/slurm.sh, configuration, munge key and state in /tmp/alyx-slurm, never /etc) for the
+# Slurm executor; exports ALYX_KAFKA_BROKERS, ALYX_SPARK_URL, ALYX_SLURM_BASE and SLURM_CONF,
+# and stops all three on exit. The
 # peers the tests compare against (uproot, awkward) live in a virtualenv, ALYX_VENV (default
 # ~/.cache/alyx/venv).
 set -euo pipefail
@@ -32,15 +35,20 @@ KAFKA_PORT="${ALYX_KAFKA_PORT:-19092}"
 SPARK_PORT="${ALYX_SPARK_PORT:-15002}"
 SPARK_BASE="$TOOLS/spark"
 SLURM_BASE="${ALYX_SLURM_STATE:-/tmp/alyx-slurm}"
+PG_DATA="${ALYX_PG_DATA:-/var/tmp/alyx-pg}"
 export ALYX_VENV="${ALYX_VENV:-$HOME/.cache/alyx/venv}"
 started_pids=()
 cleanup_dirs=()
 slurm_started=0
+pg_started=0
 stop_services() {
   local pid
   for pid in "${started_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [ ${#cleanup_dirs[@]} -gt 0 ]; then rm -rf "${cleanup_dirs[@]}"; fi
   if [ "$slurm_started" = 1 ]; then BASE="$SLURM_BASE" scripts/slurm.sh stop || true; fi
+  if [ "$pg_started" = 1 ]; then
+    runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$PG_DATA" -m fast stop >/dev/null || true
+  fi
 }
 trap stop_services EXIT
 
@@ -209,8 +217,43 @@ SQL
   }
 }
 
+# PostgreSQL 15 on 127.0.0.1:5432: the running one when there is one, else Debian's (installed
+# when missing) with a cluster of the test command's own in PG_DATA (trust on localhost only),
+# stopped at exit.
+start_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
+  local bin=/usr/lib/postgresql/15/bin
+  if [ ! -x "$bin/postgres" ] || ! command -v psql >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15
+  fi
+  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+    mkdir -p "$PG_DATA" && chown postgres: "$PG_DATA" && chmod 700 "$PG_DATA"
+    runuser -u postgres -- "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 >/dev/null
+  fi
+  runuser -u postgres -- "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p 5432 -k /tmp -c max_connections=300" start >/dev/null
+  pg_started=1
+}
+
+# The systemd units in deploy/ as systemd reads them, with the alyxd just built: any warning
+# (an unknown or misspelt directive, a missing binary) fails.
+verify_units() {
+  command -v systemd-analyze >/dev/null || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd; }
+  local dir unit out
+  dir=$(mktemp -d /tmp/alyx-units.XXXXXX)
+  cleanup_dirs+=("$dir")
+  for unit in deploy/systemd/*.service; do
+    sed "s|/usr/local/bin/alyxd|$CARGO_TARGET_DIR/debug/alyxd|g" "$unit" > "$dir/$(basename "$unit")"
+  done
+  cp "$dir/alyxd@.service" "$dir/alyxd@1.service"
+  out=$(systemd-analyze verify "$dir/alyxd.service" "$dir/alyxd@1.service" 2>&1) || true
+  if [ -n "$out" ]; then echo "$out" >&2; echo "deploy/systemd: systemd-analyze verify complained" >&2; exit 1; fi
+}
+
 start_slurm() {
-  if sinfo -h >/dev/null 2>&1; then
+  export SLURM_CONF="$SLURM_BASE/etc/slurm.conf"
+  if [ -f "$SLURM_CONF" ] && sinfo -h >/dev/null 2>&1; then
     echo "a Slurm cluster already answers; using it (state assumed in $SLURM_BASE)"
   else
     slurm_started=1
@@ -226,9 +269,11 @@ phase peers install_peers
 start_spark
 phase slurm start_slurm
 phase tls make_test_ca
+phase postgres start_postgres
 phase database database_roles
 phase cycles python3 scripts/module_cycles.py
 phase build cargo build --workspace --all-targets --locked
+phase units verify_units
 start_broker
 phase sparkwait wait_spark
 phase test cargo test --workspace --locked --no-fail-fast

@@ -24,6 +24,10 @@ const BUDGET_BYTES: usize = 256 << 20;
 pub struct ResultCache {
     ttl: Duration,
     inner: Mutex<Inner>,
+    /// Results served from the cache (alyxd registers these with its metrics).
+    pub hits: prometheus::IntCounter,
+    /// Results made because none was fresh.
+    pub misses: prometheus::IntCounter,
 }
 
 /// The bytes kept, for tests.
@@ -72,9 +76,20 @@ impl Inner {
 impl ResultCache {
     /// A cache whose entries live `ttl` at most; a zero `ttl` stores nothing (each call runs).
     pub fn new(ttl: Duration) -> Self {
+        let counter = |name: &str, help: &str| {
+            prometheus::IntCounter::new(name, help).expect("a static, valid metric definition")
+        };
         Self {
             ttl,
             inner: Mutex::new(Inner::default()),
+            hits: counter(
+                "alyxd_query_cache_hits_total",
+                "catalogue results served from the cache",
+            ),
+            misses: counter(
+                "alyxd_query_cache_misses_total",
+                "catalogue results made because none was fresh",
+            ),
         }
     }
 
@@ -99,8 +114,12 @@ impl ResultCache {
                 .filter(|e| e.made.elapsed() < self.ttl)
                 .map(|e| e.result.clone());
             match fresh {
-                Some(cell) => cell,
+                Some(cell) => {
+                    self.hits.inc();
+                    cell
+                }
                 None => {
+                    self.misses.inc();
                     let cell = Arc::new(OnceCell::new());
                     let entry = Entry {
                         dataset,

@@ -166,6 +166,15 @@ impl Default for IngestConfig {
 }
 
 impl Config {
+    /// Where alyxd looks for its configuration when neither `--config` nor `$ALYXD_CONFIG`
+    /// names one: `/etc/alyx/alyxd.toml` (a service), then `~/.config/alyx/alyxd.toml` (a
+    /// user's own alyxd); the first that exists.
+    pub fn default_path() -> Option<PathBuf> {
+        let user = std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".config/alyx/alyxd.toml"));
+        first_existing([Some(PathBuf::from("/etc/alyx/alyxd.toml")), user])
+    }
+
     /// Defaults, overridden by the file at `path` (when given), overridden by the environment.
     pub fn load(path: Option<&Path>) -> Result<Self> {
         let mut config = match path {
@@ -279,6 +288,10 @@ impl Config {
     }
 }
 
+fn first_existing(candidates: impl IntoIterator<Item = Option<PathBuf>>) -> Option<PathBuf> {
+    candidates.into_iter().flatten().find(|p| p.is_file())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,5 +332,33 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../alyxd.example.toml");
         let text = std::fs::read_to_string(path).expect("example config");
         toml::from_str::<Config>(&text).expect("example config is valid");
+        // The two-instance layout in deploy/: both valid, sharing all but ports and names.
+        let instance = |n: u8| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../deploy/examples/alyxd-{n}.toml"));
+            let text = std::fs::read_to_string(&path).expect("deploy example");
+            toml::from_str::<Config>(&text).expect("deploy example is valid")
+        };
+        let (a, b) = (instance(1), instance(2));
+        assert_ne!((a.listen, a.metrics_listen), (b.listen, b.metrics_listen));
+        assert_ne!(a.ingest.instance, b.ingest.instance);
+        assert_eq!(
+            (&a.database_url, &a.data_dir, &a.ingest.topic),
+            (&b.database_url, &b.data_dir, &b.ingest.topic)
+        );
+    }
+
+    #[test]
+    fn the_first_configuration_file_that_exists_is_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (etc, user) = (dir.path().join("etc.toml"), dir.path().join("user.toml"));
+        let candidates = || [Some(etc.clone()), None, Some(user.clone())];
+        assert_eq!(first_existing(candidates()), None);
+        std::fs::write(&user, "").expect("write");
+        assert_eq!(first_existing(candidates()), Some(user.clone()));
+        std::fs::write(&etc, "").expect("write");
+        assert_eq!(first_existing(candidates()), Some(etc.clone()));
+        // A directory by that name is not a configuration.
+        assert_eq!(first_existing([Some(dir.path().to_owned())]), None);
     }
 }

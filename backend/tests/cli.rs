@@ -44,6 +44,14 @@ fn generate_info_query_verify_and_export() {
     assert!(info.contains("dataset pp-seed9"), "{info}");
     assert!(info.contains("events:  300"), "{info}");
     assert!(info.contains("pt:f64"), "columns with types: {info}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["info", out, "--format", "json"])).expect("info json");
+    assert_eq!(json[0]["events"], 300, "{json}");
+    assert_eq!(json[0]["tables"]["events"]["rows"], 300, "{json}");
+    assert!(
+        json[0]["tables"]["tracks"]["columns"]["pt"].is_string(),
+        "{json}"
+    );
 
     let csv = ok(&[
         "query",
@@ -77,6 +85,12 @@ fn generate_info_query_verify_and_export() {
 
     let verify = ok(&["verify", out]);
     assert!(verify.contains("pp-seed9: ok"), "{verify}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["verify", out, "--format", "json"])).expect("verify json");
+    assert_eq!(
+        (&json[0]["name"], &json[0]["ok"]),
+        (&"pp-seed9".into(), &true.into())
+    );
 
     let phoenix = dir.path().join("event.json");
     ok(&[
@@ -244,10 +258,16 @@ fn user_mistakes_get_one_clear_line_and_a_failure_code() {
     );
     let err = fails(&["query", out, "--sql", "SELEC * FROM events"]);
     assert!(err.contains("invalid query"), "{err}");
-    let err = fails(&[
+    // A closed choice is checked by the parser, which lists the choices (and completes them).
+    let out_xenon = alyxctl(&[
         "generate", "--system", "xenon", "--events", "1", "--out", out,
     ]);
-    assert!(err.contains("pp, pbpb or nano"), "{err}");
+    let err = String::from_utf8_lossy(&out_xenon.stderr);
+    assert!(!out_xenon.status.success());
+    assert!(
+        err.starts_with("error: invalid value 'xenon'") && err.contains("pp, pbpb, nano"),
+        "{err}"
+    );
     let err = fails(&[
         "generate", "--events", "1", "--out", out, "--rates", "k0s=-1",
     ]);
@@ -286,6 +306,34 @@ fn verify_reports_an_altered_file_and_fails() {
     );
     let err = fails(&["query", out, "--sql", "SELECT COUNT(*) FROM tracks"]);
     assert!(err.contains("checksum mismatch"), "{err}");
+    let as_json = alyxctl(&["verify", out, "--format", "json"]);
+    assert!(!as_json.status.success(), "damage fails in JSON too");
+    let report: serde_json::Value = serde_json::from_slice(&as_json.stdout).expect("json");
+    assert_eq!(report[0]["ok"], false);
+    assert!(
+        report[0]["problems"][0]["what"]
+            .as_str()
+            .is_some_and(|w| w.contains("checksum mismatch")),
+        "{report}"
+    );
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_binary() {
+    let bash = ok(&["completions", "bash"]);
+    assert!(bash.contains("_alyxctl"), "{bash}");
+    assert!(
+        bash.contains("pp pbpb nano"),
+        "closed choices complete: {bash}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    ok(&["man", dir.path().to_str().expect("utf8")]);
+    let page = std::fs::read_to_string(dir.path().join("alyxctl.1")).expect("alyxctl.1");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH alyxctl"),
+        "{page}"
+    );
+    assert!(dir.path().join("alyxctl-query.1").is_file());
 }
 
 #[test]

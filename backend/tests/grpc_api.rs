@@ -10,7 +10,9 @@ use alyx_proto::v1;
 use alyx_proto::v1::admin_service_client::AdminServiceClient;
 use alyx_proto::v1::event_service_client::EventServiceClient;
 use sqlx::PgPool;
-use support::{Server, authorized, config, token};
+use std::time::Duration;
+
+use support::{Server, authorized, config, eventually, token};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -230,6 +232,114 @@ async fn health_and_reflection_need_no_token(pool: PgPool) {
             "{expected} missing from {services:?}"
         );
     }
+    server.stop().await;
+}
+
+/// The operator's probes: `/healthz` while the process answers, `/readyz` and gRPC health
+/// only while PostgreSQL does. Cutting alyxd off its database (the database refuses
+/// connections and its sessions end) turns both to not ready within a few seconds, saying why;
+/// letting it back turns them ready again. Process metrics are exported.
+#[sqlx::test(migrations = false)]
+async fn readiness_and_grpc_health_follow_postgres(pool: PgPool) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(config(&pool, dir.path(), None, "unused")).await;
+    assert_eq!(server.http_get("/healthz").await, (200, "ok\n".into()));
+    let (status, body) = server.http_get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("postgres: ok") && body.contains("migrations: ok"),
+        "{body}"
+    );
+    assert_eq!(server.http_get("/nothing").await.0, 404);
+    let metrics = server.metrics_text().await;
+    for name in [
+        "process_resident_memory_bytes",
+        "alyxd_ready 1",
+        "alyxd_executor_slots{executor=\"local\"}",
+    ] {
+        eventually(Duration::from_secs(15), name, || async {
+            server.metrics_text().await.contains(name).then_some(())
+        })
+        .await;
+    }
+    assert!(metrics.contains("process_cpu_seconds_total"), "{metrics}");
+
+    let channel = tonic::transport::Channel::from_shared(server.grpc.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let health = HealthClient::new(channel);
+    let status = move || {
+        let mut health = health.clone();
+        async move {
+            health
+                .check(HealthCheckRequest {
+                    service: "alyx.v1.QueryService".into(),
+                })
+                .await
+                .expect("health")
+                .into_inner()
+                .status()
+        }
+    };
+    assert_eq!(status().await, ServingStatus::Serving);
+
+    // Another connection, to another database, cuts this test's database off.
+    let database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .expect("name");
+    let admin = PgPool::connect(&std::env::var("DATABASE_URL").expect("DATABASE_URL"))
+        .await
+        .expect("admin connection");
+    let cut = |limit: i32| {
+        let (admin, database) = (admin.clone(), database.clone());
+        async move {
+            sqlx::query(&format!(
+                "ALTER DATABASE \"{database}\" CONNECTION LIMIT {limit}"
+            ))
+            .execute(&admin)
+            .await
+            .expect("connection limit");
+            if limit == 0 {
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&database)
+                .execute(&admin)
+                .await
+                .expect("terminate");
+            }
+        }
+    };
+    cut(0).await;
+    eventually(Duration::from_secs(30), "not ready", || async {
+        let (code, body) = server.http_get("/readyz").await;
+        (code == 503 && body.contains("postgres: unreachable")).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(30), "NOT_SERVING", || async {
+        (status().await == ServingStatus::NotServing).then_some(())
+    })
+    .await;
+    assert_eq!(
+        server.http_get("/healthz").await.0,
+        200,
+        "alive all the same"
+    );
+    cut(-1).await;
+    eventually(Duration::from_secs(30), "ready again", || async {
+        (server.http_get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(30), "SERVING again", || async {
+        (status().await == ServingStatus::Serving).then_some(())
+    })
+    .await;
     server.stop().await;
 }
 

@@ -152,7 +152,9 @@ async fn produced_events_are_stored_once_listed_fetched_and_streamed(pool: PgPoo
         "{metrics}"
     );
     assert!(
-        metrics.contains("alyxd_rpc_seconds_count{code=\"Ok\",method=\"GetEvent\"} 1"),
+        metrics.contains(
+            "grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"GetEvent\",grpc_service=\"alyx.v1.EventService\"} 1"
+        ),
         "{metrics}"
     );
     server.stop().await;

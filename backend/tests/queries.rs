@@ -113,6 +113,49 @@ async fn queries_validate_page_and_agree_on_local_and_spark(pool: PgPool) {
         err.to_string().contains("unknown column `nonsense`"),
         "{err}"
     );
+    // Programs get the same diagnostics as gRPC's standard BadRequest details, with positions.
+    {
+        use alyx_proto::v1;
+        use tonic_types::StatusExt;
+        let channel = tonic::transport::Channel::from_shared(server.grpc.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect");
+        let mut raw = v1::query_service_client::QueryServiceClient::new(channel);
+        let query = v1::QueryRequest {
+            dataset: "nano".into(),
+            engine: v1::Engine::Local as i32,
+            query: Some(v1::QueryText {
+                kind: Some(v1::query_text::Kind::Sql(
+                    "SELECT pt\nFROM jets WHERE nonsense > 1".into(),
+                )),
+            }),
+            catalogue_filter: String::new(),
+        };
+        let status = raw
+            .execute(authorized(
+                &token,
+                v1::ExecuteRequest {
+                    query: Some(query),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect_err("invalid");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        let bad = status
+            .get_details_bad_request()
+            .expect("BadRequest details");
+        assert_eq!(bad.field_violations.len(), 1, "{bad:?}");
+        assert_eq!(bad.field_violations[0].field, "query");
+        assert!(
+            bad.field_violations[0]
+                .description
+                .starts_with("2:17: unknown column `nonsense`"),
+            "{bad:?}"
+        );
+    }
     let err = server
         .client("")
         .validate(&request("nano", Engine::Local, "SELECT 1"))

@@ -424,6 +424,29 @@ pub fn write_figure(
     std::fs::write(path, bytes).map_err(|e| crate::Error::io(path, e))
 }
 
+/// Writes a 2-D histogram as a vector figure (SVG or PDF, by `path`'s extension) with its
+/// colour scale.
+pub fn write_map_figure(
+    path: &std::path::Path,
+    (x_label, y_label): (&str, &str),
+    h: &alyx_core::histogram::Histogram2,
+    log_z: bool,
+) -> Result<(), crate::Error> {
+    let (x_edges, y_edges) = (h.x.edges(), h.y.edges());
+    let figure = alyx_fit::figure::MapFigure {
+        x_label,
+        y_label,
+        x_edges: &x_edges,
+        y_edges: &y_edges,
+        cells: &h.sum_w,
+        log_z,
+    };
+    let bytes = figure
+        .for_path(path)
+        .map_err(|e| crate::Error::Invalid(e.to_string()))?;
+    std::fs::write(path, bytes).map_err(|e| crate::Error::io(path, e))
+}
+
 /// A plot of `h` whose x axis the pulls panel shares.
 pub fn linked<'a>(plot: Plot<'a>, link: egui::Id, fit: &FitState) -> Plot<'a> {
     plot.link_axis(link, [true, false])
@@ -476,5 +499,67 @@ mod tests {
                 .as_deref()
                 .is_some_and(|m| m.contains("unknown shape"))
         );
+    }
+
+    /// What a user does with "⟷ range": press on the plot, drag across, let go. The range
+    /// follows the drag in plot coordinates, and picking ends with the release.
+    #[test]
+    fn dragging_on_the_plot_picks_the_fit_range() {
+        let ctx = egui::Context::default();
+        let mut fit = FitState {
+            picking_range: true,
+            ..FitState::default()
+        };
+        let mut time = 0.0;
+        let mut frame = |events: Vec<egui::Event>, fit: &mut FitState| -> egui::Rect {
+            time += 0.05;
+            let input = egui::RawInput {
+                events,
+                time: Some(time),
+                screen_rect: Some(egui::Rect::from_min_size(
+                    egui::Pos2::ZERO,
+                    egui::vec2(800.0, 600.0),
+                )),
+                ..Default::default()
+            };
+            let mut rect = egui::Rect::NOTHING;
+            ctx.run_ui(input, |ui| {
+                let plot = Plot::new("range")
+                    .width(400.0)
+                    .height(300.0)
+                    .include_x(0.0)
+                    .include_x(100.0)
+                    .include_y(0.0)
+                    .include_y(1.0)
+                    .allow_drag(fit.plot_drags());
+                rect = plot.show(ui, |p| fit.draw(p, false)).response.rect;
+            })
+            .drop_without_applying_deltas();
+            rect
+        };
+        let rect = frame(Vec::new(), &mut fit);
+        let at = |f: f32| egui::pos2(rect.left() + f * rect.width(), rect.center().y);
+        let button = |pos, pressed| egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        };
+        frame(vec![egui::Event::PointerMoved(at(0.25))], &mut fit);
+        frame(vec![button(at(0.25), true)], &mut fit);
+        for k in 1..=10 {
+            let f = 0.25 + 0.05 * k as f32;
+            frame(vec![egui::Event::PointerMoved(at(f))], &mut fit);
+        }
+        assert!(fit.picking_range, "still picking while the button is down");
+        frame(vec![button(at(0.75), false)], &mut fit);
+        frame(Vec::new(), &mut fit);
+        let (lo, hi) = fit.range.expect("a range from the drag");
+        assert!(
+            (15.0..35.0).contains(&lo) && (65.0..85.0).contains(&hi),
+            "{lo}..{hi}"
+        );
+        assert!(!fit.picking_range, "the release ends picking");
+        assert!(fit.plot_drags(), "the plot pans again");
     }
 }

@@ -16,6 +16,7 @@ pub mod catalogue;
 pub mod display;
 pub mod error;
 pub mod fit;
+pub mod heatmap;
 pub mod histograms;
 pub mod jobs;
 pub mod notebooks;

@@ -1,6 +1,7 @@
 //! `alyx`, the desktop workstation. With no arguments it opens the embedded default (the demo
 //! datasets in the local data directory, generated on first start); `--open PATH` opens a
-//! dataset, a ROOT file or a Phoenix file; `--screenshot` renders one event to a PNG and exits.
+//! dataset, a ROOT file or a Phoenix file; `--screenshot` renders one event to a PNG and exits;
+//! `--histogram NAME [--fit MODEL]` opens the Histograms window on a quantity (and fits it).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +64,15 @@ struct Args {
     /// With --backend: follow the live stream, showing each newly stored event.
     #[arg(long)]
     live: bool,
+    /// Open the Histograms window on this quantity or 2-D map of the dataset.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(alyx_desktop::histograms::SHORT_NAMES))]
+    histogram: Option<String>,
+    /// Fit the --histogram with this model (e.g. voigt+exp, gauss+cheb1, bw*gauss+exp).
+    #[arg(long, requires = "histogram")]
+    fit: Option<String>,
+    /// The fit's range, LO:HI (default: the whole histogram).
+    #[arg(long, requires = "fit", value_parser = parse_range, allow_hyphen_values = true)]
+    fit_range: Option<(f64, f64)>,
     /// Start with the default settings and do not save them.
     #[arg(long)]
     no_settings: bool,
@@ -198,6 +208,10 @@ fn local_source(args: &Args, store: &DataStore) -> Result<Source> {
     })
 }
 
+fn parse_range(s: &str) -> Result<(f64, f64), String> {
+    alyx_fit::parse_range(s).map_err(|e| e.to_string())
+}
+
 fn run(args: Args) -> Result<ExitCode> {
     let view = match &args.view {
         Some(v) => {
@@ -217,6 +231,16 @@ fn run(args: Args) -> Result<ExitCode> {
             title: source.title,
         },
     };
+    if matches!(output, Output::Window { .. })
+        && ["DISPLAY", "WAYLAND_DISPLAY"]
+            .iter()
+            .all(|v| std::env::var_os(v).is_none_or(|d| d.is_empty()))
+    {
+        bail!(
+            "no display to open a window on (neither DISPLAY nor WAYLAND_DISPLAY is set): \
+             run alyx in a desktop session, or render an image with --screenshot out.png"
+        );
+    }
     let settings = (!args.no_settings && matches!(output, Output::Window { .. }))
         .then(|| default_config_dir().join("settings.toml"));
     let camera = match args.camera.as_deref() {
@@ -240,6 +264,13 @@ fn run(args: Args) -> Result<ExitCode> {
         event: source.event,
         backend: source.backend,
     });
+    if let Some(name) = args.histogram {
+        app.insert_resource(alyx_desktop::histograms::HistogramRequest {
+            name,
+            fit: args.fit,
+            range: args.fit_range,
+        });
+    }
     if let Some(camera) = camera {
         app.insert_resource(camera);
     }

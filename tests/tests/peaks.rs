@@ -81,6 +81,80 @@ fn generated_pp_shows_k0s_lambda_and_jpsi_at_the_pdg_masses() {
         );
         assert!(r.p_value > 1e-3, "{name}: χ² {}/{}", r.chi2, r.ndf);
     }
+
+    armenteros_podolanski_separates_k0s_from_lambda(&ds);
+}
+
+/// The Armenteros–Podolanski plot of every displaced opposite-charge pair, as a notebook plot
+/// cell fills it: the engine's 2-D histogram equals one filled by hand from the query's rows,
+/// the K⁰s arc tops out at qT = p* = 0.206 GeV at α = 0 and the Λ arc at 0.101 GeV near
+/// α = +0.69, and the histogram travels with the notebook.
+fn armenteros_podolanski_separates_k0s_from_lambda(ds: &alyx_store::Dataset) {
+    use alyx_analysis::notebook::{CellKind, CellOutput, Notebook, run};
+    use alyx_core::histogram::{Binning, Histogram2};
+
+    let sql = query::armenteros_sql(0.1);
+    let mut nb = Notebook::new("V0s", "ada");
+    let cell = nb
+        .insert_cell(
+            0,
+            CellKind::Plot,
+            &format!("-- histogram2d alpha:40:-1:1 qt:50:0:0.25\n{sql}"),
+        )
+        .expect("cell");
+    let out = run::run_cell(ds, &nb.cell(&cell).expect("cell"));
+    let CellOutput::Plots { maps, .. } = &out else {
+        panic!("a 2-D plot cell gives plots: {out:?}");
+    };
+    let h = &maps[0].histogram;
+    assert_eq!((maps[0].x.as_str(), maps[0].y.as_str()), ("alpha", "qt"));
+
+    let rows = alyx_tests::sql(ds, &sql).expect("rows");
+    let column = |c: &str| -> Vec<f64> {
+        rows.column(c)
+            .expect("column")
+            .f64()
+            .expect("floats")
+            .iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect()
+    };
+    let (alpha, qt) = (column("alpha"), column("qt"));
+    let mut by_hand = Histogram2::new(
+        Binning::fixed(40, -1.0, 1.0).expect("binning"),
+        Binning::fixed(50, 0.0, 0.25).expect("binning"),
+    )
+    .expect("histogram");
+    alpha
+        .iter()
+        .zip(&qt)
+        .for_each(|(a, q)| by_hand.fill(*a, *q, 1.0));
+    assert_eq!(h.entries, by_hand.entries);
+    assert!(rows.height() > 300, "{} V0 candidates", rows.height());
+
+    // The fullest qT row among α columns `xs` and qT rows below `below`, as its centre.
+    let arc_top = |xs: std::ops::Range<usize>, below: f64| {
+        let rows = (0..50).filter(|iy| (*iy as f64 + 1.0) * 0.005 <= below);
+        let iy = rows
+            .max_by(|a, b| {
+                let n = |iy: usize| xs.clone().map(|ix| h.at(ix, iy)).sum::<f64>();
+                n(*a).total_cmp(&n(*b))
+            })
+            .expect("rows");
+        (iy as f64 + 0.5) * 0.005
+    };
+    let k0s = arc_top(19..21, 0.25);
+    assert!((k0s - 0.206).abs() < 0.01, "K0s arc top at qT = {k0s} GeV");
+    // Below the K⁰s arc, which at α ≈ 0.7 runs above 0.12 GeV.
+    let lambda = arc_top(33..35, 0.12);
+    assert!(
+        (lambda - 0.101).abs() < 0.01,
+        "Λ arc top at qT = {lambda} GeV"
+    );
+
+    nb.set_output(&cell, &out, "local", 1).expect("output");
+    let back = Notebook::load(&nb.save(), "bob").expect("load");
+    assert_eq!(back.cell(&cell).expect("cell").output, Some(out));
 }
 
 #[test]

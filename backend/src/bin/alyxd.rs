@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand};
     about = "ALYX backend: Kafka ingest, event catalogue, gRPC API"
 )]
 struct Cli {
-    /// Configuration file (see alyxd.example.toml); ALYXD_* variables override it.
+    /// Configuration file (see alyxd.example.toml; default /etc/alyx/alyxd.toml, else
+    /// ~/.config/alyx/alyxd.toml, when one exists); ALYXD_* variables override it.
     #[arg(long, global = true, env = "ALYXD_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -34,10 +35,34 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print the shell's completion script.
+    Completions { shell: clap_complete::Shell },
+    /// Write man pages (alyxd.1 and one per subcommand) into DIR.
+    Man { dir: PathBuf },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match &cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut Cli::command(), "alyxd", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            return match std::fs::create_dir_all(dir)
+                .and_then(|()| clap_mangen::generate_to(Cli::command(), dir))
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("alyxd: man pages into {}: {e}", dir.display());
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
     if let Command::Worker { spec, out } = &cli.command {
         return match alyx_backend::jobs::executor::run_worker(spec, out) {
             Ok(()) => ExitCode::SUCCESS,
@@ -47,7 +72,8 @@ fn main() -> ExitCode {
             }
         };
     }
-    let config = match Config::load(cli.config.as_deref()) {
+    let path = cli.config.clone().or_else(Config::default_path);
+    let config = match Config::load(path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("alyxd: {e}");
@@ -77,7 +103,7 @@ fn main() -> ExitCode {
                 let (grpc, metrics) = server::bind(&config).await?;
                 server::run(config, grpc, metrics, signal()).await
             }
-            Command::Worker { .. } => Ok(()),
+            Command::Worker { .. } | Command::Completions { .. } | Command::Man { .. } => Ok(()),
         }
     });
     match result {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use alyx_proto::v1;
-use alyx_proto::v1::admin_service_server::AdminService;
+use alyx_proto::v1::admin_service_server::{AdminService, SERVICE_NAME};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
@@ -73,7 +73,7 @@ impl AdminService for AdminApi {
         request: Request<v1::GetIngestStatusRequest>,
     ) -> Result<Response<v1::IngestStatus>, Status> {
         self.ctx
-            .observe("GetIngestStatus", async {
+            .observe(SERVICE_NAME, "GetIngestStatus", async {
                 self.ctx
                     .caller(&request)
                     .await?
@@ -96,7 +96,7 @@ impl AdminService for AdminApi {
         request: Request<v1::GetExecutorStatusRequest>,
     ) -> Result<Response<v1::ExecutorStatusList>, Status> {
         self.ctx
-            .observe("GetExecutorStatus", async {
+            .observe(SERVICE_NAME, "GetExecutorStatus", async {
                 self.ctx
                     .caller(&request)
                     .await?
@@ -124,7 +124,7 @@ impl AdminService for AdminApi {
         request: Request<v1::GetStorageStatusRequest>,
     ) -> Result<Response<v1::StorageStatus>, Status> {
         self.ctx
-            .observe("GetStorageStatus", async {
+            .observe(SERVICE_NAME, "GetStorageStatus", async {
                 self.ctx
                     .caller(&request)
                     .await?
@@ -157,7 +157,7 @@ impl AdminService for AdminApi {
         request: Request<v1::CreateUserRequest>,
     ) -> Result<Response<v1::CreateUserResponse>, Status> {
         self.ctx
-            .observe("CreateUser", async {
+            .observe(SERVICE_NAME, "CreateUser", async {
                 self.ctx
                     .caller(&request)
                     .await?
@@ -180,7 +180,7 @@ impl AdminService for AdminApi {
         request: Request<v1::ListUsersRequest>,
     ) -> Result<Response<v1::ListUsersResponse>, Status> {
         self.ctx
-            .observe("ListUsers", async {
+            .observe(SERVICE_NAME, "ListUsers", async {
                 self.ctx
                     .caller(&request)
                     .await?
@@ -207,7 +207,7 @@ impl AdminService for AdminApi {
         request: Request<v1::RevokeUserRequest>,
     ) -> Result<Response<v1::RevokeUserResponse>, Status> {
         self.ctx
-            .observe("RevokeUser", async {
+            .observe(SERVICE_NAME, "RevokeUser", async {
                 self.ctx
                     .caller(&request)
                     .await?

@@ -7,7 +7,7 @@ use alyx_analysis::notebook::Notebook;
 use alyx_proto::v1;
 use alyx_proto::v1::collab_client_message::Kind as ClientKind;
 use alyx_proto::v1::collab_server_message::Kind as ServerKind;
-use alyx_proto::v1::collab_service_server::CollabService;
+use alyx_proto::v1::collab_service_server::{CollabService, SERVICE_NAME};
 use automerge::sync;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::Stream;
@@ -70,7 +70,7 @@ impl CollabService for CollabApi {
         request: Request<v1::CreateNotebookRequest>,
     ) -> Result<Response<v1::NotebookInfo>, Status> {
         self.ctx
-            .observe("CreateNotebook", async {
+            .observe(SERVICE_NAME, "CreateNotebook", async {
                 let caller = self.ctx.caller(&request).await?;
                 let pool = &self.collab.pool;
                 let id = store::create(pool, &caller.name, &request.get_ref().title)
@@ -87,7 +87,7 @@ impl CollabService for CollabApi {
         request: Request<v1::ListNotebooksRequest>,
     ) -> Result<Response<v1::ListNotebooksResponse>, Status> {
         self.ctx
-            .observe("ListNotebooks", async {
+            .observe(SERVICE_NAME, "ListNotebooks", async {
                 let caller = self.ctx.caller(&request).await?;
                 let all = store::list(&self.collab.pool, &caller.name)
                     .await
@@ -104,7 +104,7 @@ impl CollabService for CollabApi {
         request: Request<v1::GetNotebookRequest>,
     ) -> Result<Response<v1::NotebookDocument>, Status> {
         self.ctx
-            .observe("GetNotebook", async {
+            .observe(SERVICE_NAME, "GetNotebook", async {
                 let caller = self.ctx.caller(&request).await?;
                 let id = notebook_id(request.get_ref().id)?;
                 let pool = &self.collab.pool;
@@ -130,7 +130,7 @@ impl CollabService for CollabApi {
         request: Request<v1::ShareRequest>,
     ) -> Result<Response<v1::NotebookInfo>, Status> {
         self.ctx
-            .observe("Share", async {
+            .observe(SERVICE_NAME, "Share", async {
                 let caller = self.ctx.caller(&request).await?;
                 let r = request.into_inner();
                 let access = match v1::Access::try_from(r.access) {
@@ -162,7 +162,7 @@ impl CollabService for CollabApi {
         request: Request<v1::GetNotebookRequest>,
     ) -> Result<Response<v1::NotebookHistory>, Status> {
         self.ctx
-            .observe("NotebookHistory", async {
+            .observe(SERVICE_NAME, "NotebookHistory", async {
                 let caller = self.ctx.caller(&request).await?;
                 let id = notebook_id(request.get_ref().id)?;
                 let pool = &self.collab.pool;
@@ -199,7 +199,7 @@ impl CollabService for CollabApi {
         request: Request<Streaming<v1::CollabClientMessage>>,
     ) -> Result<Response<Self::SyncStream>, Status> {
         self.ctx
-            .observe("Sync", async {
+            .observe(SERVICE_NAME, "Sync", async {
                 let caller = self.ctx.caller(&request).await?;
                 let admission = self.ctx.admit(&caller)?;
                 let authorization = super::authorization(&request);

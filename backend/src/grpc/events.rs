@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use alyx_core::summary::EventSummary;
 use alyx_proto::v1;
-use alyx_proto::v1::event_service_server::EventService;
+use alyx_proto::v1::event_service_server::{EventService, SERVICE_NAME};
 use alyx_store::DataStore;
 use sqlx::PgPool;
 use tokio::sync::{broadcast, mpsc};
@@ -45,7 +45,7 @@ impl EventService for EventsApi {
         request: Request<v1::ListDatasetsRequest>,
     ) -> Result<Response<v1::ListDatasetsResponse>, Status> {
         self.ctx
-            .observe("ListDatasets", async {
+            .observe(SERVICE_NAME, "ListDatasets", async {
                 self.ctx.caller(&request).await?;
                 let datasets = catalogue::list_datasets(&self.pool).await.map_err(status)?;
                 Ok(Response::new(v1::ListDatasetsResponse {
@@ -60,7 +60,7 @@ impl EventService for EventsApi {
         request: Request<v1::ListEventsRequest>,
     ) -> Result<Response<v1::ListEventsResponse>, Status> {
         self.ctx
-            .observe("ListEvents", async {
+            .observe(SERVICE_NAME, "ListEvents", async {
                 self.ctx.caller(&request).await?;
                 let r = request.get_ref();
                 let limit = match r.page_size {
@@ -99,7 +99,7 @@ impl EventService for EventsApi {
         request: Request<v1::GetEventRequest>,
     ) -> Result<Response<v1::GetEventResponse>, Status> {
         self.ctx
-            .observe("GetEvent", async {
+            .observe(SERVICE_NAME, "GetEvent", async {
                 self.ctx.caller(&request).await?;
                 let r = request.into_inner();
                 let summary = catalogue::summary(&self.pool, &r.dataset, r.event_id)
@@ -126,7 +126,7 @@ impl EventService for EventsApi {
         request: Request<v1::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         self.ctx
-            .observe("Subscribe", async {
+            .observe(SERVICE_NAME, "Subscribe", async {
                 let caller = self.ctx.caller(&request).await?;
                 let admission = self.ctx.admit(&caller)?;
                 let authorization = super::authorization(&request);

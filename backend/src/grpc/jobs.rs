@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alyx_analysis::jobs::{Analysis, HistogramSpec, JobState, TaskResult};
-use alyx_proto::v1::job_service_server::JobService;
+use alyx_proto::v1::job_service_server::{JobService, SERVICE_NAME};
 use alyx_proto::{analysis, v1};
 use alyx_query::{Dialect, print};
 use tokio::sync::{broadcast, mpsc};
@@ -130,7 +130,7 @@ impl JobService for JobsApi {
         request: Request<v1::SubmitJobRequest>,
     ) -> Result<Response<v1::SubmitJobResponse>, Status> {
         self.ctx
-            .observe("SubmitJob", async {
+            .observe(SERVICE_NAME, "SubmitJob", async {
                 let caller = self.ctx.caller(&request).await?;
                 let r = request.into_inner();
                 let query = parse_text(r.query)?.map_err(|ds| {
@@ -164,7 +164,7 @@ impl JobService for JobsApi {
 
     async fn get(&self, request: Request<v1::GetJobRequest>) -> Result<Response<v1::Job>, Status> {
         self.ctx
-            .observe("GetJob", async {
+            .observe(SERVICE_NAME, "GetJob", async {
                 let caller = self.ctx.caller(&request).await?;
                 let id = job_id(request.into_inner().id)?;
                 let job = self.jobs.store.get(id).await.map_err(status)?;
@@ -179,7 +179,7 @@ impl JobService for JobsApi {
         request: Request<v1::ListJobsRequest>,
     ) -> Result<Response<v1::ListJobsResponse>, Status> {
         self.ctx
-            .observe("ListJobs", async {
+            .observe(SERVICE_NAME, "ListJobs", async {
                 let caller = self.ctx.caller(&request).await?;
                 let r = request.into_inner();
                 let state = match r.state.as_str() {
@@ -221,7 +221,7 @@ impl JobService for JobsApi {
         request: Request<v1::CancelJobRequest>,
     ) -> Result<Response<v1::Job>, Status> {
         self.ctx
-            .observe("CancelJob", async {
+            .observe(SERVICE_NAME, "CancelJob", async {
                 let caller = self.ctx.caller(&request).await?;
                 let r = request.into_inner();
                 let id = job_id(r.id)?;
@@ -247,7 +247,7 @@ impl JobService for JobsApi {
         request: Request<v1::SetPriorityRequest>,
     ) -> Result<Response<v1::Job>, Status> {
         self.ctx
-            .observe("SetJobPriority", async {
+            .observe(SERVICE_NAME, "SetJobPriority", async {
                 let caller = self.ctx.caller(&request).await?;
                 let r = request.into_inner();
                 let job = self
@@ -269,7 +269,7 @@ impl JobService for JobsApi {
         request: Request<v1::GetJobRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         self.ctx
-            .observe("WatchJob", async {
+            .observe(SERVICE_NAME, "WatchJob", async {
                 let caller = self.ctx.caller(&request).await?;
                 let admission = self.ctx.admit(&caller)?;
                 let authorization = super::authorization(&request);
@@ -351,7 +351,7 @@ impl JobService for JobsApi {
         request: Request<v1::GetJobRequest>,
     ) -> Result<Response<v1::JobResult>, Status> {
         self.ctx
-            .observe("GetJobResult", async {
+            .observe(SERVICE_NAME, "GetJobResult", async {
                 let caller = self.ctx.caller(&request).await?;
                 let id = job_id(request.into_inner().id)?;
                 let job = self.jobs.store.get(id).await.map_err(status)?;
@@ -366,7 +366,7 @@ impl JobService for JobsApi {
         request: Request<v1::ShareJobRequest>,
     ) -> Result<Response<v1::Job>, Status> {
         self.ctx
-            .observe("ShareJob", async {
+            .observe(SERVICE_NAME, "ShareJob", async {
                 let caller = self.ctx.caller(&request).await?;
                 let r = request.into_inner();
                 if r.user.is_empty() || r.user.len() > 64 {

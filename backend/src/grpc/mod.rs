@@ -234,9 +234,11 @@ impl Context {
         Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
     }
 
-    /// Runs an RPC body, recording its latency and status code.
+    /// Runs an RPC body of `service`'s `method`, recording its latency and status code under
+    /// gRPC's conventional names (`grpc_service`, `grpc_method`, `grpc_code`).
     pub async fn observe<T>(
         &self,
+        service: &str,
         method: &str,
         body: impl std::future::Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
@@ -248,9 +250,36 @@ impl Context {
         };
         self.metrics
             .rpc_seconds
-            .with_label_values(&[method, &format!("{code:?}")])
+            .with_label_values(&[service, method])
             .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .rpc_handled
+            .with_label_values(&[service, method, code_name(code)])
+            .inc();
         result
+    }
+}
+
+/// A status code as gRPC spells it (`NOT_FOUND`), the label value every gRPC dashboard expects.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

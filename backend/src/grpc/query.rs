@@ -4,7 +4,7 @@
 use std::pin::Pin;
 
 use alyx_core::histogram::Binning;
-use alyx_proto::v1::query_service_server::QueryService;
+use alyx_proto::v1::query_service_server::{QueryService, SERVICE_NAME};
 use alyx_proto::{analysis, v1};
 use alyx_query::{self as query, Checked, Diagnostic, Engine, plan};
 use polars::prelude::*;
@@ -94,11 +94,30 @@ fn prepare(r: Option<v1::QueryRequest>) -> Result<Prepared, Status> {
     })
 }
 
-/// The query checked, or INVALID_ARGUMENT with every diagnostic.
+/// The query checked, or INVALID_ARGUMENT with every diagnostic: in the message for people,
+/// and as gRPC's standard `BadRequest` details for programs, one field violation per
+/// diagnostic (field `query`, described as `LINE:COLUMN: message`, or the message alone when
+/// the problem has no single place).
 fn checked_or_invalid(c: Result<Checked, Vec<Diagnostic>>) -> Result<Checked, Status> {
+    use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
     c.map_err(|ds| {
         let lines: Vec<String> = ds.iter().map(ToString::to_string).collect();
-        Status::invalid_argument(format!("invalid query: {}", lines.join("; ")))
+        let violations = ds
+            .iter()
+            .map(|d| {
+                let v = v1::Diagnostic::from(d);
+                let description = match v.line {
+                    0 => v.message,
+                    line => format!("{line}:{}: {}", v.column, v.message),
+                };
+                FieldViolation::new("query", description)
+            })
+            .collect::<Vec<_>>();
+        Status::with_error_details(
+            tonic::Code::InvalidArgument,
+            format!("invalid query: {}", lines.join("; ")),
+            ErrorDetails::with_bad_request(violations),
+        )
     })
 }
 
@@ -119,7 +138,7 @@ impl QueryService for QueryApi {
         request: Request<v1::ValidateRequest>,
     ) -> Result<Response<v1::ValidateResponse>, Status> {
         self.ctx
-            .observe("Validate", async {
+            .observe(SERVICE_NAME, "Validate", async {
                 self.ctx.caller(&request).await?;
                 let p = prepare(request.into_inner().query)?;
                 Ok(Response::new(match p.checked {
@@ -147,7 +166,7 @@ impl QueryService for QueryApi {
         request: Request<v1::ExecuteRequest>,
     ) -> Result<Response<Self::ExecuteStream>, Status> {
         self.ctx
-            .observe("Execute", async {
+            .observe(SERVICE_NAME, "Execute", async {
                 let caller = self.ctx.caller(&request).await?;
                 let admission = self.ctx.admit(&caller)?;
                 let authorization = super::authorization(&request);
@@ -204,7 +223,7 @@ impl QueryService for QueryApi {
         request: Request<v1::HistogramRequest>,
     ) -> Result<Response<v1::HistogramResponse>, Status> {
         self.ctx
-            .observe("Histogram", async {
+            .observe(SERVICE_NAME, "Histogram", async {
                 let caller = self.ctx.caller(&request).await?;
                 let _admission = self.ctx.admit(&caller)?;
                 let r = request.into_inner();
@@ -235,7 +254,7 @@ impl QueryService for QueryApi {
         request: Request<v1::ExplainRequest>,
     ) -> Result<Response<v1::ExplainResponse>, Status> {
         self.ctx
-            .observe("Explain", async {
+            .observe(SERVICE_NAME, "Explain", async {
                 self.ctx.caller(&request).await?;
                 let p = prepare(request.into_inner().query)?;
                 let checked = checked_or_invalid(p.checked)?;

@@ -104,7 +104,19 @@ pub async fn run(
     let metrics_addr = metrics_listener
         .local_addr()
         .map_or_else(|_| "?".into(), |a| a.to_string());
-    let metrics_task = tokio::spawn(metrics::serve(metrics_listener, metrics.clone(), stopped()));
+    metrics.register(Box::new(cache.hits.clone()));
+    metrics.register(Box::new(cache.misses.clone()));
+    let readiness = metrics::Readiness {
+        pool: pool.clone(),
+        metrics: metrics.clone(),
+        ingest: ingest.is_some(),
+    };
+    let metrics_task = tokio::spawn(metrics::serve(
+        metrics_listener,
+        metrics.clone(),
+        readiness.clone(),
+        stopped(),
+    ));
 
     let ctx = Context {
         auth: Arc::new(Authenticator::new(pool.clone())),
@@ -213,6 +225,12 @@ pub async fn run(
     };
     let collab = Collab::new(pool.clone(), config.instance());
     let collab_task = tokio::spawn(crate::collab::follow(collab.clone(), stopped()));
+    let monitor_task = tokio::spawn(monitor(
+        readiness,
+        health.clone(),
+        scheduler.clone(),
+        collab.clone(),
+    ));
     let collab = CollabApi {
         ctx: ctx.clone(),
         collab,
@@ -263,9 +281,13 @@ pub async fn run(
 
     shutdown.await;
     tracing::info!("shutting down: no new calls, finishing in-flight batches");
-    health
-        .set_not_serving::<v1::event_service_server::EventServiceServer<EventsApi>>()
-        .await;
+    monitor_task.abort();
+    let _ = monitor_task.await;
+    for service in SERVICES {
+        health
+            .set_service_status(service, tonic_health::ServingStatus::NotServing)
+            .await;
+    }
     let _ = stop_tx.send(true);
     if let Some(ingest) = &ingest {
         ingest.shutdown().await;
@@ -282,5 +304,81 @@ pub async fn run(
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Error::Unavailable(format!("gRPC server failed: {e}"))),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The services gRPC health answers for ("" is the server as a whole).
+const SERVICES: [&str; 6] = [
+    "",
+    v1::event_service_server::SERVICE_NAME,
+    v1::admin_service_server::SERVICE_NAME,
+    v1::query_service_server::SERVICE_NAME,
+    v1::job_service_server::SERVICE_NAME,
+    v1::collab_service_server::SERVICE_NAME,
+];
+
+/// Every five seconds until aborted: the readiness checks into gRPC health (NOT_SERVING while
+/// PostgreSQL is unreachable or the schema is behind, SERVING again once it is back), and the
+/// job, executor and collaboration gauges.
+async fn monitor(
+    readiness: metrics::Readiness,
+    health: tonic_health::server::HealthReporter,
+    scheduler: Arc<Scheduler>,
+    collab: Arc<Collab>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut was_ready = true;
+    loop {
+        tick.tick().await;
+        let checks = readiness.check().await;
+        if checks.ready != was_ready {
+            let why: Vec<String> = checks
+                .lines
+                .iter()
+                .map(|(n, s)| format!("{n}: {s}"))
+                .collect();
+            match checks.ready {
+                true => tracing::info!(checks = %why.join(", "), "ready again"),
+                false => tracing::warn!(checks = %why.join(", "), "not ready"),
+            }
+            was_ready = checks.ready;
+        }
+        let status = match checks.ready {
+            true => tonic_health::ServingStatus::Serving,
+            false => tonic_health::ServingStatus::NotServing,
+        };
+        for service in SERVICES {
+            health.set_service_status(service, status).await;
+        }
+        let m = &readiness.metrics;
+        for (name, h, slots, running) in scheduler.executor_status() {
+            m.executor_up
+                .with_label_values(&[name])
+                .set(i64::from(h.up));
+            m.executor_slots
+                .with_label_values(&[name])
+                .set(slots as i64);
+            m.executor_running
+                .with_label_values(&[name])
+                .set(running as i64);
+        }
+        let jobs =
+            sqlx::query_as::<_, (String, i64)>("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+                .fetch_all(&readiness.pool)
+                .await;
+        if let Ok(rows) = jobs {
+            for state in [
+                "queued",
+                "running",
+                "preempted",
+                "succeeded",
+                "failed",
+                "cancelled",
+            ] {
+                let n = rows.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+                m.jobs.with_label_values(&[state]).set(n);
+            }
+        }
+        m.collab_notebooks.set(collab.open_count() as i64);
     }
 }

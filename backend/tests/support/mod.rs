@@ -154,16 +154,29 @@ impl Server {
     }
 
     pub async fn metrics_text(&self) -> String {
+        self.http_get("/metrics").await.1
+    }
+
+    /// `GET path` on the metrics port: the status code and the body.
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(self.metrics)
             .await
             .expect("metrics port");
-        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
-            .await
-            .expect("write");
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: alyxd\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("write");
         let mut out = String::new();
         s.read_to_string(&mut out).await.expect("read");
-        out
+        let status = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, body.to_owned())
     }
 }
 

@@ -50,6 +50,12 @@ impl ScreenshotJob {
             requested: false,
         }
     }
+
+    /// Puts the picture off: something it should show is still on its way (a histogram
+    /// filling, a fit running).
+    pub fn hold(&mut self) {
+        self.ready_frames = 0;
+    }
 }
 
 /// Pipelines still compiling, seen from the main world (shaders compile in the background; a

@@ -2,7 +2,7 @@
 //! export.
 
 use crate::Error;
-use alyx_core::histogram::{Binning, Histogram};
+use alyx_core::histogram::{Binning, Histogram, Histogram2};
 use alyx_core::model::pid_mass;
 use alyx_query as query;
 use alyx_store::Dataset;
@@ -44,6 +44,18 @@ impl Quantity {
             Quantity::Multiplicity => "tracks per event",
             Quantity::DimuonMass => "μ+μ- pair mass",
             Quantity::TrackPairMass => "h+h- pair mass",
+        }
+    }
+
+    /// The name on the command line (`alyx --histogram`).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Quantity::TrackPt => "pt",
+            Quantity::TrackEta => "eta",
+            Quantity::TrackPhi => "phi",
+            Quantity::Multiplicity => "multiplicity",
+            Quantity::DimuonMass => "dimuon-mass",
+            Quantity::TrackPairMass => "pair-mass",
         }
     }
 
@@ -105,6 +117,108 @@ impl Quantity {
             Quantity::TrackPairMass => (200, 0.0, 4.0),
         }
     }
+}
+
+/// What can be mapped in two dimensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Map {
+    /// Where the tracks go: η against φ (a hole is a dead sector).
+    EtaPhi,
+    /// The Armenteros–Podolanski plot of displaced V0 candidates: K⁰s and Λ apart without
+    /// particle identification.
+    Armenteros,
+}
+
+impl Map {
+    pub const ALL: [Map; 2] = [Map::EtaPhi, Map::Armenteros];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Map::EtaPhi => "track η–φ occupancy (2-D)",
+            Map::Armenteros => "Armenteros–Podolanski, V0s (2-D)",
+        }
+    }
+
+    /// The name on the command line (`alyx --histogram`).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Map::EtaPhi => "eta-phi",
+            Map::Armenteros => "armenteros",
+        }
+    }
+
+    /// The x and y axis titles.
+    pub fn axis_labels(self) -> (&'static str, &'static str) {
+        match self {
+            Map::EtaPhi => ("η", "φ (rad)"),
+            Map::Armenteros => ("α = (pL+ − pL−)/(pL+ + pL−)", "qT (GeV)"),
+        }
+    }
+
+    /// The query whose columns `x` and `y` are histogrammed, and their names.
+    pub fn sql(self) -> (String, (&'static str, &'static str)) {
+        match self {
+            Map::EtaPhi => ("SELECT eta AS x, phi AS y FROM tracks".into(), ("x", "y")),
+            // Decays at least a millimetre from the beam: the primary vertex's pairs stay out.
+            Map::Armenteros => (query::armenteros_sql(0.1), ("alpha", "qt")),
+        }
+    }
+
+    /// (bins, lo, hi) of x and of y a map of it starts with.
+    pub fn default_ranges(self) -> [(usize, f64, f64); 2] {
+        use std::f64::consts::PI;
+        match self {
+            Map::EtaPhi => [(50, -2.5, 2.5), (64, -PI, PI)],
+            Map::Armenteros => [(80, -1.0, 1.0), (60, 0.0, 0.3)],
+        }
+    }
+}
+
+/// What `alyx --histogram NAME` opens, by the short names of [`Quantity`] and [`Map`].
+pub const SHORT_NAMES: [&str; 8] = [
+    "pt",
+    "eta",
+    "phi",
+    "multiplicity",
+    "dimuon-mass",
+    "pair-mass",
+    "eta-phi",
+    "armenteros",
+];
+
+/// The 2-D histogram of `map` over all of `dataset`.
+pub fn fill_map(dataset: &Dataset, map: Map, x: Binning, y: Binning) -> Result<Histogram2, Error> {
+    let (sql, (cx, cy)) = map.sql();
+    let checked =
+        query::prepare(&sql, query::Engine::Local).map_err(|d| query::invalid_query(&d))?;
+    Ok(query::histogram2_local(
+        dataset,
+        &checked,
+        (cx, x),
+        (cy, y),
+    )?)
+}
+
+/// Writes the cells as CSV: `x_lo,x_hi,y_lo,y_hi,count,error`, row by row.
+pub fn write_map_csv(h: &Histogram2, path: &Path) -> Result<(), Error> {
+    let (ex, ey) = (h.x.edges(), h.y.edges());
+    let mut out = String::from("x_lo,x_hi,y_lo,y_hi,count,error\n");
+    for iy in 0..h.y.bins() {
+        for ix in 0..h.x.bins() {
+            let i = iy * h.x.bins() + ix;
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{}",
+                ex[ix],
+                ex[ix + 1],
+                ey[iy],
+                ey[iy + 1],
+                h.sum_w[i],
+                h.sum_w2[i].sqrt()
+            );
+        }
+    }
+    std::fs::write(path, out).map_err(|e| Error::io(path, e))
 }
 
 /// Histograms `quantity` over all of `dataset` (unweighted).

@@ -1,6 +1,7 @@
 //! `HistogramPlugin`: the "Histograms" window, a histogram of a track or event quantity over the
 //! whole open dataset — track pT, η, φ, tracks per event, opposite-charge muon and track pair
-//! masses — with editable binning, a log scale, √Σw² error bars, and CSV and PNG export.
+//! masses — with editable binning, a log scale, √Σw² error bars, and CSV and PNG export; or a
+//! 2-D map (track η–φ occupancy, the Armenteros–Podolanski plot) with its colour scale.
 //!
 //! Each quantity is one query, checked like any other, whose column `x` is histogrammed by the
 //! engine (`alyx_query::histogram_local`), so only one row per bin leaves it. Filling runs on the
@@ -12,7 +13,7 @@ mod panel;
 use crate::Error;
 use crate::plot::crop_png;
 use crate::{OpenDataset, Panels};
-use alyx_core::histogram::{Binning, Histogram};
+use alyx_core::histogram::{Binning, Histogram, Histogram2};
 use alyx_store::Dataset;
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
@@ -29,7 +30,9 @@ pub struct HistogramState {
     pub view: HistogramView,
     dataset: Option<Dataset>,
     actions: Vec<HistogramAction>,
-    fill_task: Option<Task<(Quantity, Result<Histogram, Error>)>>,
+    fill_task: Option<Task<Result<Filled, Error>>>,
+    /// Fit the next 1-D histogram filled (asked for on the command line).
+    fit_next: bool,
     export_task: Option<Task<String>>,
 }
 
@@ -44,18 +47,24 @@ impl HistogramState {
         let Some(dataset) = self.dataset.clone() else {
             return;
         };
-        let quantity = self.view.quantity;
-        let binning = match Binning::fixed(self.view.bins, self.view.lo, self.view.hi) {
+        let binnings = Binning::fixed(self.view.bins, self.view.lo, self.view.hi).and_then(|x| {
+            let y = Binning::fixed(self.view.y_bins, self.view.y_lo, self.view.y_hi)?;
+            Ok((x, y))
+        });
+        let (x, y) = match binnings {
             Ok(b) => b,
             Err(e) => {
                 self.view.message = Some(e.to_string());
                 return;
             }
         };
-        self.fill_task = Some(
-            AsyncComputeTaskPool::get()
-                .spawn(async move { (quantity, fill(&dataset, quantity, binning)) }),
-        );
+        let (quantity, map) = (self.view.quantity, self.view.map);
+        self.fill_task = Some(AsyncComputeTaskPool::get().spawn(async move {
+            match map {
+                Some(map) => fill_map(&dataset, map, x, y).map(|h| Filled::Two(map, h)),
+                None => fill(&dataset, quantity, x).map(|h| Filled::One(quantity, h)),
+            }
+        }));
         self.view.loading = true;
     }
 
@@ -74,6 +83,45 @@ impl HistogramState {
     }
 }
 
+/// What the command line asks the window to show first (`alyx --histogram dimuon-mass --fit
+/// voigt+exp --fit-range 70:110`): the window opens on it, fills it and fits it, and a
+/// `--screenshot` waits for both.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct HistogramRequest {
+    /// A short name of [`SHORT_NAMES`].
+    pub name: String,
+    pub fit: Option<String>,
+    pub range: Option<(f64, f64)>,
+}
+
+impl HistogramRequest {
+    fn apply(&self, view: &mut HistogramView) {
+        if let Some(q) = Quantity::ALL
+            .into_iter()
+            .find(|q| q.short_name() == self.name)
+        {
+            (view.quantity, view.map) = (q, None);
+            (view.bins, view.lo, view.hi) = q.default_range();
+        }
+        if let Some(m) = Map::ALL.into_iter().find(|m| m.short_name() == self.name) {
+            view.map = Some(m);
+            let [x, y] = m.default_ranges();
+            (view.bins, view.lo, view.hi) = x;
+            (view.y_bins, view.y_lo, view.y_hi) = y;
+        }
+        if let Some(model) = &self.fit {
+            view.fit.typed = model.clone();
+            view.fit.range = self.range;
+        }
+    }
+}
+
+/// A histogram or map, filled.
+enum Filled {
+    One(Quantity, Histogram),
+    Two(Map, Histogram2),
+}
+
 /// The histogram panel's systems (in `Update`).
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HistogramSystems;
@@ -83,12 +131,14 @@ pub struct HistogramPlugin;
 
 impl Plugin for HistogramPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<HistogramState>().add_systems(
-            Update,
-            (follow_dataset, run_actions, receive)
-                .chain()
-                .in_set(HistogramSystems),
-        );
+        app.init_resource::<HistogramState>()
+            .add_systems(Startup, apply_request)
+            .add_systems(
+                Update,
+                (follow_dataset, run_actions, receive, hold_screenshot)
+                    .chain()
+                    .in_set(HistogramSystems),
+            );
     }
 
     // In `finish`, so that EguiPlugin may be added before or after this plugin.
@@ -100,6 +150,33 @@ impl Plugin for HistogramPlugin {
     }
 }
 
+/// Opens the window on what the command line asked for.
+fn apply_request(
+    request: Option<Res<HistogramRequest>>,
+    mut state: ResMut<HistogramState>,
+    panels: Option<ResMut<Panels>>,
+) {
+    let Some(request) = request else { return };
+    request.apply(&mut state.view);
+    state.fit_next = request.fit.is_some();
+    if let Some(mut panels) = panels {
+        panels.histograms = true;
+    }
+}
+
+/// A screenshot waits while a histogram fills or a fit runs.
+fn hold_screenshot(
+    job: Option<ResMut<crate::display::visuals::ScreenshotJob>>,
+    state: Res<HistogramState>,
+) {
+    if let Some(mut job) = job
+        && state.dataset.is_some()
+        && (state.view.loading || state.fit_next || state.view.fit.busy())
+    {
+        job.hold();
+    }
+}
+
 /// A new dataset clears the plot and fills the chosen histogram again.
 fn follow_dataset(dataset: Option<Res<OpenDataset>>, mut state: ResMut<HistogramState>) {
     let Some(dataset) = dataset else { return };
@@ -108,6 +185,7 @@ fn follow_dataset(dataset: Option<Res<OpenDataset>>, mut state: ResMut<Histogram
     }
     state.dataset = Some(dataset.0.clone());
     state.view.shown = None;
+    state.view.shown_map = None;
     state.view.message = None;
     state.fill();
 }
@@ -116,13 +194,32 @@ fn run_actions(mut commands: Commands, mut state: ResMut<HistogramState>) {
     for action in std::mem::take(&mut state.actions) {
         match action {
             HistogramAction::Fill => state.fill(),
-            HistogramAction::ExportCsv(path) => {
-                let Some((_, h)) = state.view.shown.clone() else {
-                    continue;
-                };
-                state.export(path, move |path| write_csv(&h, path));
-            }
+            HistogramAction::ExportCsv(path) => match state.view.map {
+                Some(_) => {
+                    let Some((_, h)) = state.view.shown_map.clone() else {
+                        continue;
+                    };
+                    state.export(path, move |path| write_map_csv(&h, path));
+                }
+                None => {
+                    let Some((_, h)) = state.view.shown.clone() else {
+                        continue;
+                    };
+                    state.export(path, move |path| write_csv(&h, path));
+                }
+            },
             HistogramAction::ExportFigure(path) => {
+                if let Some(map) = state.view.map {
+                    let Some((_, h)) = state.view.shown_map.clone() else {
+                        continue;
+                    };
+                    let log_z = state.view.log_y;
+                    state.export(path, move |path| {
+                        let (x, y) = map.axis_labels();
+                        crate::fit::write_map_figure(path, (x, y), &h, log_z)
+                    });
+                    continue;
+                }
                 let Some((quantity, h)) = state.view.shown.clone() else {
                     continue;
                 };
@@ -148,18 +245,29 @@ fn run_actions(mut commands: Commands, mut state: ResMut<HistogramState>) {
 }
 
 fn receive(mut state: ResMut<HistogramState>) {
-    if let Some((quantity, result)) = state.fill_task.as_mut().and_then(check_ready) {
+    if let Some(result) = state.fill_task.as_mut().and_then(check_ready) {
         state.fill_task = None;
         state.view.loading = false;
         match result {
-            Ok(h) => {
+            Ok(Filled::One(quantity, h)) => {
                 state.view.fit.histogram_changed(Some(&h));
+                if std::mem::take(&mut state.fit_next) {
+                    state.view.fit.fit(&h);
+                }
                 state.view.shown = Some((quantity, h));
-                state.view.generation += 1;
-                state.view.message = None;
             }
-            Err(e) => state.view.message = Some(e.to_string()),
+            Ok(Filled::Two(map, h)) => {
+                state.view.shown_map = Some((map, h));
+                state.fit_next = false;
+            }
+            Err(e) => {
+                state.view.message = Some(e.to_string());
+                state.fit_next = false;
+                return;
+            }
         }
+        state.view.generation += 1;
+        state.view.message = None;
     }
     if let Some(message) = state.export_task.as_mut().and_then(check_ready) {
         state.export_task = None;
@@ -281,6 +389,55 @@ mod tests {
             };
             assert_eq!(everything(&h), expected, "{quantity:?}");
         }
+    }
+
+    #[test]
+    fn maps_fill_from_a_generated_dataset_draw_and_export() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DataStore::open(dir.path()).expect("store");
+        let dataset = datasets::generate(&store, "pp", GeneratorConfig::pp(3), 200, &mut |_| {})
+            .expect("generate");
+        let fixed = |(n, lo, hi): (usize, f64, f64)| Binning::fixed(n, lo, hi).expect("binning");
+        let [x, y] = Map::EtaPhi.default_ranges();
+        let map = fill_map(&dataset, Map::EtaPhi, fixed(x), fixed(y)).expect("η–φ");
+        let eta = fill(&dataset, Quantity::TrackEta, fixed(x)).expect("η");
+        // φ's range is the whole circle: the map projected on η is the η histogram.
+        assert_eq!(map.projection_x().entries, eta.entries);
+        assert_eq!(map.integral(), eta.integral());
+        let [ax, ay] = Map::Armenteros.default_ranges();
+        let v0s = fill_map(&dataset, Map::Armenteros, fixed(ax), fixed(ay)).expect("V0s");
+        assert!(v0s.integral() > 10.0, "{} V0 candidates", v0s.integral());
+
+        let mut view = HistogramView {
+            map: Some(Map::EtaPhi),
+            shown_map: Some((Map::EtaPhi, map.clone())),
+            log_y: true,
+            ..default()
+        };
+        let ctx = egui::Context::default();
+        let mut actions = Vec::new();
+        ctx.run_ui(egui::RawInput::default(), |ui| {
+            actions = histogram_panel(ui, &mut view);
+        })
+        .drop_without_applying_deltas();
+        assert!(actions.is_empty(), "{actions:?}");
+        let rect = view.plot_rect_px.expect("the map was drawn (for the PNG)");
+        assert!(rect.height() >= 320, "{rect:?}");
+
+        let csv = dir.path().join("map.csv");
+        write_map_csv(&map, &csv).expect("csv");
+        let text = std::fs::read_to_string(&csv).expect("csv");
+        assert_eq!(text.lines().count(), 1 + x.0 * y.0);
+        let counted: f64 = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').nth(4)?.parse::<f64>().ok())
+            .sum();
+        assert_eq!(counted, map.integral());
+        let svg = dir.path().join("map.svg");
+        crate::fit::write_map_figure(&svg, Map::EtaPhi.axis_labels(), &map, true).expect("svg");
+        let text = std::fs::read_to_string(&svg).expect("svg");
+        assert!(text.contains("φ (rad)") && text.contains("entries (log)"));
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! The Histograms window's contents: quantity, binning, log scale, the plot, export.
+//! The Histograms window's contents: quantity (or 2-D map), binning, log scale, the plot,
+//! export.
 
 use super::data::*;
 use crate::plot::{decade_grid, decade_label, drawn_bins, pixel_rect};
-use alyx_core::histogram::Histogram;
+use alyx_core::histogram::{Histogram, Histogram2};
 use bevy::math::URect;
 use bevy::prelude::*;
 use bevy_egui::egui;
@@ -24,13 +25,21 @@ pub enum HistogramAction {
 #[derive(Clone, Debug)]
 pub struct HistogramView {
     pub quantity: Quantity,
+    /// A 2-D map chosen instead of the quantity.
+    pub map: Option<Map>,
     pub bins: usize,
     pub lo: f64,
     pub hi: f64,
+    /// The y binning of a map.
+    pub y_bins: usize,
+    pub y_lo: f64,
+    pub y_hi: f64,
     pub log_y: bool,
     pub error_bars: bool,
     /// The last histogram filled, and of what.
     pub shown: Option<(Quantity, Histogram)>,
+    /// The last map filled, and of what.
+    pub shown_map: Option<(Map, Histogram2)>,
     /// Counts histograms filled, so the plot's zoom resets for each.
     pub generation: u64,
     pub loading: bool,
@@ -46,14 +55,20 @@ impl Default for HistogramView {
     fn default() -> Self {
         let quantity = Quantity::default();
         let (bins, lo, hi) = quantity.default_range();
+        let [_, (y_bins, y_lo, y_hi)] = Map::EtaPhi.default_ranges();
         Self {
             quantity,
+            map: None,
             bins,
             lo,
             hi,
+            y_bins,
+            y_lo,
+            y_hi,
             log_y: false,
             error_bars: true,
             shown: None,
+            shown_map: None,
             generation: 0,
             loading: false,
             export_path: "alyx-histogram".into(),
@@ -68,24 +83,35 @@ impl Default for HistogramView {
 pub fn histogram_panel(ui: &mut egui::Ui, view: &mut HistogramView) -> Vec<HistogramAction> {
     let mut actions = Vec::new();
     ui.horizontal(|ui| {
-        let before = view.quantity;
+        let selected = view.map.map_or(view.quantity.name(), Map::name);
         egui::ComboBox::from_id_salt("alyx-histogram-quantity")
-            .selected_text(view.quantity.name())
+            .selected_text(selected)
             .show_ui(ui, |ui| {
                 for q in Quantity::ALL {
-                    ui.selectable_value(&mut view.quantity, q, q.name());
+                    if ui
+                        .selectable_label(view.map.is_none() && view.quantity == q, q.name())
+                        .clicked()
+                    {
+                        (view.quantity, view.map) = (q, None);
+                        (view.bins, view.lo, view.hi) = q.default_range();
+                        actions.push(HistogramAction::Fill);
+                    }
+                }
+                ui.separator();
+                for m in Map::ALL {
+                    if ui.selectable_label(view.map == Some(m), m.name()).clicked() {
+                        view.map = Some(m);
+                        let [x, y] = m.default_ranges();
+                        (view.bins, view.lo, view.hi) = x;
+                        (view.y_bins, view.y_lo, view.y_hi) = y;
+                        actions.push(HistogramAction::Fill);
+                    }
                 }
             });
-        if view.quantity != before {
-            (view.bins, view.lo, view.hi) = view.quantity.default_range();
-            actions.push(HistogramAction::Fill);
+        if view.map.is_some() {
+            ui.label("x");
         }
-        ui.label("bins");
-        ui.add(egui::DragValue::new(&mut view.bins).range(1..=10_000));
-        ui.label("from");
-        ui.add(egui::DragValue::new(&mut view.lo).speed(0.1));
-        ui.label("to");
-        ui.add(egui::DragValue::new(&mut view.hi).speed(0.1));
+        binning(ui, &mut view.bins, &mut view.lo, &mut view.hi);
         if ui.button("fill").clicked() {
             actions.push(HistogramAction::Fill);
         }
@@ -93,11 +119,39 @@ pub fn histogram_panel(ui: &mut egui::Ui, view: &mut HistogramView) -> Vec<Histo
             ui.spinner();
         }
     });
+    if view.map.is_some() {
+        ui.horizontal(|ui| {
+            ui.label("y");
+            binning(ui, &mut view.y_bins, &mut view.y_lo, &mut view.y_hi);
+        });
+    }
     ui.horizontal(|ui| {
         ui.checkbox(&mut view.log_y, "log scale");
-        ui.checkbox(&mut view.error_bars, "error bars");
+        if view.map.is_none() {
+            ui.checkbox(&mut view.error_bars, "error bars");
+        }
     });
 
+    if let Some(map) = view.map {
+        match &view.shown_map {
+            Some((shown, h)) if *shown == map => {
+                let (x_label, y_label) = map.axis_labels();
+                let heatmap = crate::heatmap::Heatmap {
+                    histogram: h,
+                    x_label,
+                    y_label,
+                    log_z: view.log_y,
+                    height: 320.0,
+                };
+                let drawn = crate::heatmap::show(ui, ("histograms", view.generation), &heatmap);
+                view.plot_rect_px = Some(pixel_rect(drawn.rect, ui.ctx().pixels_per_point()));
+            }
+            _ => view.plot_rect_px = None,
+        }
+        let shown = view.shown_map.is_some();
+        export_row(ui, view, shown, &mut actions);
+        return actions;
+    }
     if let Some((_, h)) = &view.shown {
         view.fit.controls(ui, "histograms", h);
     }
@@ -165,11 +219,33 @@ pub fn histogram_panel(ui: &mut egui::Ui, view: &mut HistogramView) -> Vec<Histo
         view.plot_rect_px = None;
     }
 
+    let shown = view.shown.is_some();
+    export_row(ui, view, shown, &mut actions);
+    actions
+}
+
+/// Bins, from, to.
+fn binning(ui: &mut egui::Ui, bins: &mut usize, lo: &mut f64, hi: &mut f64) {
+    ui.label("bins");
+    ui.add(egui::DragValue::new(bins).range(1..=10_000));
+    ui.label("from");
+    ui.add(egui::DragValue::new(lo).speed(0.1));
+    ui.label("to");
+    ui.add(egui::DragValue::new(hi).speed(0.1));
+}
+
+/// The export path and buttons (CSV, PNG, and the vector formats), and the panel's message.
+fn export_row(
+    ui: &mut egui::Ui,
+    view: &mut HistogramView,
+    shown: bool,
+    actions: &mut Vec<HistogramAction>,
+) {
     ui.horizontal(|ui| {
         ui.label("export to");
         ui.add(egui::TextEdit::singleline(&mut view.export_path).desired_width(180.0));
         let path = PathBuf::from(view.export_path.trim());
-        let ready = view.shown.is_some() && !view.export_path.trim().is_empty();
+        let ready = shown && !view.export_path.trim().is_empty();
         if ui.add_enabled(ready, egui::Button::new("CSV")).clicked() {
             actions.push(HistogramAction::ExportCsv(path.with_extension("csv")));
         }
@@ -188,5 +264,4 @@ pub fn histogram_panel(ui: &mut egui::Ui, view: &mut HistogramView) -> Vec<Histo
     if let Some(message) = &view.message {
         ui.label(message);
     }
-    actions
 }

@@ -351,7 +351,12 @@ fn start_run(
         return;
     }
     if let Some(r) = remote {
-        let big = dataset.is_none_or(|ds| run::work(ds, &cell) > state.threshold);
+        // A job fills 1-D histograms only: a cell with 2-D ones runs here when it can.
+        let big = match dataset {
+            Some(_) if run::has_maps(&cell.source) => false,
+            Some(ds) => run::work(ds, &cell) > state.threshold,
+            None => true,
+        };
         if cell.kind == CellKind::Plot && big {
             match run::analysis(&cell) {
                 Ok(analysis) => {
@@ -446,7 +451,7 @@ fn job_update(
                 // The cell's `-- fit` lines apply to the job's histograms as to local ones.
                 Some(CellOutput::Histograms(hs)) => {
                     let source = state.cell(cell).map(|c| c.source).unwrap_or_default();
-                    alyx_analysis::notebook::run::plot_output(&source, hs)
+                    alyx_analysis::notebook::run::plot_output(&source, hs, Vec::new())
                 }
                 Some(other) => other,
                 None => CellOutput::Job {

@@ -368,7 +368,23 @@ pub(super) fn output_ui(ui: &mut egui::Ui, id: &str, o: &CellOutput) {
             ui.weak(format!("{} of {total} rows", rows.len()));
         }
         CellOutput::Histograms(hs) => histogram_outputs(ui, id, hs, &[]),
-        CellOutput::Fitted { histograms, fits } => histogram_outputs(ui, id, histograms, fits),
+        CellOutput::Plots {
+            histograms,
+            maps,
+            fits,
+        } => {
+            histogram_outputs(ui, id, histograms, fits);
+            for m in maps {
+                let heatmap = crate::heatmap::Heatmap {
+                    histogram: &m.histogram,
+                    x_label: &m.x,
+                    y_label: &m.y,
+                    log_z: false,
+                    height: 200.0,
+                };
+                crate::heatmap::show(ui, (id, m.x.as_str(), m.y.as_str()), &heatmap);
+            }
+        }
         CellOutput::Job { id, state } => {
             ui.label(format!("sent to the cluster as job #{id}: {state}"));
         }

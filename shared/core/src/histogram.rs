@@ -1,5 +1,5 @@
-//! Weighted 1-D histograms: fixed or variable bins, underflow and overflow, Σw and Σw² per bin
-//! (errors √Σw²), and merging of partial histograms (chunks, tasks, workers).
+//! Weighted 1-D and 2-D histograms: fixed or variable bins, underflow and overflow, Σw and Σw²
+//! per bin (errors √Σw²), and merging of partial histograms (chunks, tasks, workers).
 //!
 //! `alyx_query::HistogramFrame` fills one inside the polars engine, where the rows are reduced
 //! to one row per bin.
@@ -295,6 +295,161 @@ impl Histogram {
     }
 }
 
+/// A weighted 2-D histogram (an η–φ occupancy map, the Armenteros–Podolanski plot): Σw, Σw²
+/// and entries per cell, row by row (`y` outer, `x` inner). Like [`Histogram`], one read from
+/// JSON is checked against its binnings, and the cells of both binnings together are at most
+/// [`MAX_BINS`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Histogram2Fields")]
+pub struct Histogram2 {
+    pub x: Binning,
+    pub y: Binning,
+    /// Σw per cell, index `iy * nx + ix`.
+    pub sum_w: Vec<f64>,
+    pub sum_w2: Vec<f64>,
+    pub entries: Vec<u64>,
+    /// Σw of entries outside either range.
+    pub outside: f64,
+    /// Entries with either value missing.
+    pub missing: u64,
+}
+
+/// A 2-D histogram as written, before its checks.
+#[derive(Deserialize)]
+struct Histogram2Fields {
+    x: Binning,
+    y: Binning,
+    sum_w: Vec<f64>,
+    sum_w2: Vec<f64>,
+    entries: Vec<u64>,
+    outside: f64,
+    missing: u64,
+}
+
+impl TryFrom<Histogram2Fields> for Histogram2 {
+    type Error = Error;
+
+    fn try_from(h: Histogram2Fields) -> Result<Self> {
+        let mut made = Histogram2::new(h.x, h.y)?;
+        let n = made.sum_w.len();
+        if [h.sum_w.len(), h.sum_w2.len(), h.entries.len()] != [n; 3] {
+            return Err(Error::Histogram(format!(
+                "a 2-D histogram of {n} cells came with {} sums, {} squared sums and {} counts",
+                h.sum_w.len(),
+                h.sum_w2.len(),
+                h.entries.len()
+            )));
+        }
+        (made.sum_w, made.sum_w2, made.entries) = (h.sum_w, h.sum_w2, h.entries);
+        (made.outside, made.missing) = (h.outside, h.missing);
+        Ok(made)
+    }
+}
+
+impl Histogram2 {
+    /// An empty histogram, refused when its cells would exceed [`MAX_BINS`].
+    pub fn new(x: Binning, y: Binning) -> Result<Self> {
+        let n = x
+            .bins()
+            .checked_mul(y.bins())
+            .filter(|n| *n <= MAX_BINS)
+            .ok_or_else(|| {
+                Error::Histogram(format!(
+                    "{} × {} cells: a 2-D histogram has at most {MAX_BINS}",
+                    x.bins(),
+                    y.bins()
+                ))
+            })?;
+        Ok(Self {
+            x,
+            y,
+            sum_w: vec![0.0; n],
+            sum_w2: vec![0.0; n],
+            entries: vec![0; n],
+            outside: 0.0,
+            missing: 0,
+        })
+    }
+
+    pub fn fill(&mut self, x: f64, y: f64, w: f64) {
+        let (ix, iy) = (self.x.index(x), self.y.index(y));
+        self.add_bin(ix, iy, 1, w, w * w);
+    }
+
+    /// Adds a reduced cell: `count` entries with Σw `s` and Σw² `s2` in bins `ix`, `iy` (as
+    /// [`Binning::index`] numbers them; `None` or -2 for missing values).
+    pub fn add_bin(&mut self, ix: Option<i64>, iy: Option<i64>, count: u64, s: f64, s2: f64) {
+        let (nx, ny) = (self.x.bins() as i64, self.y.bins() as i64);
+        match (ix, iy) {
+            (None | Some(MISSING), _) | (_, None | Some(MISSING)) => {
+                self.missing = self.missing.saturating_add(count)
+            }
+            (Some(ix), Some(iy)) if (0..nx).contains(&ix) && (0..ny).contains(&iy) => {
+                let i = (iy * nx + ix) as usize;
+                self.sum_w[i] += s;
+                self.sum_w2[i] += s2;
+                self.entries[i] = self.entries[i].saturating_add(count);
+            }
+            _ => self.outside += s,
+        }
+    }
+
+    /// Adds another histogram of the same binnings (a partial result).
+    pub fn merge(&mut self, other: &Histogram2) -> Result<()> {
+        if self.x != other.x || self.y != other.y || self.sum_w.len() != other.sum_w.len() {
+            return Err(Error::Histogram(
+                "cannot merge 2-D histograms with different binnings".into(),
+            ));
+        }
+        for i in 0..self.sum_w.len() {
+            self.sum_w[i] += other.sum_w[i];
+            self.sum_w2[i] += other.sum_w2[i];
+            self.entries[i] = self.entries[i].saturating_add(other.entries[i]);
+        }
+        self.outside += other.outside;
+        self.missing = self.missing.saturating_add(other.missing);
+        Ok(())
+    }
+
+    /// Σw of cell (`ix`, `iy`); 0 outside.
+    pub fn at(&self, ix: usize, iy: usize) -> f64 {
+        if ix >= self.x.bins() {
+            return 0.0;
+        }
+        self.sum_w
+            .get(iy * self.x.bins() + ix)
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// Σw inside the cells.
+    pub fn integral(&self) -> f64 {
+        self.sum_w.iter().sum()
+    }
+
+    /// The fullest cell's Σw (0 when empty).
+    pub fn max(&self) -> f64 {
+        self.sum_w.iter().copied().fold(0.0, f64::max)
+    }
+
+    /// The projection on x: a 1-D histogram of the entries inside the y range (those below or
+    /// above it are not in the projection, as ROOT's `ProjectionX` over the y range).
+    pub fn projection_x(&self) -> Histogram {
+        let nx = self.x.bins();
+        let mut h = Histogram::new(self.x.clone());
+        for (i, ((s, s2), n)) in self
+            .sum_w
+            .iter()
+            .zip(&self.sum_w2)
+            .zip(&self.entries)
+            .enumerate()
+        {
+            h.add_bin(Some((i % nx) as i64), *n, *s, *s2);
+        }
+        h
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,7 +535,59 @@ mod tests {
         ]
     }
 
+    #[test]
+    fn a_2d_histogram_is_bounded_and_checked_when_read() {
+        let b = |n| Binning::fixed(n, 0.0, 1.0).expect("binning");
+        let err = Histogram2::new(b(1001), b(1000)).expect_err("too many cells");
+        assert!(err.to_string().contains("at most"), "{err}");
+        Histogram2::new(b(MAX_BINS), b(MAX_BINS)).expect_err("no overflow either");
+        let mut h = Histogram2::new(b(2), b(3)).expect("fits");
+        h.fill(0.75, 0.5, 2.0);
+        h.fill(0.75, 1.5, 1.0);
+        h.fill(f64::NAN, 0.5, 1.0);
+        assert_eq!(h.at(1, 1), 2.0);
+        assert_eq!((h.outside, h.missing, h.max()), (1.0, 1, 2.0));
+        let json = serde_json::to_string(&h).expect("json");
+        assert_eq!(serde_json::from_str::<Histogram2>(&json).expect("reads"), h);
+        let bad = [
+            json.replacen("\"bins\":2", "\"bins\":2000000", 1),
+            json.replacen("\"entries\":[", "\"entries\":[7,", 1),
+        ];
+        for text in bad {
+            assert_ne!(text, json, "the test's replacement must hit");
+            serde_json::from_str::<Histogram2>(&text).expect_err(&text);
+        }
+    }
+
     proptest! {
+        #[test]
+        fn a_2d_histogram_projects_onto_the_1d_histogram_of_its_x_inside_y(
+            bx in binning(),
+            by in binning(),
+            points in prop::collection::vec((-20.0f64..20.0, -20.0f64..20.0, 0.1f64..3.0), 0..200),
+        ) {
+            let mut h2 = Histogram2::new(bx.clone(), by.clone()).expect("small");
+            let mut h1 = Histogram::new(bx.clone());
+            let mut halves = [Histogram2::new(bx.clone(), by.clone()).expect("small"), Histogram2::new(bx, by.clone()).expect("small")];
+            for (k, (x, y, w)) in points.iter().enumerate() {
+                h2.fill(*x, *y, *w);
+                halves[k % 2].fill(*x, *y, *w);
+                if matches!(by.index(*y), Some(i) if i >= 0 && (i as usize) < by.bins()) {
+                    h1.fill(*x, *w);
+                }
+            }
+            let p = h2.projection_x();
+            prop_assert_eq!(&p.entries, &h1.entries);
+            for (a, b) in p.sum_w.iter().zip(&h1.sum_w) {
+                prop_assert!((a - b).abs() < 1e-9);
+            }
+            let total: f64 = points.iter().map(|p| p.2).sum();
+            prop_assert!((h2.integral() + h2.outside - total).abs() < 1e-9);
+            let [mut a, b] = halves;
+            a.merge(&b).expect("same binnings");
+            prop_assert_eq!(a.entries, h2.entries);
+        }
+
         #[test]
         fn merging_partial_histograms_equals_one_histogram_of_everything(
             b in binning(),

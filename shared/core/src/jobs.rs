@@ -110,7 +110,7 @@ impl Target {
 }
 
 /// A job as alyxd reports it: what was asked, where it stands and how it got there.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct JobInfo {
     pub id: u64,
     pub owner: String,
@@ -145,7 +145,7 @@ pub struct JobInfo {
 }
 
 /// A step in a job's life.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Transition {
     pub at_unix_ms: i64,
     /// `None` for the submission.

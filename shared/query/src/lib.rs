@@ -207,26 +207,57 @@ pub fn histogram_local(
         }
     }
     let q = plan::histogram(checked, value, weight, &binning).map_err(|d| invalid_query(&[d]))?;
+    let mut total = alyx_core::histogram::Histogram::new(binning.clone());
+    in_passes(dataset, checked, &q, |df| {
+        total.merge(&plan::histogram_from_rows(df, binning.clone())?)?;
+        Ok(())
+    })?;
+    Ok(total)
+}
+
+/// The 2-D histogram of output columns `x` against `y` of a query, computed by the local
+/// engine in passes as [`histogram_local`] is (one row per filled cell leaves polars).
+pub fn histogram2_local(
+    dataset: &Dataset,
+    checked: &Checked,
+    (x, bx): (&str, alyx_core::histogram::Binning),
+    (y, by): (&str, alyx_core::histogram::Binning),
+) -> Result<alyx_core::histogram::Histogram2> {
+    let q = plan::histogram2(checked, (x, &bx), (y, &by)).map_err(|d| invalid_query(&[d]))?;
+    let mut total = alyx_core::histogram::Histogram2::new(bx.clone(), by.clone())?;
+    in_passes(dataset, checked, &q, |df| {
+        total.merge(&plan::histogram2_from_rows(df, bx.clone(), by.clone())?)?;
+        Ok(())
+    })?;
+    Ok(total)
+}
+
+/// Runs `q` (a reduction wrapped around `checked`) on the whole dataset, or, for a per-event
+/// query over more than `EVENTS_PER_PASS` events, on groups of chunks one after the other,
+/// handing each result to `take` in chunk order.
+fn in_passes(
+    dataset: &Dataset,
+    checked: &Checked,
+    q: &Checked,
+    mut take: impl FnMut(&DataFrame) -> Result<()>,
+) -> Result<()> {
     let chunks = &dataset.manifest().chunks;
     let events: u64 = chunks.iter().map(|c| c.event_count).sum();
     if events <= EVENTS_PER_PASS || !per_event_problems(checked).is_empty() {
-        let df = run_local(dataset, &q)?;
-        return plan::histogram_from_rows(&df, binning);
+        return take(&run_local(dataset, q)?);
     }
-    let mut total = alyx_core::histogram::Histogram::new(binning.clone());
     let mut group: Vec<u32> = Vec::new();
     let mut in_group = 0;
     for (i, c) in chunks.iter().enumerate() {
         group.push(c.id);
         in_group += c.event_count;
         if in_group >= EVENTS_PER_PASS || i + 1 == chunks.len() {
-            let df = run_local_chunks(dataset, &q, Some(&group))?;
-            total.merge(&plan::histogram_from_rows(&df, binning.clone())?)?;
+            take(&run_local_chunks(dataset, q, Some(&group))?)?;
             group.clear();
             in_group = 0;
         }
     }
-    Ok(total)
+    Ok(())
 }
 
 /// Histograms of several unweighted columns of one query (the ADL plots): the per-event kernel
@@ -276,6 +307,32 @@ pub fn pair_mass_sql(pid_a: i32, pid_b: i32, min_radius_cm: f64) -> String {
            - POW(a.px + b.px, 2) - POW(a.py + b.py, 2) - POW(a.pz + b.pz, 2)) AS m \
          FROM tracks a JOIN tracks b ON a.event_id = b.event_id AND a.vx = b.vx AND a.vy = b.vy AND a.vz = b.vz \
          WHERE a.pid = {pid_a} AND b.pid = {pid_b} AND a.track_id <> b.track_id AND a.vx * a.vx + a.vy * a.vy >= {r2}"
+    )
+}
+
+/// The Armenteros–Podolanski variables of every V0 candidate (an opposite-charge track pair
+/// from one vertex at least `min_radius_cm` from the beam, the positive track as `a`): `alpha`,
+/// the asymmetry of the daughters' longitudinal momenta along the pair's, and `qt`, the
+/// daughters' momentum transverse to it (GeV). K⁰s lie on an arc centred at α = 0 reaching
+/// qT = 0.206 GeV, Λ (Λ̄) on one centred at α ≈ +0.69 (−0.69) reaching 0.101 GeV: the plot
+/// separates them without particle identification.
+pub fn armenteros_sql(min_radius_cm: f64) -> String {
+    let r2 = min_radius_cm * min_radius_cm;
+    let sum = |c: &str| format!("(a.{c} + b.{c})");
+    let dot = |t: &str| {
+        ["px", "py", "pz"]
+            .map(|c| format!("{t}.{c} * {}", sum(c)))
+            .join(" + ")
+    };
+    let p2 = ["px", "py", "pz"]
+        .map(|c| format!("POW({}, 2)", sum(c)))
+        .join(" + ");
+    let (ap, bp) = (dot("a"), dot("b"));
+    format!(
+        "SELECT (({ap}) - ({bp})) / ({p2}) AS alpha, \
+           SQRT(GREATEST(a.px * a.px + a.py * a.py + a.pz * a.pz - POW({ap}, 2) / ({p2}), 0.0)) AS qt \
+         FROM tracks a JOIN tracks b ON a.event_id = b.event_id AND a.vx = b.vx AND a.vy = b.vy AND a.vz = b.vz \
+         WHERE a.charge > 0 AND b.charge < 0 AND a.vx * a.vx + a.vy * a.vy >= {r2}"
     )
 }
 

@@ -9,7 +9,7 @@ use crate::diagnostic::Diagnostic;
 use crate::error::{Error, Result};
 use alyx_core::ast::dsl::*;
 use alyx_core::ast::*;
-use alyx_core::histogram::{Binning, Histogram};
+use alyx_core::histogram::{Binning, Histogram, Histogram2};
 
 const ROWS: &str = "alyx_rows";
 /// Variable bins are one CASE branch per edge in the engine's SQL.
@@ -171,6 +171,82 @@ pub fn histogram(
     });
     q.with = with;
     Ok(Checked::planned(q, histogram_columns(), checked.engine()))
+}
+
+/// A query giving the 2-D histogram of `x` against `y` as rows (binx, biny, entries, sumw,
+/// sumw2): one row per filled cell leaves the engine.
+pub fn histogram2(
+    checked: &Checked,
+    (x, bx): (&str, &Binning),
+    (y, by): (&str, &Binning),
+) -> std::result::Result<Checked, Diagnostic> {
+    for (name, b) in [(x, bx), (y, by)] {
+        numeric_output(checked, name, "column")?;
+        if let Binning::Variable(edges) = b
+            && edges.len() > MAX_VARIABLE_EDGES
+        {
+            return Err(Diagnostic::new(
+                format!(
+                    "{} bin edges for `{name}`: at most {MAX_VARIABLE_EDGES}",
+                    edges.len()
+                ),
+                At::NONE,
+            ));
+        }
+    }
+    Histogram2::new(bx.clone(), by.clone())
+        .map_err(|e| Diagnostic::new(e.to_string(), At::NONE))?;
+    let mut with = wrapped(checked);
+    with.push(Cte {
+        name: BINNED.into(),
+        query: Query::select(Select {
+            items: vec![
+                Item::expr(bin_expr(&col(x), bx), Some("binx")),
+                Item::expr(bin_expr(&col(y), by), Some("biny")),
+            ],
+            from: from(ROWS),
+            ..Select::default()
+        }),
+    });
+    let mut q = Query::select(Select {
+        items: vec![
+            Item::expr(col("binx"), None),
+            Item::expr(col("biny"), None),
+            Item::expr(count_star(), Some("entries")),
+        ],
+        from: from(BINNED),
+        group_by: vec![col("binx"), col("biny")],
+        ..Select::default()
+    });
+    q.with = with;
+    let columns = vec![
+        ("binx".into(), Type::Int),
+        ("biny".into(), Type::Int),
+        ("entries".into(), Type::Int),
+    ];
+    Ok(Checked::planned(q, columns, checked.engine()))
+}
+
+/// Fills a 2-D histogram of `bx` × `by` from the rows of a [`histogram2`] query.
+pub fn histogram2_from_rows(df: &DataFrame, bx: Binning, by: Binning) -> Result<Histogram2> {
+    let mut h = Histogram2::new(bx, by)?;
+    let int = |name: &str| -> Result<Vec<Option<i64>>> {
+        Ok(df
+            .column(name)?
+            .cast(&DataType::Int64)?
+            .i64()?
+            .iter()
+            .collect())
+    };
+    let (binx, biny, entries) = (int("binx")?, int("biny")?, int("entries")?);
+    for k in 0..df.height() {
+        if let Some(i) = [binx[k], biny[k]].into_iter().flatten().find(|i| *i < -2) {
+            return Err(Error::Invalid(format!("histogram query returned bin {i}")));
+        }
+        let n = entries[k].unwrap_or(0).max(0) as u64;
+        h.add_bin(binx[k], biny[k], n, n as f64, n as f64);
+    }
+    Ok(h)
 }
 
 /// The columns of a [`histogram`] query's result.

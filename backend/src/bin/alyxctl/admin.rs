@@ -11,8 +11,8 @@ pub enum AdminCommand {
     /// Create a user and print its token (shown once; stored only hashed).
     CreateUser {
         name: String,
-        /// physicist, shift or operator.
-        #[arg(long)]
+        /// The user's role.
+        #[arg(long, value_parser = ["physicist", "shift", "operator"])]
         role: String,
         /// The token stops working after this long: `90d`, `12h`, `30m`, `45s`; default never
         /// (revoke it to end it).
@@ -68,6 +68,8 @@ pub enum AdminCommand {
         backend: String,
         #[arg(long, env = "ALYX_TOKEN", hide_env_values = true)]
         token: String,
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
     },
 }
 
@@ -201,7 +203,11 @@ pub async fn run(command: AdminCommand) -> Result<()> {
                 out!("{d:<24} {site:<16} {}", ranges(&ids));
             }
         }
-        AdminCommand::Status { backend, token } => status(&backend, &token).await?,
+        AdminCommand::Status {
+            backend,
+            token,
+            format,
+        } => status(&backend, &token, &format).await?,
     }
     Ok(())
 }
@@ -262,10 +268,55 @@ fn ranges(ids: &[i32]) -> String {
     parts.join(",")
 }
 
-async fn status(backend: &str, token: &str) -> Result<()> {
+async fn status(backend: &str, token: &str, format: &str) -> Result<()> {
     let client = alyx_client::Client::connect(backend, token).await?;
     let ingest = client.ingest_status().await?;
     let storage = client.storage_status().await?;
+    let executors = client.executor_status().await?.executors;
+    if format == "json" {
+        use serde_json::json;
+        let status = json!({
+            "ingest": {
+                "state": ingest.state,
+                "detail": ingest.detail,
+                "topic": ingest.topic,
+                "brokers": ingest.brokers,
+                "instance": ingest.instance,
+                "events_per_second": ingest.events_per_second,
+                "events_stored": ingest.events_stored,
+                "queue_depth": ingest.queue_depth,
+                "estimated_delay_s": ingest.estimated_delay_s,
+                "dead_letters": ingest.dead_letters,
+                "partitions": ingest.partitions.iter().map(|p| json!({
+                    "partition": p.partition,
+                    "committed_offset": p.committed_offset,
+                    "high_watermark": p.high_watermark,
+                    "lag": p.lag,
+                    "owner": p.owner,
+                })).collect::<Vec<_>>(),
+            },
+            "storage": {
+                "catalogue_rows": storage.catalogue_rows,
+                "catalogue_partitions": storage.catalogue_partitions,
+                "data_dir": storage.data_dir,
+                "datasets": storage.datasets.iter().map(|d| json!({
+                    "name": d.name,
+                    "chunks": d.chunks,
+                    "bytes": d.bytes,
+                    "catalogue_rows": d.catalogue_rows,
+                })).collect::<Vec<_>>(),
+            },
+            "executors": executors.iter().map(|e| json!({
+                "name": e.name,
+                "up": e.up,
+                "running": e.running,
+                "slots": e.slots,
+                "detail": e.detail,
+            })).collect::<Vec<_>>(),
+        });
+        out!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
     out!("ingest      {} {}", ingest.state, ingest.detail);
     out!(
         "  topic     {} on {} (answered by {})",
@@ -313,7 +364,6 @@ async fn status(backend: &str, token: &str) -> Result<()> {
             d.catalogue_rows
         );
     }
-    let executors = client.executor_status().await?.executors;
     out!("executors");
     for e in &executors {
         out!(

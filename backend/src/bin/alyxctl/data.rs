@@ -20,10 +20,10 @@ use crate::cli::{bar, runtime};
 pub struct GenerateArgs {
     /// Collision system: pp or pbpb (the ALICE-like barrel), or nano (NanoAOD-like
     /// analysis objects: jets, leptons, MET).
-    #[arg(long, default_value = "pp")]
+    #[arg(long, default_value = "pp", value_parser = ["pp", "pbpb", "nano"])]
     pub system: String,
     /// Pb–Pb centrality class: central (0–5 %), peripheral (70–80 %) or minbias.
-    #[arg(long, default_value = "central")]
+    #[arg(long, default_value = "central", value_parser = ["central", "peripheral", "minbias"])]
     pub centrality: String,
     #[arg(long)]
     pub events: u64,
@@ -193,10 +193,49 @@ pub struct InfoArgs {
     pub dir: PathBuf,
     #[arg(long)]
     pub dataset: Option<String>,
+    /// text, or json (one object per dataset, in an array).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
 }
 
 pub fn info(args: InfoArgs) -> Result<()> {
-    let InfoArgs { dir, dataset } = args;
+    let InfoArgs {
+        dir,
+        dataset,
+        format,
+    } = args;
+    if format == "json" {
+        let mut all = Vec::new();
+        for d in select(&dir, dataset.as_deref())? {
+            let m = d.manifest();
+            let mut tables = serde_json::Map::new();
+            for table in Table::ALL {
+                let schema = d.scan(table)?.collect_schema()?;
+                let columns: serde_json::Map<String, serde_json::Value> = schema
+                    .iter()
+                    .map(|(n, t)| (n.to_string(), t.to_string().into()))
+                    .collect();
+                tables.insert(
+                    table.name().into(),
+                    serde_json::json!({ "rows": m.rows(table), "columns": columns }),
+                );
+            }
+            all.push(serde_json::json!({
+                "name": m.name,
+                "dir": d.dir(),
+                "source": m.source,
+                "events": m.event_count(),
+                "chunks": m.chunks.len(),
+                "bytes": m.bytes(),
+                "flagged": m.flagged_count(),
+                "runs": m.run_range(),
+                "time_ns": m.time_range_ns(),
+                "tables": tables,
+            }));
+        }
+        out!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
     describe(&dir, dataset.as_deref())?;
     Ok(())
 }
@@ -206,12 +245,41 @@ pub struct VerifyArgs {
     pub dir: PathBuf,
     #[arg(long)]
     pub dataset: Option<String>,
+    /// text, or json (one report per dataset, in an array; the exit code is the same).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
 }
 
 pub fn verify(args: VerifyArgs) -> Result<()> {
-    let VerifyArgs { dir, dataset } = args;
+    let VerifyArgs {
+        dir,
+        dataset,
+        format,
+    } = args;
     let datasets = select(&dir, dataset.as_deref())?;
     let mut bad = 0;
+    if format == "json" {
+        let mut all = Vec::new();
+        for d in datasets {
+            let report = d.verify();
+            bad += report.problems.len();
+            all.push(serde_json::json!({
+                "name": d.name(),
+                "ok": report.is_ok(),
+                "files_checked": report.files_checked,
+                "bytes_checked": report.bytes_checked,
+                "problems": report.problems.iter().map(|p| serde_json::json!({
+                    "path": p.path, "what": p.what.to_string(),
+                })).collect::<Vec<_>>(),
+                "unreferenced": report.unreferenced,
+            }));
+        }
+        out!("{}", serde_json::to_string_pretty(&all)?);
+        if bad > 0 {
+            bail!("{bad} damaged file(s); restore them from a backup or re-import the dataset");
+        }
+        return Ok(());
+    }
     for d in datasets {
         let report = d.verify();
         let status = if report.is_ok() { "ok" } else { "DAMAGED" };
@@ -280,7 +348,7 @@ pub struct ProduceArgs {
     #[arg(long)]
     pub rate: Option<f64>,
     /// Collision system: pp or pbpb (central).
-    #[arg(long, default_value = "pp")]
+    #[arg(long, default_value = "pp", value_parser = ["pp", "pbpb"])]
     pub system: String,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

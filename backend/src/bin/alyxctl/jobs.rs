@@ -31,8 +31,8 @@ pub enum JobCommand {
         /// COL:BINS:LO:HI (or COL:E1,E2,…), repeatable; COL@W weights by column W.
         #[arg(long = "histogram")]
         histograms: Vec<String>,
-        /// auto, local, spark or slurm.
-        #[arg(long, default_value = "auto")]
+        /// Where the tasks run (auto: where the data is, else any executor).
+        #[arg(long, default_value = "auto", value_parser = ["auto", "local", "spark", "slurm"])]
         target: String,
         /// -100..100; higher runs first and may preempt lower.
         #[arg(long, default_value_t = 0)]
@@ -48,7 +48,11 @@ pub enum JobCommand {
         watch: bool,
     },
     /// A job's state, progress, estimate and history.
-    Status { id: u64 },
+    Status {
+        id: u64,
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     /// Follow a job with a progress bar until it ends.
     Watch { id: u64 },
     /// Cancel a job (its owner or an operator).
@@ -75,11 +79,13 @@ pub enum JobCommand {
         state: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
     },
     /// The merged histograms (partial while the job runs).
     Result {
         id: u64,
-        #[arg(long, default_value = "table")]
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
         format: String,
         /// Write to a file (the histograms one after the other).
         #[arg(long)]
@@ -293,8 +299,12 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
                 watch(&client, id).await?;
             }
         }
-        JobCommand::Status { id } => {
-            print_job(&client.job(id).await?);
+        JobCommand::Status { id, format } => {
+            let job = client.job(id).await?;
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&job)?),
+                _ => print_job(&job),
+            }
         }
         JobCommand::Watch { id } => watch(&client, id).await?,
         JobCommand::Cancel { id, reason } => {
@@ -319,6 +329,7 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
             owner,
             state,
             limit,
+            format,
         } => {
             let jobs = client
                 .jobs(
@@ -327,6 +338,10 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
                     limit,
                 )
                 .await?;
+            if format == "json" {
+                println!("{}", serde_json::to_string_pretty(&jobs)?);
+                return Ok(());
+            }
             println!(
                 "{:>6}  {:<12} {:<10} {:<10} {:>4} {:>11} {:>12}  {}",
                 "id", "owner", "state", "target", "prio", "tasks", "left", "name"

@@ -95,6 +95,11 @@ enum Command {
     /// The embedded default: make the demo datasets in the local data directory (if missing)
     /// and show the resonance peaks found in them.
     Demo(data::DemoArgs),
+    /// Print the shell's completion script (e.g. `alyxctl completions bash >
+    /// /etc/bash_completion.d/alyxctl`).
+    Completions { shell: clap_complete::Shell },
+    /// Write man pages (alyxctl.1 and one per subcommand) into DIR.
+    Man { dir: std::path::PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -119,6 +124,22 @@ fn run(command: Command) -> Result<()> {
         Command::Query(args) => query::query(args),
         Command::Produce(args) => data::produce(args),
         Command::Demo(args) => data::demo(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "alyxctl",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("man pages into {}", dir.display()))
+        }
         Command::Admin { command } => runtime()?.block_on(admin::run(command)),
         Command::Job {
             command,

@@ -12,13 +12,15 @@ pub enum NotebookCommand {
     /// Create a notebook; prints its id.
     Create { title: String },
     /// The notebooks you may open.
-    List,
+    List {
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     /// Give a user read or write access (or `none` to take it away); owner only.
     Share {
         id: u64,
         user: String,
-        /// read, write or none.
-        #[arg(long, default_value = "read")]
+        #[arg(long, default_value = "read", value_parser = ["read", "write", "none"])]
         access: String,
     },
     /// Write a notebook out: Markdown, Jupyter (.ipynb, with outputs) or Automerge (the whole
@@ -27,8 +29,8 @@ pub enum NotebookCommand {
         id: u64,
         #[arg(long)]
         out: Option<PathBuf>,
-        /// md, ipynb or automerge.
-        #[arg(long)]
+        /// The export's format (default: by the file's extension).
+        #[arg(long, value_parser = ["md", "ipynb", "automerge"])]
         format: Option<String>,
         /// A version from `history` (default: now).
         #[arg(long)]
@@ -103,8 +105,24 @@ pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result
             let info = client.create_notebook(&title).await?;
             out!("{}", info.id);
         }
-        NotebookCommand::List => {
+        NotebookCommand::List { format } => {
             let all = client.notebooks().await?;
+            if format == "json" {
+                let list: Vec<serde_json::Value> = all
+                    .iter()
+                    .map(|n| {
+                        serde_json::json!({
+                            "id": n.id,
+                            "title": n.title,
+                            "owner": n.owner,
+                            "access": access_name(n.access),
+                            "updated_unix_ms": n.updated_ms,
+                        })
+                    })
+                    .collect();
+                out!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
             out!(
                 "{:>6}  {:<16} {:<6} {:<20} title",
                 "id",

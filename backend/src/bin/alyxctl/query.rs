@@ -28,7 +28,7 @@ pub struct QueryArgs {
     #[arg(long)]
     pub adl: Option<u8>,
     /// local (polars on the Parquet chunks), postgres (the catalogue) or spark.
-    #[arg(long, default_value = "local")]
+    #[arg(long, default_value = "local", value_parser = ["local", "postgres", "spark"])]
     pub engine: String,
     /// alyxd's gRPC URL: run the query there (needed for postgres and spark).
     #[arg(long, env = "ALYX_BACKEND")]
@@ -42,7 +42,7 @@ pub struct QueryArgs {
     /// condition (e.g. "run = 545100 AND n_muons >= 2").
     #[arg(long)]
     pub catalogue_filter: Option<String>,
-    #[arg(long, default_value = "table")]
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "parquet"])]
     pub format: String,
     /// Write to a file instead of stdout (required for parquet).
     #[arg(long)]

@@ -159,7 +159,8 @@ async fn wait_for(pool: &PgPool, n: i64) -> Result<()> {
 async fn scrape(addr: std::net::SocketAddr) -> Result<Vec<(String, f64, f64)>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: alyxd\r\nConnection: close\r\n\r\n")
+        .await?;
     let mut text = String::new();
     s.read_to_string(&mut text).await?;
     let value = |name: &str, stage: &str| -> f64 {

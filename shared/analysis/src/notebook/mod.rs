@@ -28,7 +28,7 @@ use automerge::{AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use alyx_core::histogram::Histogram;
+use alyx_core::histogram::{Histogram, Histogram2};
 
 /// The sync protocol's state for one peer (kept per connection; a new one after reconnecting).
 pub use automerge::sync::State as SyncState;
@@ -81,9 +81,12 @@ pub enum CellOutput {
     },
     /// Histograms, by column.
     Histograms(Vec<(String, Histogram)>),
-    /// Histograms and the fits of them the cell asks for (`-- fit MODEL on COL` lines).
-    Fitted {
+    /// Histograms, 2-D histograms and the fits the cell asks for (`-- fit MODEL on COL` lines).
+    #[serde(alias = "fitted")]
+    Plots {
         histograms: Vec<(String, Histogram)>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        maps: Vec<CellMap>,
         fits: Vec<CellFit>,
     },
     /// The cell went to the cluster as job `id`; its output fills in when the job ends.
@@ -122,6 +125,14 @@ pub struct CellFit {
     pub column: String,
     pub model: String,
     pub result: std::result::Result<alyx_fit::FitResult, String>,
+}
+
+/// A 2-D histogram of a plot cell: output column `y` against `x`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellMap {
+    pub x: String,
+    pub y: String,
+    pub histogram: Histogram2,
 }
 
 /// A cell as read from the document.
@@ -729,8 +740,24 @@ pub fn output_text(o: &CellOutput) -> String {
                 )
             })
             .collect(),
-        CellOutput::Fitted { histograms, fits } => {
+        CellOutput::Plots {
+            histograms,
+            maps,
+            fits,
+        } => {
             let mut s = output_text(&CellOutput::Histograms(histograms.clone()));
+            for m in maps {
+                let h = &m.histogram;
+                s.push_str(&format!(
+                    "2-D histogram of {} against {}: {} entries in {} × {} cells, {} outside\n",
+                    m.y,
+                    m.x,
+                    h.entries.iter().sum::<u64>(),
+                    h.x.bins(),
+                    h.y.bins(),
+                    h.outside
+                ));
+            }
             for f in fits {
                 match &f.result {
                     Ok(r) => {

@@ -1,6 +1,7 @@
 //! Running notebook cells: a query cell's first rows, a plot cell's histograms (one per
-//! `-- histogram COL:BINS:LO:HI` line), and the analysis a plot cell becomes when it is sent to
-//! the cluster as a job.
+//! `-- histogram COL:BINS:LO:HI` line, one 2-D histogram per
+//! `-- histogram2d X:BINS:LO:HI Y:BINS:LO:HI` line) and fits (`-- fit` lines), and the
+//! analysis a plot cell becomes when it is sent to the cluster as a job.
 
 use crate::error::{Error, Result};
 use crate::jobs::{Analysis, HistogramSpec};
@@ -8,7 +9,7 @@ use alyx_core::histogram::Binning;
 use alyx_query::{self as query, Engine, Query, plan};
 use alyx_store::Dataset;
 
-use super::{Cell, CellFit, CellKind, CellOutput};
+use super::{Cell, CellFit, CellKind, CellMap, CellOutput};
 use alyx_core::histogram::Histogram;
 
 /// Rows a query cell keeps as its output.
@@ -31,29 +32,61 @@ pub fn cell_query(source: &str) -> Result<Query> {
 }
 
 /// The histograms a plot cell asks for: its `-- histogram COL:BINS:LO:HI` (or
-/// `COL:E1,E2,…`) lines.
+/// `COL:E1,E2,…`) lines. A plot cell names at least one histogram, of one or two dimensions.
 pub fn plot_specs(source: &str) -> Result<Vec<HistogramSpec>> {
     let mut specs = Vec::new();
     for line in source.lines() {
         let Some(spec) = line.trim().strip_prefix("-- histogram ") else {
             continue;
         };
-        let (column, binning) = spec
-            .trim()
-            .split_once(':')
-            .ok_or_else(|| Error::Invalid(format!("`{spec}`: a histogram is COL:BINS:LO:HI")))?;
+        let (column, binning) = column_binning(spec)?;
         specs.push(HistogramSpec {
-            column: column.trim().to_owned(),
+            column,
             weight: None,
-            binning: Binning::parse(binning)?,
+            binning,
         });
     }
-    if specs.is_empty() {
+    if specs.is_empty() && map_specs(source)?.is_empty() {
         return Err(Error::Invalid(
-            "a plot cell names its histograms: `-- histogram COL:BINS:LO:HI`".into(),
+            "a plot cell names its histograms: `-- histogram COL:BINS:LO:HI` or `-- histogram2d X:BINS:LO:HI Y:BINS:LO:HI`".into(),
         ));
     }
     Ok(specs)
+}
+
+fn column_binning(spec: &str) -> Result<(String, Binning)> {
+    let (column, binning) = spec
+        .trim()
+        .split_once(':')
+        .ok_or_else(|| Error::Invalid(format!("`{spec}`: a histogram is COL:BINS:LO:HI")))?;
+    Ok((column.trim().to_owned(), Binning::parse(binning)?))
+}
+
+/// A 2-D histogram a plot cell asks for: `-- histogram2d X:BINS:LO:HI Y:BINS:LO:HI`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapSpec {
+    pub x: (String, Binning),
+    pub y: (String, Binning),
+}
+
+/// The 2-D histograms a plot cell asks for, each checked (two binnings of at most
+/// [`alyx_core::histogram::MAX_BINS`] cells together).
+pub fn map_specs(source: &str) -> Result<Vec<MapSpec>> {
+    let mut maps = Vec::new();
+    for line in source.lines() {
+        let Some(spec) = line.trim().strip_prefix("-- histogram2d ") else {
+            continue;
+        };
+        let [x, y] = spec.split_whitespace().collect::<Vec<_>>()[..] else {
+            return Err(Error::Invalid(format!(
+                "`-- histogram2d {spec}`: a 2-D histogram is `-- histogram2d X:BINS:LO:HI Y:BINS:LO:HI`"
+            )));
+        };
+        let (x, y) = (column_binning(x)?, column_binning(y)?);
+        alyx_core::histogram::Histogram2::new(x.1.clone(), y.1.clone())?;
+        maps.push(MapSpec { x, y });
+    }
+    Ok(maps)
 }
 
 /// A fit a plot cell asks for: `-- fit MODEL on COL [in LO:HI] [extended|likelihood|neyman|pearson]`.
@@ -118,11 +151,17 @@ pub fn fit_specs(source: &str) -> Result<Vec<FitLine>> {
     Ok(fits)
 }
 
-/// A plot cell's output from its histograms: with the fits its `-- fit` lines ask for, when
-/// it has any (a fit that fails says why in its place).
-pub fn plot_output(source: &str, histograms: Vec<(String, Histogram)>) -> CellOutput {
+/// A plot cell's output from its histograms and 2-D histograms: with the fits its `-- fit`
+/// lines ask for, when it has any (a fit that fails says why in its place).
+pub fn plot_output(
+    source: &str,
+    histograms: Vec<(String, Histogram)>,
+    maps: Vec<CellMap>,
+) -> CellOutput {
     let lines = match fit_specs(source) {
-        Ok(lines) if lines.is_empty() => return CellOutput::Histograms(histograms),
+        Ok(lines) if lines.is_empty() && maps.is_empty() => {
+            return CellOutput::Histograms(histograms);
+        }
         Ok(lines) => lines,
         Err(e) => return CellOutput::Error(e.to_string()),
     };
@@ -145,7 +184,19 @@ pub fn plot_output(source: &str, histograms: Vec<(String, Histogram)>) -> CellOu
             }
         })
         .collect();
-    CellOutput::Fitted { histograms, fits }
+    CellOutput::Plots {
+        histograms,
+        maps,
+        fits,
+    }
+}
+
+/// Whether a plot cell has 2-D histograms: those fill on the local engine only (a job's
+/// analysis carries 1-D histograms), so such a cell runs locally when a dataset is open.
+pub fn has_maps(source: &str) -> bool {
+    source
+        .lines()
+        .any(|l| l.trim().starts_with("-- histogram2d "))
 }
 
 /// A plot cell as an analysis job.
@@ -220,9 +271,22 @@ fn try_run(ds: &Dataset, cell: &Cell) -> Result<CellOutput> {
                 .map(|s| (s.column.clone(), s.binning.clone()))
                 .collect();
             let hs = query::histograms_local(ds, &checked, &plots)?;
+            let maps = map_specs(&cell.source)?
+                .into_iter()
+                .map(|m| {
+                    let histogram =
+                        query::histogram2_local(ds, &checked, (&m.x.0, m.x.1), (&m.y.0, m.y.1))?;
+                    Ok(CellMap {
+                        x: m.x.0,
+                        y: m.y.0,
+                        histogram,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
             Ok(plot_output(
                 &cell.source,
                 plots.into_iter().map(|(c, _)| c).zip(hs).collect(),
+                maps,
             ))
         }
         CellKind::Query => {
@@ -270,6 +334,18 @@ mod tests {
             }
         );
         assert!(plot_specs("SELECT 1").is_err());
+        let cell = "-- histogram2d alpha:40:-1:1 qt:50:0:0.25\nSELECT 1";
+        assert_eq!(plot_specs(cell).expect("a 2-D histogram is a plot"), []);
+        let maps = map_specs(cell).expect("maps");
+        assert_eq!((maps[0].x.0.as_str(), maps[0].y.1.bins()), ("alpha", 50));
+        assert!(has_maps(cell) && !has_maps("-- histogram m:1:0:1"));
+        for bad in [
+            "-- histogram2d alpha:40:-1:1",
+            "-- histogram2d a:2000:0:1 b:2000:0:1",
+            "-- histogram2d a:10:1:0 b:10:0:1",
+        ] {
+            assert!(map_specs(bad).is_err(), "{bad}");
+        }
         assert!(plot_specs("-- histogram mass").is_err());
         let q = cell_query(
             r#"{"collection": "muons", "combine": {"n": 2, "opposite_charge": true, "mass": [60, 120]}, "output": "combinations"}"#,
