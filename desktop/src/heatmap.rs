@@ -38,7 +38,8 @@ pub fn cell_at(h: &Histogram2, x: f64, y: f64) -> Option<(usize, usize)> {
     Some((inside(&h.x, x)?, inside(&h.y, y)?))
 }
 
-/// Draws the heat map with its colour bar; returns the plot's response.
+/// Draws the heat map with its colour bar; returns their row's response (its rect is what a
+/// PNG export cuts out: axes and colour bar included).
 pub fn show(
     ui: &mut egui::Ui,
     id: impl Hash + Copy + std::fmt::Debug,
@@ -65,39 +66,33 @@ pub fn show(
                 .include_x(ex[nx])
                 .include_y(ey[0])
                 .include_y(ey[ny]);
-            let response = plot
-                .show(ui, |p| {
-                    if let Some(texture) = &texture {
-                        let centre = PlotPoint::new(0.5 * (ex[0] + ex[nx]), 0.5 * (ey[0] + ey[ny]));
-                        let size = [(ex[nx] - ex[0]) as f32, (ey[ny] - ey[0]) as f32];
-                        p.image(PlotImage::new("cells", texture.id(), centre, size));
-                    } else {
-                        for iy in 0..ny {
-                            for ix in 0..nx {
-                                let Some(t) = scale.position(h.at(ix, iy)) else {
-                                    continue;
-                                };
-                                let (x0, x1, y0, y1) = (ex[ix], ex[ix + 1], ey[iy], ey[iy + 1]);
-                                p.polygon(
-                                    Polygon::new(
-                                        "cells",
-                                        vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1]],
-                                    )
+            plot.show(ui, |p| {
+                if let Some(texture) = &texture {
+                    let centre = PlotPoint::new(0.5 * (ex[0] + ex[nx]), 0.5 * (ey[0] + ey[ny]));
+                    let size = [(ex[nx] - ex[0]) as f32, (ey[ny] - ey[0]) as f32];
+                    p.image(PlotImage::new("cells", texture.id(), centre, size));
+                } else {
+                    for iy in 0..ny {
+                        for ix in 0..nx {
+                            let Some(t) = scale.position(h.at(ix, iy)) else {
+                                continue;
+                            };
+                            let (x0, x1, y0, y1) = (ex[ix], ex[ix + 1], ey[iy], ey[iy + 1]);
+                            p.polygon(
+                                Polygon::new("cells", vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
                                     .fill_color(colour(t))
                                     .stroke(egui::Stroke::NONE),
-                                );
-                            }
+                            );
                         }
                     }
-                    hovered = p
-                        .pointer_coordinate()
-                        .and_then(|at| Some((at, cell_at(h, at.x, at.y)?)));
-                })
-                .response;
+                }
+                hovered = p
+                    .pointer_coordinate()
+                    .and_then(|at| Some((at, cell_at(h, at.x, at.y)?)));
+            });
             colour_bar(ui, scale, map.height, bar_width);
-            response
         })
-        .inner;
+        .response;
     let entries: u64 = h.entries.iter().sum();
     ui.weak(match hovered {
         Some((_, (ix, iy))) => format!(
