@@ -251,6 +251,14 @@ verify_units() {
   if [ -n "$out" ]; then echo "$out" >&2; echo "deploy/systemd: systemd-analyze verify complained" >&2; exit 1; fi
 }
 
+# The Prometheus configuration and alert rules in deploy/prometheus, checked and unit-tested
+# with promtool (Debian's prometheus package, installed when missing; its server is not run).
+check_alerts() {
+  command -v promtool >/dev/null || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+  (cd deploy/prometheus && promtool check config prometheus.yml && promtool test rules alerts_test.yml)
+}
+
 start_slurm() {
   export SLURM_CONF="$SLURM_BASE/etc/slurm.conf"
   if [ -f "$SLURM_CONF" ] && sinfo -h >/dev/null 2>&1; then
@@ -274,6 +282,7 @@ phase database database_roles
 phase cycles python3 scripts/module_cycles.py
 phase build cargo build --workspace --all-targets --locked
 phase units verify_units
+phase alerts check_alerts
 start_broker
 phase sparkwait wait_spark
 phase test cargo test --workspace --locked --no-fail-fast

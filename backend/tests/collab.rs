@@ -14,7 +14,8 @@ use alyx_client::{Client, ClientError, v1};
 use sqlx::PgPool;
 use support::*;
 
-const WAIT: Duration = Duration::from_secs(20);
+// Generous: under a full test run two cores serve alyxd, PostgreSQL, Spark and other tests.
+const WAIT: Duration = Duration::from_secs(60);
 
 fn client(server: &Server, token: &str) -> Client {
     Client::new(&server.grpc, token).expect("url")
