@@ -51,12 +51,30 @@ async fn calls_without_a_valid_token_are_unauthenticated(pool: PgPool) {
         .expect_err("wrong token");
     assert_eq!(wrong.code(), Code::Unauthenticated);
 
+    // Every reply, refusals included, carries the call's request id (the one in its log lines).
+    let id = |m: &tonic::metadata::MetadataMap| {
+        m.get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let first = id(wrong.metadata()).expect("an id on a refusal");
+    assert_ne!(id(missing.metadata()), Some(first), "one id per call");
+
     let physicist = token(&pool, "ada", Role::Physicist).await;
+    let mut traced = authorized(&physicist, v1::ListDatasetsRequest {});
+    traced
+        .metadata_mut()
+        .insert("x-request-id", "shift-check-7".parse().expect("value"));
     let datasets = events
-        .list_datasets(authorized(&physicist, v1::ListDatasetsRequest {}))
+        .list_datasets(traced)
         .await
-        .expect("a physicist lists datasets")
-        .into_inner();
+        .expect("a physicist lists datasets");
+    assert_eq!(
+        id(datasets.metadata()).as_deref(),
+        Some("shift-check-7"),
+        "a client's own id is kept"
+    );
+    let datasets = datasets.into_inner();
     assert!(datasets.datasets.is_empty());
 
     let missing_dataset = events
@@ -320,8 +338,7 @@ async fn readiness_and_grpc_health_follow_postgres(pool: PgPool) {
     eventually(Duration::from_secs(30), "not ready", || async {
         let (code, body) = server.http_get("/readyz").await;
         // Refused at once, or (the pool waiting for a connection) no answer within 2 s.
-        (code == 503 && body.contains("postgres: ") && !body.contains("postgres: ok"))
-            .then_some(())
+        (code == 503 && body.contains("postgres: ") && !body.contains("postgres: ok")).then_some(())
     })
     .await;
     eventually(Duration::from_secs(30), "NOT_SERVING", || async {

@@ -7,6 +7,7 @@ pub mod collab;
 pub mod events;
 pub mod jobs;
 pub mod query;
+pub mod request_id;
 pub mod server;
 pub mod spark;
 
@@ -63,18 +64,9 @@ pub fn status(e: Error) -> Status {
     Status::new(code, e.to_string())
 }
 
-/// A new id for one failed request: unique within this alyxd (its start time, a counter).
+/// The id of the call being answered (see `request_id.rs`), or a new one.
 fn request_id() -> String {
-    use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    static START: OnceLock<u64> = OnceLock::new();
-    let start = *START.get_or_init(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    });
-    format!("{start:x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+    request_id::current().unwrap_or_else(request_id::new_id)
 }
 
 fn store_code(e: &alyx_store::Error) -> Code {

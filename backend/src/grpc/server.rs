@@ -268,6 +268,7 @@ pub async fn run(
             // A deadline on every call's answer (streams: until their first message); a
             // client's own `grpc-timeout` applies when shorter.
             .timeout(Duration::from_secs(config.call_timeout_secs.max(1)))
+            .layer(crate::grpc::request_id::RequestIdLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
