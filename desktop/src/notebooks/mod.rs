@@ -448,10 +448,21 @@ fn job_update(
     match update {
         Ok((job, job_state, output)) => {
             let out = match output {
-                // The cell's `-- fit` lines apply to the job's histograms as to local ones.
+                // The cell's `-- fit` lines apply to the job's final histograms as to local
+                // ones, fitted on the task pool (a Voigtian over many bins takes a while); the
+                // output fills in when the fits end.
                 Some(CellOutput::Histograms(hs)) => {
                     let source = state.cell(cell).map(|c| c.source).unwrap_or_default();
-                    alyx_analysis::notebook::run::plot_output(&source, hs, Vec::new())
+                    let fits = run::fit_specs(&source).is_ok_and(|f| !f.is_empty());
+                    if fits && job_state == "succeeded" {
+                        if !state.tasks.iter().any(|(id, _)| id == cell) {
+                            let task = AsyncComputeTaskPool::get()
+                                .spawn(async move { run::plot_output(&source, hs, Vec::new()) });
+                            state.tasks.push((cell.to_owned(), task));
+                        }
+                        return;
+                    }
+                    CellOutput::Histograms(hs)
                 }
                 Some(other) => other,
                 None => CellOutput::Job {
@@ -560,6 +571,7 @@ fn window(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alyx_core::histogram::{Binning, Histogram};
     use alyx_sim::nano::{self, NanoConfig};
     use alyx_store::DataStore;
 
@@ -696,6 +708,97 @@ mod tests {
         let back = Notebook::load(&std::fs::read(&path).expect("saved"), "me").expect("loads");
         assert_eq!(back.title(), "Z study");
         assert_eq!(back.order(), vec![plot, md]);
+    }
+
+    /// A plot cell sent to the cluster: its partial histograms show as they come, and its
+    /// `-- fit` lines are fitted once the job succeeds, off the UI thread.
+    #[test]
+    fn a_finished_job_is_fitted_on_the_task_pool() {
+        let mut app = App::new();
+        app.add_plugins((MinimalPlugins, NotebookPlugin));
+        let dir = tempfile::tempdir().expect("tempdir");
+        app.world_mut().resource_mut::<NotebookState>().dir = dir.path().to_owned();
+        let push = |app: &mut App, a: NotebookAction| {
+            app.world_mut().resource_mut::<NotebookState>().push(a)
+        };
+        push(&mut app, NotebookAction::New("Z".into()));
+        app.update();
+        push(&mut app, NotebookAction::Add(0, CellKind::Plot));
+        app.update();
+        let cell = app
+            .world()
+            .resource::<NotebookState>()
+            .notebook
+            .as_ref()
+            .expect("open")
+            .order()[0]
+            .clone();
+        push(
+            &mut app,
+            NotebookAction::Edit(
+                cell.clone(),
+                "-- histogram m:40:80:100\n-- fit gauss+cheb0 on m\nSELECT 1 AS m".into(),
+            ),
+        );
+        app.update();
+        let mut h = Histogram::new(Binning::fixed(40, 80.0, 100.0).expect("binning"));
+        for i in 0..40 {
+            let x = 80.25 + 0.5 * f64::from(i);
+            let n = (30.0 + 300.0 * (-0.5 * ((x - 91.0) / 2.0f64).powi(2)).exp()).round();
+            (0..n as usize).for_each(|_| h.fill(x, 1.0));
+        }
+        let output = |app: &App| {
+            app.world()
+                .resource::<NotebookState>()
+                .cell(&cell)
+                .and_then(|c| c.output)
+        };
+        let update = |state: &str| {
+            Ok((
+                7,
+                state.to_owned(),
+                Some(CellOutput::Histograms(vec![("m".into(), h.clone())])),
+            ))
+        };
+        job_update(
+            &mut app.world_mut().resource_mut::<NotebookState>(),
+            &cell,
+            update("running"),
+        );
+        assert!(
+            matches!(output(&app), Some(CellOutput::Histograms(_))),
+            "partial: no fit yet"
+        );
+        job_update(
+            &mut app.world_mut().resource_mut::<NotebookState>(),
+            &cell,
+            update("succeeded"),
+        );
+        job_update(
+            &mut app.world_mut().resource_mut::<NotebookState>(),
+            &cell,
+            update("succeeded"),
+        );
+        assert_eq!(
+            app.world().resource::<NotebookState>().tasks.len(),
+            1,
+            "one fit per job"
+        );
+        for _ in 0..2000 {
+            app.update();
+            if matches!(output(&app), Some(CellOutput::Plots { .. })) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let Some(CellOutput::Plots { fits, .. }) = output(&app) else {
+            panic!("fitted: {:?}", output(&app));
+        };
+        let r = fits[0].result.as_ref().expect("fit");
+        assert!(
+            (r.param("mean").expect("mean").value - 91.0).abs() < 0.1,
+            "{r:?}"
+        );
     }
 
     #[test]
