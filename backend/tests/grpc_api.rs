@@ -768,3 +768,78 @@ mod attacks {
         server.stop().await;
     }
 }
+
+/// A thousand users' clients at once, each on its own connection, calling for a few seconds
+/// (the specification's 1,000 concurrent users): none is refused, none starves (every client's
+/// calls succeed, and the slowest client still gets answers), and the latencies are printed.
+#[sqlx::test(migrations = false)]
+async fn a_thousand_concurrent_clients_are_all_served(pool: PgPool) {
+    const CLIENTS: usize = 1000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(config(&pool, dir.path(), None, "unused")).await;
+    let mut tokens = Vec::new();
+    for u in 0..20 {
+        tokens.push(token(&pool, &format!("user{u}"), Role::Physicist).await);
+    }
+    let mut channels = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        channels.push(
+            Channel::from_shared(server.grpc.clone())
+                .expect("url")
+                .connect()
+                .await
+                .expect("a connection for every client"),
+        );
+    }
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    let tasks: Vec<_> = channels
+        .into_iter()
+        .enumerate()
+        .map(|(i, channel)| {
+            let token = tokens[i % tokens.len()].clone();
+            tokio::spawn(async move {
+                let mut client = EventServiceClient::new(channel);
+                let mut latencies = Vec::new();
+                let mut failures = Vec::new();
+                while std::time::Instant::now() < until || latencies.is_empty() {
+                    let started = std::time::Instant::now();
+                    match client
+                        .list_datasets(authorized(&token, v1::ListDatasetsRequest {}))
+                        .await
+                    {
+                        Ok(_) => latencies.push(started.elapsed()),
+                        Err(s) => failures.push(s.code()),
+                    }
+                    if failures.len() > 3 {
+                        break;
+                    }
+                }
+                (latencies, failures)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut fewest = usize::MAX;
+    for task in tasks {
+        let (latencies, failures) = task.await.expect("client task");
+        assert!(failures.is_empty(), "a client was refused: {failures:?}");
+        fewest = fewest.min(latencies.len());
+        all.extend(latencies);
+    }
+    all.sort();
+    let at = |q: f64| all[((all.len() - 1) as f64 * q) as usize];
+    println!(
+        "{CLIENTS} clients, {} calls in ~3 s: p50 {:?}, p99 {:?}, max {:?}; the least served client made {fewest}",
+        all.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    // Fair shares: the least served client gets at least a quarter of the average.
+    let average = all.len() / CLIENTS;
+    assert!(
+        fewest >= 1 && fewest * 4 >= average,
+        "a client starved: {fewest} calls against an average of {average}"
+    );
+    server.stop().await;
+}
