@@ -254,8 +254,11 @@ verify_units() {
 # The Prometheus configuration and alert rules in deploy/prometheus, checked and unit-tested
 # with promtool (Debian's prometheus package, installed when missing; its server is not run).
 check_alerts() {
-  command -v promtool >/dev/null || {
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+  if ! command -v promtool >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+    # Only promtool is wanted: where systemd started the package's server, stop it again.
+    if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+  fi
   (cd deploy/prometheus && promtool check config prometheus.yml && promtool test rules alerts_test.yml)
 }
 

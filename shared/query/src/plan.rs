@@ -72,6 +72,26 @@ fn numeric_output(
     }
 }
 
+/// Output column `name` can be binned by `binning`: it is a number, and variable edges (one
+/// CASE branch each in the engine's SQL) are at most `MAX_VARIABLE_EDGES`.
+fn binned_column(
+    checked: &Checked,
+    name: &str,
+    binning: &Binning,
+) -> std::result::Result<(), Diagnostic> {
+    numeric_output(checked, name, "column")?;
+    match binning {
+        Binning::Variable(edges) if edges.len() > MAX_VARIABLE_EDGES => Err(Diagnostic::new(
+            format!(
+                "{} bin edges for `{name}`: a query histogram takes at most {MAX_VARIABLE_EDGES} variable edges (use equal bins for more)",
+                edges.len()
+            ),
+            At::NONE,
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The bin of `x` under `binning`, as [`Binning::index`] computes it: -2 for null, -1 under,
 /// `bins` over.
 fn bin_expr(x: &Expr, binning: &Binning) -> Expr {
@@ -126,18 +146,7 @@ pub fn histogram(
     weight: Option<&str>,
     binning: &Binning,
 ) -> std::result::Result<Checked, Diagnostic> {
-    numeric_output(checked, value, "column")?;
-    if let Binning::Variable(edges) = binning
-        && edges.len() > MAX_VARIABLE_EDGES
-    {
-        return Err(Diagnostic::new(
-            format!(
-                "{} bin edges: a query histogram takes at most {MAX_VARIABLE_EDGES} variable edges (use equal bins for more)",
-                edges.len()
-            ),
-            At::NONE,
-        ));
-    }
+    binned_column(checked, value, binning)?;
     if let Some(w) = weight {
         numeric_output(checked, w, "weight")?;
     }
@@ -180,20 +189,8 @@ pub fn histogram2(
     (x, bx): (&str, &Binning),
     (y, by): (&str, &Binning),
 ) -> std::result::Result<Checked, Diagnostic> {
-    for (name, b) in [(x, bx), (y, by)] {
-        numeric_output(checked, name, "column")?;
-        if let Binning::Variable(edges) = b
-            && edges.len() > MAX_VARIABLE_EDGES
-        {
-            return Err(Diagnostic::new(
-                format!(
-                    "{} bin edges for `{name}`: at most {MAX_VARIABLE_EDGES}",
-                    edges.len()
-                ),
-                At::NONE,
-            ));
-        }
-    }
+    binned_column(checked, x, bx)?;
+    binned_column(checked, y, by)?;
     Histogram2::new(bx.clone(), by.clone())
         .map_err(|e| Diagnostic::new(e.to_string(), At::NONE))?;
     let mut with = wrapped(checked);
