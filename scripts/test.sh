@@ -14,7 +14,8 @@
 #   ALYX_PG_ADMIN_URL a superuser connection that creates the roles `alyx` and `alyx_query` and
 #                     the database `alyx` when missing (default postgres://postgres@127.0.0.1:5432/postgres)
 #
-# It starts a Kafka-protocol broker (tansu, in memory, on 127.0.0.1:19092) for the ingest tests,
+# It starts, when missing, PostgreSQL (ALYX_PG_DATA) and Redis (127.0.0.1:6379, ALYX_REDIS_URL),
+# a Kafka-protocol broker (tansu, in memory, on 127.0.0.1:19092) for the ingest tests,
 # a Spark Connect server (pyspark 4.3.0 from PyPI, local[2], on 127.0.0.1:15002) for the Spark
 # engine and executor, and a single-node Slurm cluster (Debian's slurm-wlm and munge,
 # scripts/slurm.sh, configuration, munge key and state in /tmp/alyx-slurm, never /etc) for the
@@ -235,6 +236,26 @@ start_postgres() {
   pg_started=1
 }
 
+# Redis on 127.0.0.1:6379 (the data layer's shared cache): the running one, else Debian's
+# redis-server (installed when missing) in the foreground of a background job, without
+# persistence, stopped at exit.
+start_redis() {
+  export ALYX_REDIS_URL="redis://127.0.0.1:6379"
+  if (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then return; fi
+  command -v redis-server >/dev/null || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+  redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize no \
+    > "$TOOLS/redis.log" 2>&1 &
+  started_pids+=($!)
+  local i
+  for i in $(seq 1 50); do
+    (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break
+    sleep 0.1
+  done
+  (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null \
+    || { echo "redis-server did not start; see $TOOLS/redis.log" >&2; exit 1; }
+}
+
 # The systemd units in deploy/ as systemd reads them, with the alyxd just built: any warning
 # (an unknown or misspelt directive, a missing binary) fails.
 verify_units() {
@@ -281,6 +302,7 @@ start_spark
 phase slurm start_slurm
 phase tls make_test_ca
 phase postgres start_postgres
+phase redis start_redis
 phase database database_roles
 phase cycles python3 scripts/module_cycles.py
 phase build cargo build --workspace --all-targets --locked
