@@ -263,7 +263,7 @@ impl Readiness {
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "readiness: PostgreSQL");
-                lines.push(("postgres", "unreachable".to_owned()));
+                lines.push(("postgres", "unreachable (the log has the error)".to_owned()));
                 false
             }
             Err(_) => {

@@ -224,17 +224,20 @@ pub fn histogram2(
     Ok(Checked::planned(q, columns, checked.engine()))
 }
 
+/// Column `name` of a histogram query's rows as integers.
+fn ints(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>> {
+    Ok(df
+        .column(name)?
+        .cast(&DataType::Int64)?
+        .i64()?
+        .iter()
+        .collect())
+}
+
 /// Fills a 2-D histogram of `bx` × `by` from the rows of a [`histogram2`] query.
 pub fn histogram2_from_rows(df: &DataFrame, bx: Binning, by: Binning) -> Result<Histogram2> {
     let mut h = Histogram2::new(bx, by)?;
-    let int = |name: &str| -> Result<Vec<Option<i64>>> {
-        Ok(df
-            .column(name)?
-            .cast(&DataType::Int64)?
-            .i64()?
-            .iter()
-            .collect())
-    };
+    let int = |name| ints(df, name);
     let (binx, biny, entries) = (int("binx")?, int("biny")?, int("entries")?);
     for k in 0..df.height() {
         if let Some(i) = [binx[k], biny[k]].into_iter().flatten().find(|i| *i < -2) {
@@ -259,14 +262,6 @@ fn histogram_columns() -> Vec<(String, Type)> {
 /// Fills a histogram from the rows of a [`histogram`] query.
 pub fn histogram_from_rows(df: &DataFrame, binning: Binning) -> Result<Histogram> {
     let mut h = Histogram::new(binning);
-    let int = |name: &str| -> Result<Vec<Option<i64>>> {
-        Ok(df
-            .column(name)?
-            .cast(&DataType::Int64)?
-            .i64()?
-            .iter()
-            .collect())
-    };
     let flt = |name: &str| -> Result<Vec<Option<f64>>> {
         Ok(df
             .column(name)?
@@ -275,6 +270,7 @@ pub fn histogram_from_rows(df: &DataFrame, binning: Binning) -> Result<Histogram
             .iter()
             .collect())
     };
+    let int = |name| ints(df, name);
     let (bins, entries, sw, sw2) = (int("bin")?, int("entries")?, flt("sumw")?, flt("sumw2")?);
     for k in 0..df.height() {
         let count = entries[k].unwrap_or(0).max(0) as u64;
