@@ -281,10 +281,6 @@ fn user_mistakes_get_one_clear_line_and_a_failure_code() {
         "/tmp/x.json",
     ]);
     assert!(err.contains("no event with id 999"), "{err}");
-    if let Some(zstd) = data_file("root/uproot-HZZ-zstd.root") {
-        let err = fails(&["import", zstd.to_str().expect("utf8"), "--out", out]);
-        assert!(err.contains("ZSTD"), "{err}");
-    }
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use alyx_core::model::CollisionEvent;
 use alyx_store::{DataStore, Dataset};
+use bevy::asset::io::AssetSourceBuilder;
 use bevy::prelude::*;
 use bevy::window::{ExitCondition, WindowResolution};
 use bevy::winit::{UpdateMode, WinitPlugin, WinitSettings};
@@ -50,6 +51,11 @@ pub struct Launch {
 pub fn build(launch: Launch) -> App {
     let mut app = App::new();
     let (w, h) = launch.size;
+    // Detector geometries load through Bevy's asset server from wherever the user keeps them.
+    app.register_asset_source(
+        crate::display::geometry::ASSET_SOURCE,
+        AssetSourceBuilder::platform_default("/", None),
+    );
     match &launch.output {
         Output::Window { title } => {
             app.add_plugins(DefaultPlugins.set(WindowPlugin {

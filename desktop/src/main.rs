@@ -11,6 +11,7 @@ use alyx_core::default_data_dir;
 use alyx_datasets as datasets;
 use alyx_desktop::app::{self, Launch, Output};
 use alyx_desktop::catalogue::Catalogue;
+use alyx_desktop::display::geometry::{Geometry, GeometryFile, HiddenVolumes};
 use alyx_desktop::display::{Orbit, View};
 use alyx_desktop::remote::{Connection, Remote};
 use alyx_desktop::settings::default_config_dir;
@@ -73,6 +74,14 @@ struct Args {
     /// The fit's range, LO:HI (default: the whole histogram).
     #[arg(long, requires = "fit", value_parser = parse_range, allow_hyphen_values = true)]
     fit_range: Option<(f64, f64)>,
+    /// Draw the detector from these geometry files instead of the built-in barrel: glTF
+    /// (lengths in metres) or Wavefront OBJ (millimetres), each as PATH or PATH@UNIT (mm, cm,
+    /// m). Remembered for the dataset.
+    #[arg(long, value_delimiter = ',', value_parser = parse_geometry)]
+    geometry: Vec<GeometryFile>,
+    /// Hide this volume of the --geometry (e.g. CSC3D_V1 for CMS's end-cap chambers).
+    #[arg(long, requires = "geometry")]
+    hide_volume: Vec<String>,
     /// Start with the default settings and do not save them.
     #[arg(long)]
     no_settings: bool,
@@ -208,6 +217,10 @@ fn local_source(args: &Args, store: &DataStore) -> Result<Source> {
     })
 }
 
+fn parse_geometry(s: &str) -> Result<GeometryFile, String> {
+    GeometryFile::parse(s)
+}
+
 fn parse_range(s: &str) -> Result<(f64, f64), String> {
     alyx_fit::parse_range(s).map_err(|e| e.to_string())
 }
@@ -273,6 +286,12 @@ fn run(args: Args) -> Result<ExitCode> {
     }
     if let Some(camera) = camera {
         app.insert_resource(camera);
+    }
+    if !args.geometry.is_empty() {
+        app.insert_resource(Geometry {
+            files: args.geometry,
+        })
+        .insert_resource(HiddenVolumes(args.hide_volume));
     }
     if args.orthographic {
         let mut orbit = app

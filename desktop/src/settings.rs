@@ -3,6 +3,7 @@
 //! the next start. A settings file that cannot be read is set aside (never overwritten) and the
 //! defaults are used.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use bevy::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::Panels;
+use crate::display::geometry::{GeometryByDataset, GeometryFile};
 use crate::display::panels::RecentFiles;
 use crate::display::{Orbit, ViewOptions};
 
@@ -21,6 +23,8 @@ pub struct Settings {
     pub camera: Orbit,
     pub panels: Panels,
     pub recent: Vec<PathBuf>,
+    /// The detector geometry chosen for each dataset.
+    pub geometry: BTreeMap<String, Vec<GeometryFile>>,
 }
 
 impl Settings {
@@ -58,6 +62,10 @@ impl Settings {
                 .get_resource::<RecentFiles>()
                 .map(|r| r.0.clone())
                 .unwrap_or_default(),
+            geometry: world
+                .get_resource::<GeometryByDataset>()
+                .map(|g| g.0.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -65,7 +73,8 @@ impl Settings {
         app.insert_resource(self.view)
             .insert_resource(self.camera)
             .insert_resource(self.panels)
-            .insert_resource(RecentFiles(self.recent));
+            .insert_resource(RecentFiles(self.recent))
+            .insert_resource(GeometryByDataset(self.geometry));
     }
 }
 

@@ -72,11 +72,17 @@ impl Png {
 
     /// Pixel positions (relative to the centre) whose colour is near `target`.
     fn find(&self, target: [u8; 3], tolerance: i32) -> Vec<(f32, f32)> {
+        self.matching(|p| {
+            (0..3).all(|c| (i32::from(p[c]) - i32::from(target[c])).abs() <= tolerance)
+        })
+    }
+
+    /// Pixel positions (relative to the centre) whose colour passes `test`.
+    fn matching(&self, test: impl Fn([i32; 3]) -> bool) -> Vec<(f32, f32)> {
         let mut out = Vec::new();
         for y in 0..self.height {
             for x in 0..self.width {
-                let p = self.pixel(x, y);
-                if (0..3).all(|c| (i32::from(p[c]) - i32::from(target[c])).abs() <= tolerance) {
+                if test(self.pixel(x, y).map(i32::from)) {
                     out.push((
                         x as f32 - self.width as f32 / 2.0,
                         y as f32 - self.height as f32 / 2.0,
@@ -356,4 +362,186 @@ fn the_side_view_is_a_rho_z_projection() {
         out.display(),
         tpc.len()
     );
+}
+
+/// Each mesh node's (ρ min, ρ max, |z| min, |z| max) in cm, as `tests/peers/gltf_extent.py`
+/// reads them from the glTF with the standard library.
+fn gltf_extents(path: &Path) -> std::collections::BTreeMap<String, [f32; 4]> {
+    let out = Command::new("python3")
+        .arg(alyx_tests::peer_script("gltf_extent.py"))
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "gltf_extent.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("extents")
+}
+
+/// The calorimeter front faces' (ρ min, ρ max) over all collections of the event with this
+/// number, cm, and its index in the archive, as `tests/peers/ispy_dump.py` reads them.
+fn ispy_calorimeter(path: &Path, event: u64) -> (usize, f32, f32) {
+    let out = Command::new("python3")
+        .arg(alyx_tests::peer_script("ispy_dump.py"))
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "ispy_dump.py failed");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let events = v["events"].as_array().expect("events");
+    let index = events
+        .iter()
+        .position(|e| e["event"].as_u64() == Some(event))
+        .expect("the event is in the file");
+    let (mut lo, mut hi) = (f32::INFINITY, 0.0f32);
+    for range in events[index]["calo_rho_cm"]
+        .as_object()
+        .expect("calo_rho_cm")
+        .values()
+    {
+        lo = lo.min(range[0].as_f64().expect("min") as f32);
+        hi = hi.max(range[1].as_f64().expect("max") as f32);
+    }
+    (index, lo, hi)
+}
+
+/// A CMS event (iSpy, the J/ψ → μμ candidate 876295434) inside CMS's muon system as Phoenix
+/// publishes it (glTF, metres): the barrel chambers drawn where the glTF's vertices put them,
+/// the calorimeter towers standing on the cells the file places them at, and the forward
+/// global muon's track reaching the end-cap chambers.
+#[test]
+fn a_cms_event_is_drawn_inside_the_cms_detector() {
+    use alyx_desktop::display::{Orbit, View, Viewport};
+    if !vulkan_available() {
+        return;
+    }
+    let (Some(ig), Some(gltf)) = (
+        alyx_tests::data_file("phoenix/CMS_EventData_test.ig"),
+        alyx_tests::data_file("geometry/CMS_cms.gltf"),
+    ) else {
+        return;
+    };
+    let extents = gltf_extents(&gltf);
+    let (dt, csc) = (extents["DTs3D_V1"], extents["CSC3D_V1"]);
+    let (index, calo_lo, calo_hi) = ispy_calorimeter(&ig, 876_295_434);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fov = Viewport::default().fov_y;
+    // Zoomed out until the view is 2 × 1150 cm tall: all of CMS.
+    let camera = |view: View| {
+        let preset = Orbit::view(view);
+        let distance = preset.distance * 2300.0 / preset.view_height_cm(fov);
+        let orbit = Orbit { distance, ..preset };
+        let arg = format!("{},{},{}", orbit.yaw, orbit.pitch, orbit.distance);
+        (arg, 800.0 / orbit.view_height_cm(fov))
+    };
+    let geometry = gltf.to_str().expect("utf8");
+    let event = index.to_string();
+
+    // End view, end caps hidden: the barrel chambers' ring and the towers.
+    let (arg, s) = camera(View::RPhi);
+    let out = dir.path().join("cms-rphi.png");
+    let png = render(
+        &ig,
+        &[
+            "--event",
+            &event,
+            "--geometry",
+            geometry,
+            "--hide-volume",
+            "CSC3D_V1",
+            "--view",
+            "rphi",
+            "--camera",
+            &arg,
+            "--size",
+            "800x800",
+        ],
+        &out,
+    );
+    let radius = |(x, y): &(f32, f32)| x.hypot(*y) / s;
+    let slack = 2.0 / s;
+    // The chambers: orange (0.8, 0.4, 0), translucent over the dark background.
+    let chambers = png.matching(|[r, g, b]| r > 40 && r > g + 15 && g > b + 15 && b < 40);
+    assert!(
+        chambers.len() > 5_000,
+        "{} chamber pixels (see {})",
+        chambers.len(),
+        out.display()
+    );
+    let off: Vec<f32> = chambers
+        .iter()
+        .map(radius)
+        .filter(|r| *r < dt[0] - slack || *r > dt[1] + slack)
+        .collect();
+    assert!(
+        off.len() * 100 < chambers.len(),
+        "{} of {} chamber pixels outside ρ {:.0}–{:.0} cm, e.g. {:?} (see {})",
+        off.len(),
+        chambers.len(),
+        dt[0],
+        dt[1],
+        &off[..off.len().min(5)],
+        out.display()
+    );
+    // Towers: green (0.2, 1.0, 0.5); each stands on its cell's front face, at most 250 cm tall.
+    let towers = png.matching(|[r, g, b]| g > 90 && g > r + 40 && g > b + 20);
+    assert!(
+        towers.len() > 50,
+        "{} tower pixels (see {})",
+        towers.len(),
+        out.display()
+    );
+    let innermost = towers.iter().map(radius).fold(f32::INFINITY, f32::min);
+    let outermost = towers.iter().map(radius).fold(0.0, f32::max);
+    assert!(
+        (innermost - calo_lo).abs() < 8.0 + slack && outermost <= calo_hi + 250.0 + 8.0 + slack,
+        "towers from ρ {innermost:.0} to {outermost:.0} cm; the cells' front faces are at \
+         {calo_lo:.0}–{calo_hi:.0} cm (see {})",
+        out.display()
+    );
+
+    // Side view, barrel hidden: the muon's track (red or blue by charge) reaches the end caps.
+    let (arg, s) = camera(View::RZ);
+    let out = dir.path().join("cms-rz.png");
+    let png = render(
+        &ig,
+        &[
+            "--event",
+            &event,
+            "--geometry",
+            geometry,
+            "--hide-volume",
+            "DTs3D_V1",
+            "--view",
+            "rz",
+            "--camera",
+            &arg,
+            "--size",
+            "800x800",
+        ],
+        &out,
+    );
+    let tracks =
+        png.matching(|[r, g, b]| (r > 200 && g < 140 && b > 40) || (b > 200 && b > r + 60));
+    let reach = tracks.iter().map(|(x, _)| x.abs() / s).fold(0.0, f32::max);
+    assert!(
+        reach > csc[2],
+        "tracks reach |z| = {reach:.0} cm, short of the end-cap chambers at {:.0} cm (see {})",
+        csc[2],
+        out.display()
+    );
+    eprintln!(
+        "CMS: chambers at ρ {:.0}–{:.0} cm ({} pixels), towers {innermost:.0}–{outermost:.0} cm, \
+         the muon to |z| = {reach:.0} cm (end caps from {:.0} cm); see {}",
+        dt[0],
+        dt[1],
+        chambers.len(),
+        csc[2],
+        dir.path().display()
+    );
+    if std::env::var_os("ALYX_KEEP_SCREENSHOTS").is_some() {
+        let _ = dir.keep();
+    }
 }

@@ -179,6 +179,9 @@ impl From<&m::CollisionEvent> for v1::CollisionEvent {
                     eta: c.eta,
                     phi: c.phi,
                     collection: c.collection.clone(),
+                    x_cm: c.position_cm[0].is_finite().then_some(c.position_cm[0]),
+                    y_cm: c.position_cm[1].is_finite().then_some(c.position_cm[1]),
+                    z_cm: c.position_cm[2].is_finite().then_some(c.position_cm[2]),
                 })
                 .collect(),
             vertices: e
@@ -287,6 +290,7 @@ impl TryFrom<v1::CollisionEvent> for m::CollisionEvent {
                 energy_gev: c.energy_gev,
                 eta: c.eta,
                 phi: c.phi,
+                position_cm: [c.x_cm, c.y_cm, c.z_cm].map(|v| v.unwrap_or(f64::NAN)),
                 collection: c.collection,
             })
             .collect();

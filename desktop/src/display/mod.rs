@@ -4,6 +4,7 @@
 //! one in tests. Where the app renders, the plugin also adds the visuals (`visuals`: instanced
 //! hits, track and geometry meshes, the camera and its controls) and, with egui, the panels.
 
+pub mod geometry;
 pub mod instancing;
 pub mod model;
 pub mod panels;
@@ -46,7 +47,11 @@ impl Plugin for EventDisplayPlugin {
                     .in_set(DisplaySystems::Logic),
             );
         if app.get_sub_app(bevy::render::RenderApp).is_some() {
-            app.add_plugins((instancing::HitInstancingPlugin, visuals::VisualsPlugin));
+            app.add_plugins((
+                instancing::HitInstancingPlugin,
+                visuals::VisualsPlugin,
+                geometry::GeometryPlugin,
+            ));
         }
         if app.is_plugin_added::<bevy_egui::EguiPlugin>() {
             app.add_plugins(panels::DisplayPanelsPlugin);

@@ -13,6 +13,7 @@ use bevy::tasks::futures::check_ready;
 use bevy::tasks::{AsyncComputeTaskPool, Task};
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 
+use crate::display::geometry::{Geometry, GeometryByDataset, GeometryFile, Volumes};
 use crate::display::model::{Animation, Display, Orbit, PointerOverUi, View, ViewOptions};
 use crate::display::scene::{ChargeFilter, HitColouring, Picked, TrackColouring};
 use crate::{LocalStore, OpenDataset, Panels, ShowEvent};
@@ -38,6 +39,11 @@ struct Navigation {
     local_datasets: Option<Vec<String>>,
     opening: Option<(PathBuf, Task<AlyxResult<(Dataset, u64, CollisionEvent)>>)>,
     goto_id: String,
+    /// A geometry file typed in, `PATH[@UNIT]`.
+    geometry_path: String,
+    /// The geometry chosen in the Open dialog for the dataset being opened.
+    open_geometry: Option<GeometryFile>,
+    geometry_error: Option<String>,
 }
 
 pub struct DisplayPanelsPlugin;
@@ -69,6 +75,7 @@ fn ui(
     store: Option<Res<LocalStore>>,
     mut show: MessageWriter<ShowEvent>,
     mut exit: MessageWriter<AppExit>,
+    (mut geometry, mut volumes): (Option<ResMut<Geometry>>, Option<ResMut<Volumes>>),
 ) -> Result {
     let ctx = contexts.ctx_mut()?.clone();
     let mut root = egui::Ui::new(
@@ -161,6 +168,10 @@ fn ui(
                 picked(ui, &display);
                 ui.separator();
                 cuts_and_style(ui, &mut options, &display);
+                if let (Some(geometry), Some(volumes)) = (geometry.as_mut(), volumes.as_mut()) {
+                    ui.separator();
+                    detector_geometry(ui, &mut nav, geometry, volumes);
+                }
             });
         });
     if nav.open_dialog {
@@ -447,6 +458,59 @@ fn cuts_and_style(ui: &mut egui::Ui, options: &mut ViewOptions, display: &Displa
     }
 }
 
+/// The detector drawn: a geometry file to load (or the built-in barrel), and its volumes.
+fn detector_geometry(
+    ui: &mut egui::Ui,
+    nav: &mut Navigation,
+    geometry: &mut ResMut<Geometry>,
+    volumes: &mut ResMut<Volumes>,
+) {
+    egui::CollapsingHeader::new("Detector geometry")
+        .default_open(true)
+        .show(ui, |ui| {
+            if let Some(file) = geometry_field(ui, nav, "Load") {
+                nav.geometry_error = None;
+                match file {
+                    Ok(file) if !geometry.files.contains(&file) => geometry.files.push(file),
+                    Ok(_) => {}
+                    Err(e) => nav.geometry_error = Some(e),
+                }
+            }
+            if let Some(e) = &nav.geometry_error {
+                ui.colored_label(egui::Color32::LIGHT_RED, e);
+            }
+            if !geometry.files.is_empty() && ui.button("Built-in barrel").clicked() {
+                geometry.files.clear();
+            }
+            if volumes.loading() || !volumes.list.is_empty() || !volumes.errors.is_empty() {
+                for (i, visible, opacity) in crate::display::geometry::volumes_ui(ui, volumes) {
+                    volumes.list[i].visible = visible;
+                    volumes.list[i].opacity = opacity;
+                }
+            }
+        });
+}
+
+/// A text field for `PATH[@UNIT]` and a button; the parsed file once the button is pressed.
+fn geometry_field(
+    ui: &mut egui::Ui,
+    nav: &mut Navigation,
+    button: &str,
+) -> Option<Result<GeometryFile, String>> {
+    let mut chosen = None;
+    ui.horizontal(|ui| {
+        ui.add(
+            egui::TextEdit::singleline(&mut nav.geometry_path)
+                .hint_text("geometry .gltf / .obj [@mm|cm|m]")
+                .desired_width(220.0),
+        );
+        if ui.button(button).clicked() && !nav.geometry_path.trim().is_empty() {
+            chosen = Some(GeometryFile::parse(&nav.geometry_path));
+        }
+    });
+    chosen
+}
+
 fn open_dialog(
     ctx: &egui::Context,
     nav: &mut Navigation,
@@ -471,15 +535,33 @@ fn open_dialog(
             let response =
                 ui.add(egui::TextEdit::singleline(&mut nav.open_path).desired_width(380.0));
             let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            ui.label("Detector geometry for it (optional): glTF or OBJ, PATH[@mm|cm|m]:");
+            ui.add(
+                egui::TextEdit::singleline(&mut nav.geometry_path)
+                    .hint_text("e.g. CMS_cms.gltf")
+                    .desired_width(380.0),
+            );
             ui.horizontal(|ui| {
                 if (ui.button("Open").clicked() || enter) && !nav.open_path.trim().is_empty() {
-                    chosen = Some(PathBuf::from(nav.open_path.trim()));
+                    nav.open_geometry = None;
+                    let geometry = nav.geometry_path.trim();
+                    match (!geometry.is_empty()).then(|| GeometryFile::parse(geometry)) {
+                        Some(Err(e)) => nav.geometry_error = Some(e),
+                        other => {
+                            nav.geometry_error = None;
+                            nav.open_geometry = other.and_then(Result::ok);
+                            chosen = Some(PathBuf::from(nav.open_path.trim()));
+                        }
+                    }
                 }
                 if nav.opening.is_some() {
                     ui.spinner();
                     ui.label("importing…");
                 }
             });
+            if let Some(e) = &nav.geometry_error {
+                ui.colored_label(egui::Color32::LIGHT_RED, e);
+            }
             if !local.is_empty() {
                 ui.separator();
                 ui.label("In the local data directory");
@@ -529,7 +611,12 @@ fn open_first_event(
     Ok((dataset, first, event))
 }
 
-fn finish_open(mut commands: Commands, mut nav: ResMut<Navigation>, mut display: ResMut<Display>) {
+fn finish_open(
+    mut commands: Commands,
+    mut nav: ResMut<Navigation>,
+    mut display: ResMut<Display>,
+    by_dataset: Option<ResMut<GeometryByDataset>>,
+) {
     let Some((path, task)) = nav.opening.as_mut() else {
         return;
     };
@@ -540,6 +627,9 @@ fn finish_open(mut commands: Commands, mut nav: ResMut<Navigation>, mut display:
     nav.opening = None;
     match result {
         Ok((dataset, id, event)) => {
+            if let (Some(file), Some(mut by_dataset)) = (nav.open_geometry.take(), by_dataset) {
+                by_dataset.0.insert(dataset.name().to_owned(), vec![file]);
+            }
             commands.insert_resource(OpenDataset(dataset));
             display.set_event(id, event);
             nav.open_dialog = false;

@@ -352,11 +352,18 @@ fn geometry(
     assets: Option<Res<Assets3d>>,
     shells: Query<Entity, With<Shell>>,
     orbit: Res<Orbit>,
+    files: Option<Res<crate::display::geometry::Geometry>>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut last: Local<Option<([bool; 3], bool, View)>>,
 ) {
     let Some(assets) = assets else { return };
-    let key = (options.geometry, options.cut_away, orbit.view);
+    // A detector from a geometry file replaces the built-in barrel.
+    let built_in = files.is_none_or(|f| f.files.is_empty());
+    let key = (
+        options.geometry.map(|g| g && built_in),
+        options.cut_away,
+        orbit.view,
+    );
     if *last == Some(key) {
         return;
     }
@@ -365,7 +372,7 @@ fn geometry(
         commands.entity(entity).despawn();
     }
     // The side view folds space into a plane, where a shell is no surface: its outline shows.
-    if orbit.view == View::RZ {
+    if orbit.view == View::RZ || !built_in {
         return;
     }
     let (phi0, phi1) = phi_range(cut_away(&options, &orbit));
@@ -445,7 +452,11 @@ fn draw_outlines(
     display: Res<Display>,
     options: Res<ViewOptions>,
     orbit: Res<Orbit>,
+    files: Option<Res<crate::display::geometry::Geometry>>,
 ) {
+    if files.is_some_and(|f| !f.files.is_empty()) {
+        return;
+    }
     let colours = [
         Color::srgba(1.0, 0.6, 0.2, 0.35),
         Color::srgba(0.3, 0.7, 1.0, 0.25),
@@ -711,7 +722,13 @@ fn objects(
         ));
     }
     for cluster in &event.clusters {
-        let Some(d) = unit_direction(cluster.eta, cluster.phi) else {
+        // At the cell the file places it in, else at η, φ on a nominal calorimeter radius.
+        let position = Vec3::from(cluster.position_cm.map(|c| c as f32));
+        let (d, base) = if position.is_finite() && position.length() > 1.0 {
+            (position.normalize(), position.length())
+        } else if let Some(d) = unit_direction(cluster.eta, cluster.phi) {
+            (d, CALO_RADIUS_CM)
+        } else {
             continue;
         };
         let d = placed(&orbit, d);
@@ -719,7 +736,7 @@ fn objects(
         commands.spawn((
             Mesh3d(meshes.add(Cuboid::new(8.0, 8.0, height))),
             MeshMaterial3d(assets.towers.clone()),
-            Transform::from_translation(d * (CALO_RADIUS_CM + height / 2.0))
+            Transform::from_translation(d * (base + height / 2.0))
                 .with_rotation(Quat::from_rotation_arc(Vec3::Z, d)),
             ObjectItem,
         ));

@@ -278,7 +278,15 @@ pub struct CaloCluster {
     pub energy_gev: f64,
     pub eta: f64,
     pub phi: f64,
+    /// Where the deposit sits (the centre of its cell's front face), cm; NaN where the file
+    /// gives only η and φ.
+    #[serde(default = "unknown_position")]
+    pub position_cm: [f64; 3],
     pub collection: String,
+}
+
+fn unknown_position() -> [f64; 3] {
+    [f64::NAN; 3]
 }
 
 /// A reconstructed vertex other than the primary one (secondary, pile-up).

@@ -1,11 +1,14 @@
-//! The one way in for files written by others: ROOT TTrees (`root`) and Phoenix event-display
-//! JSON (`phoenix`). Each importer turns a file into `CollisionEvent`s and a short report of
-//! what it mapped and what it skipped; the caller appends them to a dataset.
+//! The one way in for files written by others: ROOT TTrees (`root`), Phoenix event-display
+//! JSON (`phoenix`) and CMS iSpy archives (`ispy`, `.ig`). Each importer turns a file into
+//! `CollisionEvent`s and a short report of what it mapped and what it skipped; the caller
+//! appends them to a dataset.
 
 pub mod error;
+pub mod ispy;
 pub mod mapping;
 pub mod phoenix;
 pub mod report;
+mod rntuple;
 pub mod root;
 
 use std::path::Path;
@@ -20,6 +23,8 @@ use alyx_core::model::CollisionEvent;
 pub enum Format {
     Root,
     PhoenixJson,
+    /// A zip archive, read as CMS iSpy (`.ig`: one event document per member).
+    Ispy,
 }
 
 /// Recognises a file by its first bytes (not its name).
@@ -36,13 +41,11 @@ pub fn detect_format(path: &Path) -> Result<Format> {
         return Ok(Format::PhoenixJson);
     }
     if head.starts_with(b"PK") {
-        return Err(Error::Unsupported(format!(
-            "{}: a zip archive (CMS iSpy .ig?) is not a format ALYX imports; convert it to Phoenix JSON",
-            path.display()
-        )));
+        return Ok(Format::Ispy);
     }
     Err(Error::Unsupported(format!(
-        "{}: not a ROOT file or Phoenix JSON (unrecognised first bytes)",
+        "{}: not a ROOT file or Phoenix JSON, nor a CMS iSpy (.ig) zip archive (unrecognised \
+         first bytes)",
         path.display()
     )))
 }
@@ -62,7 +65,8 @@ pub fn import_file(
     Ok((events, report))
 }
 
-/// Imports any supported file, handing events to `sink` at most `batch` at a time.
+/// Imports any supported file, handing events to `sink` at most `batch` at a time (ROOT and
+/// iSpy files are read a batch at a time; a Phoenix file is one JSON document, read whole).
 pub fn import_file_batches(
     path: &Path,
     tree: Option<&str>,
@@ -72,6 +76,7 @@ pub fn import_file_batches(
 ) -> Result<ImportReport> {
     match detect_format(path)? {
         Format::Root => root::import_batches(path, tree, mapping, batch, sink),
+        Format::Ispy => ispy::import_batches(path, batch, sink),
         Format::PhoenixJson => {
             let (events, report) = phoenix::import(path)?;
             for chunk in events.chunks(batch.max(1)) {

@@ -293,6 +293,7 @@ fn import_event(
                 energy_gev: fnum(c, "energy") / MEV_PER_GEV,
                 eta: fnum(c, "eta"),
                 phi: fnum(c, "phi"),
+                position_cm: [f64::NAN; 3],
                 collection: coll.clone(),
             });
         }

@@ -1,4 +1,4 @@
-//! ROOT TTree import through the `oxyroot` crate.
+//! ROOT TTree import through the `oxyroot` crate (RNTuples go to `crate::rntuple`).
 //!
 //! Branches map into the event model automatically where their names follow the common
 //! conventions — `Muon_Px`/`Muon_pt`... jagged collections (CMS NanoAOD and similar), `MET_px`,
@@ -13,7 +13,7 @@
 //! such a branch are not trusted, because it puts every value of a basket it holds in memory
 //! (ROOT's last, unflushed basket) into that basket's first entry.
 //!
-//! oxyroot panics on what it cannot read (ZSTD baskets, RNTuple anchors, unexpected streamers),
+//! oxyroot panics on what it cannot read (RNTuple anchors, unexpected streamers),
 //! so unsupported features are detected from the file header before it is opened, and every
 //! call into it runs under `catch_unwind`: a bad file is an error, never a crash.
 
@@ -33,7 +33,7 @@ use alyx_core::physics::FourMomentum;
 
 /// A batch of a branch's values: one number per entry, or a list per entry. Numbers are
 /// widened to f64, which is exact for the 32-bit types; 64-bit integers stay exact as `Wide`.
-enum Values {
+pub(crate) enum Values {
     Scalar(Vec<f64>),
     Wide(Vec<i128>),
     Jagged(Vec<Vec<f64>>),
@@ -138,10 +138,7 @@ fn split_counted(
     Ok(Values::Jagged(lists))
 }
 
-/// ROOT's compression algorithm number for ZSTD (fCompress / 100).
-const ZSTD: i32 = 5;
-
-/// Reads the file header's compression setting without oxyroot (which aborts on ZSTD).
+/// Reads the file header's compression setting without oxyroot, checking the magic.
 fn header_compression(path: &Path, bytes: &[u8]) -> Result<i32> {
     let be_i32 = |at: usize| -> Option<i32> {
         Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
@@ -221,24 +218,22 @@ pub fn import_batches(
     sink: &mut dyn FnMut(Vec<CollisionEvent>) -> Result<()>,
 ) -> Result<ImportReport> {
     let (head, tail) = head_and_tail(path)?;
-    let compression = header_compression(path, &head)?;
+    header_compression(path, &head)?;
     // Key headers are never compressed; the keys list sits near the end of the file.
     let is_rntuple = [&head, &tail]
         .iter()
         .any(|b| contains(b, b"ROOT::RNTuple") || contains(b, b"ROOT::Experimental::RNTuple"));
-    if is_rntuple && tree.is_none() && mapping.and_then(|m| m.tree.as_ref()).is_none() {
-        return Err(Error::Unsupported(format!(
-            "{}: holds an RNTuple, which ALYX cannot read yet (only TTrees); convert it to a TTree \
-             first (for example read it with uproot and write the arrays back as a TTree)",
-            path.display()
-        )));
-    }
-    if compression / 100 == ZSTD {
-        return Err(Error::Unsupported(format!(
-            "{}: ZSTD-compressed baskets (compression setting {compression}) are not supported by the ROOT \
-             reader; rewrite the file with zlib, LZMA or LZ4 (e.g. `hadd -f101 out.root in.root`)",
-            path.display()
-        )));
+    if is_rntuple {
+        let keys = alyx_rntuple::keys(path).map_err(|e| Error::malformed(path, e.to_string()))?;
+        let anchor = |class: &str| class.starts_with("ROOT::") && class.ends_with("RNTuple");
+        let wanted = tree.or(mapping.and_then(|m| m.tree.as_deref()));
+        let read_rntuple = match wanted {
+            Some(name) => keys.iter().any(|k| k.name == name && anchor(&k.class)),
+            None => !keys.iter().any(|k| k.class == "TTree"),
+        };
+        if read_rntuple {
+            return crate::rntuple::import_batches(path, wanted, mapping, batch, sink);
+        }
     }
     guarded(path, "the file", || {
         import_tree(path, tree, mapping, batch.max(1), sink)
@@ -462,7 +457,7 @@ fn header_int<T: TryFrom<i128>>(
 }
 
 /// Entry `i` of a batch (entry `entry` of the tree) as an event.
-fn build_event(
+pub(crate) fn build_event(
     path: &Path,
     mapping: &Mapping,
     values: &BTreeMap<&str, Values>,
@@ -531,7 +526,7 @@ fn build_event(
     Ok(event)
 }
 
-fn describe(mapping: &Mapping, types: &[(String, String)], report: &mut ImportReport) {
+pub(crate) fn describe(mapping: &Mapping, types: &[(String, String)], report: &mut ImportReport) {
     let ty = |b: &str| {
         types
             .iter()

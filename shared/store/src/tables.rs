@@ -266,6 +266,9 @@ pub fn events_to_frames(events: &[CollisionEvent], first_id: u64) -> Result<Fram
         "energy" => clusters.iter().map(|r| r.2.energy_gev).collect::<Vec<_>>(),
         "eta" => clusters.iter().map(|r| r.2.eta).collect::<Vec<_>>(),
         "phi" => clusters.iter().map(|r| r.2.phi).collect::<Vec<_>>(),
+        "x" => clusters.iter().map(|r| r.2.position_cm[0]).collect::<Vec<_>>(),
+        "y" => clusters.iter().map(|r| r.2.position_cm[1]).collect::<Vec<_>>(),
+        "z" => clusters.iter().map(|r| r.2.position_cm[2]).collect::<Vec<_>>(),
         "collection" => clusters.iter().map(|r| r.2.collection.as_str()).collect::<Vec<_>>(),
     )?;
 
@@ -659,12 +662,16 @@ pub fn frames_to_events(frames: &HashMap<Table, DataFrame>) -> Result<Vec<(u64, 
         f64s(df, t, "eta")?,
         f64s(df, t, "phi")?,
     );
+    // Datasets written before clusters had positions lack x, y, z.
+    let [x, y, z] =
+        ["x", "y", "z"].map(|c| f64s(df, t, c).unwrap_or_else(|_| vec![f64::NAN; eid.len()]));
     let collection = strings(df, t, "collection")?;
     for i in 0..eid.len() {
         let cluster = CaloCluster {
             energy_gev: energy[i],
             eta: eta[i],
             phi: phi[i],
+            position_cm: [x[i], y[i], z[i]],
             collection: collection[i].clone(),
         };
         out[slot(t, eid[i])?].1.clusters.push(cluster);

@@ -2,8 +2,9 @@
 //!
 //! - generator events/s and hits/s, pp and central Pb–Pb (all cores);
 //! - Parquet write and read, MB/s and events/s;
-//! - ROOT import events/s on uproot-HZZ.root, and the same read done by uproot in the same run
-//!   (a venv at $ALYX_VENV, default ~/.cache/alyx/venv, made with pip on first use).
+//! - ROOT import events/s on uproot-HZZ.root (a TTree), on CMS's 1000-event RNTuple and on an
+//!   RNTuple 200 times its size written by uproot, and the same reads done by uproot in the
+//!   same run (a venv at $ALYX_VENV, default ~/.cache/alyx/venv, made with pip on first use).
 //!
 //! Run: `cargo run -p alyx-tests --bin alyx-bench [-- --quick]`.
 
@@ -92,23 +93,95 @@ fn main() {
         );
         return;
     }
-    let repeats = 5 * scale;
+    let python = match uproot_python() {
+        Ok(python) => Some(python),
+        Err(e) => {
+            println!("uproot: not measured ({e})");
+            None
+        }
+    };
+    root_read(
+        "uproot-HZZ.root (TTree)",
+        &hzz,
+        "events",
+        5 * scale,
+        python.as_deref(),
+    );
+
+    // RNTuple: the CMS open-data file, and one 200 times its size written by uproot.
+    let rntuple = data.join("root/Run2012BC_DoubleMuParked_Muons_1000evts_rntuple_v1-0-0-0.root");
+    if !rntuple.exists() {
+        println!("RNTuple: {} not found", rntuple.display());
+        return;
+    }
+    root_read(
+        "CMS dimuons, 1000 (RNTuple)",
+        &rntuple,
+        "Events",
+        40 * scale,
+        python.as_deref(),
+    );
+    let Some(python) = python else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("dimuons-200k-rntuple.root");
+    let script = format!(
+        "import uproot, awkward as ak\n\
+         a = uproot.open({src:?})['Events'].arrays(['nMuon', 'Muon_pt', 'Muon_eta', 'Muon_phi', 'Muon_mass', 'Muon_charge'])\n\
+         a = ak.concatenate([a] * 200)\n\
+         with uproot.recreate({dst:?}) as f:\n    f.mkrntuple('Events', {{k: a[k] for k in a.fields}})",
+        src = rntuple.display().to_string(),
+        dst = big.display().to_string()
+    );
+    match Command::new(&python).args(["-c", &script]).output() {
+        Ok(o) if o.status.success() => root_read(
+            "CMS dimuons ×200, uproot-written (RNTuple)",
+            &big,
+            "Events",
+            scale,
+            Some(&python),
+        ),
+        Ok(o) => println!(
+            "RNTuple ×200: uproot could not write it: {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ),
+        Err(e) => println!("RNTuple ×200: {e}"),
+    }
+}
+
+/// ALYX's import of `file` (automatic mapping, into CollisionEvents) and, with `python`,
+/// uproot's read of the same branches or fields into awkward arrays, `repeats` times each.
+fn root_read(label: &str, file: &Path, object: &str, repeats: u64, python: Option<&Path>) {
     let start = Instant::now();
     let mut n = 0;
+    let mut report = None;
     for _ in 0..repeats {
-        let (events, _) = root::import(&hzz, None, None).expect("import");
+        let (events, r) = root::import(file, None, None).expect("import");
         n += events.len();
+        report = Some(r);
     }
     let alyx_rate = n as f64 / start.elapsed().as_secs_f64();
-    println!(
-        "ROOT import   uproot-HZZ.root {alyx_rate:>8.0} events/s  (oxyroot, automatic mapping, into CollisionEvents)"
-    );
-    match uproot_rate(&hzz, repeats) {
+    println!("ALYX   {label:<44} {alyx_rate:>9.0} events/s");
+    let Some(python) = python else { return };
+    // The branches the automatic mapping read ("… ← Muon_pt (float[]) …").
+    let branches: Vec<String> = report
+        .iter()
+        .flat_map(|r| r.mapped.iter())
+        .flat_map(|line| {
+            line.split(", ")
+                .filter_map(|f| f.split(" ← ").nth(1))
+                .map(|b| b.split(' ').next().unwrap_or(b).to_owned())
+        })
+        .collect();
+    match uproot_rate(python, file, object, &branches, repeats) {
         Ok(rate) => println!(
-            "ROOT read     uproot (Python) {rate:>8.0} events/s  (same branches, awkward arrays) → ALYX/uproot = {:.2}",
+            "uproot {label:<44} {rate:>9.0} events/s  (same {} columns, awkward arrays) → ALYX/uproot = {:.2}",
+            branches.len(),
             alyx_rate / rate
         ),
-        Err(e) => println!("ROOT read     uproot: not measured ({e})"),
+        Err(e) => println!("uproot {label:<44} not measured ({e})"),
     }
 }
 
@@ -128,8 +201,8 @@ fn generate(name: &str, g: &EventGenerator, n: u64) -> Vec<CollisionEvent> {
     events
 }
 
-/// The same branches ALYX's automatic mapping reads, read `repeats` times by uproot.
-fn uproot_rate(file: &Path, repeats: u64) -> Result<f64, String> {
+/// The venv's Python with uproot and awkward, made on first use.
+fn uproot_python() -> Result<PathBuf, String> {
     let venv = std::env::var_os("ALYX_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -156,23 +229,24 @@ fn uproot_rate(file: &Path, repeats: u64) -> Result<f64, String> {
             return Err("could not create a venv with uproot".into());
         }
     }
-    let (_, report) = root::import(file, None, None).map_err(|e| e.to_string())?;
-    let branches: Vec<String> = report
-        .mapped
-        .iter()
-        .flat_map(|line| {
-            line.split(", ")
-                .filter_map(|f| f.split(" ← ").nth(1))
-                .map(|b| b.split(' ').next().unwrap_or(b).to_owned())
-        })
-        .collect();
+    Ok(python)
+}
+
+/// `branches` of `object` in `file` read `repeats` times by uproot, events/s.
+fn uproot_rate(
+    python: &Path,
+    file: &Path,
+    object: &str,
+    branches: &[String],
+    repeats: u64,
+) -> Result<f64, String> {
     let script = format!(
         "import time, uproot\nbr = {branches:?}\nt = time.perf_counter()\nn = 0\n\
-         for _ in range({repeats}):\n    a = uproot.open({file:?})['events'].arrays(br)\n    n += len(a)\n\
+         for _ in range({repeats}):\n    a = uproot.open({file:?})[{object:?}].arrays(br)\n    n += len(a)\n\
          print(n / (time.perf_counter() - t))",
         file = file.display().to_string()
     );
-    let out = Command::new(&python)
+    let out = Command::new(python)
         .args(["-c", &script])
         .output()
         .map_err(|e| e.to_string())?;
