@@ -14,7 +14,8 @@ use bevy::winit::{UpdateMode, WinitPlugin, WinitSettings};
 use bevy_egui::EguiPlugin;
 
 use crate::browser::EventBrowserPlugin;
-use crate::display::visuals::{Offscreen, ScreenshotJob};
+use crate::display::model::ScreenshotJob;
+use crate::display::visuals::Offscreen;
 use crate::display::{Display, EventDisplayPlugin, View};
 use crate::histograms::HistogramPlugin;
 use crate::jobs::JobsPlugin;

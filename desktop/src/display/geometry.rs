@@ -19,7 +19,7 @@ use bevy_egui::egui;
 use serde::{Deserialize, Serialize};
 
 use crate::display::model::DisplaySystems;
-use crate::display::visuals::ScreenshotJob;
+use crate::display::model::ScreenshotJob;
 
 /// The asset source glTF files load through: the file system from its root, so that a geometry
 /// can be anywhere the user keeps it (registered in `app::build`, before the asset plugin).

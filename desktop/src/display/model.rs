@@ -2,6 +2,7 @@
 //! options, the animation clock — and the systems that keep it: reading `ShowEvent`s, level of
 //! detail from the zoom, scene rebuilds, the animation, picking.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use alyx_core::DetectorGeometry;
@@ -14,6 +15,41 @@ use serde::{Deserialize, Serialize};
 use crate::display::instancing::{HitBatch, HitInstanceData};
 use crate::display::scene::{self, Cuts, HitLod, Picked, Scene, Style};
 use crate::{DisplayNotice, FollowView, OpenDataset, ShowEvent, ShowFetched, Viewpoint};
+
+/// Headless screenshot: once the pipelines are compiled, save the offscreen image and exit.
+#[derive(Resource, Clone, Debug)]
+pub struct ScreenshotJob {
+    pub path: PathBuf,
+    ready_frames: u32,
+    requested: bool,
+}
+
+impl ScreenshotJob {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            ready_frames: 0,
+            requested: false,
+        }
+    }
+
+    /// Puts the picture off: something it should show is still on its way (a histogram
+    /// filling, a fit running).
+    pub fn hold(&mut self) {
+        self.ready_frames = 0;
+    }
+
+    /// Counts a frame drawn, `ready` when nothing it should show is still on its way: true,
+    /// once, after five ready frames in a row — the moment to take the picture.
+    pub fn frame(&mut self, ready: bool) -> bool {
+        if self.requested {
+            return false;
+        }
+        self.ready_frames = if ready { self.ready_frames + 1 } else { 0 };
+        self.requested = self.ready_frames >= 5;
+        self.requested
+    }
+}
 
 /// Whether the pointer is over a panel (then the camera ignores the mouse).
 #[derive(Resource, Default)]

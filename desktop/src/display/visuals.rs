@@ -23,7 +23,7 @@ use bevy::window::PrimaryWindow;
 
 use crate::display::instancing::HitBatch;
 use crate::display::model::{
-    Animation, Display, DisplaySystems, Orbit, PickRay, View, ViewOptions, Viewport,
+    Animation, Display, DisplaySystems, Orbit, PickRay, ScreenshotJob, View, ViewOptions, Viewport,
 };
 use crate::display::scene::{HitLod, Picked};
 
@@ -32,30 +32,6 @@ use crate::display::scene::{HitLod, Picked};
 pub struct Offscreen {
     pub size: (u32, u32),
     pub image: Option<Handle<Image>>,
-}
-
-/// Headless screenshot: once the pipelines are compiled, save the offscreen image and exit.
-#[derive(Resource, Clone, Debug)]
-pub struct ScreenshotJob {
-    pub path: PathBuf,
-    ready_frames: u32,
-    requested: bool,
-}
-
-impl ScreenshotJob {
-    pub fn new(path: PathBuf) -> Self {
-        Self {
-            path,
-            ready_frames: 0,
-            requested: false,
-        }
-    }
-
-    /// Puts the picture off: something it should show is still on its way (a histogram
-    /// filling, a fit running).
-    pub fn hold(&mut self) {
-        self.ready_frames = 0;
-    }
 }
 
 /// Pipelines still compiling, seen from the main world (shaders compile in the background; a
@@ -938,15 +914,7 @@ fn screenshot(
     mut exit: MessageWriter<AppExit>,
 ) {
     let Some(mut job) = job else { return };
-    if job.requested {
-        return;
-    }
-    job.ready_frames = if status.ready() && !display.is_loading() {
-        job.ready_frames + 1
-    } else {
-        0
-    };
-    if job.ready_frames < 5 {
+    if !job.frame(status.ready() && !display.is_loading()) {
         return;
     }
     let Some(target) = offscreen.and_then(|o| o.image.clone()) else {
@@ -954,7 +922,6 @@ fn screenshot(
         exit.write(AppExit::error());
         return;
     };
-    job.requested = true;
     let path = job.path.clone();
     commands
         .spawn(Screenshot::image(target))

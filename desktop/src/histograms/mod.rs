@@ -166,7 +166,7 @@ fn apply_request(
 
 /// A screenshot waits while a histogram fills or a fit runs.
 fn hold_screenshot(
-    job: Option<ResMut<crate::display::visuals::ScreenshotJob>>,
+    job: Option<ResMut<crate::display::model::ScreenshotJob>>,
     state: Res<HistogramState>,
 ) {
     if let Some(mut job) = job

@@ -3,6 +3,7 @@
 //! `CollisionEvent`s and a short report of what it mapped and what it skipped; the caller
 //! appends them to a dataset.
 
+mod columns;
 pub mod error;
 pub mod ispy;
 pub mod mapping;

@@ -8,10 +8,10 @@ use std::path::Path;
 
 use alyx_rntuple::{Entry, FieldReader, RNTuple, Shape, Value};
 
+use crate::columns::{Values, build_event, describe};
 use crate::error::{Error, Result};
 use crate::mapping::Mapping;
 use crate::report::ImportReport;
-use crate::root::{Values, build_event, describe};
 use alyx_core::model::CollisionEvent;
 
 fn error(e: alyx_rntuple::Error) -> Error {
