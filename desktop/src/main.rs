@@ -75,8 +75,8 @@ struct Args {
     #[arg(long, requires = "fit", value_parser = parse_range, allow_hyphen_values = true)]
     fit_range: Option<(f64, f64)>,
     /// Draw the detector from these geometry files instead of the built-in barrel: glTF
-    /// (lengths in metres) or Wavefront OBJ (millimetres), each as PATH or PATH@UNIT (mm, cm,
-    /// m). Remembered for the dataset.
+    /// (lengths in metres), Wavefront OBJ (millimetres) or a ROOT TGeo file (centimetres),
+    /// each as PATH or PATH@UNIT (mm, cm, m). Remembered for the dataset.
     #[arg(long, value_delimiter = ',', value_parser = parse_geometry)]
     geometry: Vec<GeometryFile>,
     /// Hide this volume of the --geometry (e.g. CSC3D_V1 for CMS's end-cap chambers).

@@ -801,3 +801,85 @@ fn adl_queries_agree_with_awkward(
         );
     }
 }
+
+/// A ROOT TGeo geometry (Phoenix's test geometry) as ALYX reads it equals uproot's reading of
+/// the same file: every placement in the same order with its node path, volume, shape class,
+/// world matrix and ROOT's visibility; and each drawn shape's mesh encloses the volume the peer
+/// computes from the shape's own parameters (exact for boxes and 8-vertex solids, within the
+/// polygon's shortfall for a tube segment drawn with 32 sides per half turn).
+#[test]
+fn a_tgeo_geometry_reads_as_uproot_reads_it() {
+    let Some(path) = data_file("geometry/phoenix_rootgeom.root") else {
+        return;
+    };
+    let Some(python) = alyx_tests::python(&["uproot"]) else {
+        return;
+    };
+    let out = std::process::Command::new(python)
+        .arg(alyx_tests::peer_script("tgeo_dump.py"))
+        .arg(&path)
+        .output()
+        .expect("run the uproot peer");
+    assert!(
+        out.status.success(),
+        "tgeo_dump.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let peer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the peer's JSON");
+    let g = alyx_rootio::tgeo::read(&path).expect("ALYX reads the geometry");
+    assert_eq!(g.name, peer["name"].as_str().expect("name"));
+    let placements = peer["placements"].as_array().expect("placements");
+    assert_eq!(g.placements.len(), placements.len());
+    assert!(g.not_drawn.is_empty() && g.truncated.is_none(), "{g:?}");
+    let mut drawn = 0;
+    for (a, p) in g.placements.iter().zip(placements) {
+        let v = &g.volumes[a.volume];
+        assert_eq!(a.path, p["path"].as_str().expect("path"));
+        assert_eq!(v.name, p["volume"].as_str().expect("volume"), "{}", a.path);
+        assert_eq!(v.shape, p["shape"].as_str().expect("shape"), "{}", a.path);
+        assert_eq!(a.drawn, p["visible"].as_bool().expect("visible"), "{}", a.path);
+        for i in 0..3 {
+            for j in 0..4 {
+                let want = p["matrix"][i][j].as_f64().expect("matrix");
+                assert!(
+                    (a.matrix[i][j] - want).abs() < 1e-9,
+                    "{} [{i}][{j}]: {} vs {want}",
+                    a.path,
+                    a.matrix[i][j]
+                );
+            }
+        }
+        if let (true, Some(capacity)) = (a.drawn, p["capacity"].as_f64()) {
+            drawn += 1;
+            let enclosed = alyx_rootio::tgeo::enclosed_volume(&v.mesh);
+            let tolerance = if v.shape.contains("Tube") { 0.002 } else { 1e-9 };
+            assert!(
+                (enclosed - capacity).abs() <= tolerance * capacity,
+                "{} ({}): mesh encloses {enclosed} cm³, the shape {capacity}",
+                a.path,
+                v.shape
+            );
+        }
+    }
+    assert!(drawn > 100, "{drawn} drawn placements checked");
+}
+
+/// A geometry file cut short, or holding no geometry, is an error that says so.
+#[test]
+fn a_broken_tgeo_file_is_an_error() {
+    let Some(path) = data_file("geometry/phoenix_rootgeom.root") else {
+        return;
+    };
+    let bytes = std::fs::read(&path).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for cut in [100, bytes.len() / 2, bytes.len() - 200] {
+        let short = dir.path().join(format!("cut{cut}.root"));
+        std::fs::write(&short, &bytes[..cut]).expect("write");
+        assert!(alyx_rootio::tgeo::read(&short).is_err(), "cut at {cut}");
+    }
+    let Some(hzz) = data_file("root/uproot-HZZ.root") else {
+        return;
+    };
+    let e = alyx_rootio::tgeo::read(&hzz).expect_err("no geometry in a TTree file");
+    assert!(e.to_string().contains("no TGeoManager"), "{e}");
+}

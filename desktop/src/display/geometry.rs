@@ -1,12 +1,12 @@
 //! Detector geometry from the files experiments publish, drawn around the event instead of the
 //! built-in barrel: glTF through Bevy's own loader (glTF's unit is the metre, by its
-//! specification) and Wavefront OBJ through `tobj` (the format has no unit: millimetres unless
-//! the user says otherwise, as TrackML, ACTS and Phoenix write them). Each mesh node is a
+//! specification), Wavefront OBJ through `tobj` (the format has no unit: millimetres unless
+//! the user says otherwise, as TrackML, ACTS and Phoenix write them) and ROOT TGeo geometries
+//! through `alyx_rootio::tgeo` (centimetres, TGeo's unit; each logical volume one mesh with all
+//! its placements, drawn as ROOT's visibility bits say). Each mesh node or logical volume is a
 //! volume the user can hide or make more or less transparent; a volume's extent (ρ and |z|,
 //! cm) is measured from its vertices as placed, so the panel and the tests can check what is
 //! drawn against the physics.
-//!
-//! ROOT TGeo geometries are not read yet: opening one says so.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +27,9 @@ pub const ASSET_SOURCE: &str = "geometry";
 
 /// The biggest OBJ file read (a detector's simplified geometry is a few MB).
 const MAX_OBJ_BYTES: u64 = 512 << 20;
+
+/// The most triangles drawn from one TGeo file (each placement of a volume is its own copy).
+const MAX_TGEO_TRIANGLES: usize = 4 << 20;
 
 /// How deep glTF node hierarchies are followed.
 const MAX_NODE_DEPTH: usize = 64;
@@ -65,6 +68,7 @@ impl LengthUnit {
 pub enum GeometryFormat {
     Gltf,
     Obj,
+    Root,
 }
 
 /// A geometry file and the unit of its lengths.
@@ -90,6 +94,7 @@ impl GeometryFile {
         let unit = unit.unwrap_or(match format {
             GeometryFormat::Gltf => LengthUnit::M,
             GeometryFormat::Obj => LengthUnit::Mm,
+            GeometryFormat::Root => LengthUnit::Cm,
         });
         Ok(Self { path, unit })
     }
@@ -107,13 +112,10 @@ fn format_of(path: &Path) -> Result<GeometryFormat, String> {
     match ext.as_deref() {
         Some("gltf" | "glb") => Ok(GeometryFormat::Gltf),
         Some("obj") => Ok(GeometryFormat::Obj),
-        Some("root") => Err(format!(
-            "{}: ROOT (TGeo) geometry is not supported yet; export it to glTF (e.g. with \
-             Phoenix) and open that",
-            path.display()
-        )),
+        Some("root") => Ok(GeometryFormat::Root),
         _ => Err(format!(
-            "{}: not a geometry file ALYX reads (glTF .gltf/.glb or Wavefront .obj)",
+            "{}: not a geometry file ALYX reads (glTF .gltf/.glb, Wavefront .obj or a ROOT \
+             TGeo .root)",
             path.display()
         )),
     }
@@ -302,12 +304,14 @@ fn load_geometry(
                 );
                 volumes.pending.push((file.clone(), server.load(path)));
             }
-            Ok(GeometryFormat::Obj) => match read_obj(&file.path) {
-                Ok(models) => {
-                    for (name, mesh) in models {
+            Ok(format @ (GeometryFormat::Obj | GeometryFormat::Root)) => match read_meshes(
+                format, &file.path,
+            ) {
+                Ok((models, notes)) => {
+                    volumes.errors.extend(notes);
+                    for (name, colour, mesh) in models {
                         let transform = Transform::from_scale(Vec3::splat(file.unit.in_cm()));
                         let extent = mesh_extent(&mesh, &transform);
-                        let colour = [0.6, 0.6, 0.7];
                         let material = materials.add(volume_material(colour, DEFAULT_OPACITY));
                         let entity = commands
                             .spawn((
@@ -337,6 +341,91 @@ fn load_geometry(
     for e in &volumes.errors {
         warn!("geometry: {e}");
     }
+}
+
+/// A mesh the file names, its colour, and its triangles.
+type NamedMesh = (String, [f32; 3], Mesh);
+
+/// The grey of volumes whose file gives no colour.
+const DEFAULT_COLOUR: [f32; 3] = [0.6, 0.6, 0.7];
+
+/// The meshes of an OBJ or TGeo file, and what was left out of them.
+fn read_meshes(
+    format: GeometryFormat,
+    path: &Path,
+) -> Result<(Vec<NamedMesh>, Vec<String>), String> {
+    match format {
+        GeometryFormat::Root => read_tgeo(path),
+        _ => Ok((
+            read_obj(path)?
+                .into_iter()
+                .map(|(name, mesh)| (name, DEFAULT_COLOUR, mesh))
+                .collect(),
+            Vec::new(),
+        )),
+    }
+}
+
+/// Reads a ROOT TGeo geometry into one mesh per logical volume, its drawn placements baked in.
+fn read_tgeo(path: &Path) -> Result<(Vec<NamedMesh>, Vec<String>), String> {
+    let g = alyx_rootio::tgeo::read(path).map_err(|e| e.to_string())?;
+    let mut notes = Vec::new();
+    let mut by_volume: Vec<Vec<&alyx_rootio::tgeo::Placement>> = vec![Vec::new(); g.volumes.len()];
+    for p in g.placements.iter().filter(|p| p.drawn) {
+        by_volume[p.volume].push(p);
+    }
+    let mut budget = MAX_TGEO_TRIANGLES;
+    let mut out = Vec::new();
+    for (volume, placements) in g.volumes.iter().zip(by_volume) {
+        if placements.is_empty() {
+            continue;
+        }
+        let wanted = volume.mesh.len().saturating_mul(placements.len());
+        if wanted > budget {
+            notes.push(format!(
+                "{}: more than {MAX_TGEO_TRIANGLES} triangles; `{}` and the volumes after it \
+                 are not drawn",
+                path.display(),
+                volume.name
+            ));
+            break;
+        }
+        budget -= wanted;
+        let mut positions = Vec::with_capacity(wanted * 3);
+        let mut normals = Vec::with_capacity(wanted * 3);
+        for p in placements {
+            for t in &volume.mesh {
+                let [a, b, c] = t.map(|v| Vec3::from(p.apply(v).map(|x| x as f32)));
+                let n = (b - a).cross(c - a).normalize_or_zero();
+                positions.extend([a, b, c].map(|v| v.to_array()));
+                normals.extend([n.to_array(); 3]);
+            }
+        }
+        let mesh = Mesh::new(
+            PrimitiveTopology::TriangleList,
+            RenderAssetUsages::default(),
+        )
+        .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, positions)
+        .with_inserted_attribute(Mesh::ATTRIBUTE_NORMAL, normals);
+        out.push((
+            volume.name.clone(),
+            volume.colour.unwrap_or(DEFAULT_COLOUR),
+            mesh,
+        ));
+    }
+    for (shape, n) in &g.not_drawn {
+        notes.push(format!(
+            "{}: {n} placement(s) of {shape} not drawn (a shape ALYX does not tessellate)",
+            path.display()
+        ));
+    }
+    if let Some(why) = &g.truncated {
+        notes.push(format!("{}: geometry cut short: {why}", path.display()));
+    }
+    if out.is_empty() {
+        return Err(format!("{}: no visible volume to draw", path.display()));
+    }
+    Ok((out, notes))
 }
 
 /// Reads an OBJ file into one mesh per object, each index checked against its vertices.
@@ -647,8 +736,10 @@ mod tests {
             LengthUnit::M
         );
         let root = data("geometry/phoenix_rootgeom.root").expect("with the OBJ");
-        let e = GeometryFile::parse(root.to_str().expect("utf8")).expect_err("TGeo");
-        assert!(e.contains("not supported yet"), "{e}");
+        let f = GeometryFile::parse(root.to_str().expect("utf8")).expect("TGeo");
+        assert_eq!(f.unit, LengthUnit::Cm);
+        let e = GeometryFile::parse("/tmp/event.json").expect_err("not geometry");
+        assert!(e.contains("TGeo"), "{e}");
         let e = GeometryFile::parse("/nowhere/cms.gltf").expect_err("missing");
         assert!(e.contains("/nowhere/cms.gltf"), "{e}");
     }
@@ -666,6 +757,32 @@ mod tests {
         assert!((extent.rho_min - 1.85).abs() < 0.01, "{extent:?}");
         assert!((extent.rho_max - 1.95).abs() < 0.01, "{extent:?}");
         assert!((extent.z_max - 300.0).abs() < 0.01, "{extent:?}");
+    }
+
+    /// Phoenix's TGeo test geometry: its visible volumes, one mesh each with every drawn
+    /// placement, spanning what the placements say — the two layers at z = ±100 cm, 5 cm thick,
+    /// inside the 120 cm half-length of their container.
+    #[test]
+    fn a_tgeo_geometry_is_one_mesh_per_visible_volume() {
+        let Some(root) = data("geometry/phoenix_rootgeom.root") else {
+            return;
+        };
+        let (meshes, notes) = read_tgeo(&root).expect("reads");
+        assert!(notes.is_empty(), "{notes:?}");
+        let names: Vec<&str> = meshes.iter().map(|(n, _, _)| n.as_str()).collect();
+        for name in ["bar1", "bar2", "tub1", "bar3", "bar4", "bar5", "bar6"] {
+            assert!(names.contains(&name), "{name} in {names:?}");
+        }
+        // Containers (TOP, REPLICA, ROOT, R, O, T) are invisible in the file.
+        assert!(!names.contains(&"TOP") && !names.contains(&"REPLICA"), "{names:?}");
+        let extent = meshes
+            .iter()
+            .map(|(_, _, m)| mesh_extent(m, &Transform::IDENTITY))
+            .fold(Extent::EMPTY, Extent::union);
+        assert!((extent.z_max - 105.0).abs() < 1e-3, "{extent:?}");
+        // Red (kRed, 632) bars as the file colours them.
+        let bar1 = meshes.iter().find(|(n, _, _)| n == "bar1").expect("bar1");
+        assert_eq!(bar1.1, [1.0, 0.0, 0.0]);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! RNTuple import: fields read by `alyx-rntuple`, mapped into the event model by the same
+//! RNTuple import: fields read by `alyx-rootio`, mapped into the event model by the same
 //! automatic or TOML mapping as TTree branches. Fields are presented under the type names the
 //! TTree mapping knows — `std::uint32_t` as `uint32_t`, `ROOT::VecOps::RVec<float>` as
 //! `vector<float>` — so NanoAOD's `nMuon`, `Muon_pt`... map as they do from a TTree.
@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use alyx_rntuple::{Entry, FieldReader, RNTuple, Shape, Value};
+use alyx_rootio::{Entry, FieldReader, RNTuple, Shape, Value};
 
 use crate::columns::{Values, build_event, describe};
 use crate::error::{Error, Result};
@@ -14,14 +14,14 @@ use crate::mapping::Mapping;
 use crate::report::ImportReport;
 use alyx_core::model::CollisionEvent;
 
-fn error(e: alyx_rntuple::Error) -> Error {
+fn error(e: alyx_rootio::Error) -> Error {
     match e {
-        alyx_rntuple::Error::Io { path, source } => Error::io(&path, source),
-        alyx_rntuple::Error::Malformed { path, what } => Error::malformed(&path, what),
-        alyx_rntuple::Error::Unsupported { path, what } => {
+        alyx_rootio::Error::Io { path, source } => Error::io(&path, source),
+        alyx_rootio::Error::Malformed { path, what } => Error::malformed(&path, what),
+        alyx_rootio::Error::Unsupported { path, what } => {
             Error::Unsupported(format!("{}: {what}", path.display()))
         }
-        alyx_rntuple::Error::NotFound { path, what } => {
+        alyx_rootio::Error::NotFound { path, what } => {
             Error::NotFound(format!("{}: {what}", path.display()))
         }
     }
@@ -123,7 +123,7 @@ fn take(
     reader: &mut FieldReader,
     n: usize,
     wide: bool,
-) -> alyx_rntuple::Result<Values> {
+) -> alyx_rootio::Result<Values> {
     let mut scalars = Vec::new();
     let mut integers = Vec::new();
     let mut lists = Vec::new();

@@ -183,7 +183,7 @@ pub fn import_batches(
         .iter()
         .any(|b| contains(b, b"ROOT::RNTuple") || contains(b, b"ROOT::Experimental::RNTuple"));
     if is_rntuple {
-        let keys = alyx_rntuple::keys(path).map_err(|e| Error::malformed(path, e.to_string()))?;
+        let keys = alyx_rootio::keys(path).map_err(|e| Error::malformed(path, e.to_string()))?;
         let anchor = |class: &str| class.starts_with("ROOT::") && class.ends_with("RNTuple");
         let wanted = tree.or(mapping.and_then(|m| m.tree.as_deref()));
         let read_rntuple = match wanted {

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-/// What can go wrong reading an RNTuple. Every variant names the file; problems with one field
+/// What can go wrong reading an RNTuple or a geometry. Every variant names the file; problems with one field
 /// name the field.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

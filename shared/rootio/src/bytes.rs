@@ -37,6 +37,15 @@ impl<'a> Cur<'a> {
         self.at
     }
 
+    /// Moves to offset `at` of the bytes (at most their end).
+    pub(crate) fn seek(&mut self, at: usize) -> Result<(), Fault> {
+        if at > self.bytes.len() {
+            return malformed(format!("{}: a seek past the end, to {at}", self.what));
+        }
+        self.at = at;
+        Ok(())
+    }
+
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], Fault> {
         if n > self.remaining() {
             return malformed(format!(

@@ -1,4 +1,6 @@
-//! A reader of ROOT's RNTuple, binary format 1.0 (ROOT 6.34 and later), in ROOT files.
+//! ROOT files without ROOT: RNTuples (below) and TGeo detector geometries ([`tgeo`]).
+//!
+//! The RNTuple reader reads binary format 1.0 (ROOT 6.34 and later).
 //!
 //! No other Rust library reads RNTuple, so this one is written here from ROOT's
 //! `BinaryFormatSpecification.md`: the anchor in the file's top directory, the header, footer
@@ -13,19 +15,21 @@
 //! field, never a panic; every size in the file is checked before it sizes anything.
 //!
 //! ```no_run
-//! let mut ntuple = alyx_rntuple::RNTuple::open("nano.root".as_ref(), None)?;
+//! let mut ntuple = alyx_rootio::RNTuple::open("nano.root".as_ref(), None)?;
 //! let mut pt = ntuple.reader("Muon_pt")?;
 //! while let Some(entry) = pt.next_entry(&mut ntuple)? {
 //!     println!("{:?}", entry);
 //! }
-//! # Ok::<(), alyx_rntuple::Error>(())
+//! # Ok::<(), alyx_rootio::Error>(())
 //! ```
 
 mod bytes;
 mod column;
 mod error;
 mod schema;
+mod streamed;
 mod tfile;
+pub mod tgeo;
 mod unzip;
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
-//! Just enough of the ROOT file around an RNTuple: the file header, the top directory's keys,
-//! and the `ROOT::RNTuple` anchor object (big-endian, as every classic TFile record).
+//! Just enough of the classic ROOT file: the file header, the top directory's keys, a key's
+//! object bytes, the streamer infos, and the `ROOT::RNTuple` anchor object (big-endian, as every
+//! classic TFile record).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -167,17 +168,62 @@ pub(crate) fn keys(src: &mut Source) -> Result<Vec<Key>, Fault> {
     Ok(keys)
 }
 
-/// Reads the anchor object stored under `key`.
-pub(crate) fn anchor(src: &mut Source, key: &Key) -> Result<Anchor, Fault> {
+impl Key {
+    /// The key's header length: where ROOT's reference numbering of its object starts.
+    pub(crate) fn header_length(&self) -> usize {
+        usize::from(self.key_length)
+    }
+}
+
+/// The object stored under `key`, decompressed: at most `max` bytes.
+pub(crate) fn payload(src: &mut Source, key: &Key, max: u32, what: &str) -> Result<Vec<u8>, Fault> {
     let stored = key.n_bytes - u32::from(key.key_length);
-    if key.object_length > 1 << 20 || stored > key.object_length {
-        return malformed("an RNTuple anchor of more than 1 MiB, or larger stored than read");
+    if key.object_length > max || stored > key.object_length {
+        return malformed(format!(
+            "{what}: {} bytes ({} stored), more than the {max} allowed or larger stored than read",
+            key.object_length, stored
+        ));
     }
     let Some(at) = key.seek_key.checked_add(u64::from(key.key_length)) else {
-        return malformed("the RNTuple anchor's key points beyond any file");
+        return malformed(format!("{what}: its key points beyond any file"));
     };
-    let raw = src.read(at, u64::from(stored), "RNTuple anchor")?;
-    let bytes = unzip(&raw, key.object_length as usize, "RNTuple anchor")?;
+    let raw = src.read(at, u64::from(stored), what)?;
+    unzip(&raw, key.object_length as usize, what)
+}
+
+/// The key of the file's streamer infos (`fSeekInfo` in the file header); `None` when the file
+/// has none.
+pub(crate) fn streamer_key(src: &mut Source) -> Result<Option<Key>, Fault> {
+    let head = src.read(0, 80.min(src.len), "file header")?;
+    let mut c = Cur::new(&head, "file header");
+    if c.take(4)? != b"root" {
+        return malformed("not a ROOT file (no `root` magic)");
+    }
+    let version = c.be_i32()?;
+    let wide = version >= 1_000_000;
+    let seek = |c: &mut Cur| -> Result<u64, Fault> {
+        if wide {
+            Ok(c.be_u64()?)
+        } else {
+            Ok(u64::from(c.be_u32()?))
+        }
+    };
+    let _begin = c.be_u32()?;
+    let (_end, _seek_free) = (seek(&mut c)?, seek(&mut c)?);
+    let (_nbytes_free, _nfree, _nbytes_name) = (c.be_i32()?, c.be_i32()?, c.be_i32()?);
+    let (_units, _compress) = (c.u8()?, c.be_i32()?);
+    let seek_info = seek(&mut c)?;
+    let nbytes_info = u64::try_from(c.be_i32()?).unwrap_or(0);
+    if seek_info == 0 || nbytes_info == 0 {
+        return Ok(None);
+    }
+    let bytes = src.read(seek_info, nbytes_info.min(4096), "streamer infos' key")?;
+    key(&mut Cur::new(&bytes, "streamer infos' key")).map(Some)
+}
+
+/// Reads the anchor object stored under `key`.
+pub(crate) fn anchor(src: &mut Source, key: &Key) -> Result<Anchor, Fault> {
+    let bytes = payload(src, key, 1 << 20, "RNTuple anchor")?;
     let mut c = Cur::new(&bytes, "RNTuple anchor");
     let count = c.be_u32()?;
     if count & 0x4000_0000 == 0 {
