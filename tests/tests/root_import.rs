@@ -837,7 +837,12 @@ fn a_tgeo_geometry_reads_as_uproot_reads_it() {
         assert_eq!(a.path, p["path"].as_str().expect("path"));
         assert_eq!(v.name, p["volume"].as_str().expect("volume"), "{}", a.path);
         assert_eq!(v.shape, p["shape"].as_str().expect("shape"), "{}", a.path);
-        assert_eq!(a.drawn, p["visible"].as_bool().expect("visible"), "{}", a.path);
+        assert_eq!(
+            a.drawn,
+            p["visible"].as_bool().expect("visible"),
+            "{}",
+            a.path
+        );
         for i in 0..3 {
             for j in 0..4 {
                 let want = p["matrix"][i][j].as_f64().expect("matrix");
@@ -852,7 +857,11 @@ fn a_tgeo_geometry_reads_as_uproot_reads_it() {
         if let (true, Some(capacity)) = (a.drawn, p["capacity"].as_f64()) {
             drawn += 1;
             let enclosed = alyx_rootio::tgeo::enclosed_volume(&v.mesh);
-            let tolerance = if v.shape.contains("Tube") { 0.002 } else { 1e-9 };
+            let tolerance = if v.shape.contains("Tube") {
+                0.002
+            } else {
+                1e-9
+            };
             assert!(
                 (enclosed - capacity).abs() <= tolerance * capacity,
                 "{} ({}): mesh encloses {enclosed} cm³, the shape {capacity}",

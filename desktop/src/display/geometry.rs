@@ -304,37 +304,37 @@ fn load_geometry(
                 );
                 volumes.pending.push((file.clone(), server.load(path)));
             }
-            Ok(format @ (GeometryFormat::Obj | GeometryFormat::Root)) => match read_meshes(
-                format, &file.path,
-            ) {
-                Ok((models, notes)) => {
-                    volumes.errors.extend(notes);
-                    for (name, colour, mesh) in models {
-                        let transform = Transform::from_scale(Vec3::splat(file.unit.in_cm()));
-                        let extent = mesh_extent(&mesh, &transform);
-                        let material = materials.add(volume_material(colour, DEFAULT_OPACITY));
-                        let entity = commands
-                            .spawn((
-                                Mesh3d(meshes.add(mesh)),
-                                MeshMaterial3d(material.clone()),
-                                transform,
-                                GeometryMesh,
-                            ))
-                            .id();
-                        volumes.list.push(Volume {
-                            visible: !hidden.0.contains(&name),
-                            name,
-                            file: file.path.clone(),
-                            opacity: DEFAULT_OPACITY,
-                            colour,
-                            extent,
-                            material,
-                            entities: vec![entity],
-                        });
+            Ok(format @ (GeometryFormat::Obj | GeometryFormat::Root)) => {
+                match read_meshes(format, &file.path) {
+                    Ok((models, notes)) => {
+                        volumes.errors.extend(notes);
+                        for (name, colour, mesh) in models {
+                            let transform = Transform::from_scale(Vec3::splat(file.unit.in_cm()));
+                            let extent = mesh_extent(&mesh, &transform);
+                            let material = materials.add(volume_material(colour, DEFAULT_OPACITY));
+                            let entity = commands
+                                .spawn((
+                                    Mesh3d(meshes.add(mesh)),
+                                    MeshMaterial3d(material.clone()),
+                                    transform,
+                                    GeometryMesh,
+                                ))
+                                .id();
+                            volumes.list.push(Volume {
+                                visible: !hidden.0.contains(&name),
+                                name,
+                                file: file.path.clone(),
+                                opacity: DEFAULT_OPACITY,
+                                colour,
+                                extent,
+                                material,
+                                entities: vec![entity],
+                            });
+                        }
                     }
+                    Err(e) => volumes.errors.push(e),
                 }
-                Err(e) => volumes.errors.push(e),
-            },
+            }
             Err(e) => volumes.errors.push(e),
         }
     }
@@ -760,8 +760,9 @@ mod tests {
     }
 
     /// Phoenix's TGeo test geometry: its visible volumes, one mesh each with every drawn
-    /// placement, spanning what the placements say — the two layers at z = ±100 cm, 5 cm thick,
-    /// inside the 120 cm half-length of their container.
+    /// placement, spanning what the placements say — layers 10 cm thick up to z = 105 cm
+    /// (`ROOT_5`), so the drawn geometry ends at |z| = 110 cm, as uproot's reading of the
+    /// placements and shapes gives.
     #[test]
     fn a_tgeo_geometry_is_one_mesh_per_visible_volume() {
         let Some(root) = data("geometry/phoenix_rootgeom.root") else {
@@ -774,12 +775,15 @@ mod tests {
             assert!(names.contains(&name), "{name} in {names:?}");
         }
         // Containers (TOP, REPLICA, ROOT, R, O, T) are invisible in the file.
-        assert!(!names.contains(&"TOP") && !names.contains(&"REPLICA"), "{names:?}");
+        assert!(
+            !names.contains(&"TOP") && !names.contains(&"REPLICA"),
+            "{names:?}"
+        );
         let extent = meshes
             .iter()
             .map(|(_, _, m)| mesh_extent(m, &Transform::IDENTITY))
             .fold(Extent::EMPTY, Extent::union);
-        assert!((extent.z_max - 105.0).abs() < 1e-3, "{extent:?}");
+        assert!((extent.z_max - 110.0).abs() < 1e-3, "{extent:?}");
         // Red (kRed, 632) bars as the file colours them.
         let bar1 = meshes.iter().find(|(n, _, _)| n == "bar1").expect("bar1");
         assert_eq!(bar1.1, [1.0, 0.0, 0.0]);

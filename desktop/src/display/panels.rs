@@ -535,7 +535,9 @@ fn open_dialog(
             let response =
                 ui.add(egui::TextEdit::singleline(&mut nav.open_path).desired_width(380.0));
             let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            ui.label("Detector geometry for it (optional): glTF, OBJ or ROOT TGeo, PATH[@mm|cm|m]:");
+            ui.label(
+                "Detector geometry for it (optional): glTF, OBJ or ROOT TGeo, PATH[@mm|cm|m]:",
+            );
             ui.add(
                 egui::TextEdit::singleline(&mut nav.geometry_path)
                     .hint_text("e.g. CMS_cms.gltf")

@@ -164,16 +164,19 @@ impl Streamers {
                     } else {
                         ElementKind::Other
                     },
-                    code: e.num("fType").unwrap_or(-1) as i32,
+                    code: e.num("fType").unwrap_or(-1.0) as i32,
                     array_length: e.num("fArrayLength").unwrap_or(0.0).max(0.0) as usize,
                     type_name: e.text("fTypeName").unwrap_or_default().to_owned(),
                     count_name: e.text("fCountName").unwrap_or_default().to_owned(),
                 });
             }
-            out.0.entry(name.to_owned()).or_default().push(StreamerInfo {
-                version: version as i32,
-                elements,
-            });
+            out.0
+                .entry(name.to_owned())
+                .or_default()
+                .push(StreamerInfo {
+                    version: version as i32,
+                    elements,
+                });
         }
         Ok(out)
     }
@@ -464,9 +467,7 @@ impl<'a> Reader<'a> {
                 if matches!(self.arena[id].num("fType"), Some(11.0))
                     && matches!(type_name.as_str(), "Bool_t" | "bool")
                 {
-                    self.arena[id]
-                        .members
-                        .retain(|(n, _)| &**n != "fType");
+                    self.arena[id].members.retain(|(n, _)| &**n != "fType");
                     self.set(id, "fType", Val::Num(18.0));
                 }
                 self.set(id, "fTypeName", Val::Text(type_name));
@@ -542,7 +543,8 @@ impl<'a> Reader<'a> {
     }
 
     fn element(&mut self, class: &str, e: &Element, id: Id) -> Result<(), Fault> {
-        let what = |e: &Element| format!("`{class}::{}` ({}, type {})", e.name, e.type_name, e.code);
+        let what =
+            |e: &Element| format!("`{class}::{}` ({}, type {})", e.name, e.type_name, e.code);
         if e.kind == ElementKind::Base {
             // A base class's members join the object's own.
             return self.class_body(&e.name, id);
@@ -587,13 +589,15 @@ impl<'a> Reader<'a> {
                     Val::Nums(v)
                 }
             }
-            61 | 62 => {
+            // Objects by value, and pointers marked `//->` (never null): the object itself.
+            61 | 62 | 63 | 68 => {
                 let name = e.type_name.trim_end_matches('*').trim();
                 let child = self.new_obj(name)?;
                 self.class_body(name, child)?;
                 Val::Obj(Some(child))
             }
-            63 | 64 | 68 | 69 => Val::Obj(self.object_any()?),
+            // Pointers that may be null or shared: a class tag or a reference.
+            64 | 69 => Val::Obj(self.object_any()?),
             65 => Val::Text(self.c.tstring()?),
             66 | 67 => {
                 let name = if e.code == 66 { "TObject" } else { "TNamed" };
@@ -604,7 +608,14 @@ impl<'a> Reader<'a> {
             83 | 84 => {
                 let mut items = Vec::with_capacity(e.array_length.min(1024));
                 for _ in 0..e.array_length {
-                    items.push(self.object_any()?);
+                    if e.code == 83 {
+                        let name = e.type_name.trim_end_matches('*').trim();
+                        let child = self.new_obj(name)?;
+                        self.class_body(name, child)?;
+                        items.push(Some(child));
+                    } else {
+                        items.push(self.object_any()?);
+                    }
                 }
                 Val::List(items)
             }

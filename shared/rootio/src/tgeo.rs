@@ -116,7 +116,11 @@ fn read_inner(path: &Path) -> Result<Geometry, Fault> {
             .collect();
         return Err(Fault::NotFound(format!(
             "no TGeoManager in the file (it holds: {})",
-            if found.is_empty() { "nothing".into() } else { found.join(", ") }
+            if found.is_empty() {
+                "nothing".into()
+            } else {
+                found.join(", ")
+            }
         )));
     };
     let Some(info_key) = tfile::streamer_key(&mut src)? else {
@@ -166,7 +170,10 @@ fn matrix(arena: &[Obj], id: Option<Id>) -> Affine {
     }
     let rotation = m
         .nums("fRotationMatrix")
-        .or_else(|| m.obj("fRotation").and_then(|r| arena[r].nums("fRotationMatrix")))
+        .or_else(|| {
+            m.obj("fRotation")
+                .and_then(|r| arena[r].nums("fRotationMatrix"))
+        })
         .filter(|r| r.len() == 9);
     if let Some(r) = rotation {
         for i in 0..3 {
@@ -186,11 +193,13 @@ fn matrix(arena: &[Obj], id: Option<Id>) -> Affine {
 
 fn walk(arena: &[Obj], manager: Id) -> Result<Geometry, Fault> {
     let m = &arena[manager];
-    let Some(master) = m
-        .obj("fMasterVolume")
-        .or_else(|| m.obj("fVolumes").and_then(|l| arena[l].list("items").first().copied().flatten()))
-    else {
-        return Err(Fault::Malformed("the TGeoManager has no master volume".into()));
+    let Some(master) = m.obj("fMasterVolume").or_else(|| {
+        m.obj("fVolumes")
+            .and_then(|l| arena[l].list("items").first().copied().flatten())
+    }) else {
+        return Err(Fault::Malformed(
+            "the TGeoManager has no master volume".into(),
+        ));
     };
     let mut g = Geometry::default();
     let mut volume_index: HashMap<Id, usize> = HashMap::new();
@@ -244,10 +253,14 @@ fn walk(arena: &[Obj], manager: Id) -> Result<Geometry, Fault> {
         // Pushed in reverse: popped in the file's order.
         for node in nodes.iter().rev().flatten() {
             let n = &arena[*node];
-            let Some(child) = n.obj("fVolume") else { continue };
+            let Some(child) = n.obj("fVolume") else {
+                continue;
+            };
             if n.class == "TGeoNodeOffset" {
                 // Divisions place their cells through pattern finders, not matrices.
-                *g.not_drawn.entry("TGeoNodeOffset (division)".into()).or_default() += 1;
+                *g.not_drawn
+                    .entry("TGeoNodeOffset (division)".into())
+                    .or_default() += 1;
                 continue;
             }
             let local = matrix(arena, n.obj("fMatrix"));
@@ -279,7 +292,10 @@ fn tessellate(s: &Obj) -> Option<Vec<Triangle>> {
     let full = (0.0, 360.0);
     let mesh = match class {
         "TGeoBBox" => {
-            let o = s.nums("fOrigin").filter(|o| o.len() == 3).unwrap_or(&[0.0; 3]);
+            let o = s
+                .nums("fOrigin")
+                .filter(|o| o.len() == 3)
+                .unwrap_or(&[0.0; 3]);
             let (dx, dy, dz) = (n("fDX"), n("fDY"), n("fDZ"));
             let corners: [[f64; 2]; 4] = [[-dx, -dy], [-dx, dy], [dx, dy], [dx, -dy]];
             let mut v = [[0.0; 3]; 8];
@@ -290,15 +306,30 @@ fn tessellate(s: &Obj) -> Option<Vec<Triangle>> {
             hexahedron(&v)
         }
         "TGeoTube" | "TGeoTubeSeg" | "TGeoCtub" => {
-            let phi = if class == "TGeoTube" { full } else { (n("fPhi1"), n("fPhi2")) };
-            let dz = n("fDz");
-            revolve(&[(-dz, n("fRmin"), n("fRmax")), (dz, n("fRmin"), n("fRmax"))], phi, None)
-        }
-        "TGeoCone" | "TGeoConeSeg" => {
-            let phi = if class == "TGeoCone" { full } else { (n("fPhi1"), n("fPhi2")) };
+            let phi = if class == "TGeoTube" {
+                full
+            } else {
+                (n("fPhi1"), n("fPhi2"))
+            };
             let dz = n("fDz");
             revolve(
-                &[(-dz, n("fRmin1"), n("fRmax1")), (dz, n("fRmin2"), n("fRmax2"))],
+                &[(-dz, n("fRmin"), n("fRmax")), (dz, n("fRmin"), n("fRmax"))],
+                phi,
+                None,
+            )
+        }
+        "TGeoCone" | "TGeoConeSeg" => {
+            let phi = if class == "TGeoCone" {
+                full
+            } else {
+                (n("fPhi1"), n("fPhi2"))
+            };
+            let dz = n("fDz");
+            revolve(
+                &[
+                    (-dz, n("fRmin1"), n("fRmax1")),
+                    (dz, n("fRmin2"), n("fRmax2")),
+                ],
                 phi,
                 None,
             )
@@ -321,16 +352,16 @@ fn tessellate(s: &Obj) -> Option<Vec<Triangle>> {
             } else {
                 (n("fDy1"), n("fDy2"))
             };
-            let face = |dx: f64, dy: f64, z: f64| [[-dx, -dy, z], [-dx, dy, z], [dx, dy, z], [dx, -dy, z]];
+            let face =
+                |dx: f64, dy: f64, z: f64| [[-dx, -dy, z], [-dx, dy, z], [dx, dy, z], [dx, -dy, z]];
             let (b, t) = (face(dx1, dy1, -dz), face(dx2, dy2, dz));
             hexahedron(&[b[0], b[1], b[2], b[3], t[0], t[1], t[2], t[3]])
         }
         "TGeoArb8" | "TGeoTrap" | "TGeoGtra" => {
             let xy = s.nums("fXY").filter(|xy| xy.len() == 16)?;
             let dz = n("fDz");
-            let v: [[f64; 3]; 8] = std::array::from_fn(|i| {
-                [xy[2 * i], xy[2 * i + 1], if i < 4 { -dz } else { dz }]
-            });
+            let v: [[f64; 3]; 8] =
+                std::array::from_fn(|i| [xy[2 * i], xy[2 * i + 1], if i < 4 { -dz } else { dz }]);
             hexahedron(&v)
         }
         "TGeoPara" => {
@@ -388,7 +419,14 @@ fn normal(t: &Triangle) -> [f64; 3] {
 fn hexahedron(v: &[[f64; 3]; 8]) -> Vec<Triangle> {
     let centre: [f64; 3] = std::array::from_fn(|k| v.iter().map(|p| p[k]).sum::<f64>() / 8.0);
     let mut out = Vec::with_capacity(12);
-    for f in [[0, 1, 2, 3], [4, 5, 6, 7], [0, 1, 5, 4], [1, 2, 6, 5], [2, 3, 7, 6], [3, 0, 4, 7]] {
+    for f in [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [0, 1, 5, 4],
+        [1, 2, 6, 5],
+        [2, 3, 7, 6],
+        [3, 0, 4, 7],
+    ] {
         let mut tris = Vec::new();
         quad(&mut tris, v[f[0]], v[f[1]], v[f[2]], v[f[3]]);
         let face: [f64; 3] = std::array::from_fn(|k| f.iter().map(|&i| v[i][k]).sum::<f64>() / 4.0);
@@ -436,19 +474,57 @@ fn revolve(sections: &[(f64, f64, f64)], phi: (f64, f64), edges: Option<usize>) 
     for w in sections.windows(2) {
         let ((z0, rmin0, rmax0), (z1, rmin1, rmax1)) = (w[0], w[1]);
         for k in 0..segments {
-            quad(&mut out, p(rmax0, k, z0), p(rmax0, k + 1, z0), p(rmax1, k + 1, z1), p(rmax1, k, z1));
-            quad(&mut out, p(rmin0, k, z0), p(rmin1, k, z1), p(rmin1, k + 1, z1), p(rmin0, k + 1, z0));
+            quad(
+                &mut out,
+                p(rmax0, k, z0),
+                p(rmax0, k + 1, z0),
+                p(rmax1, k + 1, z1),
+                p(rmax1, k, z1),
+            );
+            quad(
+                &mut out,
+                p(rmin0, k, z0),
+                p(rmin1, k, z1),
+                p(rmin1, k + 1, z1),
+                p(rmin0, k + 1, z0),
+            );
         }
         if !closed {
             let (a, b) = (0, segments);
-            quad(&mut out, p(rmin0, a, z0), p(rmax0, a, z0), p(rmax1, a, z1), p(rmin1, a, z1));
-            quad(&mut out, p(rmin0, b, z0), p(rmin1, b, z1), p(rmax1, b, z1), p(rmax0, b, z0));
+            quad(
+                &mut out,
+                p(rmin0, a, z0),
+                p(rmax0, a, z0),
+                p(rmax1, a, z1),
+                p(rmin1, a, z1),
+            );
+            quad(
+                &mut out,
+                p(rmin0, b, z0),
+                p(rmin1, b, z1),
+                p(rmax1, b, z1),
+                p(rmax0, b, z0),
+            );
         }
     }
-    if let (Some(&(z0, rmin0, rmax0)), Some(&(z1, rmin1, rmax1))) = (sections.first(), sections.last()) {
+    if let (Some(&(z0, rmin0, rmax0)), Some(&(z1, rmin1, rmax1))) =
+        (sections.first(), sections.last())
+    {
         for k in 0..segments {
-            quad(&mut out, p(rmin0, k, z0), p(rmin0, k + 1, z0), p(rmax0, k + 1, z0), p(rmax0, k, z0));
-            quad(&mut out, p(rmin1, k, z1), p(rmax1, k, z1), p(rmax1, k + 1, z1), p(rmin1, k + 1, z1));
+            quad(
+                &mut out,
+                p(rmin0, k, z0),
+                p(rmin0, k + 1, z0),
+                p(rmax0, k + 1, z0),
+                p(rmax0, k, z0),
+            );
+            quad(
+                &mut out,
+                p(rmin1, k, z1),
+                p(rmax1, k, z1),
+                p(rmax1, k + 1, z1),
+                p(rmin1, k + 1, z1),
+            );
         }
     }
     out
@@ -486,7 +562,9 @@ fn root_colour(index: i32) -> Option<[f32; 3]> {
         (900, [1.0, 0.0, 0.6]),
         (920, [0.8, 0.8, 0.8]),
     ];
-    let (base, rgb) = WHEEL.iter().find(|(base, _)| (base - 10..=base + 4).contains(&index))?;
+    let (base, rgb) = WHEEL
+        .iter()
+        .find(|(base, _)| (base - 10..=base + 4).contains(&index))?;
     let offset = (index - base) as f32;
     Some(rgb.map(|c| {
         if offset < 0.0 {
@@ -569,7 +647,11 @@ mod tests {
         );
         let path = root.join(rel);
         let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(path.exists() || !ci, "{} is missing (CI=true)", path.display());
+        assert!(
+            path.exists() || !ci,
+            "{} is missing (CI=true)",
+            path.display()
+        );
         path.exists().then_some(path)
     }
 
@@ -582,14 +664,23 @@ mod tests {
         };
         let mut src = Source::new(std::fs::File::open(&path).expect("open")).expect("source");
         let keys = tfile::keys(&mut src).expect("keys");
-        let key = keys.iter().find(|k| k.class == "TGeoManager").expect("geometry");
+        let key = keys
+            .iter()
+            .find(|k| k.class == "TGeoManager")
+            .expect("geometry");
         let info_key = tfile::streamer_key(&mut src).expect("ok").expect("infos");
         let info = tfile::payload(&mut src, &info_key, MAX_OBJECT_BYTES, "infos").expect("infos");
         let streamers = Streamers::read(&info, info_key.header_length()).expect("streamers");
         let bytes = tfile::payload(&mut src, key, MAX_OBJECT_BYTES, "geometry").expect("bytes");
         let mut reader = Reader::new(&bytes, key.header_length(), &streamers);
         let manager = reader.top("TGeoManager").expect("the original reads");
-        assert!(walk(&reader.arena, manager).expect("walks").placements.len() > 100);
+        assert!(
+            walk(&reader.arena, manager)
+                .expect("walks")
+                .placements
+                .len()
+                > 100
+        );
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
             state ^= state << 13;
@@ -635,8 +726,16 @@ mod tests {
 
     #[test]
     fn composition_applies_the_inner_matrix_first() {
-        let shift: Affine = [[1.0, 0.0, 0.0, 5.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]];
-        let quarter: Affine = [[0.0, -1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]];
+        let shift: Affine = [
+            [1.0, 0.0, 0.0, 5.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+        ];
+        let quarter: Affine = [
+            [0.0, -1.0, 0.0, 0.0],
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+        ];
         let p = Placement {
             path: String::new(),
             volume: 0,
