@@ -244,8 +244,9 @@ start_redis() {
   if (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then return; fi
   command -v redis-server >/dev/null || {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+  # As alyxd's shared cache wants it: bounded, evicting only entries with a TTL.
   redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize no \
-    > "$TOOLS/redis.log" 2>&1 &
+    --maxmemory 256mb --maxmemory-policy volatile-lru > "$TOOLS/redis.log" 2>&1 &
   started_pids+=($!)
   local i
   for i in $(seq 1 50); do

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use crate::error::{Error, Result};
 
 /// A user's role. Physicists and shift crews read; operators also administer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum Role {
     Physicist,
     Shift,

@@ -3,7 +3,8 @@
 //! for its answer instead of running it again, and later callers get the stored answer until
 //! the dataset's catalogue changes (every ingest commit NOTIFYs `alyx_events`, which every
 //! instance LISTENs to) or the entry is `ttl` old — the bound on staleness for catalogue
-//! writes that do not notify.
+//! writes that do not notify. Below this instance's memory sits, when configured, the tier all
+//! instances share ([`SharedCache`], Redis): a result one instance made, another serves.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -14,6 +15,7 @@ use polars::prelude::DataFrame;
 use tokio::sync::OnceCell;
 
 use crate::error::Result;
+use crate::shared_cache::{Kind, SharedCache};
 
 /// Entries kept; the oldest go first.
 const CAPACITY: usize = 1024;
@@ -24,6 +26,7 @@ const BUDGET_BYTES: usize = 256 << 20;
 pub struct ResultCache {
     ttl: Duration,
     inner: Mutex<Inner>,
+    shared: Option<Arc<SharedCache>>,
     /// Results served from the cache (alyxd registers these with its metrics).
     pub hits: prometheus::IntCounter,
     /// Results made because none was fresh.
@@ -82,6 +85,7 @@ impl ResultCache {
         Self {
             ttl,
             inner: Mutex::new(Inner::default()),
+            shared: None,
             hits: counter(
                 "alyxd_query_cache_hits_total",
                 "catalogue results served from the cache",
@@ -91,6 +95,16 @@ impl ResultCache {
                 "catalogue results made because none was fresh",
             ),
         }
+    }
+
+    /// This cache over `shared`, the tier every instance reads and fills.
+    pub fn with_shared(mut self, shared: Arc<SharedCache>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    pub fn shared(&self) -> Option<&Arc<SharedCache>> {
+        self.shared.as_ref()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -139,7 +153,10 @@ impl ResultCache {
                 }
             }
         };
-        let result = cell.get_or_try_init(|| run).await.cloned()?;
+        let result = cell
+            .get_or_try_init(|| self.shared_or_run(dataset, key, run))
+            .await
+            .cloned()?;
         // Count the result's bytes once, against the entry that holds this very cell.
         let size = result.estimated_size().max(1);
         let mut inner = self.lock();
@@ -157,22 +174,70 @@ impl ResultCache {
         Ok(result)
     }
 
-    /// Forgets the results over `dataset`'s catalogue (it changed).
-    pub fn invalidate(&self, dataset: i32) {
-        let mut inner = self.lock();
-        inner.entries.retain(|_, e| e.dataset != dataset);
-        inner.bytes = inner.entries.values().map(|e| e.bytes).sum();
-        let Inner { entries, order, .. } = &mut *inner;
-        order.retain(|k| entries.contains_key(k));
+    /// The result from the shared tier, else made by `run` (and shared).
+    async fn shared_or_run<F>(&self, dataset: i32, key: &str, run: F) -> Result<DataFrame>
+    where
+        F: Future<Output = Result<DataFrame>>,
+    {
+        let Some(shared) = &self.shared else {
+            return run.await;
+        };
+        let Some((slot, stored)) = shared.get(Kind::Query, dataset, key).await else {
+            return run.await;
+        };
+        if let Some(df) = stored.as_deref().and_then(decode) {
+            return Ok(df);
+        }
+        let mut result = run.await?;
+        if let Some(bytes) = encode(&mut result) {
+            shared.put(slot, bytes).await;
+        }
+        Ok(result)
     }
 
-    /// Forgets everything (changes may have been missed).
-    pub fn clear(&self) {
-        let mut inner = self.lock();
-        inner.entries.clear();
-        inner.order.clear();
-        inner.bytes = 0;
+    /// Forgets the results over `dataset`'s catalogue (it changed), here and in the shared
+    /// tier.
+    pub async fn invalidate(&self, dataset: i32) {
+        {
+            let mut inner = self.lock();
+            inner.entries.retain(|_, e| e.dataset != dataset);
+            inner.bytes = inner.entries.values().map(|e| e.bytes).sum();
+            let Inner { entries, order, .. } = &mut *inner;
+            order.retain(|k| entries.contains_key(k));
+        }
+        if let Some(shared) = &self.shared {
+            shared.invalidate(dataset).await;
+        }
     }
+
+    /// Forgets everything (changes may have been missed), here and in the shared tier.
+    pub async fn clear(&self) {
+        {
+            let mut inner = self.lock();
+            inner.entries.clear();
+            inner.order.clear();
+            inner.bytes = 0;
+        }
+        if let Some(shared) = &self.shared {
+            shared.invalidate_all().await;
+        }
+    }
+}
+
+fn encode(df: &mut DataFrame) -> Option<Vec<u8>> {
+    use polars::prelude::IpcStreamWriter;
+    use polars::prelude::SerWriter;
+    let mut bytes = Vec::new();
+    IpcStreamWriter::new(&mut bytes).finish(df).ok()?;
+    Some(bytes)
+}
+
+/// A result from the shared tier; anything that does not read back as Arrow IPC is a miss.
+fn decode(bytes: &[u8]) -> Option<DataFrame> {
+    use polars::prelude::{IpcStreamReader, SerReader};
+    IpcStreamReader::new(std::io::Cursor::new(bytes))
+        .finish()
+        .ok()
 }
 
 #[cfg(test)]
@@ -214,7 +279,7 @@ mod tests {
             .expect("other");
         assert_eq!(runs.load(Ordering::SeqCst), 2);
         // Dataset 1 changes: its query runs again, dataset 2's stays.
-        cache.invalidate(1);
+        cache.invalidate(1).await;
         call(cache.clone(), runs.clone(), 1, "q")
             .await
             .expect("again");
@@ -222,7 +287,7 @@ mod tests {
             .await
             .expect("stored");
         assert_eq!(runs.load(Ordering::SeqCst), 3);
-        cache.clear();
+        cache.clear().await;
         call(cache.clone(), runs.clone(), 2, "other")
             .await
             .expect("after clear");
@@ -274,9 +339,9 @@ mod tests {
             .await
             .expect("stored");
         assert_eq!(cache.bytes(), both);
-        cache.invalidate(1);
+        cache.invalidate(1).await;
         assert!(cache.bytes() < 1_000, "{}", cache.bytes());
-        cache.clear();
+        cache.clear().await;
         assert_eq!(cache.bytes(), 0);
     }
 }

@@ -106,7 +106,7 @@ pub async fn dataset_id(pool: &PgPool, name: &str, source: &str) -> Result<i32> 
     .await?)
 }
 
-async fn find_dataset(pool: &PgPool, name: &str) -> Result<i32> {
+pub async fn find_dataset(pool: &PgPool, name: &str) -> Result<i32> {
     sqlx::query_scalar("SELECT id FROM datasets WHERE name = $1")
         .bind(name)
         .fetch_optional(pool)

@@ -43,6 +43,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Log as JSON lines instead of text (`ALYXD_LOG_JSON`); the level comes from `RUST_LOG`.
     pub log_json: bool,
+    /// OpenTelemetry collector to send traces to over OTLP/gRPC, e.g. `http://127.0.0.1:4317`
+    /// (`ALYXD_OTLP_ENDPOINT`); empty: no traces.
+    pub otlp_endpoint: String,
     /// Spark Connect server of the Spark engine, `sc://host:15002` (`ALYXD_SPARK_URL`);
     /// empty: no Spark engine.
     pub spark_url: String,
@@ -50,6 +53,13 @@ pub struct Config {
     /// are dropped at once when ingest changes the dataset. 0: no cache
     /// (`ALYXD_QUERY_CACHE_TTL_MS`).
     pub query_cache_ttl_ms: u64,
+    /// Redis holding the cache every instance shares (`ALYXD_REDIS_URL`, e.g.
+    /// `redis://127.0.0.1:6379`); empty: each instance caches in its own memory only. Set
+    /// Redis's `maxmemory` and `maxmemory-policy volatile-lru`.
+    pub redis_url: String,
+    /// Prefix of alyxd's keys in that Redis (`ALYXD_REDIS_PREFIX`): instances sharing a
+    /// catalogue share a prefix.
+    pub redis_prefix: String,
     /// Tasks of analysis jobs the local executor runs at once (`ALYXD_JOB_SLOTS`); 0: one per
     /// core.
     pub job_slots: usize,
@@ -128,8 +138,11 @@ impl Default for Config {
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             data_dir: alyx_core::default_data_dir().join("alyxd"),
             log_json: false,
+            otlp_endpoint: String::new(),
             spark_url: String::new(),
             query_cache_ttl_ms: 10_000,
+            redis_url: String::new(),
+            redis_prefix: "alyx:".into(),
             job_slots: 0,
             job_queue_limit: 100_000,
             job_user_queue_limit: 25_000,
@@ -222,8 +235,11 @@ impl Config {
         env!("ALYXD_METRICS_LISTEN" => self.metrics_listen);
         env!("ALYXD_DATA_DIR" => self.data_dir);
         env!("ALYXD_LOG_JSON" => self.log_json);
+        env!("ALYXD_OTLP_ENDPOINT" => self.otlp_endpoint);
         env!("ALYXD_SPARK_URL" => self.spark_url);
         env!("ALYXD_QUERY_CACHE_TTL_MS" => self.query_cache_ttl_ms);
+        env!("ALYXD_REDIS_URL" => self.redis_url);
+        env!("ALYXD_REDIS_PREFIX" => self.redis_prefix);
         env!("ALYXD_JOB_SLOTS" => self.job_slots);
         env!("ALYXD_JOB_QUEUE_LIMIT" => self.job_queue_limit);
         env!("ALYXD_JOB_USER_QUEUE_LIMIT" => self.job_user_queue_limit);

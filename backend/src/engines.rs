@@ -154,6 +154,29 @@ impl Engines {
         user: &str,
         chunks: Option<&[u32]>,
     ) -> Result<DataFrame> {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "query",
+            engine = checked.engine().name(),
+            dataset,
+            chunks = chunks.map_or(-1, |c| c.len() as i64),
+            rows = tracing::field::Empty,
+        );
+        let df = self
+            .run_traced(dataset, checked, user, chunks)
+            .instrument(span.clone())
+            .await?;
+        span.record("rows", df.height() as i64);
+        Ok(df)
+    }
+
+    async fn run_traced(
+        &self,
+        dataset: &str,
+        checked: &Checked,
+        user: &str,
+        chunks: Option<&[u32]>,
+    ) -> Result<DataFrame> {
         let chunks_owned = chunks.map(<[u32]>::to_vec);
         // No chunk to read: Spark cannot make a view of no files, and the answer over empty
         // tables is the same anywhere.

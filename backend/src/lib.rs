@@ -22,6 +22,8 @@ pub mod metrics;
 pub mod notify;
 pub mod paging;
 pub mod produce;
+pub mod shared_cache;
+pub mod telemetry;
 
 pub use config::Config;
 pub use error::{Error, Result};

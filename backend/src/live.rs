@@ -37,17 +37,17 @@ pub async fn run(
         };
         let payload = match notice {
             Notice::Listening => {
-                cache.clear();
+                cache.clear().await;
                 continue;
             }
             Notice::Message(n) => n.payload().to_owned(),
         };
         let Some((dataset, first, last)) = parse(&payload) else {
             tracing::warn!(payload, "ignoring malformed alyx_events notification");
-            cache.clear();
+            cache.clear().await;
             continue;
         };
-        cache.invalidate(dataset);
+        cache.invalidate(dataset).await;
         if tx.receiver_count() == 0 {
             continue;
         }

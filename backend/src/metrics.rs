@@ -219,6 +219,9 @@ pub struct Readiness {
     pub metrics: Arc<Metrics>,
     /// Whether this alyxd ingests (then the broker's state is reported).
     pub ingest: bool,
+    /// The shared cache, when there is one (its state is reported; degraded is still ready:
+    /// alyxd serves without it).
+    pub cache: Option<Arc<crate::shared_cache::SharedCache>>,
 }
 
 /// The outcome of the readiness checks: each check's name and what it found.
@@ -274,6 +277,13 @@ impl Readiness {
         if self.ingest {
             let up = self.metrics.up.get() == 1;
             lines.push(("broker", if up { "ok" } else { "unreachable" }.to_owned()));
+        }
+        if let Some(cache) = &self.cache {
+            cache.probe().await;
+            let state = cache
+                .degraded()
+                .map_or_else(|| "ok".to_owned(), |why| format!("degraded: {why}"));
+            lines.push(("cache", state));
         }
         self.metrics.ready.set(i64::from(ready));
         Checks { ready, lines }

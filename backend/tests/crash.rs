@@ -1,7 +1,7 @@
 //! alyxd as a process, killed and restarted: `kill -9` mid-ingest loses nothing and stores
 //! nothing twice; a second instance takes a dead one's partitions over; a backlog larger than
 //! memory passes through with resident memory bounded; a scan its client abandons stops using
-//! the CPU.
+//! the CPU; a query and a job are traced end to end over OTLP.
 
 mod support;
 
@@ -373,4 +373,214 @@ async fn a_scan_abandoned_by_its_client_stops_using_the_cpu(pool: PgPool) {
     );
     // And it serves the next caller.
     client.datasets().await.expect("alyxd answers");
+}
+
+/// An OpenTelemetry collector in the test: the spans alyxd exports over OTLP/gRPC.
+#[derive(Clone, Default)]
+struct Collector {
+    spans: std::sync::Arc<std::sync::Mutex<Vec<(String, otlp::trace::v1::Span)>>>,
+}
+
+use opentelemetry_proto::tonic as otlp;
+
+#[async_trait::async_trait]
+impl otlp::collector::trace::v1::trace_service_server::TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<otlp::collector::trace::v1::ExportTraceServiceRequest>,
+    ) -> Result<
+        tonic::Response<otlp::collector::trace::v1::ExportTraceServiceResponse>,
+        tonic::Status,
+    > {
+        let mut spans = self.spans.lock().expect("spans");
+        for resource in request.into_inner().resource_spans {
+            let service = resource
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| a.value.clone()?.value)
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default();
+            for scope in resource.scope_spans {
+                spans.extend(scope.spans.into_iter().map(|s| (service.clone(), s)));
+            }
+        }
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+impl Collector {
+    fn named(&self, name: &str) -> Vec<otlp::trace::v1::Span> {
+        let spans = self.spans.lock().expect("spans");
+        spans
+            .iter()
+            .filter(|(_, s)| s.name == name)
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_query_and_a_job_are_traced_end_to_end_over_otlp(pool: PgPool) {
+    use alyx_client::{Client, JobSubmission, QuerySource, QuerySpec};
+    use alyx_core::histogram::Binning;
+    use alyx_core::jobs::{Analysis, HistogramSpec, JobState, Target};
+    use alyx_sim::nano::{self, NanoConfig};
+
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let collector = Collector::default();
+    let otlp_port = free_port();
+    let service = otlp::collector::trace::v1::trace_service_server::TraceServiceServer::new(
+        collector.clone(),
+    );
+    // On a runtime of its own: the test's thread blocks while alyxd flushes at SIGTERM.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let _ = runtime.block_on(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve(([127, 0, 0, 1], otlp_port).into()),
+        );
+    });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = DataStore::open(dir.path()).expect("store");
+    let mut ds = store.create_dataset("nano", "test").expect("dataset");
+    for part in nano::events(&NanoConfig::new(5), 0..3_000).chunks(1_000) {
+        ds.append(part).expect("append");
+    }
+    let listen = format!("127.0.0.1:{}", free_port());
+    let endpoint = format!("http://127.0.0.1:{otlp_port}");
+    let mut alyxd = Alyxd::spawn(
+        &pool,
+        dir.path(),
+        "127.0.0.1:1",
+        "unused",
+        "traced",
+        &[
+            ("ALYXD_INGEST", "false"),
+            ("ALYXD_LISTEN", &listen),
+            ("ALYXD_OTLP_ENDPOINT", &endpoint),
+            ("RUST_LOG", "warn,alyx_backend=info"),
+        ],
+    );
+    let token = eventually(Duration::from_secs(60), "alyxd migrated", || async {
+        alyx_backend::auth::create_user(&pool, "ada", alyx_backend::auth::Role::Physicist)
+            .await
+            .ok()
+    })
+    .await;
+    // The caller's own trace (as a script's span or a CI system's TRACEPARENT would give).
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let client = Client::new(&format!("http://{listen}"), &token)
+        .expect("url")
+        .traced(&format!("00-{trace}-{caller_span}-01"));
+    eventually(Duration::from_secs(60), "alyxd answers", || async {
+        client.datasets().await.ok()
+    })
+    .await;
+
+    let q = QuerySpec {
+        dataset: "nano".into(),
+        engine: alyx_query::Engine::Local,
+        query: QuerySource::Sql("SELECT pt FROM jets".into()),
+        catalogue_filter: None,
+    };
+    let binning = Binning::fixed(10, 0.0, 100.0).expect("binning");
+    client
+        .histogram(&q, "pt", None, binning.clone())
+        .await
+        .expect("histogram");
+    let job = JobSubmission {
+        target: Target::Local,
+        ..JobSubmission::new(
+            "traced",
+            "nano",
+            Analysis {
+                query: alyx_query::parse("SELECT pt FROM jets").expect("sql"),
+                histograms: vec![HistogramSpec {
+                    column: "pt".into(),
+                    weight: None,
+                    binning,
+                }],
+            },
+        )
+    };
+    let (id, _) = client.submit(&job).await.expect("submit");
+    let done = eventually(Duration::from_secs(60), "the job ends", || async {
+        let j = client.job(id).await.ok()?;
+        j.state.is_final().then_some(j)
+    })
+    .await;
+    assert_eq!(done.state, JobState::Succeeded, "{done:?}");
+    // SIGTERM flushes the exporter. The client's connection closes first (alyxd's graceful
+    // stop waits for it, and this thread blocks while it waits).
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    alyxd.terminate();
+
+    let histogram = collector.named("alyx.v1.QueryService/Histogram");
+    assert_eq!(histogram.len(), 1, "one server span per call");
+    let call = &histogram[0];
+    assert_eq!(
+        hex(&call.trace_id),
+        trace,
+        "the call continues the caller's trace"
+    );
+    assert_eq!(hex(&call.parent_span_id), caller_span);
+    let queries = collector.named("query");
+    let query = queries
+        .iter()
+        .find(|s| s.parent_span_id == call.span_id)
+        .expect("the engine's run is a child of the call");
+    let attribute = |s: &otlp::trace::v1::Span, key: &str| {
+        s.attributes
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| a.value.clone()?.value)
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_default()
+    };
+    assert!(attribute(query, "engine").contains("local"), "{query:?}");
+    assert!(attribute(query, "rows").contains("IntValue("), "{query:?}");
+
+    let submit = collector.named("alyx.v1.JobService/Submit");
+    assert_eq!(submit.len(), 1);
+    assert_eq!(hex(&submit[0].trace_id), trace);
+    let tasks = collector.named("job.task");
+    assert_eq!(tasks.len(), 3, "one span per chunk: {tasks:?}");
+    for t in &tasks {
+        assert_eq!(
+            hex(&t.trace_id),
+            trace,
+            "a task continues the submitting trace"
+        );
+        assert_eq!(t.parent_span_id, submit[0].span_id);
+        assert!(attribute(t, "executor").contains("local"), "{t:?}");
+    }
+    let services: std::collections::BTreeSet<String> = collector
+        .spans
+        .lock()
+        .expect("spans")
+        .iter()
+        .map(|(s, _)| s.clone())
+        .collect();
+    assert!(
+        services.iter().all(|s| s.contains("alyxd")),
+        "service.name: {services:?}"
+    );
 }

@@ -454,3 +454,157 @@ async fn a_catalogue_query_abandoned_by_its_client_is_cancelled_on_postgres(pool
         );
     }
 }
+
+/// A TCP proxy to `upstream` that can be cut (every connection dropped, new ones refused) and
+/// restored: Redis becoming unreachable to one alyxd while it keeps its data.
+struct Cuttable {
+    addr: std::net::SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Cuttable {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (cut, _) = tokio::sync::watch::channel(false);
+        let watch = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut cut = watch.subscribe();
+                if *cut.borrow() {
+                    continue; // dropped: refused
+                }
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, cut }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[sqlx::test(migrations = false)]
+async fn instances_share_results_in_redis_and_never_serve_one_an_invalidation_missed(pool: PgPool) {
+    let (Some(brokers), Some(redis)) = (brokers(), alyx_tests::redis_url()) else {
+        return;
+    };
+    let topic = unique_topic("shared-cache");
+    create_topic(&brokers, &topic, 2).await;
+    let produce_range = |first: u64, events: u64| ProduceOptions {
+        brokers: brokers.clone(),
+        topic: topic.clone(),
+        system: CollisionSystem::Pp,
+        events,
+        first,
+        seed: 5,
+        rate: None,
+    };
+    produce(&produce_range(0, 300)).await.expect("produce");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The ingesting instance caches in its own memory only; b and c share Redis, b through a
+    // proxy the test cuts.
+    let ingesting = Server::start(config(&pool, dir.path(), Some(&brokers), &topic)).await;
+    eventually(Duration::from_secs(60), "300 catalogue rows", || async {
+        (catalogue_rows(&pool).await == 300).then_some(())
+    })
+    .await;
+    let upstream = redis.trim_start_matches("redis://").trim_end_matches('/');
+    let proxy = Cuttable::start(upstream.to_owned()).await;
+    let prefix = format!("alyxtest:{topic}:");
+    let sharing = |url: String| {
+        let mut cfg = config(&pool, dir.path(), None, "unused");
+        cfg.query_cache_ttl_ms = 3_600_000;
+        cfg.redis_url = url;
+        cfg.redis_prefix = prefix.clone();
+        cfg
+    };
+    let b = Server::start(sharing(format!("redis://{}", proxy.addr))).await;
+    let c = Server::start(sharing(redis.clone())).await;
+    let token = token(&pool, "ada", Role::Physicist).await;
+    let count = |server: &Server| {
+        let client = server.client(&token);
+        async move {
+            let q = request("live", Engine::Postgres, "SELECT COUNT(*) AS n FROM events");
+            let (df, _) = execute(&client, &q, 0).await;
+            df.column("n")
+                .expect("n")
+                .i64()
+                .expect("i64")
+                .get(0)
+                .expect("a count")
+        }
+    };
+
+    // What b made, c serves from Redis: a catalogue result and an event.
+    assert_eq!(count(&b).await, 300);
+    let c_before = metric(&c.metrics_text().await, "alyxd_cache_redis_hits_total");
+    assert_eq!(count(&c).await, 300);
+    let (_, event) = b.client(&token).event("live", 7).await.expect("event");
+    let (_, again) = c.client(&token).event("live", 7).await.expect("event");
+    assert_eq!(event, again);
+    let c_hits = metric(&c.metrics_text().await, "alyxd_cache_redis_hits_total") - c_before;
+    assert!(
+        c_hits >= 3.0,
+        "c served the result, its estimate and the event from Redis: {c_hits}"
+    );
+    c.stop().await;
+
+    // b loses Redis; the dataset changes; b hears of it but cannot tell Redis.
+    proxy.set_cut(true);
+    produce(&produce_range(300, 100)).await.expect("produce");
+    eventually(Duration::from_secs(60), "400 catalogue rows", || async {
+        (catalogue_rows(&pool).await == 400).then_some(())
+    })
+    .await;
+    let served_without = eventually(Duration::from_secs(20), "b's fresh count", || async {
+        let n = count(&b).await;
+        (n == 400).then_some(n)
+    })
+    .await;
+    assert_eq!(served_without, 400, "from PostgreSQL while Redis is away");
+    let (_, ready) = b.http_get("/readyz").await;
+    assert!(ready.contains("cache: degraded"), "{ready}");
+    assert_eq!(metric(&b.metrics_text().await, "alyxd_cache_redis_up"), 0.0);
+
+    // Redis is back with b's old result (300) still in it: b delivers the invalidation it
+    // owes before it reads Redis again, so it never answers 300.
+    proxy.set_cut(false);
+    eventually(Duration::from_secs(20), "b's cache back to ok", || async {
+        assert_eq!(
+            count(&b).await,
+            400,
+            "never the result the dataset's change hid"
+        );
+        let (_, ready) = b.http_get("/readyz").await;
+        ready.contains("cache: ok").then_some(())
+    })
+    .await;
+    let misses = metric(&b.metrics_text().await, "alyxd_cache_redis_misses_total");
+    assert_eq!(count(&b).await, 400);
+    // A new instance on the same Redis sees the same.
+    let d = Server::start(sharing(redis.clone())).await;
+    assert_eq!(count(&d).await, 400);
+    assert!(metric(&b.metrics_text().await, "alyxd_cache_redis_misses_total") >= misses);
+    d.stop().await;
+    b.stop().await;
+    ingesting.stop().await;
+}

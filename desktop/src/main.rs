@@ -38,8 +38,8 @@ struct Args {
     screenshot: Option<PathBuf>,
     /// View: 3d, rphi (end view, the r-φ projection) or rz (side view, the ρ-z projection)
     /// (default: as last time; 3d for screenshots).
-    #[arg(long)]
-    view: Option<String>,
+    #[arg(long, value_enum)]
+    view: Option<ViewArg>,
     /// Draw the 3D view without perspective (the r-φ and ρ-z views always are).
     #[arg(long)]
     orthographic: bool,
@@ -96,6 +96,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--view`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ViewArg {
+    /// Oblique 3D.
+    #[value(name = "3d")]
+    ThreeD,
+    /// End view, the r-φ projection.
+    Rphi,
+    /// Side view, the ρ-z projection.
+    Rz,
 }
 
 fn parse_size(size: &str) -> Result<(u32, u32)> {
@@ -226,10 +238,10 @@ fn parse_range(s: &str) -> Result<(f64, f64), String> {
 }
 
 fn run(args: Args) -> Result<ExitCode> {
-    let view = match &args.view {
-        Some(v) => {
-            Some(View::parse(v).with_context(|| format!("--view `{v}`: use 3d, rphi or rz"))?)
-        }
+    let view = match args.view {
+        Some(ViewArg::ThreeD) => Some(View::ThreeD),
+        Some(ViewArg::Rphi) => Some(View::RPhi),
+        Some(ViewArg::Rz) => Some(View::RZ),
         None => args.screenshot.as_ref().map(|_| View::ThreeD),
     };
     let size = parse_size(&args.size)?;

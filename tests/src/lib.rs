@@ -42,6 +42,17 @@ pub fn kafka_brokers() -> Option<String> {
     }
 }
 
+/// The Redis the test command started or found (`ALYX_REDIS_URL`), or `None` (after saying
+/// so) outside CI. Under `CI=true` a missing one fails the test.
+pub fn redis_url() -> Option<String> {
+    match std::env::var("ALYX_REDIS_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => missing(
+            "ALYX_REDIS_URL is not set: run the tests through scripts/test.sh, which starts Redis when none runs",
+        ),
+    }
+}
+
 /// The throwaway certificate authority and server certificate the test command made
 /// (`ALYX_TEST_TLS_DIR`: `ca.pem`, `server.pem`, `server.key`, for `localhost`), or `None`
 /// (after saying so) outside CI. Under `CI=true` a missing one fails the test.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alyx_backend::{Config, catalogue, server};
+use alyx_backend::{Config, catalogue, server, telemetry};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -80,7 +80,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,6 +88,19 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("alyxd: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
+        }
+    };
+    // The trace exporter's channel lives on the runtime; it is flushed (dropped) after the
+    // server has stopped and before the runtime goes.
+    let telemetry = {
+        let _runtime = runtime.enter();
+        telemetry::init(config.log_json, &config.otlp_endpoint, &config.instance())
+    };
+    let _telemetry = match telemetry {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("alyxd: {e}");
+            return ExitCode::from(2);
         }
     };
     let result = runtime.block_on(async {
@@ -126,19 +138,5 @@ async fn signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
-    }
-}
-
-fn init_logging(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }

@@ -229,7 +229,7 @@ impl CollabService for CollabApi {
                     tx,
                 };
                 let shutdown = self.shutdown.clone();
-                tokio::spawn(session.run(inbound, info_to(&info), shutdown));
+                super::request_id::spawn(session.run(inbound, info_to(&info), shutdown));
                 Ok(Response::new(self.ctx.until_revoked(
                     authorization,
                     admission,

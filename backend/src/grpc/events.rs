@@ -17,18 +17,41 @@ use super::{Context, status};
 use crate::catalogue;
 use crate::error::Error;
 use crate::live::LiveSender;
+use crate::shared_cache::{Kind, SharedCache};
 
 pub struct EventsApi {
     pub ctx: Context,
     pub pool: PgPool,
     pub store: DataStore,
     pub live: LiveSender,
+    /// The cache every instance shares: displays ask for the same recent events again and
+    /// again.
+    pub shared: Option<Arc<SharedCache>>,
     /// Becomes true when alyxd shuts down: live streams end so connections can close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
+
+impl EventsApi {
+    /// An event with its catalogue summary, from PostgreSQL and the Parquet store.
+    async fn event(&self, dataset: &str, id: u64) -> Result<v1::GetEventResponse, Status> {
+        let summary = catalogue::summary(&self.pool, dataset, id)
+            .await
+            .map_err(status)?;
+        let store = self.store.clone();
+        let name = dataset.to_owned();
+        let event = tokio::task::spawn_blocking(move || read_event(&store, &name, id))
+            .await
+            .map_err(|e| status(e.into()))?
+            .map_err(status)?;
+        Ok(v1::GetEventResponse {
+            summary: Some((&summary).into()),
+            event: Some((&event).into()),
+        })
+    }
+}
 
 fn read_event(
     store: &DataStore,
@@ -102,19 +125,26 @@ impl EventService for EventsApi {
             .observe(SERVICE_NAME, "GetEvent", async {
                 self.ctx.caller(&request).await?;
                 let r = request.into_inner();
-                let summary = catalogue::summary(&self.pool, &r.dataset, r.event_id)
+                let Some(shared) = &self.shared else {
+                    return Ok(Response::new(self.event(&r.dataset, r.event_id).await?));
+                };
+                let dataset = catalogue::find_dataset(&self.pool, &r.dataset)
                     .await
                     .map_err(status)?;
-                let store = self.store.clone();
-                let event =
-                    tokio::task::spawn_blocking(move || read_event(&store, &r.dataset, r.event_id))
-                        .await
-                        .map_err(|e| status(e.into()))?
-                        .map_err(status)?;
-                Ok(Response::new(v1::GetEventResponse {
-                    summary: Some((&summary).into()),
-                    event: Some((&event).into()),
-                }))
+                let key = r.event_id.to_string();
+                let Some((slot, stored)) = shared.get(Kind::Event, dataset, &key).await else {
+                    return Ok(Response::new(self.event(&r.dataset, r.event_id).await?));
+                };
+                // What does not decode is a miss (the bytes came over the network).
+                if let Some(answer) = stored.and_then(|b| prost::Message::decode(b.as_slice()).ok())
+                {
+                    return Ok(Response::new(answer));
+                }
+                let answer = self.event(&r.dataset, r.event_id).await?;
+                shared
+                    .put(slot, prost::Message::encode_to_vec(&answer))
+                    .await;
+                Ok(Response::new(answer))
             })
             .await
     }
@@ -133,7 +163,7 @@ impl EventService for EventsApi {
                 let r = request.into_inner();
                 let rx = self.live.subscribe();
                 let (tx, out) = mpsc::channel(16);
-                tokio::spawn(forward(
+                super::request_id::spawn(forward(
                     rx,
                     tx,
                     r,

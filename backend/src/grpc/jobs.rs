@@ -283,7 +283,7 @@ impl JobService for JobsApi {
                     shutdown: self.shutdown.clone(),
                 };
                 let mut changes = self.jobs.changes.subscribe();
-                tokio::spawn(async move {
+                super::request_id::spawn(async move {
                     let mut shutdown = api.shutdown.clone();
                     let mut last = None;
                     loop {

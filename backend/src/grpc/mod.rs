@@ -190,7 +190,7 @@ impl Context {
     {
         let auth = self.auth.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        tokio::spawn(async move {
+        request_id::spawn(async move {
             let _admission = admission;
             let mut stream = std::pin::pin!(stream);
             let mut tick = tokio::time::interval(RECHECK);

@@ -1,7 +1,7 @@
 //! Every gRPC call gets a request id: the client's `x-request-id` when it sent a short, plain
 //! one, else a new one. The call runs in a tracing span carrying it (so every log line of the
-//! call names it), an error reply that hides internals quotes it, and the reply's headers
-//! return it as `x-request-id`.
+//! call names it, as do the tasks it spawns through [`spawn`]), an error reply that hides
+//! internals quotes it, and the reply's headers return it as `x-request-id`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +16,20 @@ tokio::task_local! {
 /// The id of the call this task serves, if it serves one (streams' spawned tasks do not).
 pub fn current() -> Option<String> {
     CURRENT.try_with(Clone::clone).ok()
+}
+
+/// Spawns a task that keeps the calling request's id and span: a stream's task logs under the
+/// id of the call that opened it, as the call itself does.
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let future = future.instrument(tracing::Span::current());
+    match current() {
+        Some(id) => tokio::spawn(CURRENT.scope(id, future)),
+        None => tokio::spawn(future),
+    }
 }
 
 /// A new id: unique within this alyxd (its start time, a counter).
@@ -75,10 +89,35 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let id = from_client(request.headers().get("x-request-id")).unwrap_or_else(new_id);
-        let span = tracing::info_span!("rpc", request_id = %id, path = %request.uri().path());
+        // Traces name the span by its method, "alyx.v1.QueryService/Execute", as OpenTelemetry's
+        // conventions for gRPC servers do; logs name it "rpc".
+        let method = request.uri().path().trim_start_matches('/');
+        let span = tracing::info_span!(
+            "rpc",
+            request_id = %id,
+            path = %method,
+            otel.name = %method,
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.grpc.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        crate::telemetry::continue_call(&span, request.headers());
         let call = self.inner.call(request);
         Box::pin(async move {
-            let mut response = CURRENT.scope(id.clone(), call.instrument(span)).await?;
+            let mut response = CURRENT
+                .scope(id.clone(), call.instrument(span.clone()))
+                .await?;
+            // A call that fails at once answers with its status in the headers (trailers-only).
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok()?.parse::<i32>().ok())
+                .unwrap_or(0);
+            span.record("rpc.grpc.status_code", code);
+            if code != 0 {
+                span.record("otel.status_code", "ERROR");
+            }
             if let Ok(value) = http::HeaderValue::from_str(&id) {
                 response.headers_mut().insert("x-request-id", value);
             }
@@ -90,6 +129,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_spawned_task_keeps_the_request_id() {
+        let inner = CURRENT
+            .scope("call-7".into(), async { spawn(async { current() }).await })
+            .await
+            .expect("task");
+        assert_eq!(inner.as_deref(), Some("call-7"));
+        assert_eq!(spawn(async { current() }).await.expect("task"), None);
+    }
 
     #[test]
     fn only_plain_short_client_ids_are_kept() {

@@ -27,6 +27,7 @@ use crate::jobs::executor::{Executor, LocalExecutor, SlurmExecutor, SparkExecuto
 use crate::jobs::scheduler::{Scheduler, SchedulerConfig};
 use crate::jobs::store::JobStore;
 use crate::metrics::{self, Metrics};
+use crate::shared_cache::SharedCache;
 use crate::{catalogue, live};
 
 /// Where a running server listens.
@@ -77,9 +78,27 @@ pub async fn run(
     };
 
     let live = live::channel();
-    let cache = Arc::new(ResultCache::new(Duration::from_millis(
-        config.query_cache_ttl_ms,
-    )));
+    let ttl = Duration::from_millis(config.query_cache_ttl_ms);
+    let shared = if config.redis_url.is_empty() {
+        None
+    } else {
+        let shared = Arc::new(SharedCache::new(
+            &config.redis_url,
+            &config.redis_prefix,
+            ttl,
+        )?);
+        shared.check_eviction_policy().await;
+        metrics.register(Box::new(shared.up.clone()));
+        metrics.register(Box::new(shared.hits.clone()));
+        metrics.register(Box::new(shared.misses.clone()));
+        metrics.register(Box::new(shared.errors.clone()));
+        Some(shared)
+    };
+    let cache = match &shared {
+        Some(s) => ResultCache::new(ttl).with_shared(s.clone()),
+        None => ResultCache::new(ttl),
+    };
+    let cache = Arc::new(cache);
     let live_task = tokio::spawn(live::run(
         pool.clone(),
         live.clone(),
@@ -110,6 +129,7 @@ pub async fn run(
         pool: pool.clone(),
         metrics: metrics.clone(),
         ingest: ingest.is_some(),
+        cache: shared.clone(),
     };
     let metrics_task = tokio::spawn(metrics::serve(
         metrics_listener,
@@ -150,6 +170,7 @@ pub async fn run(
         pool: pool.clone(),
         store: store.clone(),
         live,
+        shared: shared.clone(),
         shutdown: stop_rx_for_streams.clone(),
     };
     let mut engines = Engines::new(

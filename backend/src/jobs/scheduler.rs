@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use super::executor::{Executor, Health};
 use super::store::{ClaimFor, Claimed, JobStore};
@@ -244,7 +245,16 @@ impl Scheduler {
             },
         );
         let this = self.clone();
-        tokio::spawn(async move {
+        let span = tracing::info_span!(
+            "job.task",
+            job = task.job_id,
+            chunk = task.chunk_id,
+            executor = executor.name(),
+            attempt = task.attempt,
+            events = task.events,
+        );
+        crate::telemetry::continue_trace(&span, &task.traceparent);
+        let run = async move {
             let started = Instant::now();
             let outcome = executor.run(&task).await;
             let seconds = started.elapsed().as_secs_f64();
@@ -279,6 +289,7 @@ impl Scheduler {
                 tracing::warn!(job = task.job_id, chunk = task.chunk_id, error = %e, "cannot record the task");
             }
             this.wake.notify_one();
-        });
+        };
+        tokio::spawn(run.instrument(span));
     }
 }

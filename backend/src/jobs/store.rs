@@ -90,6 +90,9 @@ pub struct Claimed {
     pub events: i64,
     pub bytes: i64,
     pub attempt: i32,
+    /// The W3C `traceparent` of the call that submitted the job ("" without traces): its
+    /// tasks' spans continue that trace.
+    pub traceparent: String,
 }
 
 /// What a claim is for: an executor, where it is, and the scheduler's limits.
@@ -391,8 +394,8 @@ impl JobStore {
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO jobs (owner, name, dataset, analysis, target, priority, cores, memory_mb, state, \
-                               tasks_total, events_total, bytes_total, complexity, histograms, estimated_seconds) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, $13, $14) RETURNING id",
+                               tasks_total, events_total, bytes_total, complexity, histograms, estimated_seconds, traceparent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, $13, $14, $15) RETURNING id",
         )
         .bind(&owner.name)
         .bind(&job.name)
@@ -408,6 +411,7 @@ impl JobStore {
         .bind(job.analysis.complexity() as i32)
         .bind(job.analysis.histograms.len() as i32)
         .bind(estimated_seconds)
+        .bind(crate::telemetry::traceparent())
         .fetch_one(&mut *tx)
         .await?;
         let ids: Vec<i32> = chunks.iter().map(|c| c.id as i32).collect();
@@ -612,7 +616,7 @@ impl JobStore {
              UPDATE job_tasks t SET state = 'running', worker = $1, executor = $2, attempts = attempts + 1, \
                     lease_until = now() + make_interval(secs => $6), started_at = now(), error = NULL \
              FROM picked p, jobs j WHERE t.job_id = p.job_id AND t.chunk_id = p.chunk_id AND j.id = t.job_id \
-             RETURNING t.job_id, t.chunk_id, j.dataset, j.analysis, j.priority, j.cores, j.memory_mb, t.events, t.bytes, t.attempts",
+             RETURNING t.job_id, t.chunk_id, j.dataset, j.analysis, j.priority, j.cores, j.memory_mb, t.events, t.bytes, t.attempts, j.traceparent",
         )
         .bind(worker)
         .bind(executor.name)
@@ -639,6 +643,7 @@ impl JobStore {
                 events: r.try_get("events")?,
                 bytes: r.try_get("bytes")?,
                 attempt: r.try_get("attempts")?,
+                traceparent: r.try_get("traceparent")?,
             });
         }
         let mut jobs: Vec<i64> = claimed.iter().map(|c| c.job_id).collect();

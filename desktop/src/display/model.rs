@@ -70,15 +70,6 @@ pub enum View {
 }
 
 impl View {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "3d" => Some(Self::ThreeD),
-            "rphi" => Some(Self::RPhi),
-            "rz" => Some(Self::RZ),
-            _ => None,
-        }
-    }
-
     /// (yaw, pitch) of the orbit camera around the origin. The side view looks along +x at
     /// the folded plane x = 0, with z to the right and +r up.
     pub fn angles(self) -> (f32, f32) {

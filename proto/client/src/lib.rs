@@ -40,6 +40,8 @@ pub struct Client {
     url: String,
     token: String,
     channel: Channel,
+    /// A W3C `traceparent` every call carries (see [`Client::traced`]).
+    traceparent: Option<tonic::metadata::AsciiMetadataValue>,
 }
 
 /// A query to run in alyxd: its text or AST, the engine, the dataset and a catalogue filter.
@@ -173,7 +175,19 @@ impl Client {
             url: url.to_owned(),
             token: token.to_owned(),
             channel,
+            traceparent: None,
         }
+    }
+
+    /// This client's calls continue the trace `traceparent` (W3C trace context, e.g. from a
+    /// script's own span or a CI system's `TRACEPARENT`): alyxd's spans of them, its queries
+    /// and its jobs' tasks join that trace when alyxd exports traces. A value that is not a
+    /// short printable header is ignored.
+    pub fn traced(mut self, traceparent: &str) -> Self {
+        self.traceparent = (traceparent.len() <= 64)
+            .then(|| traceparent.parse().ok())
+            .flatten();
+        self
     }
 
     pub fn url(&self) -> &str {
@@ -181,7 +195,11 @@ impl Client {
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
-        alyx_proto::authorized(&self.token, message)
+        let mut request = alyx_proto::authorized(&self.token, message);
+        if let Some(t) = &self.traceparent {
+            request.metadata_mut().insert("traceparent", t.clone());
+        }
+        request
     }
 
     fn error(&self, s: Status) -> ClientError {

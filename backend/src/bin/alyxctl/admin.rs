@@ -6,14 +6,16 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Subcommand;
 
+use crate::cli::ListFormat;
+
 #[derive(Subcommand)]
 pub enum AdminCommand {
     /// Create a user and print its token (shown once; stored only hashed).
     CreateUser {
         name: String,
         /// The user's role.
-        #[arg(long, value_parser = ["physicist", "shift", "operator"])]
-        role: String,
+        #[arg(long, value_enum)]
+        role: alyx_backend::auth::Role,
         /// The token stops working after this long: `90d`, `12h`, `30m`, `45s`; default never
         /// (revoke it to end it).
         #[arg(long, value_parser = parse_lifetime)]
@@ -68,8 +70,8 @@ pub enum AdminCommand {
         backend: String,
         #[arg(long, env = "ALYX_TOKEN", hide_env_values = true)]
         token: String,
-        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-        format: String,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
     },
 }
 
@@ -98,7 +100,7 @@ fn parse_lifetime(text: &str) -> std::result::Result<std::time::Duration, String
 }
 
 pub async fn run(command: AdminCommand) -> Result<()> {
-    use alyx_backend::auth::{self, Role};
+    use alyx_backend::auth;
     use alyx_backend::jobs::store as replicas;
     use alyx_backend::{Config, catalogue};
     let pool = |config: Option<PathBuf>| async move {
@@ -112,7 +114,6 @@ pub async fn run(command: AdminCommand) -> Result<()> {
             expires,
             config,
         } => {
-            let role = Role::parse(&role)?;
             let pool = pool(config).await?;
             let token = auth::create_user_expiring(&pool, &name, role, expires).await?;
             out!("{token}");
@@ -207,7 +208,7 @@ pub async fn run(command: AdminCommand) -> Result<()> {
             backend,
             token,
             format,
-        } => status(&backend, &token, &format).await?,
+        } => status(&backend, &token, format).await?,
     }
     Ok(())
 }
@@ -268,12 +269,12 @@ fn ranges(ids: &[i32]) -> String {
     parts.join(",")
 }
 
-async fn status(backend: &str, token: &str, format: &str) -> Result<()> {
+async fn status(backend: &str, token: &str, format: ListFormat) -> Result<()> {
     let client = alyx_client::Client::connect(backend, token).await?;
     let ingest = client.ingest_status().await?;
     let storage = client.storage_status().await?;
     let executors = client.executor_status().await?.executors;
-    if format == "json" {
+    if format == ListFormat::Json {
         use serde_json::json;
         let status = json!({
             "ingest": {

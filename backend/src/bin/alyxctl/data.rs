@@ -14,17 +14,17 @@ use alyx_store::{DataStore, Dataset, Table};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use crate::cli::{bar, runtime};
+use crate::cli::{CentralityArg, GenerateSystem, ListFormat, ProduceSystem, bar, runtime};
 
 #[derive(Args)]
 pub struct GenerateArgs {
     /// Collision system: pp or pbpb (the ALICE-like barrel), or nano (NanoAOD-like
     /// analysis objects: jets, leptons, MET).
-    #[arg(long, default_value = "pp", value_parser = ["pp", "pbpb", "nano"])]
-    pub system: String,
-    /// Pb–Pb centrality class: central (0–5 %), peripheral (70–80 %) or minbias.
-    #[arg(long, default_value = "central", value_parser = ["central", "peripheral", "minbias"])]
-    pub centrality: String,
+    #[arg(long, value_enum, default_value_t = GenerateSystem::Pp)]
+    pub system: GenerateSystem,
+    /// Pb–Pb centrality class.
+    #[arg(long, value_enum, default_value_t = CentralityArg::Central)]
+    pub centrality: CentralityArg,
     #[arg(long)]
     pub events: u64,
     #[arg(long, default_value_t = 1)]
@@ -40,6 +40,29 @@ pub struct GenerateArgs {
     pub rates: Option<String>,
 }
 
+fn generate_nano(name: Option<String>, seed: u64, events: u64, out: &Path) -> Result<()> {
+    let name = name.unwrap_or_else(|| format!("nano-seed{seed}"));
+    let store = DataStore::open(out)?;
+    let progress = bar(events, "generating");
+    let start = Instant::now();
+    let config = alyx_sim::nano::NanoConfig::new(seed);
+    let dataset = datasets::generate_nano(&store, &name, config, events, &mut |done| {
+        progress.set_position(done)
+    })?;
+    progress.finish_and_clear();
+    let m = dataset.manifest();
+    out!(
+        "generated {} NanoAOD-like events ({} jets, {} muons, {} electrons) into {} in {:.1} s",
+        m.event_count(),
+        m.rows(Table::Jets),
+        m.rows(Table::Muons),
+        m.rows(Table::Electrons),
+        dataset.dir().display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 pub fn generate(args: GenerateArgs) -> Result<()> {
     let GenerateArgs {
         system,
@@ -50,34 +73,16 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
         name,
         rates,
     } = args;
-    if system == "nano" {
-        let name = name.unwrap_or_else(|| format!("nano-seed{seed}"));
-        let store = DataStore::open(&out)?;
-        let progress = bar(events, "generating");
-        let start = Instant::now();
-        let config = alyx_sim::nano::NanoConfig::new(seed);
-        let dataset = datasets::generate_nano(&store, &name, config, events, &mut |done| {
-            progress.set_position(done)
-        })?;
-        progress.finish_and_clear();
-        let m = dataset.manifest();
-        out!(
-            "generated {} NanoAOD-like events ({} jets, {} muons, {} electrons) into {} in {:.1} s",
-            m.event_count(),
-            m.rows(Table::Jets),
-            m.rows(Table::Muons),
-            m.rows(Table::Electrons),
-            dataset.dir().display(),
-            start.elapsed().as_secs_f64()
-        );
-        return Ok(());
-    }
-    let system = CollisionSystem::parse(&system)
-        .filter(|s| *s != CollisionSystem::Unknown)
-        .with_context(|| format!("unknown --system `{system}`; use pp, pbpb or nano"))?;
-    let centrality = Centrality::parse(&centrality).with_context(|| {
-        format!("unknown --centrality `{centrality}`; use central, peripheral or minbias")
-    })?;
+    let system = match system {
+        GenerateSystem::Pp => CollisionSystem::Pp,
+        GenerateSystem::Pbpb => CollisionSystem::PbPb,
+        GenerateSystem::Nano => return generate_nano(name, seed, events, &out),
+    };
+    let centrality = match centrality {
+        CentralityArg::Central => Centrality::Central,
+        CentralityArg::Peripheral => Centrality::Peripheral,
+        CentralityArg::Minbias => Centrality::MinimumBias,
+    };
     let mut config = match system {
         CollisionSystem::PbPb => GeneratorConfig::pbpb(seed, centrality),
         _ => GeneratorConfig::pp(seed),
@@ -194,8 +199,8 @@ pub struct InfoArgs {
     #[arg(long)]
     pub dataset: Option<String>,
     /// text, or json (one object per dataset, in an array).
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    pub format: String,
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
 }
 
 pub fn info(args: InfoArgs) -> Result<()> {
@@ -204,7 +209,7 @@ pub fn info(args: InfoArgs) -> Result<()> {
         dataset,
         format,
     } = args;
-    if format == "json" {
+    if format == ListFormat::Json {
         let mut all = Vec::new();
         for d in select(&dir, dataset.as_deref())? {
             let m = d.manifest();
@@ -246,8 +251,8 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub dataset: Option<String>,
     /// text, or json (one report per dataset, in an array; the exit code is the same).
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    pub format: String,
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
 }
 
 pub fn verify(args: VerifyArgs) -> Result<()> {
@@ -258,7 +263,7 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
     } = args;
     let datasets = select(&dir, dataset.as_deref())?;
     let mut bad = 0;
-    if format == "json" {
+    if format == ListFormat::Json {
         let mut all = Vec::new();
         for d in datasets {
             let report = d.verify();
@@ -348,8 +353,8 @@ pub struct ProduceArgs {
     #[arg(long)]
     pub rate: Option<f64>,
     /// Collision system: pp or pbpb (central).
-    #[arg(long, default_value = "pp", value_parser = ["pp", "pbpb"])]
-    pub system: String,
+    #[arg(long, value_enum, default_value_t = ProduceSystem::Pp)]
+    pub system: ProduceSystem,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Index of the first generated event (to continue an earlier run).
@@ -376,8 +381,10 @@ pub fn produce(args: ProduceArgs) -> Result<()> {
         topic,
         to_dir,
     } = args;
-    let system = CollisionSystem::parse(&system)
-        .with_context(|| format!("unknown system `{system}`: use pp or pbpb"))?;
+    let system = match system {
+        ProduceSystem::Pp => CollisionSystem::Pp,
+        ProduceSystem::Pbpb => CollisionSystem::PbPb,
+    };
     let options = alyx_backend::produce::ProduceOptions {
         brokers,
         topic,

@@ -9,6 +9,8 @@ use alyx_query::OutputFormat;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
+use crate::cli::FitMethodArg;
+
 #[derive(Args, Default)]
 pub struct FitArgs {
     /// Fit the histogram: a sum of shapes (gauss, bw, rbw, voigt or bw*gauss, cb, dcb, exp,
@@ -20,8 +22,8 @@ pub struct FitArgs {
     pub range: Option<String>,
     /// The cost: extended (binned Poisson likelihood, yields free), likelihood (shapes and
     /// fractions), neyman or pearson (χ²).
-    #[arg(long, default_value = "extended", value_parser = ["extended", "likelihood", "neyman", "pearson"], requires = "fit")]
-    pub fit_method: String,
+    #[arg(long, value_enum, default_value_t = FitMethodArg::Extended, requires = "fit")]
+    pub fit_method: FitMethodArg,
     /// Asymmetric errors by profiling the likelihood (MINOS).
     #[arg(long, requires = "fit")]
     pub minos: bool,
@@ -56,11 +58,7 @@ pub fn fit(args: &FitArgs, h: &Histogram) -> Result<Option<FitResult>> {
         return Ok(None);
     };
     let model = Model::parse(spec)?;
-    let method = Method::ALL
-        .iter()
-        .find(|(n, _)| *n == args.fit_method)
-        .map(|(_, m)| *m)
-        .with_context(|| format!("unknown --fit-method `{}`", args.fit_method))?;
+    let method = Method::from(args.fit_method);
     let options = FitOptions {
         method,
         range: args

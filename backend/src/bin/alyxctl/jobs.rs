@@ -12,6 +12,8 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::cli::{JobStateArg, ListFormat, ResultFormat, TargetArg};
+
 #[derive(Subcommand)]
 pub enum JobCommand {
     /// Validate and queue a job; prints its id and estimated time to completion.
@@ -32,8 +34,8 @@ pub enum JobCommand {
         #[arg(long = "histogram")]
         histograms: Vec<String>,
         /// Where the tasks run (auto: where the data is, else any executor).
-        #[arg(long, default_value = "auto", value_parser = ["auto", "local", "spark", "slurm"])]
-        target: String,
+        #[arg(long, value_enum, default_value_t = TargetArg::Auto)]
+        target: TargetArg,
         /// -100..100; higher runs first and may preempt lower.
         #[arg(long, default_value_t = 0)]
         priority: i32,
@@ -50,8 +52,8 @@ pub enum JobCommand {
     /// A job's state, progress, estimate and history.
     Status {
         id: u64,
-        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-        format: String,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
     },
     /// Follow a job with a progress bar until it ends.
     Watch { id: u64 },
@@ -75,18 +77,18 @@ pub enum JobCommand {
     List {
         #[arg(long)]
         owner: Option<String>,
-        #[arg(long)]
-        state: Option<String>,
+        #[arg(long, value_enum)]
+        state: Option<JobStateArg>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
-        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-        format: String,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
     },
     /// The merged histograms (partial while the job runs).
     Result {
         id: u64,
-        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
-        format: String,
+        #[arg(long, value_enum, default_value_t = ResultFormat::Table)]
+        format: ResultFormat,
         /// Write to a file (the histograms one after the other).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -244,7 +246,7 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
             query_file,
             adl,
             histograms,
-            target: t,
+            target,
             priority,
             cores,
             memory_mb,
@@ -275,9 +277,7 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
                 (None, Some(q)) => QuerySource::Ast(q),
                 (None, None) => bail!("give --sql, --query-file or --adl"),
             };
-            let target = Target::parse(&t).with_context(|| {
-                format!("unknown --target `{t}`; use auto, local, spark or slurm")
-            })?;
+            let target = Target::from(target);
             let (id, estimate) = client
                 .submit(&JobSubmission {
                     name,
@@ -301,9 +301,9 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
         }
         JobCommand::Status { id, format } => {
             let job = client.job(id).await?;
-            match format.as_str() {
-                "json" => println!("{}", serde_json::to_string_pretty(&job)?),
-                _ => print_job(&job),
+            match format {
+                ListFormat::Json => println!("{}", serde_json::to_string_pretty(&job)?),
+                ListFormat::Text => print_job(&job),
             }
         }
         JobCommand::Watch { id } => watch(&client, id).await?,
@@ -334,11 +334,11 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
             let jobs = client
                 .jobs(
                     &owner.unwrap_or_default(),
-                    &state.unwrap_or_default(),
+                    state.map_or("", |s| JobState::from(s).name()),
                     limit,
                 )
                 .await?;
-            if format == "json" {
+            if format == ListFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&jobs)?);
                 return Ok(());
             }
@@ -361,11 +361,7 @@ pub async fn run(command: JobCommand, backend: &str, token: &str) -> Result<()> 
             }
         }
         JobCommand::Result { id, format, out } => {
-            let format = OutputFormat::parse(&format)
-                .with_context(|| format!("unknown --format `{format}`; use table, csv or json"))?;
-            if format == OutputFormat::Parquet {
-                bail!("job results are written as table, csv or json");
-            }
+            let format = OutputFormat::from(format);
             let r = client.job_result(id).await?;
             let mut sink: Box<dyn std::io::Write> = match &out {
                 Some(path) => Box::new(

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use alyx_analysis::notebook::{CellKind, Notebook};
 use alyx_client::{Client, v1};
 use anyhow::{Context, Result, bail};
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
+
+use crate::cli::{AccessArg, ExportFormat, ListFormat};
 
 #[derive(Subcommand)]
 pub enum NotebookCommand {
@@ -13,15 +15,15 @@ pub enum NotebookCommand {
     Create { title: String },
     /// The notebooks you may open.
     List {
-        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-        format: String,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
     },
     /// Give a user read or write access (or `none` to take it away); owner only.
     Share {
         id: u64,
         user: String,
-        #[arg(long, default_value = "read", value_parser = ["read", "write", "none"])]
-        access: String,
+        #[arg(long, value_enum, default_value_t = AccessArg::Read)]
+        access: AccessArg,
     },
     /// Write a notebook out: Markdown, Jupyter (.ipynb, with outputs) or Automerge (the whole
     /// document with its history), chosen by --format or the file's extension.
@@ -30,8 +32,8 @@ pub enum NotebookCommand {
         #[arg(long)]
         out: Option<PathBuf>,
         /// The export's format (default: by the file's extension).
-        #[arg(long, value_parser = ["md", "ipynb", "automerge"])]
-        format: Option<String>,
+        #[arg(long, value_enum)]
+        format: Option<ExportFormat>,
         /// A version from `history` (default: now).
         #[arg(long)]
         at: Option<String>,
@@ -107,7 +109,7 @@ pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result
         }
         NotebookCommand::List { format } => {
             let all = client.notebooks().await?;
-            if format == "json" {
+            if format == ListFormat::Json {
                 let list: Vec<serde_json::Value> = all
                     .iter()
                     .map(|n| {
@@ -142,11 +144,10 @@ pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result
             }
         }
         NotebookCommand::Share { id, user, access } => {
-            let a = match access.as_str() {
-                "read" => v1::Access::Read,
-                "write" => v1::Access::Write,
-                "none" => v1::Access::None,
-                other => bail!("--access `{other}`: use read, write or none"),
+            let a = match access {
+                AccessArg::Read => v1::Access::Read,
+                AccessArg::Write => v1::Access::Write,
+                AccessArg::None => v1::Access::None,
             };
             let info = client.share(id, &user, a).await?;
             for g in info.grants {
@@ -163,18 +164,22 @@ pub async fn run(command: NotebookCommand, backend: &str, token: &str) -> Result
             if let Some(v) = at {
                 nb = nb.at(&[v])?;
             }
-            let format = format
-                .or_else(|| {
-                    path.as_ref()
-                        .and_then(|p| p.extension())
-                        .map(|e| e.to_string_lossy().into_owned())
-                })
-                .unwrap_or_else(|| "md".into());
-            let bytes = match format.as_str() {
-                "md" | "markdown" => nb.to_markdown().into_bytes(),
-                "ipynb" => serde_json::to_vec_pretty(&nb.to_ipynb())?,
-                "automerge" | "am" => nb.save(),
-                other => bail!("--format `{other}`: use md, ipynb or automerge"),
+            let format = match format {
+                Some(f) => f,
+                None => match path.as_ref().and_then(|p| p.extension()) {
+                    None => ExportFormat::Md,
+                    Some(e) => ExportFormat::from_str(&e.to_string_lossy(), true).map_err(|_| {
+                        anyhow::anyhow!(
+                            "cannot tell the format from the extension .{}: give --format md, ipynb or automerge",
+                            e.to_string_lossy()
+                        )
+                    })?,
+                },
+            };
+            let bytes = match format {
+                ExportFormat::Md => nb.to_markdown().into_bytes(),
+                ExportFormat::Ipynb => serde_json::to_vec_pretty(&nb.to_ipynb())?,
+                ExportFormat::Automerge => nb.save(),
             };
             match path {
                 Some(p) => std::fs::write(&p, bytes)

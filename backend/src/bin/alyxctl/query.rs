@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use polars::prelude::*;
 
-use crate::cli::runtime;
+use crate::cli::{EngineArg, RowFormat, runtime};
 
 #[derive(Args)]
 pub struct QueryArgs {
@@ -28,8 +28,8 @@ pub struct QueryArgs {
     #[arg(long)]
     pub adl: Option<u8>,
     /// local (polars on the Parquet chunks), postgres (the catalogue) or spark.
-    #[arg(long, default_value = "local", value_parser = ["local", "postgres", "spark"])]
-    pub engine: String,
+    #[arg(long, value_enum, default_value_t = EngineArg::Local)]
+    pub engine: EngineArg,
     /// alyxd's gRPC URL: run the query there (needed for postgres and spark).
     #[arg(long, env = "ALYX_BACKEND")]
     pub backend: Option<String>,
@@ -42,8 +42,8 @@ pub struct QueryArgs {
     /// condition (e.g. "run = 545100 AND n_muons >= 2").
     #[arg(long)]
     pub catalogue_filter: Option<String>,
-    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "parquet"])]
-    pub format: String,
+    #[arg(long, value_enum, default_value_t = RowFormat::Table)]
+    pub format: RowFormat,
     /// Write to a file instead of stdout (required for parquet).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -81,10 +81,8 @@ pub fn query(args: QueryArgs) -> Result<()> {
         dataset,
         fit,
     } = args;
-    let format = OutputFormat::parse(&format)
-        .with_context(|| format!("unknown --format `{format}`; use table, csv, json or parquet"))?;
-    let engine = query::Engine::parse(&engine)
-        .with_context(|| format!("unknown --engine `{engine}`; use local, postgres or spark"))?;
+    let format = OutputFormat::from(format);
+    let engine = query::Engine::from(engine);
     let (text, ast) = query_source(sql, query_file, adl)?;
     let histogram = histogram
         .map(|spec| -> Result<(String, Binning)> {
