@@ -165,7 +165,8 @@ impl RNTuple {
         }
         let anchor = tfile::anchor(&mut src, key)?;
         for (what, (_, packed, _)) in [("header", anchor.header), ("footer", anchor.footer)] {
-            if packed > anchor.max_key_size {
+            // uproot writes a maximum of 0: no limit, nothing split.
+            if anchor.max_key_size != 0 && packed > anchor.max_key_size {
                 return unsupported(format!(
                     "the {what} is split over several keys (larger than {} bytes)",
                     anchor.max_key_size
