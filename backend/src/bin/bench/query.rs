@@ -210,7 +210,7 @@ async fn run(args: &Args, db: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO events (event_time, run, event_number, time_ns, dataset_id, event_id, chunk_id, system, sqrt_s_gev,
                              vertex_x_cm, vertex_y_cm, vertex_z_cm, n_tracks, n_hits, n_muons, n_electrons, n_jets, trigger_bits, flags)
-         SELECT to_timestamp(1782864000 + i), 545000, i, (1782864000 + i) * 1000000000, d.id, i, 0, 'pp', 13600,
+         SELECT to_timestamp(1782864000 + i), 999999, i, (1782864000 + i) * 1000000000, d.id, i, 0, 'pp', 13600,
                 0, 0, 0, 50, 2000, 0, 0, 0, 1, ''
          FROM generate_series(0, $1 - 1) AS i, datasets d WHERE d.name = 'hot'",
     )
