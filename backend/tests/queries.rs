@@ -538,7 +538,12 @@ async fn instances_share_results_in_redis_and_never_serve_one_an_invalidation_mi
         cfg
     };
     let b = Server::start(sharing(format!("redis://{}", proxy.addr))).await;
+    // b2 shares b's path to Redis but asks nothing until Redis is back: no result of its own
+    // memory shields it from what Redis holds.
+    let b2 = Server::start(sharing(format!("redis://{}", proxy.addr))).await;
     let c = Server::start(sharing(redis.clone())).await;
+    // Each instance forgets everything (bumps the epoch) once it listens for changes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let token = token(&pool, "ada", Role::Physicist).await;
     let count = |server: &Server| {
         let client = server.client(&token);
@@ -585,9 +590,17 @@ async fn instances_share_results_in_redis_and_never_serve_one_an_invalidation_mi
     assert!(ready.contains("cache: degraded"), "{ready}");
     assert_eq!(metric(&b.metrics_text().await, "alyxd_cache_redis_up"), 0.0);
 
-    // Redis is back with b's old result (300) still in it: b delivers the invalidation it
-    // owes before it reads Redis again, so it never answers 300.
+    // Redis is back with b's old result (300) still in it: b2 heard of the change while it
+    // could not tell Redis, and delivers that invalidation before it reads Redis again, so it
+    // never answers 300.
     proxy.set_cut(false);
+    tokio::time::sleep(alyx_backend::shared_cache::OPEN_FOR + Duration::from_millis(500)).await;
+    assert_eq!(
+        count(&b2).await,
+        400,
+        "never the result the dataset's change hid"
+    );
+    b2.stop().await;
     eventually(Duration::from_secs(20), "b's cache back to ok", || async {
         assert_eq!(
             count(&b).await,
