@@ -301,7 +301,10 @@ impl SharedCache {
     /// calls it every few seconds, so an instance that serves only from its own memory still
     /// catches up).
     pub async fn probe(&self) {
-        self.usable().await;
+        if self.usable().await {
+            let mut redis = self.redis.clone();
+            let _: Option<String> = self.call(redis::cmd("PING").query_async(&mut redis)).await;
+        }
     }
 
     /// Why the cache is degraded, when it is (for readiness and status).

@@ -594,7 +594,15 @@ async fn instances_share_results_in_redis_and_never_serve_one_an_invalidation_mi
     // could not tell Redis, and delivers that invalidation before it reads Redis again, so it
     // never answers 300.
     proxy.set_cut(false);
-    tokio::time::sleep(alyx_backend::shared_cache::OPEN_FOR + Duration::from_millis(500)).await;
+    eventually(
+        Duration::from_secs(20),
+        "b2 reaches Redis again",
+        || async {
+            let (_, ready) = b2.http_get("/readyz").await;
+            ready.contains("cache: ok").then_some(())
+        },
+    )
+    .await;
     assert_eq!(
         count(&b2).await,
         400,
